@@ -1,0 +1,27 @@
+"""SpectraMorph engine: hyperspectral super-resolution as a library.
+
+    from spectramorph_engine import FusionConfig, run_fusion
+    result = run_fusion(FusionConfig(mat_file="scene.mat", mat_key="im"),
+                        progress=print, cancel=threading.Event())
+
+No Qt here: the CLI and the desktop app are two thin clients of this package.
+"""
+from .config import FusionConfig, load_config, save_config, apply_overrides
+from .errors import Cancelled, InputError
+from . import events
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # The pipeline imports torch; load it on first use so `import spectramorph_engine`
+    # (config checks, CLI --help) stays fast.
+    if name in ("run_fusion", "prepare_inputs", "FusionInputs", "FusionResult", "PreparedInputs"):
+        from . import pipeline
+        return getattr(pipeline, name)
+    raise AttributeError(name)
+
+
+__all__ = ["FusionConfig", "load_config", "save_config", "apply_overrides", "InputError",
+           "Cancelled", "events", "run_fusion", "prepare_inputs", "FusionInputs",
+           "FusionResult", "PreparedInputs"]
