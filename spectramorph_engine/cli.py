@@ -1,0 +1,151 @@
+"""`spectramorph` command line: a thin client of `run_fusion`.
+
+    spectramorph run --config my.yaml [--set epochs=500 --set device=cpu]
+    spectramorph run --demo
+
+Bad input ends with one line `error: ...` on stderr and exit code 2; an
+interrupted run exits 130; an unexpected failure exits 1 with a one-line
+message (the traceback only with --debug).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+
+from .config import FusionConfig, apply_overrides, load_config
+from .errors import Cancelled, InputError
+from . import events as ev
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spectramorph",
+                                description="SpectraMorph hyperspectral super-resolution.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="fuse an HR-MSI and an LR-HSI (or a synthetic pair) from a config")
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", metavar="FILE", help="YAML (.yaml/.yml) or JSON (.json) config file")
+    src.add_argument("--demo", action="store_true",
+                     help="run on the built-in demo scene (no data needed); outputs in outputs/demo")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one config key (repeatable), e.g. --set epochs=500")
+    run.add_argument("--debug", action="store_true", help="show tracebacks")
+    run.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    return p
+
+
+class _ConsoleProgress:
+    """tqdm bars for NMF, training and inference when stderr is a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, event):
+        if isinstance(event, ev.Message):
+            self._close()
+            print(f"{event.level}: {event.text}", file=sys.stderr)
+            return
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+        if isinstance(event, ev.StageStarted) and event.stage in ("nmf", "train", "inference"):
+            self._close()
+            self.stage = event.stage
+            total = None if event.stage == "train" else 100
+            unit = "epoch" if event.stage == "train" else "%"
+            self.bar = tqdm(total=total, desc=event.stage, unit=unit, file=sys.stderr, leave=True,
+                            dynamic_ncols=True)
+        elif isinstance(event, ev.EpochEnd) and self.bar is not None:
+            if self.bar.total is None:
+                self.bar.total = event.epochs
+            self.bar.n = event.epoch
+            self.bar.set_postfix(loss=f"{event.loss:.4g}", lr=f"{event.lr:.2e}", refresh=False)
+            self.bar.refresh() if event.epoch == event.epochs else self.bar.update(0)
+        elif isinstance(event, ev.StageProgress) and self.bar is not None and event.stage == self.stage:
+            self.bar.n = round(100 * event.fraction)
+            self.bar.update(0)
+        elif isinstance(event, ev.StageFinished) and event.stage == self.stage:
+            if self.bar is not None and self.bar.total:
+                self.bar.n = self.bar.total
+                self.bar.refresh()
+            self._close()
+
+    def _close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            self.stage = None
+
+
+def _print_summary(result) -> None:
+    out = sys.stdout
+    print(f"HR-HSI {result.hr_hsi.shape} on {result.device}; final loss {result.final_loss:.5g}", file=out)
+    print("stage times: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()), file=out)
+    if result.metrics:
+        names = list(result.metrics)
+        print(f"{'':14s}" + "".join(f"{n:>9s}" for n in names), file=out)
+        for label, m in (("SpectraMorph", result.metrics), ("bicubic", result.bicubic_metrics)):
+            print(f"{label:14s}" + "".join(f"{m[n]:9.4f}" for n in names), file=out)
+    if result.consistency:
+        c = result.consistency
+        lr, msi, bic = c["lr_consistency"], c["msi_consistency"], c["bicubic"]
+        print(f"SRF: {c.get('srf_note', '')}", file=out)
+        print(f"consistency with the LR-HSI: PSNR {lr['PSNR']:.2f} dB, SAM {lr['SAM']:.2f} deg", file=out)
+        print(f"consistency with the HR-MSI: PSNR {msi['PSNR']:.2f} dB", file=out)
+        rr = c.get("reduced_resolution")
+        if rr:
+            print(f"reduced-resolution protocol: PSNR {rr['fusion']['PSNR']:.2f} dB, SAM "
+                  f"{rr['fusion']['SAM']:.2f} deg (bicubic {rr['bicubic']['PSNR']:.2f} dB, "
+                  f"{rr['bicubic']['SAM']:.2f} deg)", file=out)
+        del bic
+    for name, path in result.output_files.items():
+        print(f"wrote {name}: {path}", file=out)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        inputs = None
+        if args.demo:
+            from .demo import demo_config, demo_inputs
+            config = demo_config()
+            inputs = demo_inputs()
+        else:
+            config = load_config(args.config)
+        config = apply_overrides(config, args.overrides)
+        if not args.quiet and config.verbose:
+            logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        from .pipeline import run_fusion
+        cancel = threading.Event()
+        progress = _ConsoleProgress(enabled=sys.stderr.isatty() and not args.quiet)
+        try:
+            result = run_fusion(config, progress=progress, cancel=cancel, inputs=inputs)
+        finally:
+            progress._close()
+        _print_summary(result)
+        return 0
+    except InputError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, Cancelled):
+        print("error: interrupted; no result was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line unless --debug
+        if debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
