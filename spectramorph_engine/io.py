@@ -1,0 +1,1301 @@
+"""Reading cubes and small matrices, writing results atomically.
+
+Readers
+-------
+`load_cube(path, key=None, lazy=False) -> Cube` reads a rows x cols x bands
+cube (or a 2-D single band) from:
+
+- `.mat` MATLAB v5/v7 (scipy.io) and v7.3 (HDF5, via h5py). MATLAB writes
+  v7.3 arrays column-major, so h5py sees the axes reversed; they are
+  reversed back, and a MATLAB H x W x C comes back H x W x C.
+- `.h5` / `.hdf5` / `.he5`: any dataset, groups walked; a key may be a path
+  such as "group/cube". Arrays are taken as stored (no transposition).
+- `.npy`, `.npz`.
+- `.tif` / `.tiff` (tifffile). Axis rule: when the file stores samples
+  contiguously per pixel (planar configuration "contig", tifffile axes
+  ending in "S") the array already is H x W x C and is kept. Otherwise a
+  3-D stack (several pages, or planar "separate") is band-first, C x H x W,
+  and is transposed to H x W x C when its first axis is clearly the band
+  axis: the smallest of the three and <= 512, with both others larger. A
+  stack failing that test (e.g. 200 pages of 100 x 100) is returned as
+  stored; write such cubes contiguous (as `save_cube` does) to be safe.
+- ENVI: a `.hdr` header with its data file (`.img`, `.dat`, `.raw`, ... or
+  no extension), or the data file itself with the header beside it, via
+  `spectral.envi.open`. The header's 'reflectance scale factor' and
+  'data ignore value' are not applied (the pipeline normalises anyway).
+  TIFF wavelengths are read from tifffile's JSON description when present.
+
+Several arrays and no `key` is refused with a list of the candidates
+(`list_arrays` gives the same list to the GUI's picker); an array named
+`wavelength`, `wavelengths` or `wl` is never a candidate: it is read as the
+cube's band wavelengths instead.
+
+Wavelengths (float64, nm, or None) come from, in order: the HDF5 attributes
+'wavelength' / 'wavelengths' / 'wl' of the dataset then of the file; a
+wavelength array beside the cube (.mat, .h5, .npz); the ENVI header's
+'wavelength'; for `.npy`, the sidecar `<stem>_wavelengths.txt` that
+`save_cube` writes. Values are converted from micrometres to nm when the
+header's 'wavelength units' says micrometres or, with no unit given, when
+all values are < 10. A list whose length differs from the band count is
+ignored (logged), never guessed at.
+
+Eager loads return float32 numpy arrays (integer and float64 input is
+converted) and refuse NaN/Inf, counting them. `lazy=True` returns, without
+reading the data: an `h5py.Dataset` (.h5), a read-only `np.memmap` (.npy,
+ENVI), or for v7.3 .mat a `TransposedDataset` view; the dtype is the
+file's. The file must stay open while the data is used: the `Cube` holds
+the h5py file and `Cube.close()` (or `with load_cube(...) as cube:`)
+releases it. For lazy data the NaN/Inf check looks at a sample of up to 16
+rows spread over the cube only. Formats that cannot be read lazily
+(.mat v5, .npz, .tif) are loaded whole even when `lazy=True`.
+
+`load_matrix` reads small 2-D things (PSF, SRF) and always returns a 2-D
+float64 array (a 1-D vector becomes one row). `load_wavelengths` reads a
+sidecar list of band wavelengths.
+
+Writers
+-------
+Everything is written under a temporary name in the target folder and
+renamed over the target only once complete (`atomic_path`), so a failed or
+cancelled write leaves neither a partial file nor a damaged old one.
+
+`save_cube(path, data, wavelengths=None, extra=None)` by suffix:
+- `.npy`: the cube; `.npy` cannot carry metadata, so the wavelengths go to
+  a sidecar `<stem>_wavelengths.txt` (one value per line, nm) that
+  `load_cube` picks up again; a stale sidecar is removed when saving
+  without wavelengths. `extra` arrays cannot be stored and are dropped
+  (logged).
+- `.mat`: variable named by the file's stem (`hr_hsi.mat` -> `hr_hsi`),
+  plus `wavelengths` (1 x C) and the `extra` arrays. MATLAB v5 holds at
+  most 2 GB per variable: when any array is larger the file is written as
+  v7.3 (HDF5 with MATLAB's 512-byte header, axes transposed the MATLAB
+  way), which MATLAB and `load_cube` read, but scipy.io.loadmat does not.
+- `.h5` / `.hdf5`: dataset named by the stem, gzip (level 1) + shuffle,
+  chunked by whole pixel rows (~4 MB chunks); wavelengths as the dataset's
+  attribute 'wavelengths' and as a dataset 'wavelengths'; `extra` arrays as
+  datasets. gzip rather than lzf so that any HDF5 reader (MATLAB, IDL,
+  h5py without plugins) opens the file.
+- `.tif` / `.tiff`: H x W x C, planar configuration contig (BigTIFF when
+  needed); wavelengths in tifffile's JSON image description ('wavelength',
+  nm), which `load_cube` reads back (other TIFF readers ignore it).
+- `.hdr` / `.img`: ENVI, BIP interleave, header 'wavelength' and
+  'wavelength units = Nanometers'. The data file is renamed into place
+  before the header, so a header never describes a missing data file.
+
+`ResultWriter` streams a result by blocks of pixel rows so that a
+2048 x 2048 x 200 float32 result (3.2 GB) is written with memory bounded by
+the block: .h5 (chunked dataset written block by block), .npy and ENVI
+(raw writes at the block's offset into the preallocated temporary file; a
+memmap is offered through `ResultWriter.array` only when asked for), .mat
+(v5 cannot stream: the result is buffered in memory and saved at the end;
+results above 2 GB are streamed into a v7.3 file instead) and .tif
+(buffered).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+MAT_SUFFIXES = (".mat",)
+H5_SUFFIXES = (".h5", ".hdf5", ".he5")
+TIF_SUFFIXES = (".tif", ".tiff")
+ENVI_DATA_SUFFIXES = (".img", ".dat", ".raw", ".bin")
+ENVI_SUFFIXES = (".hdr",) + ENVI_DATA_SUFFIXES
+CUBE_SUFFIXES = MAT_SUFFIXES + H5_SUFFIXES + (".npy", ".npz") + TIF_SUFFIXES + ENVI_SUFFIXES
+MATRIX_SUFFIXES = MAT_SUFFIXES + H5_SUFFIXES + (".npy", ".npz", ".txt", ".csv") + TIF_SUFFIXES
+WAVELENGTH_SUFFIXES = (".txt", ".csv", ".npy")
+SAVE_SUFFIXES = (".npy", ".mat") + H5_SUFFIXES + TIF_SUFFIXES + (".hdr", ".img")
+
+WAVELENGTH_NAMES = ("wavelength", "wavelengths", "wl")
+# MATLAB v5 stores sizes in 32 bits and MATLAB itself refuses variables over 2 GB in v5/v7.
+MAT_V5_LIMIT_BYTES = 2**31 - 1
+_MATLAB_CLASSES = {"double": "float64", "single": "float32", "int8": "int8", "uint8": "uint8",
+                   "int16": "int16", "uint16": "uint16", "int32": "int32", "uint32": "uint32",
+                   "int64": "int64", "uint64": "uint64", "logical": "bool"}
+_NUMERIC_KINDS = "biuf"
+
+
+# ----------------------------------------------------------------------------- the cube
+@dataclass
+class Cube:
+    """A loaded array with its band wavelengths (nm) and where it came from.
+
+    `data` is a float32 ndarray, or with `lazy=True` an h5py dataset /
+    np.memmap / TransposedDataset that reads from the still-open file:
+    call `close()` (or use the cube as a context manager) when done.
+    """
+    data: Any
+    wavelengths: Optional[np.ndarray] = None
+    source: Optional[str] = None
+    key: Optional[str] = None
+    _handle: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    def close(self) -> None:
+        """Release the open file behind lazy data (no-op for in-memory data)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> "Cube":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TransposedDataset:
+    """Lazy view of an HDF5 dataset with its axes reversed (MATLAB v7.3 layout).
+
+    Supports `shape`, `dtype`, `ndim`, basic indexing (ints and slices) and
+    `np.asarray`; only the indexed part is read from the file.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.shape = tuple(reversed(dataset.shape))
+        self.dtype = dataset.dtype
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        part = self.dataset[tuple(reversed(key))]
+        # The dataset returns its own (reversed) axis order; reversing again restores ours.
+        return np.asarray(part).T
+
+    def __array__(self, dtype=None, copy=None):
+        a = np.asarray(self.dataset[()]).T
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _short(exc: BaseException) -> str:
+    """A one-line reason from a library exception (h5py and scipy messages can be long)."""
+    text = str(exc).strip() or type(exc).__name__
+    text = text.splitlines()[0]
+    inner = re.search(r"\(([^()]*)\)\s*$", text)
+    if "Unable to" in text and inner:   # h5py: "Unable to open file (truncated file: ...)"
+        text = inner.group(1)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _fmt_shape(shape) -> str:
+    return "x".join(str(int(s)) for s in shape) if len(shape) else "scalar"
+
+
+def _check_file(path: PathLike) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"file '{p}' does not exist")
+    if p.is_dir():
+        raise InputError(f"'{p}' is a folder, not a file")
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise InputError(f"file '{p}' cannot be read: {exc.strerror or exc}") from None
+    if size == 0:
+        raise InputError(f"file '{p}' is empty")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"file '{p}' cannot be read: permission denied")
+    return p
+
+
+def _unknown_suffix(p: Path, allowed: Sequence[str], what: str) -> InputError:
+    return InputError(f"'{p}' has an unknown file type '{p.suffix or '(none)'}' for {what}; "
+                      f"supported: {', '.join(allowed)}")
+
+
+def _is_wavelength_name(name: str) -> bool:
+    return name.rsplit("/", 1)[-1].lower() in WAVELENGTH_NAMES
+
+
+def _to_nm(values, units: Optional[str] = None) -> np.ndarray:
+    wl = np.asarray(values, dtype=np.float64).ravel()
+    u = (units or "").strip().lower()
+    if u in ("micrometers", "micrometres", "micrometer", "micrometre", "microns", "micron", "um",
+             "µm", "μm"):
+        return wl * 1000.0
+    if u in ("millimeters", "millimetres", "mm"):
+        return wl * 1e6
+    if u in ("nanometers", "nanometres", "nanometer", "nanometre", "nm"):
+        return wl
+    # No (known) unit: hyperspectral sensors span ~350-2500 nm, i.e. 0.35-2.5 um; < 10 means um.
+    if wl.size and np.all(np.isfinite(wl)) and np.nanmax(np.abs(wl)) < 10:
+        return wl * 1000.0
+    return wl
+
+
+def _match_wavelengths(wl, shape, source: str) -> Optional[np.ndarray]:
+    """Keep `wl` only if it has one value per band of an array of `shape`."""
+    if wl is None:
+        return None
+    wl = np.asarray(wl, dtype=np.float64).ravel()
+    bands = shape[2] if len(shape) == 3 else 1
+    if wl.size != bands or not np.all(np.isfinite(wl)):
+        log.warning("ignoring wavelengths from %s: %d values for %d bands", source, wl.size, bands)
+        return None
+    return wl
+
+
+def _count_nonfinite(a, lazy: bool) -> int:
+    """NaN/Inf count; in row blocks so a big cube needs no full-size boolean mask."""
+    if np.dtype(a.dtype).kind != "f":
+        return 0
+    n = a.shape[0]
+    if lazy:
+        rows = np.unique(np.linspace(0, n - 1, num=min(n, 16)).round().astype(int))
+        return int(sum(np.count_nonzero(~np.isfinite(np.asarray(a[int(r)]))) for r in rows))
+    row_bytes = max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
+    step = max(1, (64 << 20) // row_bytes)
+    return int(sum(np.count_nonzero(~np.isfinite(a[i:i + step])) for i in range(0, n, step)))
+
+
+def _finish(p: Path, data, key, wavelengths, lazy: bool, handle=None) -> Cube:
+    """Common checks and conversion for every reader."""
+    what = f"'{p}'" + (f" variable '{key}'" if key else "")
+    dtype = np.dtype(data.dtype)
+    shape = tuple(data.shape)
+    try:
+        if dtype.kind == "c":
+            raise InputError(f"{what} is complex ({dtype}); a real-valued cube is needed")
+        if dtype.kind not in _NUMERIC_KINDS:
+            raise InputError(f"{what} is not a numeric array (type {dtype})")
+        if len(shape) not in (2, 3):
+            raise InputError(f"{what} has shape {_fmt_shape(shape)}: a 3-D rows x cols x bands cube "
+                             f"(or a 2-D single band) is needed")
+        if 0 in shape:
+            raise InputError(f"{what} is empty (shape {_fmt_shape(shape)})")
+        if not lazy:
+            if dtype.kind in "iub" or dtype != np.float32:
+                if dtype.kind in "iub":
+                    log.info("%s: integer data (%s) converted to float32", what, dtype)
+                data = np.asarray(data, dtype=np.float32)
+            else:
+                data = np.asarray(data)
+        bad = _count_nonfinite(data, lazy)
+        if bad:
+            extra = " in a sample of rows" if lazy else ""
+            raise InputError(f"{what} holds {bad} NaN or Inf values{extra}")
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        raise
+    wl = _match_wavelengths(wavelengths, shape, str(p))
+    return Cube(data=data, wavelengths=wl, source=str(p), key=key, _handle=handle)
+
+
+def _choose(p: Path, entries: list, key: Optional[str], what: str = "arrays") -> str:
+    """Pick the array named `key`, or the single candidate; refuse with the list otherwise."""
+    names = [e[0] for e in entries]
+    if key is not None:
+        if key in names:
+            return key
+        stripped = key.strip("/")
+        if stripped in names:
+            return stripped
+        listing = ", ".join(names) if names else "none"
+        raise InputError(f"'{p}' has no array '{key}'; arrays there: {listing}")
+    candidates = [e for e in entries if not _is_wavelength_name(e[0])]
+    if not candidates:
+        raise InputError(f"'{p}' holds no numeric array")
+    if len(candidates) > 1:
+        # Prefer 2-D/3-D arrays: a 1-D band list or a scalar beside the cube is not ambiguous.
+        shaped = [e for e in candidates if len(e[1]) in (2, 3)]
+        if len(shaped) == 1:
+            return shaped[0][0]
+        listing = ", ".join(f"{n}: {_fmt_shape(s)}" for n, s, _ in (shaped or candidates))
+        raise InputError(f"'{p}' holds several {what} ({listing}); choose one with mat_key")
+    return candidates[0][0]
+
+
+# ----------------------------------------------------------------------------- format detection
+def _kind(p: Path) -> str:
+    s = p.suffix.lower()
+    if s in MAT_SUFFIXES:
+        return "mat"
+    if s in H5_SUFFIXES:
+        return "h5"
+    if s == ".npy":
+        return "npy"
+    if s == ".npz":
+        return "npz"
+    if s in TIF_SUFFIXES:
+        return "tif"
+    if s in ENVI_SUFFIXES:
+        return "envi"
+    return ""
+
+
+def _is_hdf5(p: Path) -> bool:
+    import h5py
+    try:
+        return bool(h5py.is_hdf5(str(p)))
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------- MATLAB
+def _mat_v5_entries(p: Path) -> list:
+    import scipy.io
+    try:
+        info = scipy.io.whosmat(str(p))
+    except Exception as exc:   # scipy raises ValueError, TypeError, MatReadError... on bad files
+        raise InputError(f"'{p}' cannot be read as MATLAB .mat: {_short(exc)}") from None
+    out = []
+    for name, shape, cls in info:
+        dt = _MATLAB_CLASSES.get(cls)
+        if dt is not None:
+            out.append((name, tuple(int(s) for s in shape), dt))
+    return out
+
+
+def _h5_entries(f, matlab: bool) -> list:
+    """(path, shape, dtype) of the numeric datasets of an open h5py file, groups walked."""
+    import h5py
+    out = []
+
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        if matlab:
+            if name.startswith("#"):          # '#refs#', '#subsystem#': MATLAB internals
+                return
+            cls = obj.attrs.get("MATLAB_class")
+            cls = cls.decode() if isinstance(cls, bytes) else cls
+            if cls is not None and cls not in _MATLAB_CLASSES:
+                return                         # char, cell, struct fields, function handles
+            if obj.attrs.get("MATLAB_empty"):
+                return
+        if obj.dtype.kind not in _NUMERIC_KINDS or obj.shape is None:
+            return
+        shape = tuple(reversed(obj.shape)) if matlab else tuple(obj.shape)
+        out.append((name, shape, str(obj.dtype)))
+
+    f.visititems(visit)
+    return out
+
+
+def _open_h5(p: Path, label: str):
+    import h5py
+    try:
+        return h5py.File(str(p), "r")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"'{p}' cannot be read as {label}: {_short(exc)}") from None
+
+
+def _h5_wavelengths(f, ds, name: str, matlab: bool):
+    for obj in (ds, f):
+        for attr in WAVELENGTH_NAMES:
+            if attr in obj.attrs:
+                units = obj.attrs.get("wavelength_units", obj.attrs.get("wavelength units"))
+                units = units.decode() if isinstance(units, bytes) else units
+                return _to_nm(np.asarray(obj.attrs[attr]), units)
+    import h5py
+    parent = name.rsplit("/", 1)[0] if "/" in name else ""
+    for group in dict.fromkeys((parent, "")):
+        g = f[group] if group else f
+        for n in WAVELENGTH_NAMES:
+            if n in g and isinstance(g[n], h5py.Dataset) and g[n].dtype.kind in _NUMERIC_KINDS:
+                units = g[n].attrs.get("units")
+                units = units.decode() if isinstance(units, bytes) else units
+                return _to_nm(g[n][()], units)
+    return None
+
+
+def _load_hdf5(p: Path, key, lazy: bool, matlab: bool) -> Cube:
+    label = "MATLAB v7.3 .mat (HDF5)" if matlab else "HDF5"
+    f = _open_h5(p, label)
+    try:
+        entries = _h5_entries(f, matlab)
+        name = _choose(p, entries, key, "datasets" if not matlab else "arrays")
+        ds = f[name]
+        wl = _h5_wavelengths(f, ds, name, matlab)
+        if lazy:
+            data = TransposedDataset(ds) if matlab else ds
+            return _finish(p, data, name, wl, lazy=True, handle=f)
+        try:
+            arr = ds.astype(np.float32)[()] if ds.dtype.kind in _NUMERIC_KINDS else ds[()]
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError(f"'{p}' cannot be read as {label}: {_short(exc)}") from None
+        if matlab:
+            arr = np.ascontiguousarray(arr.T)
+        f.close()
+        return _finish(p, arr, name, wl, lazy=False)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _load_mat(p: Path, key, lazy: bool) -> Cube:
+    if _is_hdf5(p):
+        return _load_hdf5(p, key, lazy, matlab=True)
+    import scipy.io
+    entries = _mat_v5_entries(p)
+    name = _choose(p, entries, key)
+    names = {e[0] for e in entries}
+    wl_names = [n for n in names if _is_wavelength_name(n) and n != name]
+    try:
+        vars_ = scipy.io.loadmat(str(p), variable_names=[name] + wl_names)
+    except Exception as exc:
+        raise InputError(f"'{p}' cannot be read as MATLAB .mat: {_short(exc)}") from None
+    if name not in vars_:
+        raise InputError(f"'{p}' cannot be read as MATLAB .mat: variable '{name}' is unreadable")
+    wl = next((_to_nm(vars_[n]) for n in sorted(wl_names) if n in vars_), None)
+    return _finish(p, vars_[name], name, wl, lazy=False)
+
+
+# ----------------------------------------------------------------------------- numpy
+def _npy_sidecar(p: Path) -> Path:
+    return p.with_name(p.stem + "_wavelengths.txt")
+
+
+def _load_npy(p: Path, lazy: bool) -> Cube:
+    try:
+        data = np.load(str(p), mmap_mode="r" if lazy else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"'{p}' cannot be read as NumPy .npy: {_short(exc)}") from None
+    if not isinstance(data, np.ndarray):
+        raise InputError(f"'{p}' cannot be read as NumPy .npy: not a single array")
+    wl = None
+    side = _npy_sidecar(p)
+    if side.is_file():
+        try:
+            wl = load_wavelengths(side)
+        except InputError as exc:
+            log.warning("ignoring %s: %s", side, exc)
+    return _finish(p, data, None, wl, lazy=lazy)
+
+
+def _npz_entries(z) -> list:
+    out = []
+    for name in z.files:
+        a = z[name]
+        if a.dtype.kind in _NUMERIC_KINDS:
+            out.append((name, tuple(a.shape), str(a.dtype)))
+    return out
+
+
+def _open_npz(p: Path):
+    try:
+        return np.load(str(p), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"'{p}' cannot be read as NumPy .npz: {_short(exc)}") from None
+
+
+def _load_npz(p: Path, key) -> Cube:
+    with _open_npz(p) as z:
+        try:
+            entries = _npz_entries(z)
+            name = _choose(p, entries, key)
+            data = z[name]
+            wl_name = next((n for n in z.files if _is_wavelength_name(n) and n != name), None)
+            wl = _to_nm(z[wl_name]) if wl_name else None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"'{p}' cannot be read as NumPy .npz: {_short(exc)}") from None
+    return _finish(p, data, name, wl, lazy=False)
+
+
+# ----------------------------------------------------------------------------- TIFF
+def _band_first(shape) -> bool:
+    """The TIFF axis rule: first axis smallest, <= 512, both others larger."""
+    return len(shape) == 3 and shape[0] <= 512 and shape[0] < shape[1] and shape[0] < shape[2]
+
+
+def _read_tif(p: Path, header_only: bool = False):
+    import tifffile
+    try:
+        with tifffile.TiffFile(str(p)) as tf:
+            series = tf.series[0]
+            axes, shape, dtype = series.axes, tuple(series.shape), str(series.dtype)
+            data = None if header_only else series.asarray()
+            # tifffile's "shaped" JSON description is where save_cube puts the wavelengths.
+            meta = (tf.shaped_metadata or ({},))[0] if tf.is_shaped else {}
+    except Exception as exc:   # tifffile raises TiffFileError, ValueError, struct.error...
+        raise InputError(f"'{p}' cannot be read as TIFF: {_short(exc)}") from None
+    if data is not None:
+        data = np.squeeze(data) if data.ndim > 3 else data
+        shape = tuple(data.shape)
+    else:
+        shape = tuple(s for s in shape if s != 1) if len(shape) > 3 else shape
+    contiguous = axes.endswith("S")
+    if len(shape) == 3 and not contiguous and _band_first(shape):
+        shape = (shape[1], shape[2], shape[0])
+        if data is not None:
+            data = np.ascontiguousarray(np.moveaxis(data, 0, -1))
+    wl = next((meta[k] for k in WAVELENGTH_NAMES if k in meta), None)
+    wl = _to_nm(wl, meta.get("wavelength_units")) if wl is not None else None
+    return data, shape, dtype, wl
+
+
+def _load_tif(p: Path) -> Cube:
+    data, _, _, wl = _read_tif(p)
+    return _finish(p, data, None, wl, lazy=False)
+
+
+# ----------------------------------------------------------------------------- ENVI
+def _envi_pair(p: Path) -> tuple:
+    """(header, data file) of an ENVI image given either of them."""
+    if p.suffix.lower() == ".hdr":
+        base = p.with_suffix("")
+        for cand in [base] + [base.with_name(base.name + e) for s in ENVI_DATA_SUFFIXES
+                              for e in (s, s.upper())]:
+            if cand.is_file():
+                return p, cand
+        raise InputError(f"ENVI header '{p}' has no data file beside it "
+                         f"(looked for {base.name} with {', '.join(ENVI_DATA_SUFFIXES)} or no extension)")
+    for hdr in (p.with_suffix(".hdr"), p.with_suffix(".HDR"), p.with_name(p.name + ".hdr")):
+        if hdr.is_file():
+            return hdr, p
+    raise InputError(f"ENVI data file '{p}' has no header '{p.with_suffix('.hdr').name}' beside it")
+
+
+def _open_envi(p: Path):
+    import spectral.io.envi as envi
+    hdr, data_file = _envi_pair(p)
+    _check_file(hdr)
+    _check_file(data_file)
+    try:
+        img = envi.open(str(hdr), str(data_file))
+    except Exception as exc:   # spectral raises its own Envi* exceptions, ValueError, KeyError...
+        raise InputError(f"'{hdr}' cannot be read as ENVI: {_short(exc)}") from None
+    need = int(img.offset) + img.nrows * img.ncols * img.nbands * np.dtype(img.dtype).itemsize
+    have = data_file.stat().st_size
+    if have < need:
+        raise InputError(f"'{data_file}' cannot be read as ENVI: data file is truncated "
+                         f"({have} of {need} bytes)")
+    return img, hdr
+
+
+def _envi_wavelengths(img) -> Optional[np.ndarray]:
+    centers = getattr(img.bands, "centers", None)
+    if not centers:
+        return None
+    return _to_nm(centers, getattr(img.bands, "band_unit", None))
+
+
+def _load_envi(p: Path, lazy: bool) -> Cube:
+    img, hdr = _open_envi(p)
+    try:
+        # BIP view: a memmap whose axes already read rows x cols x bands, whatever the interleave.
+        data = img.open_memmap(interleave="bip") if lazy else np.asarray(img.load(scale=False))
+    except Exception as exc:
+        raise InputError(f"'{p}' cannot be read as ENVI: {_short(exc)}") from None
+    if not lazy:
+        data = np.asarray(data)   # drop spectral's ImageArray subclass
+    return _finish(p, data, None, _envi_wavelengths(img), lazy=lazy)
+
+
+# ----------------------------------------------------------------------------- public readers
+def list_arrays(path: PathLike) -> list:
+    """(name, shape, dtype) of every numeric array in `path`, shapes as `load_cube` returns them.
+
+    Wavelength arrays are left out (they are metadata, not cubes). Single-array
+    formats (.npy, .tif, ENVI) give one entry named after the file's stem.
+    """
+    p = _check_file(path)
+    kind = _kind(p)
+    if kind == "mat":
+        if _is_hdf5(p):
+            with _open_h5(p, "MATLAB v7.3 .mat (HDF5)") as f:
+                entries = _h5_entries(f, matlab=True)
+        else:
+            entries = _mat_v5_entries(p)
+    elif kind == "h5":
+        with _open_h5(p, "HDF5") as f:
+            entries = _h5_entries(f, matlab=False)
+    elif kind == "npz":
+        with _open_npz(p) as z:
+            try:
+                entries = _npz_entries(z)
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise InputError(f"'{p}' cannot be read as NumPy .npz: {_short(exc)}") from None
+    elif kind == "npy":
+        try:
+            a = np.load(str(p), mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"'{p}' cannot be read as NumPy .npy: {_short(exc)}") from None
+        entries = [(p.stem, tuple(a.shape), str(a.dtype))]
+    elif kind == "tif":
+        _, shape, dtype, _ = _read_tif(p, header_only=True)
+        entries = [(p.stem, shape, dtype)]
+    elif kind == "envi":
+        img, _ = _open_envi(p)
+        entries = [(p.stem, (img.nrows, img.ncols, img.nbands), str(np.dtype(img.dtype)))]
+    else:
+        raise _unknown_suffix(p, CUBE_SUFFIXES, "a cube")
+    return [e for e in entries if not _is_wavelength_name(e[0])]
+
+
+def load_cube(path: PathLike, key: Optional[str] = None, lazy: bool = False) -> Cube:
+    """Read a rows x cols x bands cube (or a 2-D band) and its wavelengths; see the module doc."""
+    p = _check_file(path)
+    kind = _kind(p)
+    if not kind:
+        raise _unknown_suffix(p, CUBE_SUFFIXES, "a cube")
+    if key is not None and kind in ("npy", "tif", "envi"):
+        log.info("'%s' holds a single array: key '%s' not used", p, key)
+        key = None
+    if kind == "mat":
+        return _load_mat(p, key, lazy)
+    if kind == "h5":
+        return _load_hdf5(p, key, lazy, matlab=False)
+    if kind == "npy":
+        return _load_npy(p, lazy)
+    if kind == "npz":
+        return _load_npz(p, key)
+    if kind == "tif":
+        return _load_tif(p)
+    return _load_envi(p, lazy)
+
+
+def _read_text_table(p: Path) -> np.ndarray:
+    """Numbers from a .txt/.csv: comma, semicolon, tab or space separated; one header line allowed."""
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"'{p}' cannot be read as text: {_short(exc)}") from None
+    lines = [ln.strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(("#", "%", ";"))]
+    if not lines:
+        raise InputError(f"file '{p}' holds no numbers")
+
+    def split(line):
+        return [t for t in re.split(r"[,;\t ]+", line) if t]
+
+    def numeric(line):
+        try:
+            [float(t) for t in split(line)]
+            return True
+        except ValueError:
+            return False
+
+    if not numeric(lines[0]):
+        lines = lines[1:]            # a header row such as "wavelength_nm"
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append([float(t) for t in split(line)])
+        except ValueError:
+            raise InputError(f"'{p}' has a non-numeric value on data line {i + 1}: {line[:60]!r}") from None
+    if not rows:
+        raise InputError(f"file '{p}' holds no numbers")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise InputError(f"'{p}' has rows of different lengths ({', '.join(map(str, sorted(widths)))} values)")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def load_matrix(path: PathLike, key: Optional[str] = None) -> np.ndarray:
+    """A small 2-D float64 array (PSF, SRF) from .mat, .npy, .npz, .txt/.csv, .h5 or .tif.
+
+    A 1-D vector comes back as one row (1 x n); NaN/Inf and more than two
+    dimensions are refused.
+    """
+    p = _check_file(path)
+    s = p.suffix.lower()
+    if s in (".txt", ".csv"):
+        a = _read_text_table(p)
+        key = None
+    elif s in MATRIX_SUFFIXES:
+        kind = _kind(p)
+        if kind == "mat" and not _is_hdf5(p):
+            import scipy.io
+            entries = _mat_v5_entries(p)
+            name = _choose(p, entries, key, "arrays")
+            try:
+                a = scipy.io.loadmat(str(p), variable_names=[name])[name]
+            except Exception as exc:
+                raise InputError(f"'{p}' cannot be read as MATLAB .mat: {_short(exc)}") from None
+            key = name
+        elif kind in ("mat", "h5"):
+            matlab = kind == "mat"
+            with _open_h5(p, "MATLAB v7.3 .mat (HDF5)" if matlab else "HDF5") as f:
+                name = _choose(p, _h5_entries(f, matlab), key, "datasets")
+                try:
+                    a = f[name][()]
+                except (OSError, ValueError) as exc:
+                    raise InputError(f"'{p}' cannot be read as HDF5: {_short(exc)}") from None
+            a = a.T if matlab else a
+            key = name
+        elif kind == "npy":
+            try:
+                a = np.load(str(p), allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise InputError(f"'{p}' cannot be read as NumPy .npy: {_short(exc)}") from None
+            key = None
+        elif kind == "npz":
+            with _open_npz(p) as z:
+                name = _choose(p, _npz_entries(z), key)
+                a = z[name]
+            key = name
+        else:
+            a, _, _, _ = _read_tif(p)
+            key = None
+    else:
+        raise _unknown_suffix(p, MATRIX_SUFFIXES, "a matrix")
+    what = f"'{p}'" + (f" variable '{key}'" if key else "")
+    a = np.asarray(a)
+    if a.dtype.kind not in _NUMERIC_KINDS:
+        raise InputError(f"{what} is not a real numeric array (type {a.dtype})")
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise InputError(f"{what} has shape {_fmt_shape(a.shape)}: a 2-D matrix is needed")
+    if a.size == 0:
+        raise InputError(f"{what} is empty (shape {_fmt_shape(a.shape)})")
+    a = a.astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(a)))
+    if bad:
+        raise InputError(f"{what} holds {bad} NaN or Inf values")
+    return a
+
+
+def load_wavelengths(path: PathLike) -> np.ndarray:
+    """Band wavelengths in nm (float64, 1-D) from a one-column (or one-row) .txt/.csv or a .npy.
+
+    A header line is allowed; micrometre values (all < 10) are converted to nm.
+    """
+    p = _check_file(path)
+    s = p.suffix.lower()
+    if s not in WAVELENGTH_SUFFIXES:
+        raise _unknown_suffix(p, WAVELENGTH_SUFFIXES, "a wavelength list")
+    a = load_matrix(p)
+    if min(a.shape) != 1:
+        raise InputError(f"'{p}' has shape {_fmt_shape(a.shape)}: a single column of wavelengths is needed")
+    wl = _to_nm(a.ravel())
+    if np.any(wl <= 0):
+        raise InputError(f"'{p}' holds wavelengths <= 0")
+    return wl
+
+
+# ----------------------------------------------------------------------------- atomic writing
+def _prepare_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"output folder '{folder}' cannot be created: {exc.strerror or exc}") from None
+
+
+def _umask_mode() -> int:
+    # mkstemp makes files private (0600); outputs should get the user's normal permissions.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+        os.unlink(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success.
+
+    On any exception (including KeyboardInterrupt / cancellation) the
+    temporary file is removed and `path`, if it existed, is untouched. The
+    temporary file exists (empty) when the block starts; writers that
+    refuse to overwrite need their `force` option.
+    """
+    target = Path(path).expanduser()
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"cannot write '{target}': it is a folder")
+    _prepare_folder(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.tmp-", suffix=target.suffix, dir=folder)
+    except OSError as exc:
+        raise InputError(f"output folder '{folder}' cannot be written: {exc.strerror or exc}") from None
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, target)
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+# ----------------------------------------------------------------------------- writers
+def _validated(data, wavelengths) -> tuple:
+    arr = np.asarray(data)
+    if arr.ndim not in (2, 3):
+        raise InputError(f"cannot save an array of shape {_fmt_shape(arr.shape)}: 2-D or 3-D needed")
+    wl = None
+    if wavelengths is not None:
+        wl = np.asarray(wavelengths, dtype=np.float64).ravel()
+        bands = arr.shape[2] if arr.ndim == 3 else 1
+        if wl.size != bands:
+            raise InputError(f"{wl.size} wavelengths given for a cube of {bands} bands")
+    return arr, wl
+
+
+def _stem_name(p: Path) -> str:
+    """The variable / dataset name for a file: its stem, made a valid MATLAB identifier."""
+    name = re.sub(r"\W", "_", p.stem)
+    if not name or not name[0].isalpha():
+        name = "x" + name
+    return name[:63]
+
+
+def _write_wavelength_text(path: Path, wl: np.ndarray) -> None:
+    atomic_write_text(path, "wavelength_nm\n" + "".join(f"{v:.6g}\n" for v in wl))
+
+
+def _mat_header_73() -> bytes:
+    """MATLAB's 512-byte userblock for a v7.3 file: text, subsystem offset, version 0x0200, 'IM'."""
+    text = ("MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: "
+            f"{time.strftime('%a %b %d %H:%M:%S %Y')} HDF5 schema 1.00 .").encode("ascii")
+    head = text.ljust(116, b" ")[:116] + b"\x00" * 8 + b"\x00\x02" + b"IM"
+    return head.ljust(512, b"\x00")
+
+
+def _matlab_class(dtype) -> bytes:
+    inv = {v: k for k, v in _MATLAB_CLASSES.items()}
+    return inv.get(np.dtype(dtype).name, "double").encode("ascii")
+
+
+def _mat73_dataset(f, name: str, shape, dtype, **kw):
+    """Create `name` in MATLAB layout: h5py shape is the MATLAB shape reversed."""
+    mshape = tuple(shape) if len(shape) >= 2 else (1, int(np.prod(shape)))
+    ds = f.create_dataset(name, shape=tuple(reversed(mshape)), dtype=dtype, **kw)
+    ds.attrs.create("MATLAB_class", np.bytes_(_matlab_class(dtype)))
+    return ds
+
+
+def _mat73_put(f, name: str, arr) -> None:
+    arr = np.asarray(arr)
+    if arr.ndim < 2:
+        arr = arr.reshape(1, -1)   # MATLAB has no 1-D arrays: a row vector, as scipy's savemat
+    ds = _mat73_dataset(f, name, arr.shape, arr.dtype)
+    ds[...] = arr.T
+
+
+def _stamp_mat73(path: Path) -> None:
+    with open(path, "r+b") as fh:
+        fh.write(_mat_header_73())
+
+
+def _save_mat(tmp: Path, variables: dict) -> None:
+    import scipy.io
+    big = any(np.asarray(v).nbytes > MAT_V5_LIMIT_BYTES for v in variables.values())
+    if not big:
+        scipy.io.savemat(str(tmp), variables, do_compression=False, oned_as="row")
+        return
+    import h5py
+    log.info("writing '%s' as MATLAB v7.3: an array exceeds v5's 2 GB limit", tmp)
+    with h5py.File(str(tmp), "w", userblock_size=512) as f:
+        for name, arr in variables.items():
+            _mat73_put(f, name, arr)
+    _stamp_mat73(tmp)
+
+
+def _h5_chunks(shape, itemsize: int) -> tuple:
+    """Chunks of whole pixel rows, about 4 MB each (one row if a row is bigger)."""
+    row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * itemsize)
+    rows = int(max(1, min(shape[0], (4 << 20) // row_bytes)))
+    return (rows,) + tuple(int(s) for s in shape[1:])
+
+
+_H5_COMPRESSION = dict(compression="gzip", compression_opts=1, shuffle=True)
+
+
+def _h5_put(f, name: str, arr) -> None:
+    arr = np.asarray(arr)
+    kw = dict(_H5_COMPRESSION, chunks=_h5_chunks(arr.shape, arr.dtype.itemsize)) if arr.ndim >= 2 else {}
+    f.create_dataset(name, data=arr, **kw)
+
+
+def _h5_write_meta(f, ds, wl, extra) -> None:
+    if wl is not None:
+        ds.attrs["wavelengths"] = wl
+        ds.attrs["wavelength_units"] = "nm"
+        if "wavelengths" not in f:
+            f.create_dataset("wavelengths", data=wl).attrs["units"] = "nm"
+    for k, v in (extra or {}).items():
+        _h5_put(f, k, v)
+
+
+def _write_tif(path: Path, arr, wl) -> None:
+    import tifffile
+    meta = {} if wl is None else {"wavelength": [float(v) for v in wl], "wavelength_units": "nm"}
+    tifffile.imwrite(str(path), arr, photometric="minisblack", planarconfig="contig",
+                     bigtiff=arr.nbytes > 2**31, metadata=meta)
+
+
+def _envi_metadata(wl) -> dict:
+    meta = {"description": "SpectraMorph Studio result"}
+    if wl is not None:
+        meta["wavelength"] = [f"{v:.6g}" for v in wl]
+        meta["wavelength units"] = "Nanometers"
+    return meta
+
+
+def _envi_names(path: Path) -> tuple:
+    """(header, data file) to write for a target named .hdr or .img."""
+    if path.suffix.lower() == ".hdr":
+        return path, path.with_suffix(".img")
+    return path.with_suffix(".hdr"), path
+
+
+@contextlib.contextmanager
+def _atomic_envi(path: Path) -> Iterator[tuple]:
+    """Temporary (header, data) pair; committed data first, then header."""
+    hdr, img = _envi_names(path)
+    with atomic_path(hdr) as tmp_hdr:
+        tmp_img = tmp_hdr.with_suffix(img.suffix)
+        try:
+            yield tmp_hdr, tmp_img
+            os.chmod(tmp_img, _umask_mode())
+            os.replace(tmp_img, img)
+        except BaseException:
+            _discard(tmp_img)
+            raise
+
+
+def _check_extra(extra) -> dict:
+    out = {}
+    for k, v in (extra or {}).items():
+        if not re.fullmatch(r"[A-Za-z]\w{0,62}", str(k)):
+            raise InputError(f"extra array name {k!r} is not a valid variable name")
+        out[str(k)] = np.asarray(v)
+    return out
+
+
+def save_cube(path: PathLike, data, wavelengths=None, extra: Optional[dict] = None) -> Path:
+    """Write a cube by the suffix of `path` (see the module doc); returns the path written."""
+    p = Path(path).expanduser()
+    s = p.suffix.lower()
+    if s not in SAVE_SUFFIXES:
+        raise _unknown_suffix(p, SAVE_SUFFIXES, "saving a cube")
+    arr, wl = _validated(data, wavelengths)
+    extra = _check_extra(extra)
+    name = _stem_name(p)
+    if s == ".npy":
+        if extra:
+            log.warning("'%s': .npy holds one array; extra arrays %s not saved", p, sorted(extra))
+        with atomic_path(p) as tmp:
+            np.save(str(tmp), arr)
+        side = _npy_sidecar(p)
+        if wl is not None:
+            _write_wavelength_text(side, wl)
+        elif side.exists():
+            _discard(side)   # it described the array just replaced
+    elif s == ".mat":
+        variables = {name: arr}
+        if wl is not None:
+            variables["wavelengths"] = wl[None, :]
+        for k, v in extra.items():
+            variables.setdefault(k, v)
+        with atomic_path(p) as tmp:
+            _save_mat(tmp, variables)
+    elif s in H5_SUFFIXES:
+        import h5py
+        with atomic_path(p) as tmp:
+            with h5py.File(str(tmp), "w") as f:
+                ds = f.create_dataset(name, data=arr, chunks=_h5_chunks(arr.shape, arr.dtype.itemsize),
+                                      **_H5_COMPRESSION)
+                _h5_write_meta(f, ds, wl, extra)
+    elif s in TIF_SUFFIXES:
+        with atomic_path(p) as tmp:
+            _write_tif(tmp, arr, wl)
+    else:
+        import spectral.io.envi as envi
+        with _atomic_envi(p) as (tmp_hdr, tmp_img):
+            envi.save_image(str(tmp_hdr), arr, ext=tmp_img.suffix, interleave="bip", force=True,
+                            metadata=_envi_metadata(wl))
+        p = _envi_names(p)[0]
+    return p
+
+
+# ----------------------------------------------------------------------------- streaming
+class ResultWriter:
+    """Write an H x W x C result block by block of pixel rows, committed atomically.
+
+        with ResultWriter("out/hr_hsi.h5", (H, W, C), wavelengths=wl) as w:
+            for r0 in range(0, H, 64):
+                w.write_rows(r0, block)          # block: rows x W x C
+            w.set_extra("abundances", alle)      # optional, before the end
+        # committed here; an exception inside the block leaves nothing behind
+
+    Rows may come in any order; `close()` refuses to commit while rows are
+    missing (unless `array` was used to fill the result directly).
+    """
+
+    def __init__(self, path: PathLike, shape, wavelengths=None, extra: Optional[dict] = None,
+                 dtype=np.float32):
+        self.path = Path(path).expanduser()
+        self.shape = tuple(int(s) for s in shape)
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise InputError(f"cannot write a result of shape {_fmt_shape(self.shape)}: H x W x C needed")
+        self.dtype = np.dtype(dtype)
+        s = self.path.suffix.lower()
+        if s not in SAVE_SUFFIXES:
+            raise _unknown_suffix(self.path, SAVE_SUFFIXES, "saving a cube")
+        self.wavelengths = None
+        if wavelengths is not None:
+            self.wavelengths = np.asarray(wavelengths, dtype=np.float64).ravel()
+            if self.wavelengths.size != self.shape[2]:
+                raise InputError(f"{self.wavelengths.size} wavelengths given for a cube of "
+                                 f"{self.shape[2]} bands")
+        self.extra = _check_extra(extra)
+        self._done = np.zeros(self.shape[0], dtype=bool)
+        self._array = None
+        self._array_used = False
+        self._closed = False
+        self._commit_ok = False
+        self._fd = None
+        self._h5 = None
+        self._stack = contextlib.ExitStack()
+        self._name = _stem_name(self.path)
+        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        if s == ".npy" or s in (".hdr", ".img"):
+            self._backend = "raw"
+        elif s in H5_SUFFIXES:
+            self._backend = "h5"
+        elif s == ".mat" and nbytes > MAT_V5_LIMIT_BYTES:
+            self._backend = "mat73"
+        else:
+            self._backend = "buffer"       # .mat v5 and .tif: in memory, saved at close
+        try:
+            self._open()
+        except BaseException:
+            self._closed = True
+            self._release()
+            self._stack.close()
+            raise
+
+    # -- backends ---------------------------------------------------------
+    def _temp(self, target: Path) -> Path:
+        """Enter an atomic_path for `target`; committed when the stack unwinds cleanly."""
+        return self._stack.enter_context(_Committing(self, atomic_path(target)))
+
+    def _open(self) -> None:
+        H, W, C = self.shape
+        s = self.path.suffix.lower()
+        if self._backend == "raw" and s == ".npy":
+            self._tmp = self._temp(self.path)
+            mm = np.lib.format.open_memmap(str(self._tmp), mode="w+", dtype=self.dtype, shape=self.shape)
+            self._offset = int(mm.offset)
+            del mm                          # only the header and the file size are needed
+            self._raw_file = self._tmp
+        elif self._backend == "raw":
+            import spectral.io.envi as envi
+            tmp_hdr, tmp_img = self._stack.enter_context(_Committing(self, _atomic_envi(self.path)))
+            img = envi.create_image(str(tmp_hdr), _envi_metadata(self.wavelengths), shape=self.shape,
+                                    dtype=self.dtype, interleave="bip", ext=tmp_img.suffix, force=True)
+            del img
+            self._offset = 0
+            self._raw_file = tmp_img
+        elif self._backend in ("h5", "mat73"):
+            import h5py
+            self._tmp = self._temp(self.path)
+            matlab = self._backend == "mat73"
+            # A chunk cache that holds a few chunks, so blocks not aligned to chunks stay cheap.
+            f = h5py.File(str(self._tmp), "w", userblock_size=512 if matlab else 0,
+                          rdcc_nbytes=64 << 20)
+            self._h5 = f
+            if matlab:
+                chunks = tuple(reversed(_h5_chunks(self.shape, self.dtype.itemsize)))
+                self._ds = _mat73_dataset(f, self._name, self.shape, self.dtype, chunks=chunks)
+            else:
+                self._ds = f.create_dataset(self._name, shape=self.shape, dtype=self.dtype,
+                                            chunks=_h5_chunks(self.shape, self.dtype.itemsize),
+                                            **_H5_COMPRESSION)
+        else:
+            self._tmp = self._temp(self.path)
+            self._array = np.zeros(self.shape, dtype=self.dtype)
+        if self._backend == "raw":
+            self._fd = os.open(str(self._raw_file), os.O_WRONLY)
+
+    @property
+    def array(self):
+        """The writable backing store: a memmap (.npy, ENVI) or ndarray (.mat v5, .tif); None for HDF5."""
+        if self._backend == "raw" and self._array is None:
+            self._array = np.memmap(str(self._raw_file), dtype=self.dtype, mode="r+",
+                                    offset=self._offset, shape=self.shape)
+        self._array_used = self._array is not None
+        return self._array
+
+    def set_extra(self, name: str, data) -> None:
+        """Add an array (endmembers, abundances) stored with the result where the format allows."""
+        self.extra.update(_check_extra({name: data}))
+
+    def write_rows(self, row_start: int, block) -> None:
+        """Write `block` (n x W x C) at rows row_start .. row_start + n - 1."""
+        if self._closed:
+            raise RuntimeError("ResultWriter is closed")
+        block = np.asarray(block, dtype=self.dtype)
+        H, W, C = self.shape
+        n = block.shape[0] if block.ndim == 3 else -1
+        if block.ndim != 3 or block.shape[1:] != (W, C) or not 0 <= row_start <= H - n:
+            raise ValueError(f"block of shape {_fmt_shape(block.shape)} at row {row_start} does not fit "
+                             f"a result of shape {_fmt_shape(self.shape)}")
+        r1 = row_start + n
+        if self._backend == "raw":
+            buf = np.ascontiguousarray(block)
+            pos = self._offset + row_start * W * C * self.dtype.itemsize
+            view = memoryview(buf).cast("B")
+            while view:
+                written = os.pwrite(self._fd, view, pos)
+                view, pos = view[written:], pos + written
+        elif self._backend == "h5":
+            self._ds[row_start:r1] = block
+        elif self._backend == "mat73":
+            self._ds[:, :, row_start:r1] = block.T
+        else:
+            self._array[row_start:r1] = block
+        self._done[row_start:r1] = True
+
+    # -- ending -------------------------------------------------------------
+    def _finalise(self) -> None:
+        """Complete the temporary file(s) before they are renamed into place."""
+        if self._backend == "raw":
+            if self._array is not None:
+                self._array.flush()
+                self._array = None
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            if self.path.suffix.lower() == ".npy" and self.extra:
+                log.warning("'%s': .npy holds one array; extra arrays %s not saved", self.path,
+                            sorted(self.extra))
+        elif self._backend == "h5":
+            _h5_write_meta(self._h5, self._ds, self.wavelengths, self.extra)
+            self._h5.close()
+        elif self._backend == "mat73":
+            if self.wavelengths is not None:
+                _mat73_put(self._h5, "wavelengths", self.wavelengths[None, :])
+            for k, v in self.extra.items():
+                if k not in self._h5:
+                    _mat73_put(self._h5, k, v)
+            self._h5.close()
+            _stamp_mat73(self._tmp)
+        elif self.path.suffix.lower() == ".mat":
+            variables = {self._name: self._array}
+            if self.wavelengths is not None:
+                variables["wavelengths"] = self.wavelengths[None, :]
+            for k, v in self.extra.items():
+                variables.setdefault(k, v)
+            _save_mat(self._tmp, variables)
+        else:
+            _write_tif(self._tmp, self._array, self.wavelengths)
+
+    def _release(self) -> None:
+        """Close open handles without committing (so temporary files can be removed)."""
+        if getattr(self, "_fd", None) is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        if getattr(self, "_h5", None) is not None:
+            with contextlib.suppress(Exception):
+                self._h5.close()
+        self._array = None
+
+    def close(self) -> Path:
+        """Finish and commit atomically; refuses while rows are missing."""
+        if self._closed:
+            return self.path
+        if not self._array_used and not self._done.all():
+            missing = int((~self._done).sum())
+            self.abort()
+            raise ValueError(f"ResultWriter for '{self.path}': {missing} of {self.shape[0]} rows "
+                             f"never written; nothing saved")
+        try:
+            self._finalise()
+            self._commit_ok = True
+            self._stack.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        if self.path.suffix.lower() == ".npy":
+            side = _npy_sidecar(self.path)
+            if self.wavelengths is not None:
+                _write_wavelength_text(side, self.wavelengths)
+            elif side.exists():
+                _discard(side)
+        return _envi_names(self.path)[0] if self.path.suffix.lower() in (".hdr", ".img") else self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far; the target stays as it was."""
+        if self._closed:
+            return
+        self._closed = True
+        self._release()
+        self._commit_ok = False
+        self._stack.close()
+
+    def __enter__(self) -> "ResultWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self):
+        # A writer dropped without close() must not leave its temporary file behind.
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.abort()
+
+
+class _Committing:
+    """Wrap an atomic context manager so the ExitStack commits only when the writer says so."""
+
+    def __init__(self, writer: ResultWriter, cm):
+        self.writer, self.cm = writer, cm
+
+    def __enter__(self):
+        return self.cm.__enter__()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None and not self.writer._commit_ok:
+            err = RuntimeError("result writing aborted")
+            with contextlib.suppress(RuntimeError):
+                self.cm.__exit__(RuntimeError, err, None)   # removes the temporary file(s)
+            return False
+        return self.cm.__exit__(exc_type, exc, tb)

@@ -1,0 +1,248 @@
+"""Widgets bound to one `FusionConfig` key each.
+
+A panel lists its keys with a label, a unit and a tooltip; `ConfigForm`
+builds the right editor, writes user edits to the state (the config object
+validates them) and puts the config's value back into the widget whenever the
+config changes (a YAML file opened, an edit refused). Tooltips always end with
+the key's name and its default so the YAML and the window read the same.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import fields as dc_fields
+from typing import Any, Optional, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QSpinBox, QToolButton, QWidget)
+
+from spectramorph_engine import FusionConfig
+
+DEFAULTS = FusionConfig()
+_MISSING = object()
+
+
+def default_text(key: str) -> str:
+    value = getattr(DEFAULTS, key)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def tooltip(key: str, text: str) -> str:
+    return f"<p>{text}</p><p><i>Config key</i> <code>{key}</code>, default <code>{default_text(key)}</code>.</p>"
+
+
+class SciSpinBox(QDoubleSpinBox):
+    """A spin box for values spanning decades (learning rates): shows 1e-06, steps by ~x1.26."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setDecimals(15)
+        self.setRange(1e-12, 10.0)
+        self.setKeyboardTracking(False)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.4g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text.strip().replace(self.suffix(), ""))
+        except ValueError:
+            return self.value()
+
+    def validate(self, text, pos):
+        body = text.strip().replace(self.suffix(), "") if self.suffix() else text.strip()
+        if body in ("", "-", ".", "e", "1e", "1e-"):
+            return QValidator.Intermediate, text, pos
+        try:
+            float(body)
+        except ValueError:
+            lowered = body.lower()
+            ok = all(c in "0123456789.e-+" for c in lowered)
+            return (QValidator.Intermediate if ok else QValidator.Invalid), text, pos
+        return QValidator.Acceptable, text, pos
+
+    def stepBy(self, steps: int) -> None:
+        # one step = a tenth of a decade, the natural unit for learning rates
+        self.setValue(self.value() * 10 ** (steps / 10))
+
+
+class OptionalNumber(QWidget):
+    """A number or null: a check box names what null means ('all pixels', 'no noise')."""
+    changed = Signal()
+
+    def __init__(self, null_text: str, spin, parent=None):
+        super().__init__(parent)
+        self.spin = spin
+        self.check = QCheckBox(null_text)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.spin, 1)
+        lay.addWidget(self.check)
+        self.check.toggled.connect(self._toggled)
+        self.spin.valueChanged.connect(lambda _v: self.changed.emit())
+
+    def _toggled(self, on):
+        self.spin.setEnabled(not on)
+        self.changed.emit()
+
+    def value(self):
+        return None if self.check.isChecked() else self.spin.value()
+
+    def setValue(self, value):
+        self.check.setChecked(value is None)
+        if value is not None:
+            self.spin.setValue(value)
+        self.spin.setEnabled(value is not None)
+
+
+class Field:
+    """Spec of one editor: key, label, kind and options."""
+
+    def __init__(self, key: str, label: str, tip: str, kind: str = "auto", unit: str = "",
+                 minimum: Optional[float] = None, maximum: Optional[float] = None, step: Optional[float] = None,
+                 decimals: int = 2, choices: Optional[Sequence] = None, choice_labels: Optional[Sequence] = None,
+                 null_text: str = ""):
+        self.key, self.label, self.tip, self.kind, self.unit = key, label, tip, kind, unit
+        self.minimum, self.maximum, self.step, self.decimals = minimum, maximum, step, decimals
+        self.choices, self.choice_labels, self.null_text = choices, choice_labels, null_text
+
+
+def _make_spin(f: Field, integer: bool):
+    spin = QSpinBox() if integer else QDoubleSpinBox()
+    if not integer:
+        spin.setDecimals(f.decimals)
+    lo = f.minimum if f.minimum is not None else (1 if integer else 0.0)
+    hi = f.maximum if f.maximum is not None else (10 ** 9 if integer else 1e6)
+    spin.setRange(int(lo) if integer else lo, int(hi) if integer else hi)
+    if f.step is not None:
+        spin.setSingleStep(int(f.step) if integer else f.step)
+    if f.unit:
+        spin.setSuffix(f" {f.unit}")
+    spin.setKeyboardTracking(False)   # commit on Enter / focus out / arrows, not per keystroke
+    spin.setAlignment(Qt.AlignRight)
+    return spin
+
+
+class BoundWidget:
+    """One editor bound to one key."""
+
+    def __init__(self, state, f: Field):
+        self.state, self.field = state, f
+        kind = f.kind
+        if kind == "auto":
+            default = getattr(DEFAULTS, f.key)
+            kind = ("bool" if isinstance(default, bool) else "int" if isinstance(default, int)
+                    else "float" if isinstance(default, float) else "str")
+        self.kind = kind
+        if kind == "int":
+            w = _make_spin(f, integer=True)
+            w.valueChanged.connect(self._commit)
+        elif kind == "float":
+            w = _make_spin(f, integer=False)
+            w.valueChanged.connect(self._commit)
+        elif kind == "sci":
+            w = SciSpinBox()
+            if f.unit:
+                w.setSuffix(f" {f.unit}")
+            w.valueChanged.connect(self._commit)
+        elif kind in ("opt_int", "opt_float"):
+            w = OptionalNumber(f.null_text, _make_spin(f, integer=kind == "opt_int"))
+            w.changed.connect(self._commit)
+        elif kind == "bool":
+            w = QCheckBox(f.null_text or "")
+            w.toggled.connect(self._commit)
+        elif kind == "choice":
+            w = QComboBox()
+            labels = f.choice_labels or [str(c) for c in f.choices]
+            for value, text in zip(f.choices, labels):
+                w.addItem(text, value)
+            w.currentIndexChanged.connect(self._commit)
+        elif kind == "str":
+            w = QLineEdit()
+            w.editingFinished.connect(self._commit)
+        else:
+            raise ValueError(f"unknown field kind {kind}")
+        w.setToolTip(tooltip(f.key, f.tip))
+        w.setObjectName(f"field_{f.key}")
+        self.widget = w
+        self._updating = False
+        self.show(getattr(state.config, f.key))
+
+    # value <-> widget ---------------------------------------------------
+    def value(self) -> Any:
+        w, k = self.widget, self.kind
+        if k in ("int", "float", "sci", "opt_int", "opt_float"):
+            return w.value()
+        if k == "bool":
+            return w.isChecked()
+        if k == "choice":
+            return w.currentData()
+        text = w.text().strip()
+        return text or None
+
+    def show(self, value) -> None:
+        self._updating = True
+        try:
+            w, k = self.widget, self.kind
+            if k in ("int", "float", "sci", "opt_int", "opt_float"):
+                w.setValue(value)
+            elif k == "bool":
+                w.setChecked(bool(value))
+            elif k == "choice":
+                i = w.findData(value)
+                if i < 0:   # a value the list does not offer (from a YAML file): show it anyway
+                    w.addItem(str(value), value)
+                    i = w.count() - 1
+                w.setCurrentIndex(i)
+            else:
+                w.setText("" if value is None else str(value))
+        finally:
+            self._updating = False
+
+    def _commit(self, *_):
+        if self._updating:
+            return
+        value = self.value()
+        current = getattr(self.state.config, self.field.key)
+        if isinstance(value, float) and isinstance(current, float) and math.isclose(value, current, rel_tol=1e-9):
+            return
+        self.state.update_config(**{self.field.key: value})
+
+
+class ConfigForm(QWidget):
+    """A QFormLayout of bound editors; redraws itself from every configChanged."""
+
+    def __init__(self, state, specs: Sequence[Field], parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.form = QFormLayout(self)
+        self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.form.setContentsMargins(0, 0, 0, 0)
+        self.bound: dict = {}
+        for spec in specs:
+            b = BoundWidget(state, spec)
+            self.bound[spec.key] = b
+            label = QLabel(spec.label)
+            label.setToolTip(b.widget.toolTip())
+            self.form.addRow(label, b.widget)
+        state.configChanged.connect(self._from_config)
+
+    def widget(self, key: str):
+        return self.bound[key].widget
+
+    def set_row_visible(self, key: str, visible: bool) -> None:
+        self.form.setRowVisible(self.bound[key].widget, visible)
+
+    def _from_config(self, config) -> None:
+        for key, b in self.bound.items():
+            b.show(getattr(config, key))
+
+
+KNOWN_KEYS = {f.name for f in dc_fields(FusionConfig)}

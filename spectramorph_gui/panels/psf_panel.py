@@ -1,0 +1,154 @@
+"""PSF panel: the blur of the hyperspectral camera.
+
+Type, sigma and kernel size (or a kernel file), with the kernel drawn live,
+its radial profile, its sum and its FWHM. Every number comes from the
+engine's `psf` module; the kernel is small, so it is recomputed on the GUI
+thread at every edit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy,
+                               QVBoxLayout, QWidget)
+
+from spectramorph_engine import InputError
+from spectramorph_engine.config import PSF_TYPES
+
+from . import dialogs
+from .fields import ConfigForm, Field, tooltip
+from .plotting import ImageView, plain_axes
+
+MATRIX_FILTER = "Kernels (*.mat *.npy *.txt *.csv *.h5 *.tif *.tiff);;All files (*)"
+
+PSF_FIELDS = [
+    Field("psf_type", "Type", "Shape of the point spread function (SPEC 2). Every kernel is normalised "
+          "to sum 1.", kind="choice", choices=PSF_TYPES),
+    Field("sigma", "Sigma", "Spread of the kernel in HR pixels (the Gaussian's standard deviation, "
+          "the scale radius of the other shapes). Unused by 'delta'.", unit="px", minimum=0.05,
+          maximum=100, step=0.1, decimals=2),
+    Field("kernel_size", "Kernel half-size", "The kernel is (2·k+1) pixels square.", unit="",
+          minimum=1, maximum=64),
+]
+
+
+class PsfPanel(QWidget):
+    def __init__(self, state, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.kernel = None
+
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.form = ConfigForm(state, PSF_FIELDS)
+        self.grid_label = QLabel()
+        self.form.form.addRow("Grid", self.grid_label)
+
+        self.file_check = QCheckBox("Use a kernel file")
+        self.file_check.setToolTip(tooltip("provide_psf", "Read the PSF from a file (2-D, square, odd size) "
+                                           "instead of the type above."))
+        self.file_edit = QLineEdit()
+        self.file_edit.setReadOnly(True)
+        self.file_edit.setPlaceholderText("no file")
+        self.file_edit.setToolTip(tooltip("psf_file", "The kernel file (.mat, .npy, .txt, .csv, .h5, .tif)."))
+        self.browse = QPushButton("Browse…")
+        file_row = QHBoxLayout()
+        file_row.addWidget(self.file_check)
+        file_row.addWidget(self.file_edit, 1)
+        file_row.addWidget(self.browse)
+
+        self.kernel_view = ImageView("Kernel", levels=(0.0, 1.0))
+        self.kernel_view.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.kernel_view.image.setColorMap(pg.colormap.get("viridis"))
+        self.profile_plot = pg.PlotWidget(title="Radial profile")
+        self.profile_plot.setLabel("bottom", "radius", units="px")
+        self.profile_plot.setLabel("left", "weight")
+        self.profile_plot.showGrid(x=True, y=True, alpha=0.3)
+        plain_axes(self.profile_plot)
+        self.profile_curve = self.profile_plot.plot(pen=pg.mkPen("#1565c0", width=2), symbol="o",
+                                                    symbolSize=4, symbolBrush="#1565c0")
+        self.half_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#e65100", style=pg.QtCore.Qt.DashLine))
+        self.profile_plot.addItem(self.half_line)
+        self.stats = QLabel()
+        self.stats.setObjectName("psfStats")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.note)
+        layout.addWidget(self.form)
+        layout.addLayout(file_row)
+        layout.addWidget(self.stats)
+        layout.addWidget(self.kernel_view, 3)
+        layout.addWidget(self.profile_plot, 2)
+
+        self.file_check.toggled.connect(self._file_toggled)
+        self.browse.clicked.connect(lambda: self.choose_file())
+        state.configChanged.connect(self._on_config)
+        state.runStarted.connect(lambda: self.setEnabled(False))
+        for sig in (state.runFinished, state.runFailed, state.runCancelled):
+            sig.connect(lambda *_: self.setEnabled(True))
+        self._on_config(state.config)
+
+    # ------------------------------------------------------------------ user actions
+    def choose_file(self, path: str | None = None) -> bool:
+        if path is None:
+            path = dialogs.ask_open_file(self, "Open a PSF kernel", MATRIX_FILTER)
+            if not path:
+                return False
+        from spectramorph_engine import psf
+        try:
+            psf.load_psf(path)   # refuse a bad kernel before the config points at it
+        except InputError as exc:
+            dialogs.show_error(self, str(exc))
+            return False
+        return self.state.update_config(provide_psf=True, psf_file=path)
+
+    def _file_toggled(self, on: bool) -> None:
+        if on == self.state.config.provide_psf:
+            return
+        if on and not self.state.config.psf_file:
+            if not self.choose_file():
+                self._on_config(self.state.config)
+            return
+        self.state.update_config(provide_psf=on)
+
+    # ------------------------------------------------------------------ reactions
+    def _on_config(self, config) -> None:
+        self.file_check.blockSignals(True)
+        self.file_check.setChecked(config.provide_psf)
+        self.file_check.blockSignals(False)
+        self.file_edit.setText(config.psf_file or "")
+        for key in ("psf_type", "sigma", "kernel_size"):
+            self.form.widget(key).setEnabled(not config.provide_psf)
+        self.form.widget("sigma").setEnabled(not config.provide_psf and config.psf_type != "delta")
+        self.note.setText("Synthetic mode: blurs the ground truth before it is downsampled into the LR-HSI."
+                          if config.synthetic else
+                          "Real-world mode: the blur assumed for the consistency check (the result "
+                          "degraded back against the LR-HSI).")
+        n = 2 * config.kernel_size + 1
+        self.grid_label.setText(f"{n} × {n} px")
+        self.redraw(config)
+
+    def redraw(self, config=None) -> None:
+        from spectramorph_engine import psf
+        config = config or self.state.config
+        try:
+            if config.provide_psf and config.psf_file:
+                kernel = psf.load_psf(config.psf_file)
+            else:
+                kernel = psf.make_psf(config.psf_type, config.sigma, config.kernel_size)
+            r, values = psf.radial_profile(kernel)
+            fwhm = psf.psf_fwhm(kernel)
+        except InputError as exc:
+            self.kernel = None
+            self.kernel_view.set_image(None)
+            self.profile_curve.setData([], [])
+            self.stats.setText(f"<span style='color:#b71c1c'>{exc}</span>")
+            return
+        self.kernel = kernel
+        peak = float(kernel.max()) or 1.0
+        self.kernel_view.set_image(np.asarray(kernel, dtype=np.float32), levels=(0.0, peak))
+        self.kernel_view.set_title(f"Kernel {kernel.shape[0]}×{kernel.shape[1]} (peak {peak:.3g})")
+        self.profile_curve.setData(np.asarray(r, dtype=float), np.asarray(values, dtype=float))
+        self.half_line.setValue(fwhm / 2.0)
+        self.stats.setText(f"<b>Sum</b> {float(kernel.sum()):.6f} &nbsp; <b>FWHM</b> {fwhm:.2f} px "
+                           f"&nbsp; <span style='color:#e65100'>(dashed: FWHM/2)</span>")

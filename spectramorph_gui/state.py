@@ -1,0 +1,421 @@
+"""AppState: the one object every panel talks to.
+
+It holds the current configuration (a frozen `FusionConfig`), the arrays the
+user loaded, the prepared inputs (`prepare_inputs`, what the previews show),
+the training history and the last result. Panels call its methods on user
+input and redraw when its signals fire; they never talk to each other.
+
+Changes that can fail (opening a file, a pair that does not fit, a config
+file) are tried on the task thread first and committed only when the engine
+accepted them: on failure `errorRaised` carries the engine's sentence and
+nothing the window shows changes.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from spectramorph_engine import FusionConfig, InputError
+from spectramorph_engine.config import KEYS
+
+from .worker import Workers
+
+# Keys that change nothing before training: editing them needs no new preview.
+TRAINING_KEYS = frozenset({
+    "verbose", "init_lr", "max_lr", "final_lr", "epochs", "hidden_size", "training_batch_size",
+    "inference_batch_size", "num_endmembers", "spec_prior", "prior_downsample", "figure_format",
+    "output_file_type", "output_dir", "log_dir", "scheduler", "device"})
+PREPARE_DELAY_MS = 200   # coalesce a burst of edits (a spin box held down) into one preparation
+
+
+@dataclass
+class DataSource:
+    """One array the user loaded, with where it came from (for the data panel and YAML)."""
+    data: np.ndarray
+    label: str
+    path: Optional[str] = None
+    key: Optional[str] = None
+    wavelengths: Optional[np.ndarray] = None
+    value_range: tuple = (0.0, 0.0)
+
+
+@dataclass
+class RunProgress:
+    stage: str = ""
+    epoch: int = 0
+    epochs: int = 0
+    loss: Optional[float] = None
+    lr: Optional[float] = None
+    fraction: Optional[float] = None      # inside a non-training stage
+    elapsed: float = 0.0
+    eta: Optional[float] = None           # seconds left in training
+
+
+@dataclass
+class History:
+    epoch: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    version: int = 0                      # bumped on every change, for throttled redraws
+
+    def clear(self):
+        self.epoch.clear(), self.loss.clear(), self.lr.clear()
+        self.version += 1
+
+
+def source_from_cube(cube, label, path=None, key=None) -> DataSource:
+    data = np.asarray(cube.data)
+    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+    rng = (float(finite.min()), float(finite.max())) if finite.size else (float("nan"), float("nan"))
+    wl = None if cube.wavelengths is None else np.asarray(cube.wavelengths, dtype=float)
+    return DataSource(data=data, label=label, path=path, key=key, wavelengths=wl, value_range=rng)
+
+
+def load_demo_source(size: Optional[int] = None) -> DataSource:
+    """The built-in demo scene (engine `demo.demo_scene`), optionally at a smaller size."""
+    from spectramorph_engine import demo
+    fn = demo.demo_scene
+    if size is not None and "size" in inspect.signature(fn).parameters:
+        truth, wl = fn(size=size)
+    else:
+        truth, wl = fn()
+    from types import SimpleNamespace
+    return source_from_cube(SimpleNamespace(data=truth, wavelengths=wl), "built-in demo scene")
+
+
+def load_source(path: str, key: Optional[str] = None) -> DataSource:
+    from spectramorph_engine import io
+    cube = io.load_cube(path, key=key)
+    label = path if key is None else f"{path} [{key}]"
+    return source_from_cube(cube, label, path=path, key=key)
+
+
+class AppState(QObject):
+    configChanged = Signal(object)        # FusionConfig
+    inputsChanged = Signal()              # a data source was replaced
+    preparedChanged = Signal(object)      # PreparedInputs | None
+    prepareFailed = Signal(str)
+    runStarted = Signal()
+    runProgress = Signal(object)          # RunProgress
+    runFinished = Signal(object)          # FusionResult
+    runFailed = Signal(str)
+    runCancelled = Signal(str)
+    resultChanged = Signal(object)        # FusionResult | None
+    busyChanged = Signal(str)             # label of the background task, "" when idle
+    errorRaised = Signal(str)             # a sentence for an error dialog
+    loadFinished = Signal(bool)           # a file / demo / config load ended (accepted or not)
+    message = Signal(str)                 # a line for the status bar
+
+    def __init__(self, parent=None, demo_size: Optional[int] = None):
+        super().__init__(parent)
+        self.demo_size = demo_size
+        self.config = FusionConfig()
+        self.truth: Optional[DataSource] = None
+        self.hr_msi: Optional[DataSource] = None
+        self.lr_hsi: Optional[DataSource] = None
+        self.prepared = None
+        self.prepare_error: Optional[str] = None
+        self.result = None
+        self.history = History()
+        self.progress = RunProgress()
+        self._train_t0: Optional[float] = None
+        self._run_t0 = 0.0
+        self._generation = 0           # newest preparation wins; older answers are dropped
+        self._preparing = False
+
+        self.workers = Workers(self)
+        self.workers.busyChanged.connect(self.busyChanged)
+        self.workers.stageStarted.connect(self._on_stage_started)
+        self.workers.stageProgress.connect(self._on_stage_progress)
+        self.workers.epochs.connect(self._on_epochs)
+        self.workers.message.connect(self._on_engine_message)
+        self.workers.runFinished.connect(self._on_run_finished)
+        self.workers.runFailed.connect(self._on_run_failed)
+        self.workers.runCancelled.connect(self._on_run_cancelled)
+
+        self._prepare_timer = QTimer(self)
+        self._prepare_timer.setSingleShot(True)
+        self._prepare_timer.setInterval(PREPARE_DELAY_MS)
+        self._prepare_timer.timeout.connect(self._prepare_now)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def running(self) -> bool:
+        return self.workers.running
+
+    @property
+    def preparing(self) -> bool:
+        return self._preparing or self._prepare_timer.isActive()
+
+    def wavelengths_for_inputs(self, config: Optional[FusionConfig] = None,
+                               sources: Optional[dict] = None):
+        """Cube metadata wavelengths, unless the config names its own (the user's choice wins)."""
+        config = config or self.config
+        if config.wavelengths is not None:
+            return None
+        src = self._sources(sources)
+        cube = src["truth"] if config.synthetic else src["lr_hsi"]
+        return None if cube is None else cube.wavelengths
+
+    def current_inputs(self, config: Optional[FusionConfig] = None, sources: Optional[dict] = None):
+        from spectramorph_engine import FusionInputs
+        config = config or self.config
+        src = self._sources(sources)
+        wl = self.wavelengths_for_inputs(config, src)
+        if config.synthetic:
+            truth = src["truth"]
+            return FusionInputs(truth=None if truth is None else truth.data, wavelengths=wl)
+        hr, lr = src["hr_msi"], src["lr_hsi"]
+        return FusionInputs(hr_msi=None if hr is None else hr.data,
+                            lr_hsi=None if lr is None else lr.data, wavelengths=wl)
+
+    def num_hsi_bands(self) -> Optional[int]:
+        if self.prepared is not None:
+            return int(self.prepared.lr_hsi.shape[2])
+        cube = self.truth if self.config.synthetic else self.lr_hsi
+        return None if cube is None or cube.data.ndim != 3 else int(cube.data.shape[2])
+
+    def _sources(self, sources=None) -> dict:
+        base = {"truth": self.truth, "hr_msi": self.hr_msi, "lr_hsi": self.lr_hsi}
+        if sources:
+            base.update(sources)
+        return base
+
+    # ------------------------------------------------------------------ config
+    def update_config(self, **changes) -> bool:
+        """Apply edits from a panel; the config validates them. False (and a dialog) if refused."""
+        changes = {k: v for k, v in changes.items() if getattr(self.config, k) != v}
+        if not changes:
+            return True
+        try:
+            new = self.config.replace(**changes)
+        except InputError as exc:
+            self.errorRaised.emit(str(exc))
+            self.configChanged.emit(self.config)   # puts the refused widget back
+            return False
+        self.config = new
+        self.configChanged.emit(new)
+        if set(changes) - TRAINING_KEYS:
+            self.schedule_prepare()
+        return True
+
+    def set_config(self, config: FusionConfig) -> None:
+        self.config = config
+        self.configChanged.emit(config)
+        self.schedule_prepare()
+
+    # ------------------------------------------------------------------ data
+    def load_demo(self, on_done: Optional[Callable] = None) -> None:
+        size = self.demo_size
+        config = self.config.replace(synthetic=True, mat_file=None, mat_key=None)
+        self._try_commit(lambda: {"truth": load_demo_source(size)}, config, "Loading the demo scene",
+                         on_done=on_done)
+
+    def list_arrays(self, path: str, on_done: Callable) -> None:
+        """(name, shape, dtype) of every array in a file, for the variable picker."""
+        from spectramorph_engine import io
+        self.run_task(lambda: io.list_arrays(path), f"Reading {path}", on_done)
+
+    def open_cube(self, role: str, path: str, key: Optional[str] = None,
+                  on_done: Optional[Callable] = None) -> None:
+        """Load a ground truth ('truth'), an HR-MSI or an LR-HSI; commit only if the engine accepts it."""
+        changes = {"truth": dict(synthetic=True, mat_file=path, mat_key=key),
+                   "hr_msi": dict(synthetic=False, hr_msi_file=path),
+                   "lr_hsi": dict(synthetic=False, lr_hsi_file=path)}[role]
+        config = self.config.replace(**changes)
+        self._try_commit(lambda: {role: load_source(path, key)}, config, f"Loading {path}",
+                         on_done=on_done)
+
+    def open_config(self, path: str, on_done: Optional[Callable] = None) -> None:
+        """Load a YAML/JSON config and the files it names; all or nothing."""
+        from spectramorph_engine import load_config
+        size = self.demo_size
+        holder = {}
+
+        def load():
+            cfg = load_config(path)
+            holder["config"] = cfg
+            if cfg.synthetic:
+                src = {"truth": load_source(cfg.mat_file, cfg.mat_key) if cfg.mat_file
+                       else load_demo_source(size)}
+            else:
+                src = {}
+                if cfg.hr_msi_file:
+                    src["hr_msi"] = load_source(cfg.hr_msi_file)
+                if cfg.lr_hsi_file:
+                    src["lr_hsi"] = load_source(cfg.lr_hsi_file)
+            return src
+
+        self._try_commit(load, lambda: holder["config"], f"Opening {path}", on_done=on_done)
+
+    def _try_commit(self, load: Callable, config, label: str, on_done=None) -> None:
+        """Load on the task thread, prepare the candidate pair, and commit only on success."""
+        from spectramorph_engine import prepare_inputs
+        self._generation += 1
+        gen = self._generation
+        self._preparing = True
+
+        def job():
+            sources = load()
+            cfg = config() if callable(config) else config
+            inputs = self.current_inputs(cfg, sources)
+            complete = (cfg.synthetic and (inputs.truth is not None or cfg.mat_file)) or \
+                (not cfg.synthetic and inputs.hr_msi is not None and inputs.lr_hsi is not None)
+            prepared = prepare_inputs(cfg, inputs) if complete else None
+            return cfg, sources, prepared
+
+        def done(value):
+            cfg, sources, prepared = value
+            for role, src in sources.items():
+                setattr(self, role, src)
+            self.config = cfg
+            self.configChanged.emit(cfg)
+            self.inputsChanged.emit()
+            if gen == self._generation:
+                self._preparing = False
+                self._set_prepared(prepared, None if prepared is not None else
+                                   "Open an HR-MSI and an LR-HSI to make a pair.")
+            else:   # an edit arrived meanwhile: prepare again with it
+                self.schedule_prepare()
+            self.message.emit(f"{label}: done")
+            if on_done is not None:
+                on_done(True)
+            self.loadFinished.emit(True)
+
+        def failed(message, _user):
+            if gen == self._generation:
+                self._preparing = False
+            self.errorRaised.emit(message)
+            if on_done is not None:
+                on_done(False)
+            self.loadFinished.emit(False)
+
+        self.workers.submit(job, done, failed, label)
+
+    # ------------------------------------------------------------------ preparation
+    def schedule_prepare(self) -> None:
+        self._generation += 1     # anything in flight is now stale
+        self._prepare_timer.start()
+
+    def _prepare_now(self) -> None:
+        from spectramorph_engine import prepare_inputs
+        gen = self._generation
+        config, inputs = self.config, self.current_inputs()
+        if not config.synthetic and (inputs.hr_msi is None or inputs.lr_hsi is None):
+            missing = [n for n, a in (("an HR-MSI", inputs.hr_msi), ("an LR-HSI", inputs.lr_hsi)) if a is None]
+            self._set_prepared(None, f"Open {' and '.join(missing)} to make a pair.")
+            return
+        self._preparing = True
+
+        def done(prepared):
+            if gen == self._generation:
+                self._preparing = False
+                self._set_prepared(prepared, None)
+
+        def failed(message, _user):
+            if gen == self._generation:
+                self._preparing = False
+                self._set_prepared(None, message)
+
+        self.workers.submit(lambda: prepare_inputs(config, inputs), done, failed, "Preparing the inputs")
+
+    def _set_prepared(self, prepared, error: Optional[str]) -> None:
+        self.prepared = prepared
+        self.prepare_error = error
+        if error:
+            self.prepareFailed.emit(error)
+        self.preparedChanged.emit(prepared)
+
+    # ------------------------------------------------------------------ the run
+    def start_run(self) -> bool:
+        if self.running:
+            return False
+        self.history.clear()
+        self.progress = RunProgress(stage="starting")
+        self._run_t0 = time.monotonic()
+        self._train_t0 = None
+        self.workers.start_run(self.config, self.current_inputs())
+        self.runStarted.emit()
+        self.runProgress.emit(self.progress)
+        return True
+
+    def stop_run(self) -> None:
+        self.workers.cancel_run()
+
+    def _on_stage_started(self, stage):
+        self.progress.stage = stage
+        self.progress.fraction = None
+        if stage == "train":
+            self._train_t0 = time.monotonic()
+        self._emit_progress()
+
+    def _on_stage_progress(self, stage, fraction):
+        self.progress.stage, self.progress.fraction = stage, fraction
+        self._emit_progress()
+
+    def _on_epochs(self, batch):
+        for epoch, epochs, loss, lr in batch:
+            self.history.epoch.append(epoch)
+            self.history.loss.append(loss)
+            self.history.lr.append(lr)
+        self.history.version += 1
+        epoch, epochs, loss, lr = batch[-1]
+        p = self.progress
+        p.stage, p.epoch, p.epochs, p.loss, p.lr = "train", epoch, epochs, loss, lr
+        if self._train_t0 is not None and epoch > 0:
+            spent = time.monotonic() - self._train_t0
+            p.eta = spent / epoch * (epochs - epoch)
+        self._emit_progress()
+
+    def _emit_progress(self):
+        self.progress.elapsed = time.monotonic() - self._run_t0
+        self.runProgress.emit(self.progress)
+
+    def _on_engine_message(self, level, text):
+        self.message.emit(f"{level}: {text}")
+
+    def _on_run_finished(self, result):
+        # The engine's own history is the reference: it has exactly one entry per epoch.
+        h = self.history
+        h.loss[:] = list(result.loss_history)
+        h.lr[:] = list(result.lr_history)
+        h.epoch[:] = list(range(1, len(h.loss) + 1))
+        h.version += 1
+        self.result = result
+        self.progress.stage = "done"
+        self._emit_progress()
+        self.resultChanged.emit(result)
+        self.runFinished.emit(result)
+        self.message.emit(f"Run finished in {self.progress.elapsed:.1f} s on {result.device}")
+
+    def _on_run_failed(self, text):
+        self.progress.stage = "failed"
+        self.runFailed.emit(text)
+        self.errorRaised.emit(text)
+
+    def _on_run_cancelled(self, text):
+        self.progress.stage = "stopped"
+        self.runCancelled.emit(text)
+        self.message.emit(f"Run {text}; no result was produced")
+
+    # ------------------------------------------------------------------ other tasks
+    def run_task(self, fn: Callable, label: str, on_done: Optional[Callable] = None,
+                 on_error: Optional[Callable] = None) -> None:
+        """A background job whose failure becomes an error dialog (exports, file listings)."""
+        def failed(message, user):
+            self.errorRaised.emit(message)
+            if on_error is not None:
+                on_error(message)
+        self.workers.submit(fn, on_done or (lambda _v: None), failed, label)
+
+    def shutdown(self) -> None:
+        self._prepare_timer.stop()
+        self.workers.shutdown()
+
+
+__all__ = ["AppState", "DataSource", "RunProgress", "History", "TRAINING_KEYS", "KEYS"]

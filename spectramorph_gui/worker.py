@@ -1,0 +1,248 @@
+"""The only module that owns threads.
+
+Two QThreads, each with one worker QObject moved onto it:
+- the fusion thread runs `run_fusion` (minutes long) and re-emits the
+  engine's progress events as Qt signals;
+- the task thread runs short jobs (file loads, input preparation, exports) so
+  that the window keeps repainting while they work, even during training.
+
+Signals emitted from a worker thread reach slots of GUI-thread objects as
+queued calls, so no widget is ever touched from a worker thread. Epoch events
+are batched here (at most ~10 signals a second) because a small scene trains
+at thousands of epochs a second and one queued call per epoch would flood the
+GUI's event loop; the curves then redraw from the accumulated history on
+their own timer.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import traceback
+from typing import Callable, Optional
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+# Epoch batches leave the worker at most this often (seconds).
+EPOCH_EMIT_INTERVAL = 0.1
+
+
+def describe_error(exc: BaseException) -> tuple:
+    """(message, is_user_error). InputError / OSError messages are for the user as they are;
+    anything else is a bug: keep the traceback in the log, show type and message."""
+    from spectramorph_engine import InputError
+    if isinstance(exc, InputError):
+        return str(exc), True
+    if isinstance(exc, OSError):
+        where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
+        return f"cannot access{where}: {exc.strerror or exc}", True
+    log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(exc)))
+    return f"unexpected {type(exc).__name__}: {exc}", False
+
+
+class _FusionWorker(QObject):
+    stageStarted = Signal(str)
+    stageFinished = Signal(str, float)
+    stageProgress = Signal(str, float)
+    epochs = Signal(object)           # list of (epoch, epochs, loss, lr)
+    message = Signal(str, str)        # level, text
+    finished = Signal(object)         # FusionResult
+    failed = Signal(str)
+    cancelled = Signal(str)
+
+    @Slot(object)
+    def run(self, job) -> None:
+        from spectramorph_engine import Cancelled, events as ev
+        from spectramorph_engine import run_fusion
+        pending: list = []
+        last_emit = [0.0]
+
+        def flush():
+            if pending:
+                self.epochs.emit(list(pending))
+                pending.clear()
+            last_emit[0] = time.monotonic()
+
+        def progress(event):
+            # Runs in this worker thread: only emit signals, never touch widgets.
+            if isinstance(event, ev.EpochEnd):
+                pending.append((event.epoch, event.epochs, event.loss, event.lr))
+                if event.epoch == event.epochs or time.monotonic() - last_emit[0] >= EPOCH_EMIT_INTERVAL:
+                    flush()
+            elif isinstance(event, ev.StageStarted):
+                flush()
+                self.stageStarted.emit(event.stage)
+            elif isinstance(event, ev.StageFinished):
+                flush()
+                self.stageFinished.emit(event.stage, float(event.seconds))
+            elif isinstance(event, ev.StageProgress):
+                self.stageProgress.emit(event.stage, float(event.fraction))
+            elif isinstance(event, ev.Message):
+                self.message.emit(event.level, event.text)
+
+        config, inputs, cancel = job
+        try:
+            result = run_fusion(config, progress=progress, cancel=cancel, inputs=inputs,
+                                write_outputs=False)
+        except Cancelled:
+            flush()
+            self.cancelled.emit("stopped by the user")
+            return
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the user
+            flush()
+            self.failed.emit(describe_error(exc)[0])
+            return
+        flush()
+        if cancel.is_set():
+            # Stop pressed after the last cancel check: the user asked for no result.
+            self.cancelled.emit("stopped by the user")
+            return
+        self.finished.emit(result)
+
+
+class _TaskWorker(QObject):
+    done = Signal(int, object)
+    failed = Signal(int, str, bool)   # job id, message, is_user_error
+
+    @Slot(int, object)
+    def execute(self, job_id: int, fn) -> None:
+        try:
+            value = fn()
+        except BaseException as exc:  # noqa: BLE001
+            message, user = describe_error(exc)
+            self.failed.emit(job_id, message, user)
+            return
+        self.done.emit(job_id, value)
+
+
+class Workers(QObject):
+    """The GUI thread's handle on both worker threads."""
+
+    # requests, queued to the worker threads
+    _runRequested = Signal(object)
+    _taskRequested = Signal(int, object)
+
+    # the fusion run, re-emitted for the GUI thread
+    stageStarted = Signal(str)
+    stageFinished = Signal(str, float)
+    stageProgress = Signal(str, float)
+    epochs = Signal(object)
+    message = Signal(str, str)
+    runFinished = Signal(object)
+    runFailed = Signal(str)
+    runCancelled = Signal(str)
+    # background tasks: the label of what is running ("" when idle)
+    busyChanged = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self._callbacks: dict = {}
+        self._labels: dict = {}
+        self._cancel: Optional[threading.Event] = None
+
+        self._fusion_thread = QThread(self)
+        self._fusion_thread.setObjectName("spectramorph-fusion")
+        self._fusion = _FusionWorker()
+        self._fusion.moveToThread(self._fusion_thread)
+        self._runRequested.connect(self._fusion.run)
+        for name in ("stageStarted", "stageFinished", "stageProgress", "epochs", "message"):
+            getattr(self._fusion, name).connect(getattr(self, name))
+        self._fusion.finished.connect(self._on_run_finished)
+        self._fusion.failed.connect(self._on_run_failed)
+        self._fusion.cancelled.connect(self._on_run_cancelled)
+        self._fusion_thread.start()
+
+        self._task_thread = QThread(self)
+        self._task_thread.setObjectName("spectramorph-tasks")
+        self._task = _TaskWorker()
+        self._task.moveToThread(self._task_thread)
+        self._taskRequested.connect(self._task.execute)
+        self._task.done.connect(self._on_task_done)
+        self._task.failed.connect(self._on_task_failed)
+        self._task_thread.start()
+
+    # -- the fusion run ----------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._cancel is not None
+
+    def start_run(self, config, inputs) -> bool:
+        if self.running:
+            return False
+        self._cancel = threading.Event()
+        self._runRequested.emit((config, inputs, self._cancel))
+        return True
+
+    def cancel_run(self) -> None:
+        # threading.Event is thread-safe: the engine sees it at its next check (< 1 s).
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def _end_run(self):
+        self._cancel = None
+
+    def _on_run_finished(self, result):
+        self._end_run()
+        self.runFinished.emit(result)
+
+    def _on_run_failed(self, text):
+        self._end_run()
+        self.runFailed.emit(text)
+
+    def _on_run_cancelled(self, text):
+        self._end_run()
+        self.runCancelled.emit(text)
+
+    # -- short tasks -------------------------------------------------------
+    def submit(self, fn: Callable, on_done: Callable, on_error: Optional[Callable] = None,
+               label: str = "") -> int:
+        """Run fn() on the task thread; on_done(value) or on_error(message, is_user_error)
+        is then called on the GUI thread. Jobs run one after the other."""
+        job_id = next(self._ids)
+        self._callbacks[job_id] = (on_done, on_error)
+        self._labels[job_id] = label
+        self._emit_busy()
+        self._taskRequested.emit(job_id, fn)
+        return job_id
+
+    @property
+    def pending(self) -> int:
+        """Background jobs submitted and not yet answered."""
+        return len(self._callbacks)
+
+    @property
+    def busy_label(self) -> str:
+        labels = [t for t in self._labels.values() if t]
+        return labels[0] if labels else ""
+
+    def _emit_busy(self):
+        self.busyChanged.emit(self.busy_label)
+
+    def _pop(self, job_id):
+        self._labels.pop(job_id, None)
+        callbacks = self._callbacks.pop(job_id, (None, None))
+        self._emit_busy()
+        return callbacks
+
+    def _on_task_done(self, job_id, value):
+        on_done, _ = self._pop(job_id)
+        if on_done is not None:
+            on_done(value)
+
+    def _on_task_failed(self, job_id, message, user):
+        _, on_error = self._pop(job_id)
+        if on_error is not None:
+            on_error(message, user)
+
+    # -- shutdown ----------------------------------------------------------
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Stop a run, let the current task end, and join both threads."""
+        self.cancel_run()
+        for thread in (self._fusion_thread, self._task_thread):
+            thread.quit()
+        for thread in (self._fusion_thread, self._task_thread):
+            thread.wait(timeout_ms)

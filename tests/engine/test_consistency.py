@@ -1,0 +1,140 @@
+"""Quality without ground truth: consistency figures, Wald's protocol, warnings."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spectramorph_engine import consistency as cons
+from spectramorph_engine.errors import InputError
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+URBAN = DATA / "subimage_Urban_R162.mat"
+needs_urban = pytest.mark.skipif(not (URBAN.exists() and (DATA / "Ikonos_spec_resp.mat").exists()),
+                                 reason="../shared/data (Urban cube, IKONOS responses) not present")
+
+
+def _gauss_psf(sigma=1.0, k=3):
+    y, x = np.mgrid[-k:k + 1, -k:k + 1]
+    g = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A smooth 48 x 48 x 30 scene of 4 materials, its SRF, PSF and noisy inputs (35/40 dB)."""
+    from spectramorph_engine.degradation import add_awgn, apply_srf, area_downsample, blur
+    rng = np.random.default_rng(0)
+    H = W = 48
+    C = 30
+    idx = np.arange(C)
+    spectra = np.stack([0.2 + 0.6 * np.exp(-0.5 * ((idx - c) / 6.0) ** 2) for c in (3, 12, 20, 27)])
+    yy, xx = np.mgrid[0:H, 0:W] / H
+    ab = np.stack([np.sin(3 * xx) ** 2, np.cos(2 * yy) ** 2, (xx * yy), (xx > 0.5) * 0.8], axis=-1)
+    ab /= ab.sum(axis=-1, keepdims=True)
+    truth = (ab @ spectra).astype(np.float32)
+    srf = np.stack([np.exp(-0.5 * ((idx - c) / 3.0) ** 2) for c in (6, 15, 24)])
+    srf /= srf.sum(axis=1, keepdims=True)
+    psf = _gauss_psf()
+    r = 2
+    hr_msi = np.asarray(add_awgn(np.asarray(apply_srf(truth, srf), np.float32), 40.0, rng), np.float32)
+    lr_hsi = np.asarray(add_awgn(np.asarray(area_downsample(blur(truth, psf), r), np.float32), 35.0, rng),
+                        np.float32)
+    return dict(truth=truth, srf=srf, psf=psf, ratio=r, hr_msi=hr_msi, lr_hsi=lr_hsi)
+
+
+def test_truth_is_consistent_with_its_own_inputs(scene):
+    s = scene
+    lr = cons.lr_consistency(s["truth"], s["lr_hsi"], s["ratio"], s["psf"])
+    msi = cons.msi_consistency(s["truth"], s["hr_msi"], s["srf"])
+    assert set(lr) == {"PSNR", "SAM"} and set(msi) == {"PSNR", "SAM"}
+    assert lr["PSNR"] > 35.0 and lr["SAM"] < 2.0, lr        # only the 35 dB noise remains
+    assert msi["PSNR"] > 40.0 and msi["SAM"] < 1.0, msi
+
+
+def test_bad_results_score_clearly_lower(scene):
+    s = scene
+    good = cons.lr_consistency(s["truth"], s["lr_hsi"], s["ratio"], s["psf"])
+    good_msi = cons.msi_consistency(s["truth"], s["hr_msi"], s["srf"])
+    shifted = np.roll(s["truth"], (3, 3), axis=(0, 1))
+    scrambled = s["truth"][:, :, np.random.default_rng(1).permutation(s["truth"].shape[2])]
+    for bad in (shifted, scrambled):
+        lr = cons.lr_consistency(bad, s["lr_hsi"], s["ratio"], s["psf"])
+        msi = cons.msi_consistency(bad, s["hr_msi"], s["srf"])
+        assert lr["PSNR"] < good["PSNR"] - 8.0 and msi["PSNR"] < good_msi["PSNR"] - 8.0, (lr, msi)
+    lr_scr = cons.lr_consistency(scrambled, s["lr_hsi"], s["ratio"], s["psf"])
+    assert lr_scr["SAM"] > 5 * good["SAM"]
+
+
+def test_msi_consistency_single_band_and_offset(scene):
+    s = scene
+    pan = s["hr_msi"][:, :, :1] * 2.0 + 0.1
+    srf1 = s["srf"][:1] * 2.0
+    out = cons.msi_consistency(s["truth"], pan, srf1, offset=[0.1])
+    assert set(out) == {"PSNR"} and out["PSNR"] > 35.0
+    assert cons.msi_consistency(s["truth"], pan, srf1)["PSNR"] < out["PSNR"] - 10
+
+
+def test_bicubic_consistency_is_reported_beside(scene):
+    s = scene
+    b = cons.bicubic_consistency(s["lr_hsi"], s["hr_msi"], s["srf"], s["ratio"], s["psf"])
+    assert set(b) == {"lr", "msi"} and set(b["lr"]) == {"PSNR", "SAM"}
+    truth_lr = cons.lr_consistency(s["truth"], s["lr_hsi"], s["ratio"], s["psf"])
+    assert b["lr"]["PSNR"] < truth_lr["PSNR"]          # bicubic does not invert the blur
+
+
+def test_reduced_resolution_inputs_shapes_and_crop():
+    psf = _gauss_psf()
+    hr = np.random.default_rng(0).random((34, 78, 4)).astype(np.float32)
+    lr = np.random.default_rng(1).random((17, 39, 20)).astype(np.float32)
+    hr_red, lr_red, lr_ref = cons.reduced_resolution_inputs(hr, lr, 2, psf)
+    assert hr_red.shape == (16, 38, 4)           # 17 x 39 cropped to 16 x 38
+    assert lr_red.shape == (8, 19, 20)
+    assert lr_ref.shape == (16, 38, 20) and np.array_equal(lr_ref, lr[:16, :38])
+    hr_red, lr_red, lr_ref = cons.reduced_resolution_inputs(np.zeros((64, 48, 3)), np.zeros((16, 12, 9)), 4, psf)
+    assert hr_red.shape == (16, 12, 3) and lr_red.shape == (4, 3, 9) and lr_ref.shape == (16, 12, 9)
+    with pytest.raises(InputError, match="not 2x apart"):
+        cons.reduced_resolution_inputs(hr[:33], lr, 2, psf)
+    with pytest.raises(InputError, match="too small"):
+        cons.reduced_resolution_inputs(np.zeros((12, 12, 3)), np.zeros((3, 3, 9)), 4, psf)
+
+
+def test_reduced_resolution_score(scene):
+    s = scene
+    hr_red, lr_red, lr_ref = cons.reduced_resolution_inputs(s["hr_msi"], s["lr_hsi"], s["ratio"], s["psf"])
+    perfect = cons.reduced_resolution_score(lr_ref, s["lr_hsi"], s["ratio"])
+    assert {"PSNR", "SAM", "RMSE"} <= set(perfect) and perfect["RMSE"] == pytest.approx(0.0, abs=1e-7)
+    from spectramorph_engine.degradation import bicubic_upsample
+    bic = cons.reduced_resolution_score(bicubic_upsample(lr_red, s["ratio"]), s["lr_hsi"], s["ratio"])
+    assert 15.0 < bic["PSNR"] < 60.0
+
+
+def test_quality_warnings_wording_and_thresholds():
+    w = cons.quality_warnings(11.2, {"PSNR": 40.0, "SAM": 1.0}, {"PSNR": 40.0, "SAM": 1.0})
+    assert len(w) == 1 and "11.2 dB" in w[0] and "srf_source: estimate" in w[0]
+    assert cons.quality_warnings(38.0, {"PSNR": 40.0, "SAM": 1.0}, {"PSNR": 40.0}) == []
+    w = cons.quality_warnings(None, {"PSNR": 22.0, "SAM": 3.0}, {"PSNR": 40.0, "SAM": 12.0})
+    assert len(w) == 2 and "LR-HSI" in w[0] and "HR-MSI" in w[1]
+    assert cons.quality_warnings(20.0, thresholds={"srf_fit_psnr_db": 15.0}) == []
+    assert cons.quality_warnings(None, None, None) == []
+
+
+@needs_urban
+def test_warnings_fire_for_the_preset_on_the_real_camera_not_for_the_estimate():
+    from spectramorph_engine import srf_estimation as se
+    from spectramorph_engine.degradation import normalize_percentile
+    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.srf import preset_srf
+    sc = real_camera_scenario(URBAN)
+    hr, lr = normalize_percentile(sc["hr_msi"]), normalize_percentile(sc["lr_hsi"])
+    preset = se.preset_fit(hr, lr, 2, preset_srf(4, 162))
+    est = se.estimate_srf(hr, lr, 2)
+    assert any("SRF explains the HR-MSI poorly" in m for m in cons.quality_warnings(preset["psnr"]))
+    assert cons.quality_warnings(est.psnr) == []
+    # the true HR-HSI against the scenario's own (raw-scale) inputs
+    truth = sc["truth"]
+    assert cons.lr_consistency(truth, sc["lr_hsi"], 2, sc["psf"])["PSNR"] > 35.0
+    raw_est = se.estimate_srf(sc["hr_msi"], sc["lr_hsi"], 2)
+    assert np.allclose(raw_est.psf, sc["psf"], atol=1e-6)       # the blur found is the one used
+    good = cons.msi_consistency(truth, sc["hr_msi"], raw_est.srf, offset=raw_est.offset)
+    linear = cons.msi_consistency(truth, sc["hr_msi"], sc["true_srf"])   # ignores the gamma
+    assert good["PSNR"] > 35.0 and linear["PSNR"] < good["PSNR"] - 15.0, (good, linear)

@@ -1,0 +1,70 @@
+"""Fixtures for driving the real main window offscreen.
+
+Each test gets its own settings folder (SPECTRAMORPH_SETTINGS_DIR) so the
+user's real window layout and last folder are never read or written, its own
+working folder (outputs/, logs/ land in tmp), and a captured error dialog.
+"""
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+pytest.importorskip("pytestqt")
+
+DEMO_SIZE = 64          # small demo scene: a run of a few dozen epochs takes about a second
+FAST_HIDDEN = 64        # hidden units for test runs
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECTRAMORPH_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Texts of the error dialogs the window opened (the dialog itself is not shown)."""
+    from spectramorph_gui.panels import dialogs
+    captured = []
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, text: captured.append(text))
+    return captured
+
+
+@pytest.fixture
+def window(qtbot, errors):
+    from spectramorph_gui.panels.main_window import MainWindow
+    w = MainWindow(demo_size=DEMO_SIZE)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.state.prepared is not None, timeout=30000)
+    yield w
+    w.state.stop_run()
+    w.close()
+
+
+def set_training(window, epochs, hidden=FAST_HIDDEN):
+    """Type the test's training settings into the training panel's widgets."""
+    form = window.training_panel.form
+    form.widget("epochs").setValue(epochs)
+    form.widget("hidden_size").setValue(hidden)
+    assert window.state.config.epochs == epochs
+
+
+def run_to_end(qtbot, window, epochs=30, timeout=60000):
+    set_training(window, epochs)
+    with qtbot.waitSignal(window.state.runFinished, timeout=timeout):
+        qtbot.mouseClick(window.training_panel.run_button, _left())
+    return window.state.result
+
+
+def _left():
+    from PySide6.QtCore import Qt
+    return Qt.LeftButton
+
+
+def wait_idle(qtbot, window, timeout=30000):
+    """Until no background job (load, export) is left."""
+    qtbot.waitUntil(lambda: window.state.workers.pending == 0, timeout=timeout)
