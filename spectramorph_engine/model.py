@@ -1,0 +1,39 @@
+"""The Latent Estimation Network (LEN): a per-pixel MLP from MSI values to abundance-like latents."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class LatentEstimationNetwork(nn.Module):
+    """Linear(in, hidden) -> ReLU -> Linear(hidden, K), linear output (ALLE; no softmax).
+
+    Weights start Glorot-uniform and biases at zero, as Keras Dense layers do in the
+    original implementation; `seed` makes the start reproducible without touching
+    torch's global generator.
+    """
+
+    def __init__(self, in_features: int, hidden_size: int, num_endmembers: int, seed: int | None = None):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_size)
+        self.fc2 = nn.Linear(hidden_size, num_endmembers)
+        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        with torch.no_grad():
+            for layer in (self.fc1, self.fc2):
+                fan_out, fan_in = layer.weight.shape
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                layer.weight.copy_(torch.rand(layer.weight.shape, generator=gen) * (2 * bound) - bound)
+                layer.bias.zero_()
+
+    @property
+    def in_features(self) -> int:
+        return self.fc1.in_features
+
+    @property
+    def num_endmembers(self) -> int:
+        return self.fc2.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))

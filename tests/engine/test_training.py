@@ -1,0 +1,93 @@
+"""LEN training: the fast chunked gradient is the autograd one, schedules, cancel, reproducibility."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from spectramorph_engine import events as ev
+from spectramorph_engine.errors import Cancelled
+from spectramorph_engine.model import LatentEstimationNetwork
+from spectramorph_engine.training import (FusedLEN, loss_and_grad_autograd, lr_at, train_len,
+                                          training_flops_per_epoch)
+
+
+def _problem(n=700, c=4, bands=30, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, c, generator=g), torch.rand(n, bands, generator=g),
+            torch.rand(k, bands, generator=g))
+
+
+@pytest.mark.parametrize("in_features", [4, 34])          # rank-1 path and matmul path (prior)
+@pytest.mark.parametrize("chunk", [64, 256, 4096])         # chunks that split the batch unevenly
+def test_chunked_gradient_equals_autograd_full_batch(in_features, chunk):
+    x, t, e = _problem(c=in_features)
+    model = LatentEstimationNetwork(in_features, 64, e.shape[0], seed=3)
+    ref_loss = loss_and_grad_autograd(model, x, t, e)
+    ref = [p.grad.clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = None
+    loss = FusedLEN(model, e, chunk=chunk).loss_and_grad(x, t)
+    assert float(loss) == pytest.approx(float(ref_loss), rel=1e-5)
+    for got, want in zip((p.grad for p in model.parameters()), ref):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-6 * float(want.abs().max()))
+
+
+def test_one_cycle_rises_over_30_percent_then_falls_to_final():
+    lrs = [lr_at(e, 100, "one_cycle", 1e-3, 1e-2, 1e-6) for e in range(100)]
+    assert lrs[0] == pytest.approx(1e-3)
+    assert max(lrs) == pytest.approx(1e-2) and int(np.argmax(lrs)) == 30
+    assert lrs[-1] == pytest.approx(1e-6)
+    assert all(a <= b for a, b in zip(lrs[:30], lrs[1:31]))
+    assert all(a >= b for a, b in zip(lrs[30:], lrs[31:]))
+    assert {lr_at(e, 10, "flat", 5e-4, 1e-2, 1e-6) for e in range(10)} == {5e-4}
+
+
+def test_training_fits_a_mixing_problem_and_reports_every_epoch():
+    torch.manual_seed(0)
+    e = torch.rand(4, 40)
+    x = torch.rand(2000, 3)
+    true_map = torch.rand(3, 4)
+    t = (x @ true_map) @ e
+    model = LatentEstimationNetwork(3, 128, 4, seed=0)
+    events = []
+    hist = train_len(model, x, t, e, epochs=150, init_lr=1e-3, max_lr=1e-2, final_lr=1e-5,
+                     progress=events.append)
+    epoch_events = [v for v in events if isinstance(v, ev.EpochEnd)]
+    assert [v.epoch for v in epoch_events] == list(range(1, 151))
+    assert hist.loss[-1] < 0.1 * hist.loss[0]
+    assert len(hist.lr) == 150 and hist.lr[-1] == pytest.approx(1e-5)
+
+
+def test_pixel_batches_train_too_and_are_reproducible():
+    x, t, e = _problem(n=900)
+    runs = []
+    for _ in range(2):
+        model = LatentEstimationNetwork(4, 32, e.shape[0], seed=1)
+        hist = train_len(model, x, t, e, epochs=20, batch_size=256, seed=7)
+        runs.append((hist.loss, model.fc1.weight.detach().clone()))
+    assert runs[0][0] == runs[1][0]
+    assert torch.equal(runs[0][1], runs[1][1])
+    assert runs[0][0][-1] < runs[0][0][0]
+
+
+def test_cancel_stops_training_promptly():
+    x, t, e = _problem(n=5000)
+    model = LatentEstimationNetwork(4, 256, e.shape[0], seed=1)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(event):
+        if isinstance(event, ev.EpochEnd):
+            seen.append(event.epoch)
+            if event.epoch == 3:
+                cancel.set()
+
+    with pytest.raises(Cancelled):
+        train_len(model, x, t, e, epochs=10_000, progress=progress, cancel=cancel)
+    assert seen == [1, 2, 3]
+
+
+def test_flop_count_matches_hand_count():
+    # 1 pixel, 1 input, 1 hidden, 1 endmember, 1 band: 3 forward products, 4 backward, x2 flops
+    assert training_flops_per_epoch(1, 1, 1, 1, 1) == 14
