@@ -9,7 +9,6 @@ import json
 import math
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,11 @@ def data_dir() -> Path:
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    try:
+        import resource
+    except ImportError:            # Windows: the peak working set instead
+        import psutil
+        return getattr(psutil.Process().memory_info(), "peak_wset", 0) / 2.0 ** 20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
 
@@ -35,11 +39,30 @@ def current_rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2.0 ** 20
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else what platform knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def machine_info() -> dict:
     """What a reader needs to set the figures beside their own machine's."""
     import numpy as np
     info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(), "cores_logical": os.cpu_count(),
+            "cpu": cpu_name(), "cores_logical": os.cpu_count(), "cores_usable": usable_cores(),
             "numpy": np.__version__}
     try:
         import psutil
@@ -52,11 +75,39 @@ def machine_info() -> dict:
     try:
         import torch
         info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
+        from spectramorph_engine.device import configure_threads
+        info["torch_threads"] = configure_threads()      # what the engine will use
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except Exception:
         pass
+    try:
+        import sklearn
+        info["sklearn"] = sklearn.__version__
+    except Exception:
+        pass
     return info
+
+
+def resolve_device_or_exit(name: str) -> str:
+    """The device name a benchmark will ask the engine for; a missing accelerator stops the
+    benchmark with the engine's own message before any work starts."""
+    from spectramorph_engine.device import describe, resolve_device
+    from spectramorph_engine.errors import InputError
+    try:
+        dev = resolve_device(name)
+    except InputError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return describe(dev)
+
+
+def sync(device) -> None:
+    """Wait for queued GPU work, so wall times are real (no-op on the CPU)."""
+    import torch
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.synchronize()
 
 
 def fmt(value, spec: str = ".4g") -> str:

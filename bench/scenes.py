@@ -161,6 +161,7 @@ class LibraryScene:
 
 
 def _block_rows(W: int, C: int, multiple: int = 1, budget_bytes: int = 64 << 20) -> int:
+    """Rows per block: about `budget_bytes` of float32 H x W x C rows, a multiple of `multiple`."""
     rows = max(1, budget_bytes // max(1, W * C * 4))
     return max(multiple, rows - rows % multiple)
 
@@ -172,9 +173,13 @@ def _noise_std(ms: np.ndarray, snr_db: Optional[float]) -> Optional[np.ndarray]:
 
 
 class _ArrayFile:
-    """Create an H x W x C float32 array on disk (.npy memmap or .h5 dataset) to fill by rows."""
+    """Create an H x W x C float32 array on disk (.npy memmap or .h5 dataset) to fill by rows.
 
-    def __init__(self, path: Path, shape, key: str = "data", wavelengths=None):
+    HDF5 chunks are whole blocks of `chunk_rows` rows, the blocks the writer
+    fills, so no write touches a chunk partly (no read-modify-write).
+    """
+
+    def __init__(self, path: Path, shape, key: str = "data", chunk_rows: int = 64):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._h5 = None
@@ -184,10 +189,8 @@ class _ArrayFile:
         else:
             import h5py
             self._h5 = h5py.File(str(self.path), "w")
-            chunks = (min(shape[0], 64), min(shape[1], 64), shape[2])
+            chunks = (max(1, min(shape[0], chunk_rows)),) + tuple(shape[1:])
             self.arr = self._h5.create_dataset(key, shape=tuple(shape), dtype=np.float32, chunks=chunks)
-            if wavelengths is not None:
-                self._h5.create_dataset("wavelengths", data=np.asarray(wavelengths, dtype=np.float64))
 
     def close(self):
         if self._h5 is not None:
@@ -200,8 +203,8 @@ class _ArrayFile:
 def write_scene_cube(scene: LibraryScene, path) -> Path:
     """The ground-truth cube written block by block (never held whole)."""
     H, W, C = scene.shape
-    f = _ArrayFile(Path(path), scene.shape, key="truth")
     step = _block_rows(W, C)
+    f = _ArrayFile(Path(path), scene.shape, key="truth", chunk_rows=step)
     for r0 in range(0, H, step):
         r1 = min(H, r0 + step)
         f.arr[r0:r1] = scene.rows(r0, r1)
@@ -228,9 +231,9 @@ def write_real_pair(scene: LibraryScene, ratio: int, srf: np.ndarray, hr_path, l
     std_msi = _noise_std(scene.band_mean_square(srf), snr_msi)
     # area-downsampling keeps the band means and nearly the mean squares at this shading scale
     std_hsi = _noise_std(scene.band_mean_square(None), snr_hsi)
-    hr = _ArrayFile(Path(hr_path), (H, W, c), key="hr_msi")
-    lr = _ArrayFile(Path(lr_path), (H // ratio, W // ratio, C), key="lr_hsi")
     step = _block_rows(W, C, multiple=ratio)
+    hr = _ArrayFile(Path(hr_path), (H, W, c), key="hr_msi", chunk_rows=step)
+    lr = _ArrayFile(Path(lr_path), (H // ratio, W // ratio, C), key="lr_hsi", chunk_rows=step // ratio)
     for r0 in range(0, H, step):
         r1 = min(H, r0 + step)
         block = scene.rows(r0, r1)

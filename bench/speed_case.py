@@ -4,10 +4,17 @@ A fresh process per scenario makes ru_maxrss (the process's peak resident
 memory) that scenario's alone. The parent (bench.speed) builds the input
 files, starts this, and reads back the JSON it writes; nothing is printed.
 
-    python -m bench.speed_case fusion --hr HR.h5 --lr LR.h5 --ratio 4 --epochs 50 \
-        --device cpu --formats h5,numpy --out DIR --json OUT.json
-    python -m bench.speed_case reference --lr LR.h5 --hidden 1024 --k 7 --msi-bands 4 --json OUT.json
-    python -m bench.speed_case input --file CUBE.h5 --json OUT.json
+    fusion     the engine's stages on a real-world-mode pair of files: load
+               (pipeline.prepare_inputs), NMF, training, inference (pipeline.fuse),
+               the result streamed into .h5 / .npy files (io.ResultWriter) while
+               inference runs, then the files committed.
+    pipeline   the same pair through run_fusion(write_outputs=True), as the CLI
+               runs it (one output format), to see what the pipeline itself holds.
+    reference  the machine's dense matmul rate on the training's GEMM shapes, and
+               the engine's NMF next to scikit-learn's on the scenario's LR-HSI.
+    train      training speed alone on given LR shapes: the engine's train_len and
+               plain torch autograd full batch, same model, data and epochs.
+    input      what opening a full-size cube lazily costs (io.load_cube(lazy=True)).
 """
 from __future__ import annotations
 
@@ -20,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import current_rss_mb, peak_rss_mb, write_json
+from .common import current_rss_mb, peak_rss_mb, sync, write_json
+
+FORMAT_SUFFIX = {"h5": ".h5", "numpy": ".npy", "npy": ".npy", "matlab": ".mat"}
 
 
 class RssSampler:
@@ -66,103 +75,192 @@ class RssSampler:
         return False
 
 
-def training_flops_per_epoch(n: int, c_in: int, hidden: int, k: int, bands: int) -> float:
-    """Floating-point operations of one full-batch training epoch (GEMMs only).
+def pin_cores(n: int) -> list:
+    """Restrict this process to n of its usable cores (Linux), as if the machine had n."""
+    import os
+    cores = sorted(os.sched_getaffinity(0))
+    if n < 1 or n > len(cores):
+        raise ValueError(f"--cores {n}: this process may use {len(cores)} cores")
+    os.sched_setaffinity(0, cores[:n])
+    return cores[:n]
 
-    The engine's own count is used when it has one. Otherwise: forward
-    X(n,c_in)W1 -> Z(n,hidden) W2 -> A(n,k) E -> (n,bands) is
-    2n(c_in*hidden + hidden*k + k*bands); backward needs dA = dR E^T
-    (2n k bands), dW2 = Z^T dA and dZ = dA W2^T (2 x 2n hidden k), dW1 = X^T dZ
-    (2n c_in hidden); no gradient for the input or the fixed endmembers.
-    Element-wise work (ReLU, |.|, Adam) is left out: it is not matmul work.
-    """
-    try:
-        from spectramorph_engine.training import training_flops_per_epoch as engine_count
-        return float(engine_count(n, c_in, hidden, k, bands))
-    except (ImportError, AttributeError, TypeError):
-        pass
-    fwd = 2.0 * n * (c_in * hidden + hidden * k + k * bands)
-    bwd = 2.0 * n * (k * bands + 2 * hidden * k + c_in * hidden)
-    return fwd + bwd
+
+def _gpu_peak_mb(device) -> float | None:
+    import torch
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2.0 ** 20
+    return None
+
+
+def _config(args, fmt: str = "numpy", out_dir: str = "out"):
+    from spectramorph_engine import FusionConfig
+    wl = [float(v) for v in np.load(args.wavelengths)] if args.wavelengths else None
+    return FusionConfig(synthetic=False, hr_msi_file=args.hr, lr_hsi_file=args.lr,
+                        srf_source="preset", training_input="srf", wavelengths=wl,
+                        epochs=args.epochs, hidden_size=args.hidden, num_endmembers=args.k,
+                        device=args.device, output_file_type=fmt, output_dir=out_dir,
+                        log_dir=str(Path(out_dir) / "logs"), verbose=0)
+
+
+class TimedSinks:
+    """`out_hsi` for inference.infer: hands every block of result rows to several
+    io.ResultWriter objects (one per format) and times each one's writes, so the
+    inference stage's wall time can be split into computing and writing."""
+
+    def __init__(self, writers: dict):
+        self.writers = writers
+        self.seconds = {k: 0.0 for k in writers}
+
+    def write_rows(self, row_start: int, block) -> None:
+        for name, w in self.writers.items():
+            t = time.perf_counter()
+            w.write_rows(row_start, block)
+            self.seconds[name] += time.perf_counter() - t
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            w.abort()
 
 
 def _fusion(args) -> dict:
-    from spectramorph_engine import FusionConfig, events
-    from spectramorph_engine.pipeline import run_fusion, write_result
+    """load -> NMF -> training -> inference streamed into the result files -> commit."""
+    import torch
+    from spectramorph_engine import events
+    from spectramorph_engine.device import describe
+    from spectramorph_engine.io import ResultWriter
+    from spectramorph_engine.pipeline import fuse, prepare_inputs
+    from spectramorph_engine.training import training_flops_per_epoch
 
     formats = [f for f in args.formats.split(",") if f]
     out = Path(args.out)
-    wl = [float(v) for v in np.load(args.wavelengths)] if args.wavelengths else None
-    config = FusionConfig(synthetic=False, hr_msi_file=args.hr, lr_hsi_file=args.lr,
-                          srf_source="preset", training_input="srf", wavelengths=wl,
-                          epochs=args.epochs, hidden_size=args.hidden, num_endmembers=args.k,
-                          device=args.device, output_file_type=formats[0] if formats else "numpy",
-                          output_dir=str(out / formats[0]) if formats else str(out / "none"),
-                          log_dir=str(out / "logs"), verbose=0)
-    epochs_seen = [0]
+    out.mkdir(parents=True, exist_ok=True)
+    config = _config(args, out_dir=str(out))
+    rss_start = current_rss_mb()              # interpreter + numpy + torch, before any data
+    timings: dict = {}
+    stage_t0: dict = {}
     with RssSampler() as sampler:
         def progress(e):
             if isinstance(e, events.StageStarted):
                 sampler.set_stage(e.stage)
-            elif isinstance(e, events.EpochEnd):
-                epochs_seen[0] += 1
+                stage_t0[e.stage] = time.perf_counter()
+            elif isinstance(e, events.StageFinished):
+                timings[e.stage] = e.seconds
 
-        t0 = time.perf_counter()
-        result = run_fusion(config, progress=progress, write_outputs=bool(formats))
-        total = time.perf_counter() - t0
-        save_times = {}
-        if formats:
-            save_times[formats[0]] = result.timings.get("save")
-        for fmt in formats[1:]:
-            sampler.set_stage(f"save_{fmt}")
-            t1 = time.perf_counter()
-            write_result(config.replace(output_file_type=fmt, output_dir=str(out / fmt)), result)
-            save_times[fmt] = time.perf_counter() - t1
+        sampler.set_stage("load")
+        t = time.perf_counter()
+        prep = prepare_inputs(config)
+        timings["load"] = time.perf_counter() - t
+        H, W = prep.hr_msi.shape[:2]
+        C = prep.lr_hsi.shape[2]
+        writers = {fmt: ResultWriter(out / f"hr_hsi{FORMAT_SUFFIX[fmt]}", (H, W, C),
+                                     wavelengths=prep.wavelengths) for fmt in formats}
+        sinks = TimedSinks(writers)
+        try:
+            _, endmembers, alle, history, device = fuse(config, prep, progress=progress,
+                                                        out_hsi=sinks if writers else None)
+            sampler.set_stage("save")
+            save_s = dict(sinks.seconds)          # streamed writes during inference
+            close_s = {}
+            for fmt, w in writers.items():
+                t = time.perf_counter()
+                if FORMAT_SUFFIX[fmt] != ".npy":     # .npy holds one array only
+                    w.set_extra("endmembers", endmembers.astype(np.float32))
+                    w.set_extra("abundances", alle)
+                w.close()
+                close_s[fmt] = time.perf_counter() - t
+                save_s[fmt] += close_s[fmt]
+        except BaseException:
+            sinks.abort()
+            raise
         sampler.set_stage("end")
-    prep = result.prepared
-    h, w, C = prep.lr_hsi.shape
+    sizes = {fmt: (out / f"hr_hsi{FORMAT_SUFFIX[fmt]}").stat().st_size / 1e9 for fmt in formats}
+    h, w_, _ = prep.lr_hsi.shape
     c = prep.hr_msi.shape[2]
-    n = h * w
-    train_s = result.timings.get("train")
-    epochs = epochs_seen[0] or len(result.loss_history)
+    n = h * w_
     c_in = c + (C if config.use_prior else 0)
     flops = training_flops_per_epoch(n, c_in, config.hidden_size, config.num_endmembers, C)
+    eps = history.epochs_per_second
+    infer_total = timings.get("inference", 0.0)
+    streamed = sum(sinks.seconds.values())
     return {
         "hr_shape": list(prep.hr_msi.shape), "lr_shape": list(prep.lr_hsi.shape), "ratio": prep.ratio,
-        "lr_pixels": n, "epochs": epochs, "device": result.device,
-        "timings": dict(result.timings), "save_times": save_times, "total_s": total,
-        "epochs_per_s": epochs / train_s if train_s else None,
-        "train_flops_per_epoch": flops,
-        "train_gflops": flops * epochs / train_s / 1e9 if train_s else None,
-        "peak_rss_mb": peak_rss_mb(), "stage_peak_rss_mb": sampler.peaks,
-        "final_loss": result.final_loss,
-        "hr_hsi_type": type(result.hr_hsi).__name__,
-        "output_files": dict(result.output_files),
+        "lr_pixels": n, "in_features": c_in, "epochs": history.epochs_run, "device": describe(device),
+        "timings": timings, "train_loop_s": history.seconds,
+        "inference_compute_s": infer_total - streamed, "inference_stage_s": infer_total,
+        "save_s": save_s, "save_close_s": close_s, "save_streamed_s": dict(sinks.seconds),
+        "result_gbytes": sizes, "epochs_per_s": eps,
+        "train_flops_per_epoch": flops, "train_gflops": flops * eps / 1e9 if eps else None,
+        "rss_start_mb": rss_start, "peak_rss_mb": peak_rss_mb(), "stage_peak_rss_mb": sampler.peaks,
+        "gpu_peak_mb": _gpu_peak_mb(device), "final_loss": history.loss[-1] if history.loss else None,
+        "torch_threads": torch.get_num_threads(),
     }
 
 
-def _time_mm(a, b, device, repeats: int = 3) -> float:
-    """Best-of-`repeats` seconds of a @ b (synchronised on a GPU)."""
-    import torch
-    best = float("inf")
-    a @ b                                 # warm-up: thread pool, allocator
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+def _pipeline(args) -> dict:
+    """run_fusion as the CLI runs it (real-world mode, one output file), for its memory."""
+    from spectramorph_engine import events
+    from spectramorph_engine.pipeline import run_fusion
+    fmt = args.formats.split(",")[0] or "h5"
+    out = Path(args.out)
+    config = _config(args, fmt=fmt, out_dir=str(out))
+    rss_start = current_rss_mb()
+    timings: dict = {}
+    with RssSampler() as sampler:
+        def progress(e):
+            if isinstance(e, events.StageStarted):
+                sampler.set_stage(e.stage)
+            elif isinstance(e, events.StageFinished):
+                timings[e.stage] = timings.get(e.stage, 0.0) + e.seconds
+
         t = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
+        result = run_fusion(config, progress=progress, write_outputs=True)
+        total = time.perf_counter() - t
+        sampler.set_stage("end")
+    return {"format": fmt, "timings": dict(result.timings), "total_s": total, "device": result.device,
+            "epochs": len(result.loss_history), "hr_hsi_type": type(result.hr_hsi).__name__,
+            "rss_start_mb": rss_start, "peak_rss_mb": peak_rss_mb(), "stage_peak_rss_mb": sampler.peaks}
+
+
+# ---------------------------------------------------------------------------- reference
+
+def _time_mm(a, b, device, min_batch_s: float = 0.05, batches: int = 5) -> float:
+    """Seconds of one a @ b: the best of `batches` timed batches of back-to-back products,
+    each batch long enough (>= min_batch_s) that timer and scheduler noise stay small.
+    The output buffer is allocated once (the engine's training reuses its buffers too)."""
+    import torch
+    out = torch.empty(a.shape[0], b.shape[1], device=a.device, dtype=a.dtype)
+    torch.mm(a, b, out=out)                        # warm-up: thread pool, allocator, kernels
+    sync(device)
+    reps = 1
+    while True:                                     # calibrate the batch length
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+        sync(device)
+        dt = time.perf_counter() - t
+        if dt >= min_batch_s or reps >= 1 << 16:
+            break
+        reps = min(1 << 16, max(reps * 2, int(reps * min_batch_s / max(dt, 1e-9))))
+    best = dt / reps
+    for _ in range(batches - 1):
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+        sync(device)
+        best = min(best, (time.perf_counter() - t) / reps)
     return best
 
 
 def matmul_reference(n: int, c_in: int, hidden: int, k: int, bands: int, device: str,
                      max_rows: int = 65536) -> dict:
-    """The machine's dense float32 matmul rate: 2048^3 and the training's own GEMM shapes.
+    """The machine's dense float32 matmul rate, measured now with torch.mm.
 
-    Rows are capped at `max_rows` (the rate per row is flat well below that)
-    so the reference does not need gigabytes of scratch at 262,144 pixels.
+    Two figures: a 2048^3 square product (what the cores can do at best) and
+    the GEMMs of one full-batch training epoch on their own shapes (pixels x
+    features), each timed alone, total flops over total time. Rows are capped
+    at `max_rows` (the rate per row is flat long before that) so the reference
+    needs no gigabytes of scratch at 262,144 pixels.
     """
     import torch
     dev = torch.device(device)
@@ -174,10 +272,10 @@ def matmul_reference(n: int, c_in: int, hidden: int, k: int, bands: int, device:
     sq = 2048
     t_sq = _time_mm(rnd(sq, sq), rnd(sq, sq), dev)
     m = min(n, max_rows)
-    shapes = [  # (rows, inner, cols) of every GEMM of one epoch
-        ("X W1", m, c_in, hidden), ("Z W2", m, hidden, k), ("A E", m, k, bands),
-        ("dR E^T", m, bands, k), ("dA W2^T", m, k, hidden), ("Z^T dA", hidden, m, k),
-        ("X^T dZ", c_in, m, hidden)]
+    shapes = [  # (rows, inner, cols) of every GEMM of one epoch (training.training_flops_per_epoch)
+        ("X W1^T", m, c_in, hidden), ("Z W2^T", m, hidden, k), ("A E", m, k, bands),
+        ("dR E^T", m, bands, k), ("dA W2", m, k, hidden), ("dA^T Z", k, m, hidden),
+        ("dZ^T X", hidden, m, c_in)]
     per = []
     total_t = total_f = 0.0
     for name, p, q, r in shapes:
@@ -191,27 +289,26 @@ def matmul_reference(n: int, c_in: int, hidden: int, k: int, bands: int, device:
             "threads": torch.get_num_threads()}
 
 
-def _nmf_compare(x: np.ndarray, k: int, device: str) -> dict:
-    """The engine's NMF next to scikit-learn's on the same matrix: time and relative error."""
-    import inspect
+def nmf_compare(x: np.ndarray, k: int, device: str) -> dict:
+    """The engine's NMF (its defaults, as extract_endmembers calls it) next to
+    scikit-learn's NMF (its defaults: init nndsvda here, coordinate descent,
+    max_iter 200, tol 1e-4) on the same matrix; errors are ||X - WH||_F / ||X||_F."""
     from spectramorph_engine import unmixing
+    from spectramorph_engine.device import resolve_device
+    dev = resolve_device(device)
     out = {"n": int(x.shape[0]), "bands": int(x.shape[1]), "k": k}
-    kwargs = {}
-    params = inspect.signature(unmixing.nmf).parameters
-    if "device" in params:
-        kwargs["device"] = device
-    if "seed" in params:
-        kwargs["seed"] = 0
-    xn = float(np.linalg.norm(x))
+    xn = float(np.linalg.norm(x.astype(np.float64)))
+    unmixing.nmf(x[:2048], k, max_iter=2, device=dev)       # warm-up (thread pool, CUDA context)
+    sync(dev)
     t = time.perf_counter()
-    w, h = unmixing.nmf(x, k, **kwargs)
+    w, h, info = unmixing.nmf(x, k, device=dev)
+    sync(dev)
     out["torch_s"] = time.perf_counter() - t
-    w, h = np.asarray(w, dtype=np.float64), np.asarray(h, dtype=np.float64)
-    out["torch_err"] = float(np.linalg.norm(x - w @ h) / xn)
+    out["torch_iter"] = int(info["iterations"])
+    out["torch_err"] = float(info["error"]) / xn
     try:
         from sklearn.decomposition import NMF
     except ImportError:
-        out["sklearn_err"] = None
         out["sklearn_note"] = "scikit-learn not installed"
         return out
     import warnings
@@ -222,34 +319,109 @@ def _nmf_compare(x: np.ndarray, k: int, device: str) -> dict:
         w2 = model.fit_transform(x)
     out["sklearn_s"] = time.perf_counter() - t
     out["sklearn_iter"] = int(model.n_iter_)
-    out["sklearn_err"] = float(np.linalg.norm(x - w2 @ model.components_) / xn)
+    out["sklearn_max_iter"] = int(model.max_iter)
+    out["sklearn_err"] = float(model.reconstruction_err_) / xn
     return out
 
 
-def _reference(args) -> dict:
+def _lr_matrix(path) -> np.ndarray:
+    """The LR-HSI as the pipeline factorises it: normalised by 1/99 percentiles, clipped to [0,1]."""
     from spectramorph_engine.degradation import normalize_percentile
     from spectramorph_engine.io import load_cube
-    lr = normalize_percentile(np.asarray(load_cube(args.lr).data, dtype=np.float32))
-    h, w, C = lr.shape
-    # the matrix the pipeline factorises: LR pixels x bands, clipped to [0, 1] (SPEC 1.1)
-    x = np.clip(lr.reshape(-1, C), 0.0, 1.0).astype(np.float32)
-    del lr
-    res = {"matmul": matmul_reference(h * w, args.msi_bands, args.hidden, args.k, C, args.device)}
+    lr = normalize_percentile(np.asarray(load_cube(path).data, dtype=np.float32))
+    return np.clip(lr.reshape(-1, lr.shape[2]), 0.0, 1.0)
+
+
+def _reference(args) -> dict:
+    x = _lr_matrix(args.lr)
+    n, bands = x.shape
+    res = {"matmul": matmul_reference(n, args.msi_bands, args.hidden, args.k, bands, args.device)}
     if not args.no_nmf:
-        res["nmf"] = _nmf_compare(x, args.k, args.device)
+        res["nmf"] = nmf_compare(x, args.k, args.device)
     res["peak_rss_mb"] = peak_rss_mb()
     return res
 
 
+# ------------------------------------------------------------------------------- training
+
+def _train(args) -> dict:
+    """Epochs/s on given LR shapes: the engine's train_len and plain autograd, same everything.
+
+    The LR-HSI is a library scene of rows x cols x bands (normalised as the
+    pipeline does), the input its 4-band preset SRF image, E its NMF endmembers.
+    Both loops get `warmup` untimed epochs first (thread pool, allocator), then
+    `epochs` timed ones; both read the loss back to the host every epoch, as a
+    progress bar needs. Nothing is extrapolated.
+    """
+    import torch
+    from spectramorph_engine.degradation import apply_srf, normalize_percentile
+    from spectramorph_engine.device import configure_threads, describe, resolve_device
+    from spectramorph_engine.model import LatentEstimationNetwork
+    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.training import lr_at, train_len, training_flops_per_epoch
+    from spectramorph_engine.unmixing import extract_endmembers
+    from .scenes import LibraryScene
+
+    configure_threads()
+    dev = resolve_device(args.device)
+    scene = LibraryScene(args.rows, args.cols, args.bands, k=6, seed=0)
+    lr = normalize_percentile(scene.cube())
+    srf = preset_srf(args.msi_bands, args.bands, wavelengths=scene.wavelengths)
+    x_np = apply_srf(lr, srf).reshape(-1, args.msi_bands).astype(np.float32)
+    t_np = lr.reshape(-1, args.bands)
+    E = torch.from_numpy(extract_endmembers(lr, args.k, device=dev)).to(dev)
+    x = torch.from_numpy(np.ascontiguousarray(x_np)).to(dev)
+    t = torch.from_numpy(np.ascontiguousarray(t_np)).to(dev)
+    n = x.shape[0]
+    kw = dict(scheduler="one_cycle", init_lr=1e-3, max_lr=1e-2, final_lr=1e-6)
+
+    def model():
+        return LatentEstimationNetwork(args.msi_bands, args.hidden, args.k, seed=0).to(dev)
+
+    # the engine
+    train_len(model(), x, t, E, epochs=args.warmup, **kw)
+    hist = train_len(model(), x, t, E, epochs=args.epochs, **kw)
+    ours = hist.epochs_per_second
+
+    # plain autograd, full batch: what a straightforward torch port would do
+    def autograd(epochs):
+        m = model()
+        opt = torch.optim.Adam(m.parameters(), lr=kw["init_lr"])
+        sync(dev)
+        t0 = time.perf_counter()
+        for epoch in range(epochs):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(epoch, epochs, kw["scheduler"], kw["init_lr"], kw["max_lr"], kw["final_lr"])
+            opt.zero_grad(set_to_none=True)
+            loss = torch.mean(torch.abs(m(x) @ E - t))
+            loss.backward()
+            opt.step()
+            float(loss)
+        sync(dev)
+        return epochs / (time.perf_counter() - t0)
+
+    autograd(args.warmup)
+    plain = autograd(args.epochs)
+    flops = training_flops_per_epoch(n, args.msi_bands, args.hidden, args.k, args.bands)
+    mm = matmul_reference(n, args.msi_bands, args.hidden, args.k, args.bands, args.device)
+    return {"lr_pixels": n, "bands": args.bands, "msi_bands": args.msi_bands, "hidden": args.hidden,
+            "k": args.k, "epochs": args.epochs, "warmup": args.warmup, "device": describe(dev),
+            "epochs_per_s": ours, "autograd_epochs_per_s": plain, "train_flops_per_epoch": flops,
+            "train_gflops": flops * ours / 1e9, "autograd_gflops": flops * plain / 1e9,
+            "final_loss": hist.loss[-1] if hist.loss else None, "matmul": mm,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+# ---------------------------------------------------------------------------------- input
+
 def _input(args) -> dict:
-    """What opening a large input costs: lazy open, list, one band for a preview."""
+    """What opening a large input costs: list, lazy open, one band for a preview."""
     from spectramorph_engine.io import list_arrays, load_cube
     res = {"rss_before_mb": current_rss_mb()}   # interpreter + imports: not the file's doing
     t = time.perf_counter()
     entries = list_arrays(args.file)
     res["list_s"] = time.perf_counter() - t
     res["arrays"] = [[n, list(s), str(d)] for n, s, d in entries]
-    res["rss_after_list_mb"] = current_rss_mb()
     t = time.perf_counter()
     cube = load_cube(args.file, lazy=True)
     res["lazy_open_s"] = time.perf_counter() - t
@@ -257,8 +429,8 @@ def _input(args) -> dict:
     res["open_delta_mb"] = current_rss_mb() - res["rss_before_mb"]
     t = time.perf_counter()
     # A copy, so a memory-mapped band is really read from disk. In a pixel-interleaved
-    # (rows x cols x bands) file one band touches every page, so the band read may
-    # count mapped file pages in RSS: that is the OS page cache, not a copy of the cube.
+    # (rows x cols x bands) file one band touches every page, so mapped file pages may
+    # count in RSS: that is the OS page cache, not a copy of the cube.
     band = np.array(cube.data[:, :, cube.data.shape[2] // 2], dtype=np.float32)
     res["one_band_s"] = time.perf_counter() - t
     res["band_shape"] = list(band.shape)
@@ -270,32 +442,55 @@ def _input(args) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.speed_case")
     sub = p.add_subparsers(dest="what", required=True)
-    f = sub.add_parser("fusion")
-    f.add_argument("--hr", required=True)
-    f.add_argument("--lr", required=True)
-    f.add_argument("--wavelengths", help=".npy of the HSI band centres in nm")
-    f.add_argument("--epochs", type=int, default=50)
-    f.add_argument("--hidden", type=int, default=1024)
-    f.add_argument("--k", type=int, default=7)
-    f.add_argument("--device", default="cpu")
-    f.add_argument("--formats", default="h5,numpy")
-    f.add_argument("--out", required=True)
+    parsers = []
+    for name in ("fusion", "pipeline"):
+        f = sub.add_parser(name)
+        f.add_argument("--hr", required=True)
+        f.add_argument("--lr", required=True)
+        f.add_argument("--wavelengths", help=".npy of the HSI band centres in nm")
+        f.add_argument("--epochs", type=int, default=20)
+        f.add_argument("--hidden", type=int, default=1024)
+        f.add_argument("--k", type=int, default=7)
+        f.add_argument("--device", default="auto")
+        f.add_argument("--formats", default="h5,numpy")
+        f.add_argument("--out", required=True)
+        parsers.append(f)
     r = sub.add_parser("reference")
     r.add_argument("--lr", required=True)
     r.add_argument("--hidden", type=int, default=1024)
     r.add_argument("--k", type=int, default=7)
     r.add_argument("--msi-bands", type=int, default=4)
-    r.add_argument("--device", default="cpu")
+    r.add_argument("--device", default="auto")
     r.add_argument("--no-nmf", action="store_true")
+    tr = sub.add_parser("train")
+    tr.add_argument("--rows", type=int, required=True)
+    tr.add_argument("--cols", type=int, required=True)
+    tr.add_argument("--bands", type=int, default=198)
+    tr.add_argument("--msi-bands", type=int, default=4)
+    tr.add_argument("--hidden", type=int, default=1024)
+    tr.add_argument("--k", type=int, default=7)
+    tr.add_argument("--epochs", type=int, default=30)
+    tr.add_argument("--warmup", type=int, default=3)
+    tr.add_argument("--device", default="auto")
     i = sub.add_parser("input")
     i.add_argument("--file", required=True)
-    for s in (f, r, i):
+    for s in parsers + [r, tr, i]:
         s.add_argument("--json", required=True)
+    p.add_argument("--cores", type=int, default=None,
+                   help="pin this process to its first N usable cores (the engine then uses N threads)")
     args = p.parse_args(argv)
     try:
-        res = {"fusion": _fusion, "reference": _reference, "input": _input}[args.what](args)
+        if args.cores:
+            pin_cores(args.cores)
+        if hasattr(args, "device"):
+            from spectramorph_engine.device import configure_threads, resolve_device
+            configure_threads()                               # as the pipeline does
+            if args.what in ("reference", "train"):           # these call torch with the name directly
+                args.device = str(resolve_device(args.device))
+        res = {"fusion": _fusion, "pipeline": _pipeline, "reference": _reference, "train": _train,
+               "input": _input}[args.what](args)
         res["ok"] = True
-    except Exception as exc:   # the parent shows the failure in its table instead of stopping
+    except BaseException as exc:   # the parent shows the failure in its table instead of stopping
         res = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                "peak_rss_mb": peak_rss_mb()}
     write_json(args.json, res)

@@ -180,3 +180,93 @@ def quality_warnings(srf_fit_psnr: Optional[float], lr_consistency: Optional[dic
                    f"{p if p is not None else float('nan'):.1f} dB{sam_txt}; expected >= "
                    f"{t['msi_psnr_db']:g} dB): the SRF in use may not describe the MSI camera.")
     return out
+
+
+# ------------------------------------------------------------------ band-chunked figures
+class _PairStats:
+    """PSNR (mean of per-band PSNR) and SAM accumulated band chunk by band chunk, equal to
+    metrics.psnr / metrics.sam on the whole cubes, without holding either cube whole."""
+
+    def __init__(self, rows: int, cols: int):
+        self.band_psnr: list = []
+        self.dot = np.zeros((rows, cols))
+        self.nx = np.zeros((rows, cols))
+        self.ny = np.zeros((rows, cols))
+
+    def add(self, reference: np.ndarray, estimate: np.ndarray) -> None:
+        from .metrics import PSNR_CAP_DB
+        for b in range(reference.shape[2]):
+            x = np.asarray(reference[:, :, b], dtype=np.float64)
+            y = np.asarray(estimate[:, :, b], dtype=np.float64)
+            mse = float(np.mean((x - y) ** 2))
+            self.band_psnr.append(PSNR_CAP_DB if mse == 0.0 else min(PSNR_CAP_DB, 10.0 * math.log10(1.0 / mse)))
+            self.dot += x * y
+            self.nx += x * x
+            self.ny += y * y
+
+    def figures(self, with_sam: bool = True) -> dict:
+        out = {"PSNR": float(np.mean(self.band_psnr))}
+        if with_sam:
+            nx, ny = np.sqrt(self.nx), np.sqrt(self.ny)
+            valid = (nx > 0) & (ny > 0)
+            out["SAM"] = (float(np.degrees(np.mean(np.arccos(np.clip(
+                self.dot[valid] / (nx[valid] * ny[valid]), -1.0, 1.0))))) if np.any(valid) else float("nan"))
+        return out
+
+
+def band_chunk_size(pixels: int, budget_bytes: int = 128 << 20) -> int:
+    """Bands per chunk so that one float32 HR chunk stays within `budget_bytes`."""
+    return max(1, int(budget_bytes // (4 * max(1, pixels))))
+
+
+def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
+                            band_chunk: Optional[int] = None, cancel=None) -> dict:
+    """LR and MSI consistency of the result clip(ALLE x E) and of bicubic upsampling, band chunk
+    by band chunk: the same figures as lr_consistency / msi_consistency / bicubic_consistency,
+    but memory stays a few HR bands, not the whole HR-HSI (a 2048 x 2048 x 200 result is 3.2 GB).
+
+    Returns {"lr_consistency", "msi_consistency", "bicubic": {"lr", "msi"}}.
+    """
+    from . import events as ev
+    from .degradation import bicubic_upsample
+    alle = np.asarray(alle, dtype=np.float32)
+    E = np.asarray(endmembers, dtype=np.float32)
+    lr = _cube(lr_hsi, "the LR-HSI")
+    msi = _cube(hr_msi, "the HR-MSI")
+    r = int(ratio)
+    H, W, K = alle.shape
+    C = E.shape[1]
+    if lr.shape != (H // r, W // r, C) or H % r or W % r or msi.shape[:2] != (H, W):
+        raise InputError(f"latent maps {alle.shape}, endmembers {E.shape}, LR-HSI {lr.shape} and "
+                         f"HR-MSI {msi.shape} do not fit together at ratio {r}")
+    srf = np.asarray(srf, dtype=np.float64)
+    if srf.shape != (msi.shape[2], C):
+        raise InputError(f"the SRF is {srf.shape} but the HR-MSI has {msi.shape[2]} bands and the "
+                         f"result {C}")
+    step = int(band_chunk or band_chunk_size(H * W))
+    lr_stats = {"fusion": _PairStats(*lr.shape[:2]), "bicubic": _PairStats(*lr.shape[:2])}
+    msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64), "bicubic": np.zeros(msi.shape, dtype=np.float64)}
+    flat = alle.reshape(-1, K)
+    for b0 in range(0, C, step):
+        ev.check_cancel(cancel)
+        b1 = min(C, b0 + step)
+        fused = np.clip(flat @ E[:, b0:b1], 0.0, 1.0).reshape(H, W, b1 - b0)
+        bicubic = np.asarray(bicubic_upsample(np.ascontiguousarray(lr[:, :, b0:b1], dtype=np.float32), r),
+                             dtype=np.float32)
+        if bicubic.ndim == 2:
+            bicubic = bicubic[:, :, None]
+        for name, cube in (("fusion", fused), ("bicubic", bicubic)):
+            lr_stats[name].add(lr[:, :, b0:b1], _degrade(cube, r, psf))
+            msi_pred[name] += cube.astype(np.float64) @ srf[:, b0:b1].T
+        del fused, bicubic
+    with_sam = msi.shape[2] >= 2
+    out = {}
+    for name in ("fusion", "bicubic"):
+        pred = msi_pred[name]
+        if offset is not None:
+            pred += np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)
+        stats = _PairStats(H, W)
+        stats.add(msi, pred.astype(np.float32))
+        out[name] = {"lr": lr_stats[name].figures(), "msi": stats.figures(with_sam=with_sam)}
+    return {"lr_consistency": out["fusion"]["lr"], "msi_consistency": out["fusion"]["msi"],
+            "bicubic": out["bicubic"]}

@@ -50,6 +50,8 @@ class PreparedInputs:
     srf_estimate: object = None    # srf_estimation.SrfEstimate when estimated
     srf_fit: Optional[dict] = None  # how well the SRF in use explains the pair (real mode)
     warnings: list = field(default_factory=list)
+    psf_note: str = ""             # where the PSF came from (real mode: file, estimated, config)
+    srf_gain_offset: Optional[tuple] = None  # (gain (c,), offset (c,)) fitted for an SRF file
 
     @property
     def num_hsi_bands(self) -> int:
@@ -269,6 +271,8 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         note = f"custom SRF from '{config.srf_file}'"
         if srf.shape[0] != c:
             raise InputError(f"SRF file '{config.srf_file}' has {srf.shape[0]} bands but {hr_what} has {c}")
+        gain, offset, file_sigma = est_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf)
+        note += " (gain and offset per band fitted on the pair)"
     elif source == "preset":
         srf, note = _preset_or_file_srf(config.replace(srf_source="preset", provide_srf=False), c,
                                         num_bands, wl)
@@ -278,7 +282,13 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         srf = estimate.srf_normalized
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
                 f"blur sigma {estimate.psf_sigma:g} px)")
-    srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, srf) if estimate is None else {
+    if source == "file":
+        srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
+                                     offset=offset)
+    elif estimate is None:
+        srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, srf)
+    else:
+        srf_fit = {
         "psnr": float(estimate.psnr), "psnr_per_band": [float(v) for v in estimate.psnr_db],
         "r2_per_band": [float(v) for v in estimate.r2]}
     training_input = config.training_input
@@ -292,11 +302,31 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     if fit_psnr is not None and fit_psnr < 25.0 and training_input == "srf":
         warnings.append(f"The SRF explains the HR-MSI poorly (fit {fit_psnr:.1f} dB PSNR): the result may be a "
                         f"recoloured HR-MSI. Try srf_source: estimate, training_input: msi_lr, or a measured SRF file.")
+    # The blur between the pair matters twice: to bring the HR-MSI to the LR grid (msi_lr) and
+    # to degrade the result back (consistency). A PSF file wins; else the blur fitted on the
+    # pair; the config's synthetic-mode PSF is a last resort only.
+    if config.provide_psf:
+        psf_note = f"PSF from '{config.psf_file}'"
+    else:
+        if estimate is None and training_input == "msi_lr":
+            estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl)
+            psf = estimate_blur.psf
+            psf_note = f"Gaussian blur fitted on the pair (sigma {estimate_blur.psf_sigma:g} px)"
+        elif estimate is not None:
+            psf = estimate.psf
+            psf_note = f"Gaussian blur fitted on the pair (sigma {estimate.psf_sigma:g} px)"
+        elif source == "file":
+            psf = est_mod.gaussian_kernel(file_sigma)
+            psf_note = f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px)"
+        else:
+            psf_note = (f"config PSF ({config.psf_type}, sigma {config.sigma:g}, kernel {config.kernel_size}); "
+                        f"give psf_file for your sensor's PSF")
     for w_ in warnings:
         ev.emit(progress, ev.Message("warning", w_))
     return PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,
                           wavelengths=wl, srf_note=note, training_input=training_input,
-                          srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings)
+                          srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings, psf_note=psf_note,
+                          srf_gain_offset=(gain, offset) if source == "file" else None)
 
 
 # --------------------------------------------------------------------------
@@ -306,13 +336,16 @@ def _training_input_lr(prep: PreparedInputs) -> np.ndarray:
     """The LR-grid MSI the LEN learns from (h x w x c)."""
     from .degradation import apply_srf
     if prep.training_input == "msi_lr":
-        from .srf_estimation import msi_to_lr_grid
-        sigma = prep.srf_estimate.psf_sigma if prep.srf_estimate is not None else 0.0
-        return msi_to_lr_grid(prep.hr_msi, prep.ratio, sigma)
+        from .consistency import _degrade
+        return _degrade(prep.hr_msi, prep.ratio, prep.psf)
     if prep.srf_estimate is not None:
         from .srf_estimation import apply_estimated_srf
         return apply_estimated_srf(prep.lr_hsi, prep.srf_estimate)
-    return apply_srf(prep.lr_hsi, prep.srf).astype(np.float32)
+    out = apply_srf(prep.lr_hsi, prep.srf).astype(np.float32)
+    if prep.srf_gain_offset is not None:
+        gain, offset = prep.srf_gain_offset
+        out = (out * gain.astype(np.float32) + offset.astype(np.float32)).astype(np.float32)
+    return out
 
 
 def fuse(config: FusionConfig, prep: PreparedInputs, progress=None, cancel=None, stages=None,
@@ -361,26 +394,25 @@ def fuse(config: FusionConfig, prep: PreparedInputs, progress=None, cancel=None,
     return hr_hsi, endmembers, alle, history, str(device)
 
 
-def _score(config: FusionConfig, prep: PreparedInputs, hr_hsi, progress, cancel):
+def _score(config: FusionConfig, prep: PreparedInputs, hr_hsi, endmembers, alle, progress, cancel):
     """Metrics against truth (synthetic) or consistency figures (real), with the bicubic baseline."""
     from . import metrics
     from .degradation import bicubic_upsample
-    bicubic = bicubic_upsample(prep.lr_hsi, prep.ratio)
     if prep.truth is not None:
+        bicubic = bicubic_upsample(prep.lr_hsi, prep.ratio)
         return metrics.compute_all(prep.truth, hr_hsi, prep.ratio), \
             metrics.compute_all(prep.truth, bicubic, prep.ratio), None
     from . import consistency as cons
     offset = getattr(prep.srf_estimate, "offset", None)
     srf_raw = getattr(prep.srf_estimate, "srf", prep.srf)
-    figures = {
-        "lr_consistency": cons.lr_consistency(hr_hsi, prep.lr_hsi, prep.ratio, prep.psf),
-        "msi_consistency": cons.msi_consistency(hr_hsi, prep.hr_msi, srf_raw, offset=offset),
-        "bicubic": cons.bicubic_consistency(prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio, prep.psf,
-                                            offset=offset),
-        "srf_note": prep.srf_note,
-        "training_input": prep.training_input,
-        "srf_fit": prep.srf_fit,
-    }
+    if prep.srf_gain_offset is not None:
+        gain, offset = prep.srf_gain_offset
+        srf_raw = gain[:, None] * prep.srf
+    # From ALLE x E, band chunk by band chunk: the whole HR-HSI (and its bicubic twin) may not fit.
+    figures = cons.consistency_from_latent(alle, endmembers, prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio,
+                                           prep.psf, offset=offset, cancel=cancel)
+    figures.update({"srf_note": prep.srf_note, "psf_note": prep.psf_note,
+                    "training_input": prep.training_input, "srf_fit": prep.srf_fit})
     return None, None, figures
 
 
@@ -393,7 +425,8 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
     k = min(config.num_endmembers, lr_red.shape[0] * lr_red.shape[1], lr_red.shape[2])
     sub = PreparedInputs(mode="real", hr_msi=hr_red, lr_hsi=lr_red, srf=prep.srf, ratio=prep.ratio,
                          psf=prep.psf, wavelengths=prep.wavelengths, srf_note=prep.srf_note,
-                         training_input=prep.training_input, srf_estimate=prep.srf_estimate)
+                         training_input=prep.training_input, srf_estimate=prep.srf_estimate,
+                         srf_gain_offset=prep.srf_gain_offset)
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
     fused, *_ = fuse(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
     return {"fusion": metrics.compute_all(lr_ref, fused, prep.ratio),
@@ -401,11 +434,32 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
             "shape": list(lr_ref.shape)}
 
 
+# A real-world result bigger than this streams to its file during inference instead of being
+# held in memory (a 2048 x 2048 x 200 float32 result is 3.2 GB).
+STREAM_RESULT_BYTES = 512 << 20
+
+
+def _result_path(config: FusionConfig) -> Path:
+    return Path(config.output_dir) / f"hr_hsi{_RESULT_SUFFIX[config.output_file_type]}"
+
+
+def _open_result_stream(config: FusionConfig, prep: PreparedInputs, write_outputs: bool):
+    """A ResultWriter for the HR-HSI when it should stream to disk, else None."""
+    H, W = prep.hr_msi.shape[:2]
+    nbytes = H * W * prep.num_hsi_bands * 4
+    if not write_outputs or prep.mode != "real" or nbytes <= STREAM_RESULT_BYTES:
+        return None
+    from .io import ResultWriter
+    log.info("result of %.1f GB streams to %s during inference", nbytes / 1e9, _result_path(config))
+    return ResultWriter(_result_path(config), (H, W, prep.num_hsi_bands), wavelengths=prep.wavelengths)
+
+
 def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel=None,
                inputs: Optional[FusionInputs] = None, write_outputs: bool = True) -> FusionResult:
     """Run SpectraMorph end to end; see docs/pipeline_api.md."""
     stages = _Stages(progress, cancel)
     log_handler = _start_log(config) if write_outputs else None
+    stream = None
     try:
         if write_outputs:
             _check_output_dir(config.output_dir)
@@ -413,15 +467,18 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             prep = prepare_inputs(config, inputs, progress, cancel)
         log.info("HR-MSI %s, LR-HSI %s, ratio %d; %s", prep.hr_msi.shape, prep.lr_hsi.shape,
                  prep.ratio, prep.srf_note)
-        hr_hsi, endmembers, alle, history, device = fuse(config, prep, progress, cancel, stages)
+        stream = _open_result_stream(config, prep, write_outputs)
+        hr_hsi, endmembers, alle, history, device = fuse(config, prep, progress, cancel, stages,
+                                                         out_hsi=stream)
         with stages("metrics"):
-            metrics_, bicubic_metrics, consistency = _score(config, prep, hr_hsi, progress, cancel)
+            metrics_, bicubic_metrics, consistency = _score(config, prep, hr_hsi, endmembers, alle,
+                                                            progress, cancel)
             if consistency is not None:
                 consistency["reduced_resolution"] = _reduced_resolution(config, prep, progress, cancel)
                 from .consistency import quality_warnings
-                consistency["warnings"] = quality_warnings(
-                    (prep.srf_fit or {}).get("psnr"), consistency["lr_consistency"],
-                    consistency["msi_consistency"])
+                # the SRF-fit warning, when due, came from prepare_inputs already
+                consistency["warnings"] = quality_warnings(None, consistency["lr_consistency"],
+                                                           consistency["msi_consistency"])
         result = FusionResult(hr_hsi=hr_hsi, endmembers=endmembers, alle=alle,
                               loss_history=list(history.loss), lr_history=list(history.lr),
                               prepared=prep, metrics=metrics_, bicubic_metrics=bicubic_metrics,
@@ -434,11 +491,14 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             log.info("bicubic: %s", _fmt(bicubic_metrics))
         if write_outputs:
             with stages("save"):
-                result.output_files = write_result(config, result, progress, cancel)
+                result.output_files = write_result(config, result, progress, cancel, stream=stream)
+                stream = None
             result.timings = stages.timings
             _write_run_json(config, result)
         return result
     finally:
+        if stream is not None:          # cancelled or failed: the partial result file goes
+            stream.abort()
         if log_handler is not None:
             logging.getLogger("spectramorph_engine").removeHandler(log_handler)
             log_handler.close()
@@ -465,20 +525,22 @@ def _check_output_dir(folder) -> None:
         raise InputError(f"output folder '{p}' cannot be written: {exc.strerror or exc}") from None
 
 
-def write_result(config: FusionConfig, result: FusionResult, progress=None, cancel=None) -> dict:
-    """Write the HR-HSI, figures and scores into config.output_dir, each file atomically."""
+def write_result(config: FusionConfig, result: FusionResult, progress=None, cancel=None,
+                 stream=None) -> dict:
+    """Write the HR-HSI, figures and scores into config.output_dir, each file atomically.
+    `stream`: the ResultWriter the HR-HSI already went into (committed here, last)."""
     from . import figures
     from .io import atomic_write_text, save_cube
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     prep = result.prepared
-    hsi_path = out / f"hr_hsi{_RESULT_SUFFIX[config.output_file_type]}"
+    hsi_path = _result_path(config)
     extra = None
     if config.output_file_type in ("matlab", "h5"):
         extra = {"endmembers": result.endmembers.astype(np.float32), "abundances": result.alle}
-    save_cube(hsi_path, result.hr_hsi, wavelengths=prep.wavelengths, extra=extra)
-    files["hr_hsi"] = str(hsi_path)
+    if stream is None:
+        save_cube(hsi_path, result.hr_hsi, wavelengths=prep.wavelengths, extra=extra)
     ev.check_cancel(cancel)
     for name, fig in (("endmembers", figures.endmember_figure(result.endmembers, prep.wavelengths)),
                       ("abundances", figures.abundance_figure(result.alle))):
@@ -494,6 +556,14 @@ def write_result(config: FusionConfig, result: FusionResult, progress=None, canc
         path = out / "consistency.json"
         atomic_write_text(path, json.dumps(_jsonable(result.consistency), indent=2))
         files["consistency"] = str(path)
+    if stream is not None:
+        from .io import load_cube
+        for name, value in (extra or {}).items():
+            stream.set_extra(name, value)
+        stream.close()
+        # the result now lives in its file: a memory map / lazy dataset stands in for it
+        result.hr_hsi = load_cube(hsi_path, key="hr_hsi" if extra else None, lazy=True).data
+    files = {"hr_hsi": str(hsi_path), **files}
     return files
 
 

@@ -536,3 +536,37 @@ def choose_training_input(hr_msi, lr_hsi, ratio: int, est: SrfEstimate):
            else f"no blur width fits clearly best (margin {100 * margin:.0f}%)")
     return "srf", (f"the blur is uncertain ({why}; {fit}): training on the estimated SRF, "
                    f"which does not depend on the blur")
+
+
+def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
+                    psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS):
+    """Per-band gain and offset that best map SRF(LR-HSI) onto the HR-MSI brought to the LR grid.
+
+    A measured SRF gives the shape of each band's response, but the two images are
+    normalised independently (1/99 percentiles) and real cameras add their own gain and
+    dark level, so SRF(LR-HSI) and the HR-MSI differ by an affine map per band. Two
+    numbers per band, fitted by least squares on thousands of pixels, remove that without
+    touching the SRF's shape. Returns (gain (c,), offset (c,), psf_sigma).
+    """
+    hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
+    srf = np.asarray(srf, dtype=np.float64)
+    h, w, C = lr.shape
+    c = hr.shape[2]
+    if srf.shape != (c, C):
+        raise InputError(f"the SRF is {srf.shape} but the pair needs {c} x {C}")
+    sigmas = [float(psf_sigma)] if psf_sigma is not None else sorted({float(s) for s in psf_sigmas})
+    m = _margin(max(sigmas), ratio, h, w)
+    pred = _interior(lr.astype(np.float64) @ srf.T, m).reshape(-1, c)
+    best = None
+    for sg in sigmas:
+        Y = _interior(msi_to_lr_grid(hr, ratio, sg).astype(np.float64), m).reshape(-1, c)
+        gain, offset, sse = np.ones(c), np.zeros(c), 0.0
+        for k in range(c):
+            A = np.stack([pred[:, k], np.ones(len(pred))], axis=1)
+            (g, o), *_ = np.linalg.lstsq(A, Y[:, k], rcond=None)
+            gain[k], offset[k] = (g, o) if g > 0 else (1.0, float(np.mean(Y[:, k] - pred[:, k])))
+            sse += float(np.sum((A @ [gain[k], offset[k]] - Y[:, k]) ** 2))
+        if best is None or sse < best[0]:
+            best = (sse, gain, offset, sg)
+    _, gain, offset, sg = best
+    return gain, offset, sg

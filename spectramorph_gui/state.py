@@ -107,6 +107,7 @@ class AppState(QObject):
     runCancelled = Signal(str)
     resultChanged = Signal(object)        # FusionResult | None
     busyChanged = Signal(str)             # label of the background task, "" when idle
+    srfEstimateChanged = Signal(object)   # srf_estimation.SrfEstimate | None (real-world mode)
     errorRaised = Signal(str)             # a sentence for an error dialog
     loadFinished = Signal(bool)           # a file / demo / config load ended (accepted or not)
     message = Signal(str)                 # a line for the status bar
@@ -120,6 +121,9 @@ class AppState(QObject):
         self.lr_hsi: Optional[DataSource] = None
         self.prepared = None
         self.prepare_error: Optional[str] = None
+        self.srf_estimate = None          # the SRF fitted to the real pair (shown beside the one in use)
+        self.srf_estimate_error: Optional[str] = None
+        self._estimate_cache = None        # (key of the pair, SrfEstimate): the last fit
         self.result = None
         self.history = History()
         self.progress = RunProgress()
@@ -204,6 +208,25 @@ class AppState(QObject):
             self.schedule_prepare()
         return True
 
+    def set_wavelengths(self, text: str) -> bool:
+        """Wavelengths typed or pasted by the user (one per band, or first..last), validated by
+        the engine against the hyperspectral band count; an empty text goes back to the cube's
+        own (metadata). False (and a dialog) if refused."""
+        from spectramorph_engine.previews import parse_wavelengths
+        if not (text or "").strip():
+            return self.update_config(wavelengths=None)
+        bands = self.num_hsi_bands()
+        if bands is None:
+            self.errorRaised.emit("Open the hyperspectral cube first: the wavelengths are checked "
+                                  "against its band count.")
+            return False
+        try:
+            wl = parse_wavelengths(text, bands)
+        except InputError as exc:
+            self.errorRaised.emit(str(exc))
+            return False
+        return self.update_config(wavelengths=[float(v) for v in wl])
+
     def set_config(self, config: FusionConfig) -> None:
         self.config = config
         self.configChanged.emit(config)
@@ -228,8 +251,19 @@ class AppState(QObject):
                    "hr_msi": dict(synthetic=False, hr_msi_file=path),
                    "lr_hsi": dict(synthetic=False, lr_hsi_file=path)}[role]
         config = self.config.replace(**changes)
+        other = {"hr_msi": self.lr_hsi, "lr_hsi": self.hr_msi}.get(role)
+        hint = (" To replace both images with a pair of another size, use Open pair…"
+                if other is not None else "")
         self._try_commit(lambda: {role: load_source(path, key)}, config, f"Loading {path}",
-                         on_done=on_done)
+                         on_done=on_done, error_hint=hint)
+
+    def open_pair(self, hr_path: str, lr_path: str, hr_key: Optional[str] = None,
+                  lr_key: Optional[str] = None, on_done: Optional[Callable] = None) -> None:
+        """Real-world mode: an HR-MSI and an LR-HSI together (all or nothing), so a new pair of
+        another size replaces the old one without meeting it half-way."""
+        config = self.config.replace(synthetic=False, hr_msi_file=hr_path, lr_hsi_file=lr_path)
+        self._try_commit(lambda: {"hr_msi": load_source(hr_path, hr_key), "lr_hsi": load_source(lr_path, lr_key)},
+                         config, f"Loading {hr_path} and {lr_path}", on_done=on_done)
 
     def open_config(self, path: str, on_done: Optional[Callable] = None) -> None:
         """Load a YAML/JSON config and the files it names; all or nothing."""
@@ -251,18 +285,25 @@ class AppState(QObject):
                     src["lr_hsi"] = load_source(cfg.lr_hsi_file)
             return src
 
-        self._try_commit(load, lambda: holder["config"], f"Opening {path}", on_done=on_done)
+        # A configuration's own wavelengths are part of it: a mismatch is an error, not dropped.
+        self._try_commit(load, lambda: holder["config"], f"Opening {path}", on_done=on_done,
+                         fit_wavelengths=False)
 
-    def _try_commit(self, load: Callable, config, label: str, on_done=None) -> None:
+    def _try_commit(self, load: Callable, config, label: str, on_done=None,
+                    fit_wavelengths: bool = True, error_hint: str = "") -> None:
         """Load on the task thread, prepare the candidate pair, and commit only on success."""
         from spectramorph_engine import prepare_inputs
         self._generation += 1
         gen = self._generation
         self._preparing = True
 
+        notes = []
+
         def job():
             sources = load()
             cfg = config() if callable(config) else config
+            if fit_wavelengths:
+                cfg = self._drop_mismatched_wavelengths(cfg, sources, notes)
             inputs = self.current_inputs(cfg, sources)
             complete = (cfg.synthetic and (inputs.truth is not None or cfg.mat_file)) or \
                 (not cfg.synthetic and inputs.hr_msi is not None and inputs.lr_hsi is not None)
@@ -282,20 +323,43 @@ class AppState(QObject):
                                    "Open an HR-MSI and an LR-HSI to make a pair.")
             else:   # an edit arrived meanwhile: prepare again with it
                 self.schedule_prepare()
-            self.message.emit(f"{label}: done")
+            self.message.emit(f"{label}: done" + (f" ({'; '.join(notes)})" if notes else ""))
             if on_done is not None:
                 on_done(True)
             self.loadFinished.emit(True)
 
-        def failed(message, _user):
+        def failed(message, user):
             if gen == self._generation:
                 self._preparing = False
-            self.errorRaised.emit(message)
+            self.errorRaised.emit(message + (error_hint if user else ""))
             if on_done is not None:
                 on_done(False)
             self.loadFinished.emit(False)
 
         self.workers.submit(job, done, failed, label)
+
+    def _drop_mismatched_wavelengths(self, cfg, sources: dict, notes: list):
+        """Wavelengths the user gave for an earlier cube do not block opening one with another
+        band count: they are dropped (and the status bar says so); the new cube's own are used."""
+        role = "truth" if cfg.synthetic else "lr_hsi"
+        if cfg.wavelengths is None or role not in sources or sources[role] is None:
+            return cfg
+        data = sources[role].data
+        bands = data.shape[2] if data.ndim == 3 else 1
+        wl = cfg.wavelengths
+        try:
+            if isinstance(wl, str):
+                from spectramorph_engine.io import load_wavelengths
+                count = len(load_wavelengths(wl))
+            else:
+                count = len(wl)
+        except InputError:
+            count = None
+        if count == bands:
+            return cfg
+        notes.append(f"the {count if count is not None else 'unreadable'} wavelengths given before do not "
+                     f"fit its {bands} bands and were dropped")
+        return cfg.replace(wavelengths=None)
 
     # ------------------------------------------------------------------ preparation
     def schedule_prepare(self) -> None:
@@ -330,6 +394,46 @@ class AppState(QObject):
         if error:
             self.prepareFailed.emit(error)
         self.preparedChanged.emit(prepared)
+        self._update_srf_estimate(prepared)
+
+    def _update_srf_estimate(self, prepared) -> None:
+        """Real-world mode: the SRF fitted to the pair, whatever SRF the run uses (the pipeline's
+        own when it estimated one, else `estimate_srf` on the task thread)."""
+        self.srf_estimate_error = None
+        if prepared is None or prepared.mode != "real":
+            self._set_srf_estimate(None)
+            return
+        if prepared.srf_estimate is not None:
+            self._set_srf_estimate(prepared.srf_estimate)
+            return
+        hr, lr, ratio, wl = prepared.hr_msi, prepared.lr_hsi, prepared.ratio, prepared.wavelengths
+        # The same pair (and wavelengths) as last time: the fit is the same, do not redo it
+        # (an fwhm_factor or preset edit prepares again but leaves the pair as it was).
+        key = tuple(None if src is None else (id(src.data), src.data.shape) for src in (self.hr_msi, self.lr_hsi)) \
+            + (None if wl is None else np.asarray(wl).tobytes(),)
+        cached = self._estimate_cache
+        if cached is not None and cached[0] == key:
+            self._set_srf_estimate(cached[1])
+            return
+        self._set_srf_estimate(None)
+        from spectramorph_engine.srf_estimation import estimate_srf
+
+        def done(estimate):
+            self._estimate_cache = (key, estimate)
+            if self.prepared is prepared:
+                self._set_srf_estimate(estimate)
+
+        def failed(message, _user):
+            if self.prepared is prepared:
+                self.srf_estimate_error = message
+                self._set_srf_estimate(None)
+
+        self.workers.submit(lambda: estimate_srf(hr, lr, ratio, wavelengths=wl), done, failed,
+                            "Estimating the SRF from the pair")
+
+    def _set_srf_estimate(self, estimate) -> None:
+        self.srf_estimate = estimate
+        self.srfEstimateChanged.emit(estimate)
 
     # ------------------------------------------------------------------ the run
     def start_run(self) -> bool:
@@ -408,9 +512,10 @@ class AppState(QObject):
                  on_error: Optional[Callable] = None) -> None:
         """A background job whose failure becomes an error dialog (exports, file listings)."""
         def failed(message, user):
-            self.errorRaised.emit(message)
+            text = f"{label} failed: {message}" if label else message
+            self.errorRaised.emit(text)
             if on_error is not None:
-                on_error(message)
+                on_error(text)
         self.workers.submit(fn, on_done or (lambda _v: None), failed, label)
 
     def shutdown(self) -> None:

@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .plotting import plain_axes
+from .plotting import LogAxis, empty_note, plain_axes
 
 REDRAW_INTERVAL_MS = 250
 
@@ -23,7 +23,8 @@ class CurvesPanel(QWidget):
         self._drawn_version = -1
         self.redraw_count = 0     # how many times the curves were actually redrawn (tests, profiling)
 
-        self.loss_plot = pg.PlotWidget(title="Training loss (mean absolute error)")
+        self.loss_plot = pg.PlotWidget(title="Loss (mean absolute error)",
+                                       axisItems={"left": LogAxis(orientation="left")})
         self.loss_plot.setLogMode(x=False, y=True)
         self.loss_plot.setLabel("bottom", "epoch")
         self.loss_plot.setLabel("left", "loss (log)")
@@ -37,6 +38,11 @@ class CurvesPanel(QWidget):
         self.lr_plot.setXLink(self.loss_plot)
         plain_axes(self.loss_plot)
         plain_axes(self.lr_plot)
+        self.notes = [empty_note(self.loss_plot, "loss: during a run"),
+                      empty_note(self.lr_plot, "learning rate: during a run")]
+        # An empty plot still shows a sensible frame: epochs 0..100, loss 0.001..1.
+        self.loss_plot.setRange(xRange=(0, 100), yRange=(-3, 0), padding=0)
+        self.lr_plot.setRange(xRange=(0, 100), yRange=(0, 0.01), padding=0)
         for curve in (self.loss_curve, self.lr_curve):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
@@ -78,6 +84,8 @@ class CurvesPanel(QWidget):
         lr = np.asarray(h.lr[:n], dtype=float)
         self.loss_curve.setData(x, loss)
         self.lr_curve.setData(x, lr)
+        for note in self.notes:
+            note.setVisible(n == 0)
         if n:
             self.summary.setText(f"epoch {int(x[-1])}: loss {loss[-1]:.4g} (best {loss.min():.4g}), "
                                  f"lr {lr[-1]:.2e}")

@@ -7,16 +7,21 @@ training will see, normalised to [0, 1].
 """
 from __future__ import annotations
 
+from html import escape
+
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QRadioButton, QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QRadioButton, QVBoxLayout, QWidget)
+
+from spectramorph_engine.previews import (composite, default_rgb_bands, display_levels, format_wavelengths,
+                                          msi_display_bands)
 
 from . import dialogs
-from .fields import ConfigForm, Field
-from .plotting import BandPicker, ImageView, composite, default_rgb_bands
+from .fields import ConfigForm, Field, tooltip
+from .plotting import BandPicker, ImageView
 
 CUBE_FILTER = ("Cubes (*.mat *.h5 *.hdf5 *.he5 *.npy *.npz *.tif *.tiff *.hdr);;"
                "MATLAB (*.mat);;HDF5 (*.h5 *.hdf5);;NumPy (*.npy *.npz);;TIFF (*.tif *.tiff);;"
@@ -42,6 +47,9 @@ def _fmt_shape(shape) -> str:
     return " × ".join(str(s) for s in shape)
 
 
+WL_FILTER = "Wavelength lists (*.txt *.csv *.npy);;All files (*)"
+
+
 class DataPanel(QWidget):
     def __init__(self, state, parent=None):
         super().__init__(parent)
@@ -49,16 +57,21 @@ class DataPanel(QWidget):
         self._rgb_key = None
 
         # --- mode ---
-        self.synthetic_radio = QRadioButton("Synthetic: degrade a ground-truth cube")
+        self.synthetic_radio = QRadioButton("Synthetic")
         self.synthetic_radio.setToolTip("The engine makes the LR-HSI and HR-MSI from a known cube, "
                                         "so the result can be scored against the truth (config key "
                                         "<code>synthetic: true</code>).")
-        self.real_radio = QRadioButton("Real-world: my HR-MSI + LR-HSI")
-        self.real_radio.setToolTip("Fuse two real images of the same scene; quality is reported as "
-                                   "consistency (config key <code>synthetic: false</code>).")
+        self.real_radio = QRadioButton("Real-world (your pair)")
+        self.real_radio.setToolTip("Fuse your own HR-MSI and LR-HSI of the same scene; quality is reported "
+                                   "as consistency (config key <code>synthetic: false</code>).")
         self.mode_group = QButtonGroup(self)
         self.mode_group.addButton(self.synthetic_radio)
         self.mode_group.addButton(self.real_radio)
+        mode_row = QHBoxLayout()
+        mode_row.addWidget(QLabel("<b>Mode</b>"))
+        mode_row.addWidget(self.synthetic_radio)
+        mode_row.addWidget(self.real_radio)
+        mode_row.addStretch(1)
 
         # --- synthetic source ---
         self.synthetic_box = QGroupBox("Ground truth")
@@ -82,11 +95,15 @@ class DataPanel(QWidget):
 
         # --- real-world files ---
         self.real_box = QGroupBox("Image pair")
-        self.open_hr_button = QPushButton("Open HR-MSI…")
-        self.open_hr_button.setToolTip("The high-resolution multispectral / RGB / pan image (H × W × c).")
-        self.open_lr_button = QPushButton("Open LR-HSI…")
-        self.open_lr_button.setToolTip("The low-resolution hyperspectral image (h × w × C), "
-                                       "with H = r·h and W = r·w.")
+        self.open_pair_button = QPushButton("Open pair…")
+        self.open_pair_button.setToolTip("Choose the HR-MSI, then the LR-HSI: both are opened together, so a "
+                                         "new pair of another size replaces the current one.")
+        self.open_hr_button = QPushButton("HR-MSI…")
+        self.open_hr_button.setToolTip("Replace the high-resolution multispectral / RGB / pan image "
+                                       "(H × W × c); .mat, .h5, .npy, .tif.")
+        self.open_lr_button = QPushButton("LR-HSI…")
+        self.open_lr_button.setToolTip("Replace the low-resolution hyperspectral image (h × w × C), "
+                                       "with H = r·h and W = r·w; .mat, .h5, .npy, .tif.")
         self.hr_label = QLabel("HR-MSI: —")
         self.lr_label = QLabel("LR-HSI: —")
         for lab in (self.hr_label, self.lr_label):
@@ -94,46 +111,83 @@ class DataPanel(QWidget):
             lab.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.real_form = ConfigForm(state, REAL_FIELDS)
         grid = QGridLayout(self.real_box)
-        grid.addWidget(self.open_hr_button, 0, 0)
-        grid.addWidget(self.hr_label, 0, 1)
-        grid.addWidget(self.open_lr_button, 1, 0)
-        grid.addWidget(self.lr_label, 1, 1)
-        grid.addWidget(self.real_form, 2, 0, 1, 2)
+        grid.addWidget(self.open_pair_button, 0, 0, 1, 2)
+        grid.addWidget(self.open_hr_button, 1, 0)
+        grid.addWidget(self.hr_label, 1, 1)
+        grid.addWidget(self.open_lr_button, 2, 0)
+        grid.addWidget(self.lr_label, 2, 1)
+        grid.addWidget(self.real_form, 3, 0, 1, 2)
         grid.setColumnStretch(1, 1)
+
+        # --- wavelengths of the hyperspectral bands ---
+        self.wl_box = QGroupBox("Band wavelengths (nm)")
+        self.wl_status = QLabel()
+        self.wl_status.setObjectName("wavelengthStatus")
+        self.wl_status.setWordWrap(True)
+        self.wl_edit = QLineEdit()
+        self.wl_edit.setObjectName("wavelengthEdit")
+        self.wl_edit.setPlaceholderText("one value per band, e.g. 400, 410, …  or  400..2500")
+        self.wl_edit.setToolTip(tooltip("wavelengths", "Centre of each hyperspectral band in nm: type or paste "
+                                        "one value per band (commas, spaces or new lines), or <code>first..last"
+                                        "</code> for evenly spaced bands. They must increase and their count "
+                                        "must equal the band count. Used to place the SRF presets and on the "
+                                        "plots' axes."))
+        self.wl_apply = QPushButton("Apply")
+        self.wl_apply.setToolTip("Check the values and use them for the run and the plots.")
+        self.wl_file = QPushButton("File…")
+        self.wl_file.setToolTip("A one-column text / CSV file or a .npy of the band centres.")
+        self.wl_clear = QPushButton("Reset")
+        self.wl_clear.setToolTip("Forget the values given here: use the wavelengths in the cube's file "
+                                 "(if it has any; config key wavelengths: null).")
+        wl_lay = QGridLayout(self.wl_box)
+        wl_lay.addWidget(self.wl_status, 0, 0, 1, 4)
+        wl_lay.addWidget(self.wl_edit, 1, 0, 1, 4)
+        wl_lay.addWidget(self.wl_apply, 2, 0)
+        wl_lay.addWidget(self.wl_file, 2, 1)
+        wl_lay.addWidget(self.wl_clear, 2, 2)
+        wl_lay.setColumnStretch(3, 1)
 
         # --- what the pair is ---
         self.info_label = QLabel()
         self.info_label.setWordWrap(True)
         self.info_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.info_label.setObjectName("dataInfo")
-        self.hr_view = ImageView("HR-MSI")
-        self.lr_view = ImageView("LR-HSI composite")
+        self.hr_view = ImageView("HR-MSI", square=True)
+        self.lr_view = ImageView("LR-HSI composite", square=True)
         for v in (self.hr_view, self.lr_view):
-            v.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+            v.setMinimumSize(120, 140)
         self.band_picker = BandPicker()
-        # One above the other: the dock is tall and narrow, and square images use its height best.
+        # Side by side when the dock is wide, each a square; one above the other is too tall for a laptop.
         previews = QVBoxLayout()
-        previews.addWidget(self.hr_view, 1)
-        previews.addWidget(self.lr_view, 1)
+        images = QHBoxLayout()
+        images.addWidget(self.hr_view, 1)
+        images.addWidget(self.lr_view, 1)
+        previews.addLayout(images, 1)
         picker_row = QHBoxLayout()
-        picker_row.addWidget(QLabel("LR-HSI composite bands:"))
+        picker_row.addWidget(QLabel("LR-HSI composite:"))
         picker_row.addWidget(self.band_picker, 1)
         previews.addLayout(picker_row)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.synthetic_radio)
-        layout.addWidget(self.real_radio)
+        layout.addLayout(mode_row)
         layout.addWidget(self.synthetic_box)
         layout.addWidget(self.real_box)
+        layout.addWidget(self.wl_box)
         layout.addWidget(self.info_label)
-        layout.addLayout(previews, 1)
+        layout.addLayout(previews)
+        layout.addStretch(1)
 
         # --- connections ---
         self.synthetic_radio.toggled.connect(self._mode_clicked)
         self.demo_button.clicked.connect(lambda: state.load_demo())
         self.open_truth_button.clicked.connect(lambda: self.open_file("truth"))
+        self.open_pair_button.clicked.connect(lambda: self.open_pair())
         self.open_hr_button.clicked.connect(lambda: self.open_file("hr_msi"))
         self.open_lr_button.clicked.connect(lambda: self.open_file("lr_hsi"))
+        self.wl_apply.clicked.connect(lambda: self.apply_wavelengths())
+        self.wl_edit.returnPressed.connect(lambda: self.apply_wavelengths())
+        self.wl_file.clicked.connect(lambda: self.choose_wavelength_file())
+        self.wl_clear.clicked.connect(lambda: state.update_config(wavelengths=None))
         self.band_picker.changed.connect(lambda _b: self._draw_previews())
         state.configChanged.connect(self._on_config)
         state.inputsChanged.connect(self._on_sources)
@@ -155,15 +209,33 @@ class DataPanel(QWidget):
             path = dialogs.ask_open_file(self, titles[role], CUBE_FILTER)
             if not path:
                 return
+        self._with_key(path, lambda key: self.state.open_cube(role, path, key))
+
+    def open_pair(self, hr_path: str | None = None, lr_path: str | None = None) -> None:
+        """Real-world mode: the HR-MSI, then the LR-HSI (each with its variable picker), opened
+        together."""
+        if hr_path is None:
+            hr_path = dialogs.ask_open_file(self, "Open the HR-MSI (1 of 2)", CUBE_FILTER)
+            if not hr_path:
+                return
+        if lr_path is None:
+            lr_path = dialogs.ask_open_file(self, "Open the LR-HSI (2 of 2)", CUBE_FILTER)
+            if not lr_path:
+                return
+        self._with_key(hr_path, lambda hr_key: self._with_key(
+            lr_path, lambda lr_key: self.state.open_pair(hr_path, lr_path, hr_key, lr_key)))
+
+    def _with_key(self, path: str, then) -> None:
+        """Call then(key): the variable the user picks when the file holds several arrays, else None."""
         if not Path(path).is_file():
             dialogs.show_error(self, f"File '{path}' does not exist.")
             return
         if Path(path).suffix.lower() in (".mat", ".h5", ".hdf5", ".he5", ".npz"):
-            self.state.list_arrays(path, lambda arrays: self._picked(role, path, arrays))
+            self.state.list_arrays(path, lambda arrays: self._picked(path, arrays, then))
         else:
-            self.state.open_cube(role, path)
+            then(None)
 
-    def _picked(self, role, path, arrays) -> None:
+    def _picked(self, path, arrays, then) -> None:
         candidates = [a for a in arrays if len(a[1]) in (2, 3)]
         key = None
         if len(candidates) > 1:
@@ -174,7 +246,31 @@ class DataPanel(QWidget):
             key = candidates[labels.index(choice)][0]
         elif len(candidates) == 1:
             key = candidates[0][0]
-        self.state.open_cube(role, path, key)
+        then(key)
+
+    def apply_wavelengths(self, text: str | None = None) -> bool:
+        """Use the typed / pasted wavelengths (validated by the engine; a dialog says what is wrong)."""
+        if text is not None:
+            self.wl_edit.setText(text)
+        return self.state.set_wavelengths(self.wl_edit.text())
+
+    def choose_wavelength_file(self, path: str | None = None) -> bool:
+        if path is None:
+            path = dialogs.ask_open_file(self, "Open the band wavelengths", WL_FILTER)
+            if not path:
+                return False
+        from spectramorph_engine import InputError, io
+        try:
+            wl = io.load_wavelengths(path)
+        except InputError as exc:
+            dialogs.show_error(self, str(exc))
+            return False
+        bands = self.state.num_hsi_bands()
+        if bands is not None and len(wl) != bands:
+            dialogs.show_error(self, f"'{path}' gives {len(wl)} wavelengths but the hyperspectral cube has "
+                                     f"{bands} bands.")
+            return False
+        return self.state.update_config(wavelengths=path)
 
     def _mode_clicked(self, synthetic: bool) -> None:
         if synthetic != self.state.config.synthetic:
@@ -182,7 +278,7 @@ class DataPanel(QWidget):
 
     # ------------------------------------------------------------------ reactions
     def _set_editable(self, on: bool) -> None:
-        for w in (self.synthetic_radio, self.real_radio, self.synthetic_box, self.real_box):
+        for w in (self.synthetic_radio, self.real_radio, self.synthetic_box, self.real_box, self.wl_box):
             w.setEnabled(on)
 
     def _on_config(self, config) -> None:
@@ -192,12 +288,14 @@ class DataPanel(QWidget):
         radio.blockSignals(False)
         self.synthetic_box.setVisible(config.synthetic)
         self.real_box.setVisible(not config.synthetic)
+        self._show_wavelengths()
 
     def _on_sources(self) -> None:
         s = self.state
         self.truth_label.setText(self._describe(s.truth, "Cube"))
         self.hr_label.setText(self._describe(s.hr_msi, "HR-MSI"))
         self.lr_label.setText(self._describe(s.lr_hsi, "LR-HSI"))
+        self._show_wavelengths()
 
     @staticmethod
     def _describe(src, what) -> str:
@@ -205,32 +303,60 @@ class DataPanel(QWidget):
             return f"{what}: none loaded"
         lo, hi = src.value_range
         name = src.label if src.path is None else Path(src.path).name + (f" [{src.key}]" if src.key else "")
-        return (f"<b>{name}</b><br>{_fmt_shape(src.data.shape)} {src.data.dtype}, "
+        return (f"<b>{escape(name)}</b><br>{_fmt_shape(src.data.shape)} {src.data.dtype}, "
                 f"values {lo:.4g} … {hi:.4g}")
+
+    def _show_wavelengths(self) -> None:
+        """Where the wavelengths come from, and the values in use (editable)."""
+        s = self.state
+        cfg_wl = s.config.wavelengths
+        p = s.prepared
+        in_use = p.wavelengths if p is not None else None
+        if isinstance(cfg_wl, list):
+            source = f"typed here ({len(cfg_wl)} values)"
+            values = cfg_wl
+        elif isinstance(cfg_wl, str):
+            source = f"from the file <b>{escape(Path(cfg_wl).name)}</b>"
+            values = in_use
+        else:
+            meta = s.wavelengths_for_inputs()
+            values = meta if meta is not None else in_use
+            source = "from the cube's file" if values is not None else None
+        if values is None:
+            self.wl_status.setText("<span style='color:#e65100'><b>Unknown</b></span>: plots use band numbers "
+                                   "and SRF presets are spread evenly over their range. Type them below "
+                                   "if you know them.")
+        else:
+            wl = np.asarray(values, dtype=float)
+            self.wl_status.setText(f"{source}: {wl[0]:.0f}–{wl[-1]:.0f} nm, {len(wl)} bands")
+        if not self.wl_edit.hasFocus():
+            self.wl_edit.setText(format_wavelengths(values))
+            self.wl_edit.setCursorPosition(0)
+        self.wl_clear.setEnabled(cfg_wl is not None)
 
     def _on_prepared(self, prepared) -> None:
         s = self.state
+        self._show_wavelengths()
         if prepared is None:
             text = s.prepare_error or ("Preparing…" if s.preparing else "No data yet.")
-            self.info_label.setText(f"<span style='color:#b71c1c'>{text}</span>"
+            self.info_label.setText(f"<span style='color:#b71c1c'>{escape(text)}</span>"
                                     if s.prepare_error else text)
             self.hr_view.set_image(None)
             self.lr_view.set_image(None)
             return
         p = prepared
         wl = p.wavelengths
-        wl_text = (f"{wl[0]:.0f}–{wl[-1]:.0f} nm ({len(wl)} bands)" if wl is not None
-                   else "unknown (band numbers are used)")
         lines = [f"<b>HR-MSI</b> {_fmt_shape(p.hr_msi.shape)} &nbsp; <b>LR-HSI</b> {_fmt_shape(p.lr_hsi.shape)}"
                  f" &nbsp; <b>ratio</b> {p.ratio}",
-                 f"<b>Wavelengths</b> {wl_text}",
-                 f"<b>SRF</b> {p.srf_note}"]
+                 f"<b>SRF</b> {escape(p.srf_note)}"]
         if p.mode == "real":
             lines.append(f"<b>Training input</b> {p.training_input}")
         for w in p.warnings:
-            lines.append(f"<span style='color:#e65100'>⚠ {w}</span>")
-        lines.append("<span style='color:#666'>Previews: inputs normalised to [0, 1] (1st/99th percentile).</span>")
+            lines.append(f"<span style='color:#e65100'>⚠ {escape(w)}</span>")
         self.info_label.setText("<br>".join(lines))
+        if p.mode == "real" and s.config.num_bands_msi_non_synthetic is None:
+            # 'auto': show the HR-MSI's own band count in the (disabled) box, not a stale number.
+            self.real_form.bound["num_bands_msi_non_synthetic"].show_null_value(p.hr_msi.shape[2])
         key = (p.lr_hsi.shape[2], None if wl is None else (float(wl[0]), float(wl[-1])))
         if key != self._rgb_key:   # a new kind of cube: reset the composite to natural colours
             self._rgb_key = key
@@ -242,15 +368,17 @@ class DataPanel(QWidget):
         if p is None:
             return
         bands = self.band_picker.bands()
-        self.lr_view.set_image(composite(p.lr_hsi, bands))
-        # The HR-MSI in the same colours: each channel takes the MSI band whose SRF
-        # responds most at the HSI band chosen for it (argmax of a column: display only).
-        msi_bands = [int(np.argmax(p.srf[:, b])) for b in bands] if p.hr_msi.shape[2] >= 3 else [0, 0, 0]
-        self.hr_view.set_image(composite(p.hr_msi, msi_bands))
-        made = " (made from the truth)" if p.mode == "synthetic" else ""
-        self.hr_view.set_title(f"HR-MSI{made} {p.hr_msi.shape[0]}×{p.hr_msi.shape[1]}, "
-                               f"{p.hr_msi.shape[2]} band{'s' if p.hr_msi.shape[2] > 1 else ''}"
-                               + (f", bands {msi_bands[0] + 1}/{msi_bands[1] + 1}/{msi_bands[2] + 1} as RGB"
-                                  if p.hr_msi.shape[2] >= 3 else ""))
-        self.lr_view.set_title(f"LR-HSI {p.lr_hsi.shape[0]}×{p.lr_hsi.shape[1]}, bands "
-                               f"{bands[0]}/{bands[1]}/{bands[2]}")
+        lr = composite(p.lr_hsi, bands)
+        self.lr_view.set_image(lr, levels=display_levels(lr))
+        # The HR-MSI in the same colours: each channel takes the MSI band that responds most
+        # at the HSI band chosen for it.
+        msi_bands = msi_display_bands(p.srf, bands) if p.hr_msi.shape[2] >= 3 else [0, 0, 0]
+        hr = composite(p.hr_msi, msi_bands)
+        self.hr_view.set_image(hr, levels=display_levels(hr))
+        c = p.hr_msi.shape[2]
+        self.hr_view.set_title(f"HR-MSI {_fmt_shape(p.hr_msi.shape)}")
+        self.hr_view.setToolTip(("Made from the truth with the SRF. " if p.mode == "synthetic" else "")
+                                + (f"MSI bands {msi_bands[0] + 1}/{msi_bands[1] + 1}/{msi_bands[2] + 1} as R/G/B"
+                                   if c >= 3 else "Grey: one band") + "; display stretched 1–99 %.")
+        self.lr_view.set_title(f"LR-HSI {_fmt_shape(p.lr_hsi.shape)}")
+        self.lr_view.setToolTip(f"HSI bands {bands[0]}/{bands[1]}/{bands[2]} as R/G/B; display stretched 1–99 %.")

@@ -7,10 +7,15 @@ leaves a partial file over an earlier one.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
+
+from spectramorph_engine import InputError
 
 from spectramorph_engine.config import FIGURE_FORMATS, OUTPUT_TYPES
 
@@ -33,6 +38,40 @@ OUTPUT_FIELDS = [
 ]
 
 
+RESULT_NAME = "hr_hsi"     # the variable / dataset name of the result in .mat and .h5 (SPEC 4)
+
+
+def save_result_file(path, hr_hsi, wavelengths=None, extra=None) -> Path:
+    """Write the result cube to `path` (.npy / .mat / .h5) with the engine's writer, the array
+    named `hr_hsi` inside .mat and .h5 files whatever the file is called.
+
+    `io.save_cube` names the variable after the file's stem, so the cube is written as
+    `hr_hsi.<suffix>` in a private temporary folder beside the target and then renamed onto
+    it (one atomic rename: an earlier file of that name is replaced only by a complete one)."""
+    from spectramorph_engine import io
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix == ".npy":
+        return io.save_cube(target, hr_hsi, wavelengths=wavelengths)
+    try:
+        folder = tempfile.mkdtemp(prefix=f".{target.stem}.export-", dir=str(target.parent))
+    except OSError as exc:
+        raise InputError(f"cannot write '{target}': {exc.strerror or exc}") from None
+    try:
+        written = io.save_cube(Path(folder) / f"{RESULT_NAME}{suffix}", hr_hsi, wavelengths=wavelengths,
+                               extra=extra)
+        os.replace(written, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return target
+
+
+def _check_folder(path) -> None:
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write '{path}': the folder '{folder}' does not exist")
+
+
 class ExportPanel(QWidget):
     def __init__(self, state, parent=None):
         super().__init__(parent)
@@ -45,23 +84,23 @@ class ExportPanel(QWidget):
         self.save_alle_button = QPushButton("ALLE figure…")
         for b in (self.save_endmembers_button, self.save_alle_button):
             b.setToolTip("PNG or JPEG, as the CLI writes it.")
-        self.write_all_button = QPushButton("Write all outputs to the output folder")
+        self.write_all_button = QPushButton("Write all outputs (as the CLI)")
         self.write_all_button.setToolTip("The result, both figures and the scores, exactly as the CLI "
                                          "writes them, into the output folder below.")
-        result_box = QGroupBox("Result")
+        result_box = QGroupBox("Result of the last run")
         grid = QGridLayout(result_box)
-        grid.addWidget(self.save_result_button, 0, 0)
-        grid.addWidget(self.save_endmembers_button, 0, 1)
-        grid.addWidget(self.save_alle_button, 0, 2)
-        grid.addWidget(self.write_all_button, 1, 0, 1, 3)
+        grid.addWidget(self.save_result_button, 0, 0, 1, 2)
+        grid.addWidget(self.save_endmembers_button, 1, 0)
+        grid.addWidget(self.save_alle_button, 1, 1)
+        grid.addWidget(self.write_all_button, 2, 0, 1, 2)
 
         self.save_config_button = QPushButton("Save configuration…")
         self.save_config_button.setToolTip("YAML that `spectramorph run --config FILE` runs unchanged.")
         self.open_config_button = QPushButton("Open configuration…")
         self.open_config_button.setToolTip("Restore every panel (and its data files) from a YAML or JSON "
                                            "configuration.")
-        config_box = QGroupBox("Configuration")
-        row = QHBoxLayout(config_box)
+        config_box = QGroupBox("Configuration (YAML, runs in the CLI)")
+        row = QVBoxLayout(config_box)
         row.addWidget(self.open_config_button)
         row.addWidget(self.save_config_button)
 
@@ -69,10 +108,19 @@ class ExportPanel(QWidget):
         self.browse_output = QPushButton("…")
         self.browse_output.setMaximumWidth(30)
         self.browse_output.setToolTip("Choose the output folder")
+        # the folder button sits beside the folder's field
+        field = self.form.widget("output_dir")
+        row, _role = self.form.form.getWidgetPosition(field)
+        taken = self.form.form.takeRow(row)
+        folder_row = QWidget()
+        fl = QHBoxLayout(folder_row)
+        fl.setContentsMargins(0, 0, 0, 0)
+        fl.addWidget(field, 1)
+        fl.addWidget(self.browse_output)
+        self.form.form.insertRow(row, taken.labelItem.widget(), folder_row)
         out_box = QGroupBox("Output folder (CLI and 'Write all')")
         ol = QHBoxLayout(out_box)
         ol.addWidget(self.form, 1)
-        ol.addWidget(self.browse_output)
 
         self.status = QLabel("")
         self.status.setObjectName("exportStatus")
@@ -126,11 +174,14 @@ class ExportPanel(QWidget):
         if suffix not in RESULT_FILTERS:
             dialogs.show_error(self, f"'{path}': choose a .npy, .mat or .h5 file name.")
             return
-        from spectramorph_engine import io
         hr, wl = r.hr_hsi, r.prepared.wavelengths
         extra = None if suffix == ".npy" else {"endmembers": r.endmembers, "abundances": r.alle}
-        self.state.run_task(lambda: io.save_cube(path, hr, wavelengths=wl, extra=extra), f"Saving {path}",
-                            self._done(f"Result saved to {path}"))
+
+        def job():
+            _check_folder(path)
+            return save_result_file(path, hr, wavelengths=wl, extra=extra)
+
+        self.state.run_task(job, f"Saving {path}", self._done(f"Result saved to {path}"))
 
     def export_figure(self, which: str, path: str | None = None) -> None:
         r = self.state.result
@@ -146,6 +197,7 @@ class ExportPanel(QWidget):
         E, alle, wl = r.endmembers, r.alle, r.prepared.wavelengths
 
         def job():
+            _check_folder(path)
             # matplotlib Figure objects (no pyplot) are safe to build off the GUI thread.
             fig = figures.endmember_figure(E, wl) if which == "endmembers" else figures.abundance_figure(alle)
             return figures.save_figure(fig, path)

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QSpinBox, QToolButton, QWidget)
+                               QLabel, QLineEdit, QSpinBox, QWidget)
 
 from spectramorph_engine import FusionConfig
 
@@ -46,6 +46,7 @@ class SciSpinBox(QDoubleSpinBox):
         self.setDecimals(15)
         self.setRange(1e-12, 10.0)
         self.setKeyboardTracking(False)
+        self.setMinimumWidth(70)
 
     def textFromValue(self, value: float) -> str:
         return f"{value:.4g}"
@@ -89,17 +90,35 @@ class OptionalNumber(QWidget):
         self.spin.valueChanged.connect(lambda _v: self.changed.emit())
 
     def _toggled(self, on):
-        self.spin.setEnabled(not on)
+        self._show_null(on)
         self.changed.emit()
+
+    def _show_null(self, null: bool) -> None:
+        """Null: the box is disabled and reads '—' (not a stale number); the number typed before
+        comes back when the box is unchecked."""
+        spin = self.spin
+        spin.blockSignals(True)
+        if null:
+            if spin.specialValueText() == "":
+                self._last = spin.value()
+            spin.setSpecialValueText("—")
+            spin.setValue(spin.minimum())
+        elif spin.specialValueText():
+            spin.setSpecialValueText("")
+            spin.setValue(getattr(self, "_last", spin.value()))
+        spin.blockSignals(False)
+        spin.setEnabled(not null)
 
     def value(self):
         return None if self.check.isChecked() else self.spin.value()
 
     def setValue(self, value):
+        self.check.blockSignals(True)
         self.check.setChecked(value is None)
+        self.check.blockSignals(False)
+        self._show_null(value is None)
         if value is not None:
             self.spin.setValue(value)
-        self.spin.setEnabled(value is not None)
 
 
 class Field:
@@ -127,6 +146,7 @@ def _make_spin(f: Field, integer: bool):
         spin.setSuffix(f" {f.unit}")
     spin.setKeyboardTracking(False)   # commit on Enter / focus out / arrows, not per keystroke
     spin.setAlignment(Qt.AlignRight)
+    spin.setMinimumWidth(70)          # a huge maximum (batch sizes) must not widen the whole dock
     return spin
 
 
@@ -160,6 +180,9 @@ class BoundWidget:
             w.toggled.connect(self._commit)
         elif kind == "choice":
             w = QComboBox()
+            # Long item texts must not widen the whole dock: the popup still shows them in full.
+            w.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(10)
             labels = f.choice_labels or [str(c) for c in f.choices]
             for value, text in zip(f.choices, labels):
                 w.addItem(text, value)
@@ -205,6 +228,16 @@ class BoundWidget:
                 w.setText("" if value is None else str(value))
         finally:
             self._updating = False
+
+    def show_null_value(self, value) -> None:
+        """An optional number left at null ('auto'): show what null resolves to in the disabled
+        box, without committing it."""
+        if self.kind in ("opt_int", "opt_float") and self.widget.value() is None:
+            self._updating = True
+            try:
+                self.widget.spin.setValue(value)
+            finally:
+                self._updating = False
 
     def _commit(self, *_):
         if self._updating:

@@ -10,7 +10,7 @@ from typing import Optional
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QScrollArea
 
 from ..settings import settings
 from ..state import AppState
@@ -23,7 +23,8 @@ from .results_panel import ResultsPanel
 from .srf_panel import SrfPanel
 from .training_panel import TrainingPanel
 
-LAYOUT_VERSION = 1   # bump when the docks change so an old saved layout is not applied
+LAYOUT_VERSION = 2   # bump when the docks change so an old saved layout is not applied
+DEFAULT_SIZE = (1400, 900)
 
 
 class MainWindow(QMainWindow):
@@ -48,16 +49,16 @@ class MainWindow(QMainWindow):
         self.curves_panel = CurvesPanel(self.state)
         self.export_panel = ExportPanel(self.state)
         self.setCentralWidget(self.results_panel)
-        self.resize(1600, 1000)
+        self._default_size()
         self._arranged = False
 
         self.docks = {}
-        self.data_dock = self._dock("data", "Data", self.data_panel, Qt.LeftDockWidgetArea)
+        self.data_dock = self._dock("data", "Data", self.data_panel, Qt.LeftDockWidgetArea, scroll=True)
         self.psf_dock = self._dock("psf", "PSF", self.psf_panel, Qt.LeftDockWidgetArea)
         self.srf_dock = self._dock("srf", "SRF", self.srf_panel, Qt.LeftDockWidgetArea)
         self.training_dock = self._dock("training", "Training", self.training_panel, Qt.RightDockWidgetArea)
         self.curves_dock = self._dock("curves", "Live curves", self.curves_panel, Qt.RightDockWidgetArea)
-        self.export_dock = self._dock("export", "Export", self.export_panel, Qt.RightDockWidgetArea)
+        self.export_dock = self._dock("export", "Export", self.export_panel, Qt.RightDockWidgetArea, scroll=True)
         self._build_menus()
         self._build_status_bar()
 
@@ -86,17 +87,40 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.curves_dock, self.export_dock)
         self.data_dock.raise_()
         self.curves_dock.raise_()
+        # The untabbed docks, stacked, had stretched the window: back to its size.
         if not self._geometry_restored:
-            self.resize(1600, 1000)   # the untabbed docks had stretched the window
-        self.resizeDocks([self.data_dock, self.training_dock], [430, 380], Qt.Horizontal)
-        self.resizeDocks([self.training_dock, self.curves_dock], [470, 430], Qt.Vertical)
+            self._default_size()
+        else:
+            self._restore_geometry()
+        self.resizeDocks([self.data_dock, self.training_dock], [385, 335], Qt.Horizontal)
+        self.resizeDocks([self.training_dock, self.curves_dock], [430, 420], Qt.Vertical)
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._restore_layout()
 
-    def _dock(self, name, title, widget, area) -> QDockWidget:
+    def _default_size(self) -> None:
+        """1400 x 900, or the screen's available area when that is smaller (a small laptop)."""
+        w, h = DEFAULT_SIZE
+        screen = self.screen() if self.screen() is not None else None
+        if screen is not None:
+            avail = screen.availableGeometry()
+            w, h = min(w, avail.width()), min(h, avail.height())
+        self.resize(w, h)
+
+    def _dock(self, name, title, widget, area, scroll: bool = False) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{name}")
-        dock.setWidget(widget)
+        if scroll:
+            # A form taller than the dock scrolls instead of forcing the window's minimum height
+            # up (the whole window fits a laptop screen).
+            area_ = QScrollArea()
+            area_.setObjectName(f"scroll_{name}")
+            area_.setWidgetResizable(True)
+            area_.setFrameShape(QScrollArea.NoFrame)
+            area_.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+            area_.setWidget(widget)
+            dock.setWidget(area_)
+        else:
+            dock.setWidget(widget)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                          | QDockWidget.DockWidgetClosable)
         self.addDockWidget(area, dock)
@@ -108,6 +132,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         self._action(file_menu, "Demo scene", lambda: self.state.load_demo())
         self._action(file_menu, "Open ground-truth cube…", lambda: self.data_panel.open_file("truth"))
+        self._action(file_menu, "Open HR-MSI + LR-HSI pair…", lambda: self.data_panel.open_pair())
         self._action(file_menu, "Open HR-MSI…", lambda: self.data_panel.open_file("hr_msi"))
         self._action(file_menu, "Open LR-HSI…", lambda: self.data_panel.open_file("lr_hsi"))
         file_menu.addSeparator()

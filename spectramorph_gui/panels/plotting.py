@@ -1,23 +1,20 @@
 """Small pyqtgraph building blocks shared by the panels (display only, no science).
 
 Images are row-major (image[row, col], rows going down the screen) and drawn
-with fixed levels: data reaching the window is already in [0, 1], so a fixed
-0..1 scale keeps one image comparable with the next instead of re-stretching
-every redraw.
+with the levels the caller gives (band choice and percentile stretch come from
+`spectramorph_engine.previews`); nothing here re-stretches on its own.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QWidget
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
-
-# Display targets for a natural-colour composite (nm): red, green, blue.
-RGB_TARGETS_NM = (640.0, 550.0, 460.0)
 
 
 def plain_axes(plot) -> None:
@@ -27,31 +24,44 @@ def plain_axes(plot) -> None:
         item.getAxis(name).enableAutoSIPrefix(False)
 
 
+class LogAxis(pg.AxisItem):
+    """A log axis that labels its decades and, when the range spans few of them, 2 and 5 (1.5,
+    2, 3, 5, 7 within one decade) between them; pyqtgraph's own labels every 2..9 and they
+    pile up into an unreadable column under each decade."""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        ticks = [(spacing, t) for spacing, t in stdTicks if spacing >= 1.0]
+        if len(ticks) < 3:
+            span = maxVal - minVal
+            mult = (1.5, 2, 3, 5, 7) if span < 1.0 else (2, 5) if span < 2.5 else ()
+            if not ticks:          # no decade level from the standard ticks: label the decades too
+                mult = (1,) + mult
+            minor = [v + math.log10(m) for v in range(int(math.floor(minVal)), int(math.ceil(maxVal)))
+                     for m in mult]
+            ticks.append((None, [x for x in minor if minVal < x < maxVal]))
+        return ticks
+
+
+def empty_note(plot, text: str):
+    """A grey sentence in the middle of an empty plot ("appears here when ..."); returns the
+    item, to hide once there is data."""
+    item = pg.TextItem(text, color="#888888", anchor=(0.5, 0.5))
+    vb = plot.getPlotItem().getViewBox() if hasattr(plot, "getPlotItem") else plot.getViewBox()
+    vb.addItem(item, ignoreBounds=True)
+
+    def centre(*_):
+        item.setPos(vb.viewRect().center())
+    vb.sigRangeChanged.connect(centre)
+    vb.sigResized.connect(centre)
+    centre()
+    return item
+
+
 def curve_pen(i: int, n: int, width: float = 2.0, style=None):
     pen = pg.mkPen(pg.intColor(i, hues=max(n, 1), values=1, maxValue=220, sat=230), width=width)
     if style is not None:
         pen.setStyle(style)
     return pen
-
-
-def default_rgb_bands(num_bands: int, wavelengths: Optional[Sequence[float]]) -> tuple:
-    """Bands nearest 640/550/460 nm when the wavelengths are known, else spread along the cube."""
-    if num_bands < 3:
-        return (0, 0, 0)
-    if wavelengths is not None and len(wavelengths) == num_bands:
-        wl = np.asarray(wavelengths, dtype=float)
-        if wl.min() <= 500 and wl.max() >= 600:
-            return tuple(int(np.argmin(np.abs(wl - t))) for t in RGB_TARGETS_NM)
-    return (int(num_bands * 0.55), int(num_bands * 0.3), int(num_bands * 0.08))
-
-
-def composite(cube: np.ndarray, bands: Sequence[int]) -> np.ndarray:
-    """Stack three bands (or one, as grey) of an H x W x C cube for display."""
-    c = cube.shape[2]
-    if c == 1:
-        return cube[:, :, 0]
-    idx = [min(max(int(b), 0), c - 1) for b in bands]
-    return np.ascontiguousarray(cube[:, :, idx])
 
 
 def band_name(band: int, wavelengths) -> str:
@@ -65,8 +75,13 @@ class ImageView(pg.GraphicsLayoutWidget):
     pixelHovered = Signal(int, int)     # row, col
     pixelClicked = Signal(int, int)
 
-    def __init__(self, title: str = "", parent=None, levels=(0.0, 1.0)):
+    def __init__(self, title: str = "", parent=None, levels=(0.0, 1.0), square: bool = False):
         super().__init__(parent)
+        self._square = square
+        if square:   # as tall as wide (plus its title): no empty bands above and below the image
+            policy = QSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+            policy.setHeightForWidth(True)
+            self.setSizePolicy(policy)
         self.ci.setContentsMargins(2, 2, 2, 2)
         self.plot = self.addPlot(title=title)
         self.plot.setAspectLocked(True)
@@ -86,14 +101,29 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.scene().sigMouseClicked.connect(self._clicked)
         self.setMinimumSize(120, 120)
 
+    def hasHeightForWidth(self) -> bool:
+        return self._square
+
+    def heightForWidth(self, width: int) -> int:
+        return width + 22 if self._square else super().heightForWidth(width)
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        if self._square:
+            hint.setHeight(self.heightForWidth(hint.width()))
+        return hint
+
     def set_image(self, array: Optional[np.ndarray], levels=None) -> None:
+        """Show `array` (H x W, or H x W x 3 RGB) with fixed `levels`: (lo, hi), or one (lo, hi)
+        row per colour channel; the view's default levels when None."""
         if array is None:
             self.image.clear()
             self._shape = None
             self.marker.clear()
             return
         new_shape = array.shape[:2]
-        self.image.setImage(array, autoLevels=False, levels=levels or self.levels)
+        levels = self.levels if levels is None else levels
+        self.image.setImage(array, autoLevels=False, levels=levels)
         if new_shape != self._shape:
             self._shape = new_shape
             self.plot.autoRange(padding=0.01)

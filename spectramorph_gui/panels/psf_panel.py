@@ -7,6 +7,8 @@ thread at every edit.
 """
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy,
@@ -44,7 +46,7 @@ class PsfPanel(QWidget):
         self.grid_label = QLabel()
         self.form.form.addRow("Grid", self.grid_label)
 
-        self.file_check = QCheckBox("Use a kernel file")
+        self.file_check = QCheckBox("Kernel file")
         self.file_check.setToolTip(tooltip("provide_psf", "Read the PSF from a file (2-D, square, odd size) "
                                            "instead of the type above."))
         self.file_edit = QLineEdit()
@@ -71,6 +73,7 @@ class PsfPanel(QWidget):
         self.profile_plot.addItem(self.half_line)
         self.stats = QLabel()
         self.stats.setObjectName("psfStats")
+        self.stats.setWordWrap(True)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.note)
@@ -142,7 +145,7 @@ class PsfPanel(QWidget):
             self.kernel = None
             self.kernel_view.set_image(None)
             self.profile_curve.setData([], [])
-            self.stats.setText(f"<span style='color:#b71c1c'>{exc}</span>")
+            self.stats.setText(f"<span style='color:#b71c1c'>{escape(str(exc))}</span>")
             return
         self.kernel = kernel
         peak = float(kernel.max()) or 1.0

@@ -4,8 +4,13 @@ Everything drawn here is read from the `FusionResult`: the panel picks bands,
 indexes pixels and lays out plots, nothing more. Hovering over the image
 shows that pixel's spectra; a click pins the pixel (marked in magenta) so the
 spectra stay when the mouse leaves.
+
+Before the first result the panel is a short guide with a big Run button
+(a Stop button and the run's progress while training).
 """
 from __future__ import annotations
+
+from html import escape
 
 import math
 import time
@@ -13,25 +18,37 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSlider,
-                               QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+                               QScrollArea, QSizePolicy, QSlider, QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
 
-from .plotting import BandPicker, ImageView, band_name, composite, curve_pen, default_rgb_bands, plain_axes
+from spectramorph_engine.previews import composite, default_rgb_bands, display_levels, shared_range
+
+from .plotting import BandPicker, ImageView, band_name, curve_pen, plain_axes
+from .style import RUN_STYLE, STOP_STYLE, WARNING_STYLE
 
 ALLE_COLORMAP = "viridis"
-
-
 def _group(title: str, widget: QWidget, extra: QWidget | None = None) -> QWidget:
     box = QWidget()
     lay = QVBoxLayout(box)
     lay.setContentsMargins(2, 2, 2, 2)
+    lay.setSpacing(2)
     head = QLabel(f"<b>{title}</b>")
+    head.setWordWrap(True)
     lay.addWidget(head)
     if extra is not None:
         lay.addWidget(extra)
     lay.addWidget(widget, 1)
     return box
+
+
+def _clock(seconds) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 class ResultsPanel(QWidget):
@@ -43,11 +60,19 @@ class ResultsPanel(QWidget):
         self.alle_images: list = []
         self.endmember_curves: list = []
         self._band_key = None
+        self._finished_at = ""
+        self._levels = None        # display levels of the result composite, reused for the truth
 
         self.banner = QLabel("")
         self.banner.setObjectName("resultsBanner")
         self.banner.setWordWrap(True)
         self.banner.hide()
+        self.warnings_label = QLabel("")
+        self.warnings_label.setObjectName("resultWarnings")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet(WARNING_STYLE)
+        self.warnings_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.warnings_label.hide()
 
         # --- before the first result: what this is and what to do ---
         self.welcome_text = QLabel()
@@ -56,8 +81,13 @@ class ResultsPanel(QWidget):
         self.welcome_text.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         self.welcome_run = QPushButton("▶  Run")
         self.welcome_run.setObjectName("welcomeRunButton")
-        self.welcome_run.setMinimumSize(220, 48)
+        self.welcome_run.setMinimumSize(220, 52)
+        self.welcome_run.setStyleSheet(RUN_STYLE)
         self.welcome_run.setToolTip("Fuse the current inputs with the current parameters (Ctrl+R).")
+        self.welcome_progress = QProgressBar()
+        self.welcome_progress.setObjectName("welcomeProgress")
+        self.welcome_progress.setMinimumHeight(26)
+        self.welcome_progress.hide()
         welcome = QWidget()
         wl = QVBoxLayout(welcome)
         wl.addStretch(1)
@@ -65,27 +95,35 @@ class ResultsPanel(QWidget):
         # would make the word-wrapped label lose its height-for-width and cut lines off.
         text_row = QHBoxLayout()
         text_row.addStretch(1)
-        text_row.addWidget(self.welcome_text, 6)
+        text_row.addWidget(self.welcome_text, 8)
         text_row.addStretch(1)
         wl.addLayout(text_row)
-        wl.addSpacing(16)
+        wl.addSpacing(12)
         wl.addWidget(self.welcome_run, 0, Qt.AlignHCenter)
+        progress_row = QHBoxLayout()
+        progress_row.addStretch(1)
+        progress_row.addWidget(self.welcome_progress, 6)
+        progress_row.addStretch(1)
+        wl.addLayout(progress_row)
         wl.addStretch(2)
 
         # --- result image and its controls ---
         self.view = ImageView("Result (HR-HSI)")
+        self.view.setMinimumSize(200, 200)
         self.show_combo = QComboBox()
-        self.show_combo.addItem("Result (HR-HSI)", "result")
+        self.show_combo.addItem("Result", "result")
         self.show_combo.addItem("Ground truth", "truth")
-        self.show_combo.setToolTip("Which cube the image shows; spectra always show all of them.")
+        self.show_combo.setToolTip("Which cube the image shows (the ground truth exists in synthetic mode); "
+                                   "the spectra always show all of them.")
         self.mode_combo = QComboBox()
-        self.mode_combo.addItem("RGB composite", "rgb")
-        self.mode_combo.addItem("Single band", "band")
+        self.mode_combo.addItem("RGB", "rgb")
+        self.mode_combo.addItem("Band", "band")
+        self.mode_combo.setToolTip("RGB composite of three bands, or one band in grey")
         self.band_slider = QSlider(Qt.Horizontal)
         self.band_slider.setRange(0, 0)
         self.band_slider.setToolTip("Band shown in single-band mode")
         self.band_label = QLabel("band 0")
-        self.band_label.setMinimumWidth(120)
+        self.band_label.setMinimumWidth(110)
         self.band_picker = BandPicker()
         self.band_stack = QStackedWidget()
         self.band_stack.addWidget(self.band_picker)
@@ -95,17 +133,20 @@ class ResultsPanel(QWidget):
         sl.addWidget(self.band_slider, 1)
         sl.addWidget(self.band_label)
         self.band_stack.addWidget(slider_box)
-        self.band_stack.setSizePolicy(self.band_stack.sizePolicy().horizontalPolicy(),
-                                      self.band_picker.sizePolicy().verticalPolicy())
+        self.band_stack.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.band_stack.setFixedHeight(self.band_picker.sizeHint().height())
         controls = QWidget()
-        cl = QHBoxLayout(controls)
+        cl = QGridLayout(controls)
         cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.show_combo)
-        cl.addWidget(self.mode_combo)
-        cl.addWidget(self.band_stack, 1)
+        cl.setVerticalSpacing(2)
+        cl.addWidget(self.show_combo, 0, 0)
+        cl.addWidget(self.mode_combo, 0, 1)
+        cl.setColumnStretch(2, 1)
+        cl.addWidget(self.band_stack, 1, 0, 1, 3)
         image_box = QWidget()
         il = QVBoxLayout(image_box)
         il.setContentsMargins(2, 2, 2, 2)
+        il.setSpacing(2)
         il.addWidget(controls)
         il.addWidget(self.view, 1)
 
@@ -114,21 +155,24 @@ class ResultsPanel(QWidget):
         self.pixel_label.setObjectName("pixelLabel")
         self.pixel_label.setWordWrap(True)
         self.spectrum_plot = pg.PlotWidget()
-        self.spectrum_plot.setTitle("HR pixel spectrum", size="9pt")
+        self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth", size="9pt")
         self.spectrum_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.spectrum_plot.setLabel("left", "reflectance (normalised)")
-        self.spectrum_plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.spectrum_plot.setLabel("left", "value (normalised)")
+        self.spectrum_legend = self.spectrum_plot.addLegend(offset=(-5, -5), labelTextSize="8pt",
+                                                            brush=(255, 255, 255, 210))
         self.result_curve = self.spectrum_plot.plot(pen=pg.mkPen("#c62828", width=2), name="reconstructed")
         self.truth_curve = self.spectrum_plot.plot(pen=pg.mkPen("k", width=1.5, style=Qt.DashLine),
                                                    name="ground truth")
         self.lr_plot = pg.PlotWidget()
-        self.lr_plot.setTitle("LR-HSI spectrum (the LR pixel containing it)", size="9pt")
+        self.lr_plot.setTitle("LR-HSI spectrum of the LR pixel containing it", size="9pt")
         self.lr_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.lr_plot.setLabel("left", "value")
         self.lr_plot.setXLink(self.spectrum_plot)
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen("#1565c0", width=2))
         spectra_box = QWidget()
         spl = QVBoxLayout(spectra_box)
         spl.setContentsMargins(2, 2, 2, 2)
+        spl.setSpacing(2)
         spl.addWidget(self.pixel_label)
         spl.addWidget(self.spectrum_plot, 3)
         spl.addWidget(self.lr_plot, 2)
@@ -136,23 +180,30 @@ class ResultsPanel(QWidget):
         # --- endmembers, ALLE grid, scores ---
         self.endmember_plot = pg.PlotWidget()
         self.endmember_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.endmember_plot.setLabel("left", "reflectance (normalised)")
-        self.endmember_legend = self.endmember_plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.endmember_plot.setLabel("left", "value (normalised)")
+        self.endmember_legend = self.endmember_plot.addLegend(offset=(-5, 5), labelTextSize="8pt",
+                                                              brush=(255, 255, 255, 200))
         self.alle_widget = pg.GraphicsLayoutWidget()
         self.alle_widget.ci.setContentsMargins(2, 2, 2, 2)
+        self.alle_widget.ci.setSpacing(2)
         self.alle_bar = None
-        self.metrics_table = QTableWidget(0, 3)
-        self.metrics_table.setHorizontalHeaderLabels(["", "SpectraMorph", "Bicubic"])
-        self.metrics_table.verticalHeader().setVisible(False)
-        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.metrics_table.horizontalHeader().setStretchLastSection(True)
+        # Scores: one row per method, one column per figure (as in papers); fits a laptop's width.
+        self.metrics_table = QTableWidget(0, 0)
+        self.metrics_table.setObjectName("metricsTable")
+        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.metrics_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.metrics_table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.metrics_table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.metrics_table.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.metrics_title = QLabel("<b>Scores</b>")
+        self.metrics_title.setWordWrap(True)
         metrics_box = QWidget()
         ml = QVBoxLayout(metrics_box)
         ml.setContentsMargins(2, 2, 2, 2)
+        ml.setSpacing(2)
         ml.addWidget(self.metrics_title)
-        ml.addWidget(self.metrics_table, 1)
+        ml.addWidget(self.metrics_table)
+        self.metrics_box = metrics_box
 
         top = QSplitter(Qt.Horizontal)
         top.addWidget(image_box)
@@ -160,61 +211,100 @@ class ResultsPanel(QWidget):
         top.setSizes([500, 500])
         bottom = QSplitter(Qt.Horizontal)
         bottom.addWidget(_group("Endmember spectra (NMF of the LR-HSI)", self.endmember_plot))
-        bottom.addWidget(_group("Abundance-like maps (ALLE), one colour scale", self.alle_widget))
-        bottom.addWidget(metrics_box)
-        bottom.setSizes([380, 420, 280])
+        bottom.addWidget(_group("Abundance-like maps (ALLE), shared colour scale", self.alle_widget))
+        bottom.setSizes([500, 500])
         self.splitter = QSplitter(Qt.Vertical)
         self.splitter.addWidget(top)
         self.splitter.addWidget(bottom)
-        self.splitter.setSizes([560, 400])
+        self.splitter.setSizes([520, 380])
         self.splitter.setObjectName("resultsSplitter")
+        for w in (top, bottom, self.splitter):
+            w.setChildrenCollapsible(False)
+        result_page = QWidget()
+        rl = QVBoxLayout(result_page)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.setSpacing(2)
+        rl.addWidget(self.splitter, 1)
+        rl.addWidget(metrics_box)
 
+        # In a scroll area: the word-wrapped guide then never dictates the window's height.
+        welcome_scroll = QScrollArea()
+        welcome_scroll.setWidgetResizable(True)
+        welcome_scroll.setFrameShape(QScrollArea.NoFrame)
+        welcome_scroll.setWidget(welcome)
         self.pages = QStackedWidget()
-        self.pages.addWidget(welcome)
-        self.pages.addWidget(self.splitter)
+        self.pages.addWidget(welcome_scroll)
+        self.pages.addWidget(result_page)
         for plot in (self.spectrum_plot, self.lr_plot, self.endmember_plot):
             plain_axes(plot)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(3)
         layout.addWidget(self.banner)
+        layout.addWidget(self.warnings_label)
         layout.addWidget(self.pages, 1)
 
         # --- connections ---
         self.show_combo.currentIndexChanged.connect(lambda _i: self._draw_image())
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         self.band_slider.valueChanged.connect(lambda _v: self._draw_image())
-        self.band_picker.changed.connect(lambda _b: self._draw_image())
+        self.band_picker.changed.connect(lambda _b: self._draw_image(new_levels=True))
         self.view.pixelHovered.connect(self._hovered)
         self.view.pixelClicked.connect(self.select_pixel)
-        self.welcome_run.clicked.connect(lambda: state.start_run() if state.prepared is not None else None)
+        self.welcome_run.clicked.connect(self._welcome_clicked)
         state.resultChanged.connect(self.set_result)
         state.runStarted.connect(self._on_run_started)
+        state.runProgress.connect(self._on_progress)
         state.runCancelled.connect(lambda _t: self._on_run_ended("Stopped"))
         state.runFailed.connect(lambda _t: self._on_run_ended("Failed"))
         state.preparedChanged.connect(lambda _p: self._update_welcome())
         state.inputsChanged.connect(self._update_welcome)
+        state.inputsChanged.connect(lambda: self._mark_stale(True))
+        state.configChanged.connect(lambda c: self._mark_stale(
+            self.result is not None and (self.result.prepared.mode == "synthetic") != c.synthetic))
+        state.busyChanged.connect(lambda _l: self._update_welcome_button())
         self._enable(False)
         self._update_welcome()
 
     # ------------------------------------------------------------------ before any result
+    def _welcome_clicked(self) -> None:
+        s = self.state
+        if s.running:
+            s.stop_run()
+        elif s.prepared is not None:
+            s.start_run()
+
+    def _update_welcome_button(self) -> None:
+        s = self.state
+        if s.running:
+            self.welcome_run.setText("■  Stop")
+            self.welcome_run.setStyleSheet(STOP_STYLE)
+            self.welcome_run.setToolTip("Stop training within a second; no result is kept (Esc).")
+            self.welcome_run.setEnabled(True)
+        else:
+            self.welcome_run.setText("▶  Run")
+            self.welcome_run.setStyleSheet(RUN_STYLE)
+            self.welcome_run.setToolTip("Fuse the current inputs with the current parameters (Ctrl+R).")
+            self.welcome_run.setEnabled(s.prepared is not None)
+
     def _update_welcome(self, running: bool = False, ended: str = "") -> None:
         s = self.state
         src = s.truth if s.config.synthetic else s.lr_hsi
         if s.config.synthetic and src is not None:
-            loaded = (f"the <b>{src.label}</b> ({' × '.join(map(str, src.data.shape))}) as ground truth; "
-                      f"the engine degrades it into the LR-HSI and HR-MSI shown in the Data panel")
+            loaded = (f"the <b>{escape(src.label)}</b> ({' × '.join(map(str, src.data.shape))}) as ground truth; "
+                      f"the engine degrades it into the LR-HSI and HR-MSI shown in the <i>Data</i> panel")
         elif not s.config.synthetic:
-            loaded = "your HR-MSI and LR-HSI (Data panel)"
+            loaded = "your HR-MSI and LR-HSI (<i>Data</i> panel)"
         else:
             loaded = "nothing yet"
         if running:
             status = ("<p style='color:#e65100'><b>Training…</b> The loss and learning-rate curves grow in "
-                      "<i>Live curves</i>; <b>Stop</b> ends the run within a second.</p>")
+                      "<i>Live curves</i> (right); <b>Stop</b> ends the run within a second.</p>")
         elif ended:
             status = f"<p style='color:#b71c1c'><b>{ended}</b>: no result. Press Run to start again.</p>"
         elif s.prepared is None:
-            status = f"<p style='color:#b71c1c'>{s.prepare_error or 'Preparing the inputs…'}</p>"
+            status = f"<p style='color:#b71c1c'>{escape(s.prepare_error or 'Preparing the inputs…')}</p>"
         else:
             status = ""
         self.welcome_text.setText(
@@ -224,28 +314,66 @@ class ResultsPanel(QWidget):
             f"<p><b>Loaded:</b> {loaded}.</p>"
             "<ol><li>Look at the inputs and the sensor models in the <i>Data</i>, <i>PSF</i> and <i>SRF</i> "
             "tabs (left). Every parameter is at its default; hover over one to see what it does.</li>"
-            "<li>Press <b>Run</b>. The live curves show the training; it can be stopped at any time.</li>"
+            "<li>Press <b>Run</b>. The live curves (right) show the training; Stop ends it at any time.</li>"
             "<li>The result appears here: the fused image (hover or click a pixel for its spectra), the "
-            "endmember spectra, the abundance-like maps and the scores.</li></ol>" + status)
-        self.welcome_run.setEnabled(s.prepared is not None and not running and not s.running)
+            "endmember spectra, the abundance-like maps and the scores.</li>"
+            "<li>Your own data: choose <i>Real-world</i> in the <i>Data</i> panel and open your HR-MSI "
+            "and LR-HSI.</li></ol>" + status)
+        self._update_welcome_button()
 
     # ------------------------------------------------------------------ run state
     def _on_run_started(self) -> None:
+        self._update_welcome_button()
         if self.result is None:
             self._update_welcome(running=True)
+            self.welcome_progress.setRange(0, 0)
+            self.welcome_progress.setFormat("starting…")
+            self.welcome_progress.show()
             return
-        self.banner.setText("<b>Training…</b> " + ("the result below is the previous run's; it is replaced "
-                                                    "when this run finishes." if self.result is not None
-                                                    else "results appear here when the run finishes."))
+        self.banner.setText("<b>Training…</b> the result below is the previous run's; it is replaced "
+                            "when this run finishes.")
         self.banner.setStyleSheet("color:#e65100")
 
+    def _on_progress(self, p) -> None:
+        if self.result is not None or not self.welcome_progress.isVisible():
+            return
+        bar = self.welcome_progress
+        if p.stage == "train" and p.epochs:
+            bar.setRange(0, p.epochs)
+            bar.setValue(p.epoch)
+            loss = "–" if p.loss is None else f"{p.loss:.4g}"
+            bar.setFormat(f"epoch {p.epoch} / {p.epochs}   ·   loss {loss}   ·   {_clock(p.eta)} left")
+        elif p.stage in ("done", "stopped", "failed"):
+            return
+        else:
+            from .training_panel import STAGE_TEXT
+            text = STAGE_TEXT.get(p.stage, p.stage)
+            if p.fraction is not None:
+                bar.setRange(0, 1000)
+                bar.setValue(int(1000 * p.fraction))
+                bar.setFormat(f"{text} {100 * p.fraction:.0f}%")
+            else:
+                bar.setRange(0, 0)
+                bar.setFormat(text)
+
     def _on_run_ended(self, what: str) -> None:
+        self.welcome_progress.hide()
         if self.result is None:
             self._update_welcome(ended=what)
         else:
+            self._update_welcome_button()
             self.banner.setText(f"<b>{what}</b>: this run produced no result; shown below is the "
                                 f"previous run's (finished {self._finished_at}).")
         self.banner.setStyleSheet("color:#b71c1c")
+
+    def _mark_stale(self, stale: bool) -> None:
+        """After new inputs, the result on screen is the last run's: say so (it stays until a new one)."""
+        if self.result is None or not stale or self.state.running:
+            return
+        mode = "synthetic" if self.result.prepared.mode == "synthetic" else "real-world"
+        self.banner.setStyleSheet("color:#e65100")
+        self.banner.setText(f"<b>Shown: the last run's result</b> ({mode}, finished {self._finished_at}). "
+                            f"The inputs have changed since: press <b>Run</b> for a result of the current ones.")
 
     def _enable(self, on: bool) -> None:
         for w in (self.show_combo, self.mode_combo, self.band_stack):
@@ -254,6 +382,8 @@ class ResultsPanel(QWidget):
     # ------------------------------------------------------------------ a new result
     def set_result(self, result) -> None:
         self.result = result
+        self.welcome_progress.hide()
+        self._update_welcome_button()
         if result is None:
             return
         self._finished_at = time.strftime("%H:%M:%S")
@@ -262,10 +392,14 @@ class ResultsPanel(QWidget):
         prep = result.prepared
         h, w, c = result.hr_hsi.shape
         self.banner.setStyleSheet("color:#1b5e20")
-        self.banner.setText(f"<b>Result</b> {h}×{w}×{c}, K = {result.endmembers.shape[0]} endmembers, "
-                            f"final loss {result.final_loss:.4g}, {sum(result.timings.values()):.1f} s on "
-                            f"{result.device} (finished {self._finished_at}). Hover or click the image for "
-                            f"pixel spectra.")
+        mode = "synthetic" if prep.mode == "synthetic" else "real-world"
+        self.banner.setText(f"<b>Result</b> {h}×{w}×{c} ({mode}), K = {result.endmembers.shape[0]} "
+                            f"endmembers, final loss {result.final_loss:.4g}, "
+                            f"{sum(result.timings.values()):.1f} s on {result.device} (finished "
+                            f"{self._finished_at}). Hover or click the image for pixel spectra.")
+        warnings = list(dict.fromkeys(result.warnings or []))
+        self.warnings_label.setText("<br>".join(f"⚠ {escape(w_)}" for w_ in warnings))
+        self.warnings_label.setVisible(bool(warnings))
         self._enable(True)
         has_truth = prep.truth is not None
         item = self.show_combo.model().item(1)
@@ -281,12 +415,17 @@ class ResultsPanel(QWidget):
             self.band_slider.setRange(0, c - 1)
             self.band_slider.setValue(default_rgb_bands(c, wl)[0])
             self.band_slider.blockSignals(False)
-        x_label = "wavelength (nm)" if wl is not None else "band"
+        x_label = "wavelength (nm)" if wl is not None else "band (wavelengths unknown)"
         for plot in (self.spectrum_plot, self.lr_plot, self.endmember_plot):
             plot.setLabel("bottom", x_label)
+        self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth" if has_truth else
+                                    "Pixel spectrum of the result", size="9pt")
+        self.spectrum_legend.removeItem(self.truth_curve)
+        if has_truth:
+            self.spectrum_legend.addItem(self.truth_curve, "ground truth")
         if self.pixel is None or self.pixel[0] >= h or self.pixel[1] >= w:
             self.pixel = (h // 2, w // 2)
-        self._draw_image()
+        self._draw_image(new_levels=True)
         self._draw_endmembers()
         self._draw_alle()
         self._draw_metrics()
@@ -299,24 +438,31 @@ class ResultsPanel(QWidget):
 
     def _mode_changed(self, _i) -> None:
         self.band_stack.setCurrentIndex(0 if self.mode_combo.currentData() == "rgb" else 1)
-        self._draw_image()
+        self._draw_image(new_levels=True)
 
-    def _draw_image(self) -> None:
+    def _draw_image(self, new_levels: bool = False) -> None:
+        """The result (or the truth) as an RGB composite or one band. The display stretch is
+        taken from the result and kept for the truth, so the two compare as they are."""
         r = self.result
         if r is None:
             return
-        cube = r.prepared.truth if self.show_combo.currentData() == "truth" and r.prepared.truth is not None \
-            else r.hr_hsi
-        what = "Ground truth" if cube is not r.hr_hsi else "Result (HR-HSI)"
+        show_truth = self.show_combo.currentData() == "truth" and r.prepared.truth is not None
+        cube = r.prepared.truth if show_truth else r.hr_hsi
+        what = "Ground truth" if show_truth else "Result (HR-HSI)"
         wl = r.prepared.wavelengths
         if self.mode_combo.currentData() == "rgb":
             bands = self.band_picker.bands()
-            self.view.set_image(composite(cube, bands))
-            self.view.set_title(f"{what}, RGB = bands {bands[0]}/{bands[1]}/{bands[2]}")
+            if new_levels or self._levels is None:
+                self._levels = display_levels(composite(r.hr_hsi, bands))
+            self.view.set_image(composite(cube, bands), levels=self._levels)
+            names = "/".join(f"{wl[b]:.0f}" if wl is not None else str(b) for b in bands)
+            self.view.set_title(f"{what}, R/G/B = {names}{' nm' if wl is not None else ''}")
         else:
             b = self.band_slider.value()
             self.band_label.setText(band_name(b, wl))
-            self.view.set_image(np.ascontiguousarray(cube[:, :, b]))
+            self._levels = None
+            self.view.set_image(np.ascontiguousarray(cube[:, :, b]),
+                                levels=display_levels(r.hr_hsi[:, :, b]))
             self.view.set_title(f"{what}, {band_name(b, wl)}")
 
     def _draw_endmembers(self) -> None:
@@ -327,7 +473,8 @@ class ResultsPanel(QWidget):
         k = r.endmembers.shape[0]
         x = self._x()
         self.endmember_curves = [self.endmember_plot.plot(x, r.endmembers[i], pen=curve_pen(i, k),
-                                                          name=f"endmember {i + 1}") for i in range(k)]
+                                                          name=f"E{i + 1}") for i in range(k)]
+        self.endmember_legend.setColumnCount(min(k, 3))   # a short, wide legend covers less
         self.endmember_legend.setVisible(k <= 12)
         self.endmember_plot.autoRange()
 
@@ -340,13 +487,13 @@ class ResultsPanel(QWidget):
         cols = math.ceil(math.sqrt(k))
         rows = math.ceil(k / cols)
         # One colour scale for every map, so their values can be compared at a glance.
-        lo, hi = float(np.min(alle)), float(np.max(alle))
-        if hi <= lo:
-            hi = lo + 1e-6
+        lo, hi = shared_range([alle])
         cmap = pg.colormap.get(ALLE_COLORMAP)
         for i in range(k):
             plot = self.alle_widget.addPlot(row=i // cols, col=i % cols)
-            plot.setTitle(f"ALLE {i + 1}", size="8pt", color=curve_pen(i, k).color())
+            colour = curve_pen(i, k).color().name()
+            plot.setTitle(f"<span style='color:{colour}'>■</span> <span style='color:#222'>ALLE {i + 1}</span>",
+                          size="8pt")
             plot.setAspectLocked(True)
             plot.invertY(True)
             plot.hideAxis("left")
@@ -358,45 +505,61 @@ class ResultsPanel(QWidget):
             plot.addItem(img)
             plot.autoRange(padding=0.01)
             self.alle_images.append(img)
-        self.alle_bar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False, width=14,
+        self.alle_bar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False, width=12,
                                         pen="k")
         self.alle_bar.setImageItem(self.alle_images)
         self.alle_widget.addItem(self.alle_bar, row=0, col=cols, rowspan=rows)
 
     def _draw_metrics(self) -> None:
         r = self.result
-        t = self.metrics_table
-        t.setRowCount(0)
+        columns = []    # (header, tooltip, fusion value, bicubic value)
+        digits = 4
         if r.metrics:
             from spectramorph_engine.metrics import METRIC_INFO
-            self.metrics_title.setText(f"<b>Scores against the ground truth</b> (ratio {r.prepared.ratio})")
-            t.setColumnCount(3)
-            t.setHorizontalHeaderLabels(["metric", "SpectraMorph", "bicubic"])
+            self.metrics_title.setText(f"<b>Scores against the ground truth</b> (ratio {r.prepared.ratio}; "
+                                       f"↑ higher is better, ↓ lower is better)")
             for name, value in r.metrics.items():
                 unit, higher, text = METRIC_INFO.get(name, ("", True, ""))
-                label = f"{name}{f' ({unit})' if unit else ''} {'↑' if higher else '↓'}"
                 base = (r.bicubic_metrics or {}).get(name)
-                self._add_row([label, f"{value:.4g}", "–" if base is None else f"{base:.4g}"],
-                              f"{text} {'Higher' if higher else 'Lower'} is better.")
+                columns.append((f"{name}\n{f'{unit} ' if unit else ''}{'↑' if higher else '↓'}",
+                                f"{text} {'Higher' if higher else 'Lower'} is better.", value, base))
+            digits = 4
         elif r.consistency:
-            self.metrics_title.setText("<b>Consistency</b> (no ground truth in real-world mode)")
-            t.setColumnCount(3)
-            t.setHorizontalHeaderLabels(["check", "SpectraMorph", "bicubic"])
-            for label, value, base, tip in consistency_rows(r.consistency):
-                self._add_row([label, value, base], tip)
+            digits = 3
+            self.metrics_title.setText("<b>Consistency</b> (real-world mode has no ground truth): the result "
+                                       "degraded back against the inputs, and Wald's reduced-resolution test. "
+                                       "Hover a column for its meaning.")
+            columns = consistency_columns(r.consistency)
         else:
             self.metrics_title.setText("<b>Scores</b>: none for this run")
-
-    def _add_row(self, cells, tip: str = "") -> None:
         t = self.metrics_table
-        row = t.rowCount()
-        t.insertRow(row)
-        for col, text in enumerate(cells):
-            item = QTableWidgetItem(text)
-            if col:
+        t.clear()
+        t.setColumnCount(len(columns))
+        t.setRowCount(2 if columns else 0)
+        t.setVerticalHeaderLabels(["SpectraMorph", "bicubic"])
+        for col, (header, tip, value, base) in enumerate(columns):
+            head = QTableWidgetItem(header)
+            head.setToolTip(tip)
+            t.setHorizontalHeaderItem(col, head)
+            for row, v in enumerate((value, base)):
+                item = QTableWidgetItem(_fmt(v, digits))
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            item.setToolTip(tip)
-            t.setItem(row, col, item)
+                item.setToolTip(tip)
+                t.setItem(row, col, item)
+        t.resizeRowsToContents()
+        header = t.horizontalHeader().sizeHint().height() if columns else 0
+        height = header + sum(t.rowHeight(i) for i in range(t.rowCount())) + 2 * t.frameWidth() + 2
+        t.setFixedHeight(max(height, 30))
+
+    def metric_value(self, name: str, row: int = 0):
+        """The number shown in column `name` ('PSNR', 'LR SAM', ...; row 0 SpectraMorph, 1 bicubic)."""
+        t = self.metrics_table
+        for col in range(t.columnCount()):
+            head = t.horizontalHeaderItem(col).text().split("\n")
+            label = head[0] if len(head) == 2 else " ".join(head[:2])   # 'PSNR' / 'LR PSNR'
+            if label == name:
+                return float(t.item(row, col).text())
+        raise KeyError(name)
 
     # ------------------------------------------------------------------ pixels
     def _hovered(self, row: int, col: int) -> None:
@@ -425,22 +588,25 @@ class ResultsPanel(QWidget):
             self.truth_curve.hide()
         lr_row, lr_col = row // prep.ratio, col // prep.ratio
         self.lr_curve.setData(x, prep.lr_hsi[lr_row, lr_col, :])
-        self.pixel_label.setText(f"{'Pinned' if pinned else 'Hovered'} pixel <b>(row {row}, col {col})</b> "
+        self.pixel_label.setText(f"{'Pinned' if pinned else 'Hovered'} pixel <b>(row {row}, col {col})</b>, "
                                  f"in LR pixel (row {lr_row}, col {lr_col}); "
-                                 f"{'click to pin another' if pinned else 'click to pin it'}.")
+                                 f"{'click the image to pin another' if pinned else 'click to pin it'}.")
 
     def spectrum_data(self):
         """(x, reconstructed spectrum) now drawn; for tests."""
         return self.result_curve.getOriginalDataset()
 
 
-def consistency_rows(consistency: dict):
-    """Rows (label, value, bicubic value, tooltip) of the real-world consistency figures."""
-    rows = []
-    bic = consistency.get("bicubic") or {}
+def _fmt(v, digits: int = 4) -> str:
+    return f"{v:.{digits}g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
 
-    def fmt(v):
-        return f"{v:.4g}" if isinstance(v, (int, float)) else "–"
+
+def consistency_columns(consistency: dict):
+    """Columns (header, tooltip, SpectraMorph value, bicubic value) of the real-world figures."""
+    from spectramorph_engine.metrics import METRIC_INFO
+    cols = []
+    bic = consistency.get("bicubic") or {}
+    units = {"PSNR": ("dB", True), "SAM": ("°", False)}
 
     def add(prefix, figures, base, tip):
         if not isinstance(figures, dict):
@@ -448,13 +614,21 @@ def consistency_rows(consistency: dict):
         for name, value in figures.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 b = base.get(name) if isinstance(base, dict) else None
-                rows.append((f"{prefix} {name}", fmt(value), fmt(b), tip))
+                unit, higher = units.get(name, ("", METRIC_INFO.get(name, ("", True))[1]))
+                header = f"{prefix}\n{name}\n{f'{unit} ' if unit else ''}{'↑' if higher else '↓'}"
+                cols.append((header, tip + " " + METRIC_INFO.get(name, ("", True, ""))[2], value, b))
 
     add("LR", consistency.get("lr_consistency"), bic.get("lr_consistency", bic.get("lr")),
-        "The result blurred and downsampled by r, against the LR-HSI.")
+        "LR consistency: the result blurred and downsampled by r, against the LR-HSI.")
     add("MSI", consistency.get("msi_consistency"), bic.get("msi_consistency", bic.get("msi")),
-        "The result with the SRF applied, against the HR-MSI.")
+        "MSI consistency: the result seen through the SRF, against the HR-MSI.")
     rr = consistency.get("reduced_resolution") or {}
-    add("Reduced-res.", rr.get("fusion"), rr.get("bicubic"),
-        "Both inputs degraded by r, fused, and scored against the original LR-HSI (Wald's protocol).")
-    return rows
+    add("RR", rr.get("fusion"), rr.get("bicubic"),
+        "Reduced resolution (Wald's protocol): both inputs degraded by r, fused, and scored against the "
+        "original LR-HSI.")
+    return cols
+
+
+def consistency_rows(consistency: dict):
+    """Rows (label, value, bicubic value, tooltip), the figures one per row (kept for callers)."""
+    return [(h, _fmt(v), _fmt(b), tip) for h, tip, v, b in consistency_columns(consistency)]

@@ -5,13 +5,15 @@ one table below); Run hands the current config and inputs to the worker.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from html import escape
+
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
                                QVBoxLayout, QWidget)
 
 from spectramorph_engine.config import DEVICES, SCHEDULERS
 
 from .fields import ConfigForm, Field
+from .style import RUN_STYLE, STOP_STYLE
 
 STAGE_TEXT = {"starting": "Starting…", "load": "Preparing the inputs…", "degrade": "Degrading…",
               "nmf": "Extracting endmembers (NMF)…", "train": "Training", "inference": "Inference…",
@@ -69,12 +71,16 @@ class TrainingPanel(QWidget):
         self.stop_button.setToolTip("Stop training within a second; no result is kept (Esc).")
         self.stop_button.setEnabled(False)
         for b in (self.run_button, self.stop_button):
-            b.setMinimumHeight(34)
+            b.setMinimumHeight(40)
+        self.run_button.setStyleSheet(RUN_STYLE)
+        self.stop_button.setStyleSheet(STOP_STYLE)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("ready")
         self.progress_bar.setTextVisible(True)
+        self.progress_bar.setMinimumHeight(24)
+        self.progress_bar.setObjectName("runProgress")
         self.status_label = QLabel("Ready.")
         self.status_label.setObjectName("runStatus")
         self.status_label.setWordWrap(True)
@@ -144,9 +150,9 @@ class TrainingPanel(QWidget):
         if p.stage == "train" and p.epochs:
             self.progress_bar.setRange(0, p.epochs)
             self.progress_bar.setValue(p.epoch)
-            self.progress_bar.setFormat(f"epoch {p.epoch} / {p.epochs}")
             loss = "–" if p.loss is None else f"{p.loss:.4g}"
             lr = "–" if p.lr is None else f"{p.lr:.2e}"
+            self.progress_bar.setFormat(f"epoch {p.epoch} / {p.epochs} · loss {loss} · {_clock(p.eta)} left")
             self.status_label.setText(f"<b>Training</b> &nbsp; loss {loss} &nbsp; lr {lr} &nbsp; "
                                       f"<b>{_clock(p.eta)}</b> left &nbsp; ({_clock(p.elapsed)} elapsed)")
         elif p.stage in ("nmf", "inference", "metrics", "save", "load", "starting", "degrade"):
@@ -171,5 +177,5 @@ class TrainingPanel(QWidget):
             self.progress_bar.setValue(p.epoch)
             self.progress_bar.setFormat("stopped" if p.stage == "stopped" else "failed")
         colour = "#b71c1c" if error else "#1b5e20" if p.stage == "done" else "#e65100"
-        self.status_label.setText(f"<span style='color:{colour}'>{text}</span>")
+        self.status_label.setText(f"<span style='color:{colour}'>{escape(text)}</span>")
         self._update_run_enabled()

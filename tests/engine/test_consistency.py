@@ -138,3 +138,29 @@ def test_warnings_fire_for_the_preset_on_the_real_camera_not_for_the_estimate():
     good = cons.msi_consistency(truth, sc["hr_msi"], raw_est.srf, offset=raw_est.offset)
     linear = cons.msi_consistency(truth, sc["hr_msi"], sc["true_srf"])   # ignores the gamma
     assert good["PSNR"] > 35.0 and linear["PSNR"] < good["PSNR"] - 15.0, (good, linear)
+
+
+def test_band_chunked_figures_equal_whole_cube_figures():
+    """consistency_from_latent (used for results too big to hold) = the whole-cube functions."""
+    from spectramorph_engine.consistency import (bicubic_consistency, consistency_from_latent,
+                                                 lr_consistency, msi_consistency)
+    from spectramorph_engine.psf import make_psf
+    rng = np.random.default_rng(1)
+    alle = rng.random((24, 16, 3), dtype=np.float32)
+    E = rng.random((3, 11), dtype=np.float32) * 0.6
+    result = np.clip(alle @ E, 0, 1)
+    lr = rng.random((6, 4, 11), dtype=np.float32)
+    msi = rng.random((24, 16, 2), dtype=np.float32)
+    srf = rng.random((2, 11))
+    srf /= srf.sum(1, keepdims=True)
+    psf = make_psf("gaussian", 1.0, 2)
+    offset = np.array([0.01, -0.02])
+    got = consistency_from_latent(alle, E, lr, msi, srf, 4, psf, offset=offset, band_chunk=4)
+    want_lr = lr_consistency(result, lr, 4, psf)
+    want_msi = msi_consistency(result, msi, srf, offset=offset)
+    want_bic = bicubic_consistency(lr, msi, srf, 4, psf, offset=offset)
+    for key in ("PSNR", "SAM"):
+        assert got["lr_consistency"][key] == pytest.approx(want_lr[key], rel=1e-5)
+        assert got["msi_consistency"][key] == pytest.approx(want_msi[key], rel=1e-5)
+        assert got["bicubic"]["lr"][key] == pytest.approx(want_bic["lr"][key], rel=1e-5)
+        assert got["bicubic"]["msi"][key] == pytest.approx(want_bic["msi"][key], rel=1e-5)

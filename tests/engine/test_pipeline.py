@@ -119,3 +119,53 @@ def test_too_many_endmembers_is_refused():
         run_fusion(FusionConfig(num_endmembers=12, epochs=2, downsample_ratio=2, kernel_size=1, sigma=0.5,
                                 num_msi_bands=3),
                    inputs=FusionInputs(truth=truth), write_outputs=False)
+
+
+def _real_pair(seed=3):
+    """A small real-world pair with a known SRF, in memory."""
+    from spectramorph_engine.demo import demo_scene
+    truth, wl = demo_scene(size=64, num_bands=40, seed=seed)[:2]
+    from spectramorph_engine.degradation import make_synthetic_pair
+    from spectramorph_engine.psf import make_psf
+    from spectramorph_engine.srf import preset_srf
+    _, hr, lr = make_synthetic_pair(truth, make_psf("gaussian", 1.0, 2), preset_srf(3, 40), 4, 40, 35, seed)
+    return hr, lr
+
+
+@pytest.mark.parametrize("kind, name", [("numpy", "hr_hsi.npy"), ("h5", "hr_hsi.h5")])
+def test_large_real_world_results_stream_to_file(tmp_path, monkeypatch, kind, name):
+    """A result above the streaming threshold goes to its file during inference (memory stays
+    a few row blocks); it equals the in-memory result of the same run."""
+    import spectramorph_engine.pipeline as pipeline
+    hr, lr = _real_pair()
+    cfg = FusionConfig(synthetic=False, epochs=40, hidden_size=64, num_endmembers=4, device="cpu",
+                       output_file_type=kind, output_dir=str(tmp_path / "out"), log_dir=str(tmp_path / "logs"),
+                       inference_batch_size=256)
+    in_memory = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False)
+    monkeypatch.setattr(pipeline, "STREAM_RESULT_BYTES", 0)
+    streamed = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr))
+    assert not isinstance(streamed.hr_hsi, np.ndarray) or isinstance(streamed.hr_hsi, np.memmap)
+    from spectramorph_engine.io import load_cube
+    on_disk = load_cube(tmp_path / "out" / name, key="hr_hsi").data
+    np.testing.assert_allclose(on_disk, in_memory.hr_hsi, atol=1e-6)
+    for key in ("PSNR", "SAM"):
+        assert streamed.consistency["lr_consistency"][key] == pytest.approx(
+            in_memory.consistency["lr_consistency"][key], rel=1e-6)
+
+
+def test_cancelled_streaming_run_leaves_no_result_file(tmp_path, monkeypatch):
+    import spectramorph_engine.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "STREAM_RESULT_BYTES", 0)
+    hr, lr = _real_pair()
+    cancel = threading.Event()
+
+    def progress(event):
+        if isinstance(event, events.StageProgress) and event.stage == "inference":
+            cancel.set()
+
+    cfg = FusionConfig(synthetic=False, epochs=5, hidden_size=16, num_endmembers=3, device="cpu",
+                       output_file_type="h5", output_dir=str(tmp_path / "out"), log_dir=str(tmp_path / "logs"),
+                       inference_batch_size=64)
+    with pytest.raises(Cancelled):
+        run_fusion(cfg, progress=progress, cancel=cancel, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr))
+    assert list((tmp_path / "out").iterdir()) == []

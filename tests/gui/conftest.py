@@ -4,9 +4,25 @@ Each test gets its own settings folder (SPECTRAMORPH_SETTINGS_DIR) so the
 user's real window layout and last folder are never read or written, its own
 working folder (outputs/, logs/ land in tmp), and a captured error dialog.
 """
+import json
 import os
+import tempfile
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+def _offscreen_with_a_desktop_screen() -> None:
+    """Qt's offscreen platform has one 800 x 800 screen, smaller than the app's window: restored
+    geometries are then clamped to it. Give it a 1920 x 1200 screen (its JSON config file)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "offscreen")
+    if platform != "offscreen":
+        return
+    path = os.path.join(tempfile.gettempdir(), "spectramorph-offscreen-screen.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"screens": [{"name": "screen0", "x": 0, "y": 0, "width": 1920, "height": 1200,
+                                "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}, fh)
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={path}"
+
+
+_offscreen_with_a_desktop_screen()
 
 import pytest  # noqa: E402
 
@@ -22,6 +38,15 @@ FAST_HIDDEN = 64        # hidden units for test runs
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECTRAMORPH_SETTINGS_DIR", str(tmp_path / "settings"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch):
+    """The engine gives torch one thread per core. On a shared test machine (other jobs on the
+    same cores) multi-threaded torch spins and a 16 x 16 NMF takes 30 s instead of 0.7 s; the
+    tiny test scenes are fastest on one thread, and timings are not what these tests check."""
+    from spectramorph_engine import device
+    monkeypatch.setattr(device, "available_cores", lambda: 1)
 
 
 @pytest.fixture

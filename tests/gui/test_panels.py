@@ -1,4 +1,5 @@
 """Sensor-model previews, exports, configuration round trip, bad input, remembered layout."""
+import os
 from pathlib import Path
 
 import h5py
@@ -10,6 +11,11 @@ from PySide6.QtGui import QImage
 from spectramorph_engine import load_config
 
 from .conftest import DEMO_SIZE, run_to_end, wait_idle
+
+
+def _one_core():
+    """The CLI gives torch one thread per core it may use: one (see conftest.one_torch_thread)."""
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 def _choose(combo, value):
@@ -33,9 +39,13 @@ def test_psf_preview_follows_type_sigma_and_size(window):
     assert window.state.config.sigma == 1.5
     assert not np.allclose(psf.kernel, airy)
     assert psf.kernel_view.image.image.shape == (15, 15)
+    np.testing.assert_allclose(psf.kernel_view.image.image, psf.kernel, rtol=1e-6)   # the image is the kernel
     form.widget("kernel_size").setValue(4)
     assert psf.kernel.shape == (9, 9)
     assert psf.kernel_view.image.image.shape == (9, 9)
+    from spectramorph_engine import psf as psf_mod
+    np.testing.assert_allclose(psf.kernel, psf_mod.make_psf("airy", 1.5, 4))
+    assert f"{psf_mod.psf_fwhm(psf.kernel):.2f} px" in psf.stats.text()
     assert "FWHM" in psf.stats.text() and "Sum" in psf.stats.text()
     x, y = psf.profile_curve.getOriginalDataset()
     assert x is not None and len(x) == len(y) > 1
@@ -115,15 +125,32 @@ def test_export_figures(qtbot, window, tmp_path):
         assert not image.isNull() and image.width() > 100
 
 
-def test_failed_export_keeps_the_earlier_file(qtbot, window, tmp_path, errors):
-    run_to_end(qtbot, window, epochs=5)
+def test_failed_export_keeps_the_earlier_file(qtbot, window, tmp_path, errors, monkeypatch):
+    result = run_to_end(qtbot, window, epochs=5)
     path = tmp_path / "result.npy"
     path.write_bytes(b"earlier export")
     window.export_panel.export_result(str(tmp_path / "no" / "such" / "folder" / "result.npy"))
     window.export_panel.export_result(str(tmp_path / "result.txt"))      # not a result type
     wait_idle(qtbot, window)
     assert len(errors) == 2
+    assert any("does not exist" in e for e in errors) and any(".npy, .mat or .h5" in e for e in errors)
+
+    # a disk that fills up half-way through the write: the earlier file stays as it was
+    def half_then_fail(file, arr, *a, **k):
+        with open(file, "wb") as fh:
+            fh.write(b"\x93NUMPY partial")
+        raise OSError(28, "No space left on device", str(file))
+    monkeypatch.setattr(np, "save", half_then_fail)
+    window.export_panel.export_result(str(path))
+    wait_idle(qtbot, window)
+    assert len(errors) == 3 and "No space left" in errors[-1]
     assert path.read_bytes() == b"earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []   # no temp file
+    monkeypatch.undo()
+    # and the window still works: the same export now succeeds
+    window.export_panel.export_result(str(path))
+    wait_idle(qtbot, window)
+    assert np.load(path).shape == result.hr_hsi.shape
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -134,7 +161,8 @@ def test_yaml_round_trip_restores_the_panels(qtbot, window, tmp_path):
     psf.form.widget("sigma").setValue(2.25)
     _choose(srf.form.widget("num_msi_bands"), 8)
     srf.form.widget("fwhm_factor").setValue(3.0)
-    tp.form.widget("epochs").setValue(123)
+    tp.form.widget("epochs").setValue(12)
+    tp.form.widget("hidden_size").setValue(32)
     tp.form.widget("init_lr").setValue(2e-4)
     _choose(tp.form.widget("scheduler"), "flat")
     tp.form.bound["training_batch_size"].widget.check.setChecked(False)
@@ -168,7 +196,7 @@ def test_yaml_round_trip_restores_the_panels(qtbot, window, tmp_path):
     assert other.psf_panel.form.widget("sigma").value() == 2.25
     assert other.srf_panel.form.widget("num_msi_bands").currentData() == 8
     assert len(other.srf_panel.curves) == 8
-    assert other.training_panel.form.widget("epochs").value() == 123
+    assert other.training_panel.form.widget("epochs").value() == 12
     assert other.training_panel.form.widget("init_lr").value() == pytest.approx(2e-4)
     assert other.training_panel.form.widget("scheduler").currentData() == "flat"
     assert other.training_panel.form.bound["training_batch_size"].value() == 512
@@ -176,6 +204,16 @@ def test_yaml_round_trip_restores_the_panels(qtbot, window, tmp_path):
     assert other.state.prepared.ratio == 2
     np.testing.assert_allclose(other.state.truth.data, window.state.truth.data)
     other.close()
+
+    # the CLI runs the saved file unchanged
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "spectramorph_engine", "run", "--config", str(path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_one_core if hasattr(os, "sched_setaffinity") else None)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / on_disk.output_dir / "hr_hsi.npy"
+    assert np.load(out).shape == window.state.prepared.truth.shape
 
 
 def test_bad_config_file_is_a_dialog(qtbot, window, tmp_path, errors):
@@ -272,3 +310,152 @@ def test_layout_and_geometry_are_remembered(qtbot, window):
     again.reset_layout()
     assert again.export_dock.isVisibleTo(again)
     again.close()
+
+
+# ---------------------------------------------------------------------------- real-world mode
+
+def _real_pair_files(window, tmp_path, name="pair"):
+    """The demo's prepared pair written as two .npy files (no wavelengths in them)."""
+    prep = window.state.prepared
+    hr, lr = tmp_path / f"{name}_hr.npy", tmp_path / f"{name}_lr.npy"
+    np.save(hr, prep.hr_msi)
+    np.save(lr, prep.lr_hsi)
+    return hr, lr, prep
+
+
+def open_real_pair(qtbot, window, tmp_path, name="pair"):
+    hr, lr, prep = _real_pair_files(window, tmp_path, name)
+    window.data_panel.real_radio.setChecked(True)
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(hr), str(lr))
+    assert blocker.args == [True]
+    qtbot.waitUntil(lambda: window.state.srf_estimate is not None and window.state.workers.pending == 0,
+                    timeout=60000)
+    return prep
+
+
+def test_real_world_srf_estimate_panel(qtbot, window, tmp_path, errors):
+    prep = open_real_pair(qtbot, window, tmp_path)
+    s, srf = window.state, window.srf_panel
+    c, bands = prep.hr_msi.shape[2], prep.lr_hsi.shape[2]
+    real = s.prepared
+    assert real.mode == "real" and real.srf_estimate is not None        # auto -> estimated from the pair
+    assert len(srf.curves) == c and srf.srf.shape == (c, bands)
+    np.testing.assert_allclose(srf.srf, s.srf_estimate.srf_normalized)
+    # fit quality per band: PSNR and R^2 of the estimate
+    t = srf.fit_table
+    assert t.rowCount() == c and t.columnCount() == 3
+    for k in range(c):
+        assert float(t.item(k, 1).text()) == pytest.approx(float(s.srf_estimate.psnr_db[k]), abs=0.05)
+        assert float(t.item(k, 2).text()) == pytest.approx(float(s.srf_estimate.r2[k]), abs=5e-4)
+    # which SRF and which training input the run will use
+    use = srf.use_label.text()
+    assert "estimated from the image pair" in use and real.training_input in use and "srf_source: auto" in use
+    # no wavelengths in .npy files: the axis says so
+    assert "unknown" in srf.wl_label.text()
+    assert srf.plot.getPlotItem().getAxis("bottom").labelText.startswith("HSI band")
+
+    # a preset instead: the estimate stays on screen, dashed, with both fits side by side
+    _choose(srf.form.widget("srf_source"), "preset")
+    qtbot.waitUntil(lambda: s.prepared is not None and s.prepared.srf_estimate is None
+                    and s.srf_estimate is not None and not s.preparing, timeout=60000)
+    assert len(srf.curves) == c and len(srf.estimate_curves) == c
+    assert t.columnCount() == 5 and "preset" in t.horizontalHeaderItem(3).text()
+    assert "preset" in srf.use_label.text()
+
+    # save the estimate as a custom SRF file and read it back with the engine
+    from spectramorph_engine import srf as srf_mod
+    path = tmp_path / "estimated_srf.csv"
+    srf.save_srf(str(path), which="estimate")
+    wait_idle(qtbot, window)
+    back = srf_mod.load_srf(str(path), bands)
+    np.testing.assert_allclose(back, s.srf_estimate.srf_normalized, atol=1e-9)
+    # ... and use it as the SRF file: the run will use it
+    assert srf.choose_file(str(path))
+    qtbot.waitUntil(lambda: s.prepared is not None and not s.preparing and "custom SRF" in s.prepared.srf_note,
+                    timeout=30000)
+    assert "custom SRF" in srf.use_label.text()
+    assert not errors
+
+
+def test_wavelengths_typed_validated_and_used(qtbot, window, tmp_path, errors):
+    prep = open_real_pair(qtbot, window, tmp_path)
+    s, dp = window.state, window.data_panel
+    bands = prep.lr_hsi.shape[2]
+    assert s.prepared.wavelengths is None and "Unknown" in dp.wl_status.text()
+    before = s.config
+    # refused, each with its sentence, and nothing changes
+    for text, expected in (("400, 500, 600", f"{bands} bands"),
+                           (", ".join(str(v) for v in range(bands, 0, -1)), "increase"),
+                           ("400, abc", "'abc' is not a number")):
+        assert not dp.apply_wavelengths(text)
+        assert expected in errors[-1]
+        assert s.config == before
+    # pasted as a column, in micrometres: converted to nm
+    values = np.linspace(0.4, 2.5, bands)
+    assert dp.apply_wavelengths("\n".join(f"{v:.6f}" for v in values))
+    qtbot.waitUntil(lambda: s.prepared is not None and s.prepared.wavelengths is not None, timeout=30000)
+    np.testing.assert_allclose(s.config.wavelengths, values * 1000, rtol=1e-6)
+    np.testing.assert_allclose(s.prepared.wavelengths, values * 1000, rtol=1e-6)
+    assert "typed here" in dp.wl_status.text()
+    # the SRF plot is now over wavelength
+    qtbot.waitUntil(lambda: s.srf_estimate is not None and not s.preparing, timeout=60000)
+    assert window.srf_panel.plot.getPlotItem().getAxis("bottom").labelText == "wavelength (nm)"
+    np.testing.assert_allclose(window.srf_panel.x_axis, values * 1000, rtol=1e-6)
+    # a range is enough too
+    assert dp.apply_wavelengths("400..2500")
+    np.testing.assert_allclose(s.config.wavelengths, np.linspace(400, 2500, bands))
+    # carried into the run: the plots' axes are the wavelengths
+    result = run_to_end(qtbot, window, epochs=5)
+    np.testing.assert_allclose(result.prepared.wavelengths, np.linspace(400, 2500, bands))
+    x, _ = window.results_panel.endmember_curves[0].getOriginalDataset()
+    np.testing.assert_allclose(x, np.linspace(400, 2500, bands))
+    assert window.results_panel.endmember_plot.getPlotItem().getAxis("bottom").labelText == "wavelength (nm)"
+    # and into the YAML
+    path = tmp_path / "real.yaml"
+    window.export_panel.save_config(str(path))
+    wait_idle(qtbot, window)
+    np.testing.assert_allclose(load_config(path).wavelengths, np.linspace(400, 2500, bands))
+    # Reset goes back to the file's own (none here)
+    dp.wl_clear.click()
+    assert s.config.wavelengths is None
+
+
+def test_open_pair_replaces_a_pair_of_another_size(qtbot, window, tmp_path, errors):
+    open_real_pair(qtbot, window, tmp_path)
+    rng = np.random.default_rng(1)
+    hr, lr = tmp_path / "big_hr.npy", tmp_path / "big_lr.npy"
+    np.save(hr, rng.random((50, 50, 3), dtype=np.float32))
+    np.save(lr, rng.random((10, 10, 20), dtype=np.float32))
+    # one file at a time meets the old pair half-way: refused, with a hint
+    with qtbot.waitSignal(window.state.loadFinished, timeout=20000) as blocker:
+        window.data_panel.open_file("hr_msi", str(hr))
+    assert blocker.args == [False]
+    assert "(50, 50, 3)" in errors[-1] and "Open pair" in errors[-1]
+    # both together: accepted
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(hr), str(lr))
+    assert blocker.args == [True]
+    p = window.state.prepared
+    assert p.hr_msi.shape == (50, 50, 3) and p.lr_hsi.shape == (10, 10, 20) and p.ratio == 5
+    assert window.state.config.hr_msi_file == str(hr) and window.state.config.lr_hsi_file == str(lr)
+
+
+def test_last_folder_is_remembered(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from spectramorph_gui.panels import dialogs
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    asked = []
+
+    def fake_open(parent, title, start, filters):
+        asked.append(start)
+        return str(folder / "cube.npy"), ""
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", fake_open)
+    assert dialogs.ask_open_file(window, "Open", "*") == str(folder / "cube.npy")
+    dialogs.ask_open_file(window, "Open", "*")
+    assert asked[-1] == str(folder)          # the next dialog starts where the last one ended
+    from spectramorph_gui.settings import last_folder, settings
+    settings().sync()
+    assert last_folder() == str(folder)      # kept in the settings (QSettings) between runs
