@@ -18,9 +18,11 @@ def available_cores() -> int:
 
 
 def configure_threads(num_threads: int | None = None) -> int:
-    """Match torch's intra-op threads to the cores; returns the count used."""
+    """Match torch's intra-op threads to the cores (or SPECTRAMORPH_THREADS, for machines shared
+    with other jobs, where one thread per core oversubscribes); returns the count used."""
     import torch
-    n = int(num_threads or available_cores())
+    env = os.environ.get("SPECTRAMORPH_THREADS", "").strip()
+    n = int(num_threads or (int(env) if env.isdigit() and int(env) > 0 else available_cores()))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -304,23 +304,21 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                         f"recoloured HR-MSI. Try srf_source: estimate, training_input: msi_lr, or a measured SRF file.")
     # The blur between the pair matters twice: to bring the HR-MSI to the LR grid (msi_lr) and
     # to degrade the result back (consistency). A PSF file wins; else the blur fitted on the
-    # pair; the config's synthetic-mode PSF is a last resort only.
+    # pair (the config's psf_type/sigma describe synthetic mode's own degradation only).
     if config.provide_psf:
         psf_note = f"PSF from '{config.psf_file}'"
     else:
-        if estimate is None and training_input == "msi_lr":
+        if estimate is None and source != "file":
+            # fitted for the blur only; the SRF in use stays the one chosen above
             estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl)
             psf = estimate_blur.psf
             psf_note = f"Gaussian blur fitted on the pair (sigma {estimate_blur.psf_sigma:g} px)"
         elif estimate is not None:
             psf = estimate.psf
             psf_note = f"Gaussian blur fitted on the pair (sigma {estimate.psf_sigma:g} px)"
-        elif source == "file":
+        else:   # an SRF file: its gain/offset fit found the blur already
             psf = est_mod.gaussian_kernel(file_sigma)
             psf_note = f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px)"
-        else:
-            psf_note = (f"config PSF ({config.psf_type}, sigma {config.sigma:g}, kernel {config.kernel_size}); "
-                        f"give psf_file for your sensor's PSF")
     for w_ in warnings:
         ev.emit(progress, ev.Message("warning", w_))
     return PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,

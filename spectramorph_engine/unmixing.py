@@ -39,8 +39,9 @@ __all__ = ["nmf", "extract_endmembers"]
 CHECK_EVERY = 10          # iterations between error checks, progress events and cancel checks
 NNDSVD_EPS = 1e-6         # NNDSVD entries below this count as zeros (scikit-learn's value)
 _RESIDUAL_CHUNK = 1 << 22  # elements of X per chunk when computing ||X - WH||_F
-_GRAM_CHUNK = 1 << 22      # elements of X per chunk when accumulating X^T X in float64
+_GRAM_ROWS = 4096          # rows of X per float32 block product in X^T X
 _ROW_BLOCK = 8192          # rows of X per block in W^T X on the CPU
+_SWEEP_BLOCK = 16384       # pixels per block in the W sweeps on the CPU (see _hals)
 # Inner HALS sweeps per block and outer iteration (accelerated HALS, Gillis &
 # Glineur 2012): at most 1 + INNER_ALPHA * rho (see _sweep_budgets), and a
 # block stops sweeping once its change falls below INNER_DELTA times the
@@ -48,6 +49,7 @@ _ROW_BLOCK = 8192          # rows of X per block in W^T X on the CPU
 # (K = 7): more W sweeps help up to ~20, H sweeps beyond ~10 buy nothing.
 INNER_ALPHA = 1.5
 INNER_DELTA = 0.1
+INNER_DELTA_W = 0.1
 INNER_MAX_W = 20
 INNER_MAX_H = 10
 SWEEP_OVERHEAD = 150_000
@@ -71,13 +73,12 @@ def _as_matrix(X, device: torch.device) -> torch.Tensor:
 def _nndsvda(x: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """NNDSVDa start: (W^T as K x N, H as K x C), float32 on x's device."""
     n, c = x.shape
-    # X^T X accumulated in float64 over row chunks: its small eigenvalues
-    # (the last components) would drown in float32 rounding.
+    # X^T X: float32 products over blocks of rows (3x faster than float64),
+    # summed in float64 so the rounding does not grow with N.
     gram = torch.zeros((c, c), dtype=torch.float64, device=x.device)
-    step = max(1, _GRAM_CHUNK // c)
-    for s in range(0, n, step):
-        xc = x[s:s + step].double()
-        gram.addmm_(xc.T, xc)
+    for s in range(0, n, _GRAM_ROWS):
+        xc = x[s:s + _GRAM_ROWS]
+        gram += (xc.T @ xc).double()
     evals, evecs = torch.linalg.eigh(gram)                     # ascending
     evals = evals.flip(0)[:k].clamp_min(0.0)
     v = evecs.flip(1)[:, :k]                                    # C x K right singular vectors
@@ -111,13 +112,20 @@ def _nndsvda(x: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
 
 
 def _hals(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, max_sweeps: int,
-          delta: float = INNER_DELTA) -> int:
+          delta: float = INNER_DELTA, block: Optional[int] = None) -> int:
     """Minimise -2<V, A> + <V V^T, B> over V >= 0 (K x M) in place by HALS row sweeps.
 
     For W: V = W^T, A = H X^T, B = H H^T; for H: V = H, A = W^T X, B = W^T W.
-    Returns the number of sweeps done.
+    The columns of V are independent problems (pixels, for W), so they are
+    swept `block` columns at a time: all sweeps of a block run while it sits
+    in cache, and on the CPU each call stays below torch's parallel grain
+    size. Whole-row calls on 65536 pixels with 2 threads measured 0.3 ms per
+    sweep alone and 100+ ms beside another busy process (an OpenMP barrier
+    per call); blocks of 16384 measured 0.4-0.7 ms in both cases.
+    Returns the most sweeps a block needed.
     """
-    k = v.shape[0]
+    k, m = v.shape
+    block = m if block is None else max(1, block)
     d = torch.diagonal(b).clamp_min(torch.finfo(b.dtype).tiny)
     # Row j's exact minimiser is max(0, V_j + (A_j - B_j V) / B_jj)
     #   = max(0, An_j - (Bn_j - e_j) V)   with An, Bn = A, B divided by B's diagonal,
@@ -125,22 +133,27 @@ def _hals(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, max_sweeps: int,
     # so A_j = B_j = 0 exactly and V_j is left as it is (as scikit-learn does).
     an = a / d[:, None]
     bn = b / d[:, None] - torch.eye(k, dtype=b.dtype, device=b.device)
-    tmp = torch.empty_like(v[0])
-    first = None
-    sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
-        old = v.clone() if max_sweeps > 1 else None
-        for j in range(k):
-            torch.addmv(an[j], v.T, bn[j], alpha=-1.0, out=tmp)
-            torch.clamp(tmp, min=0.0, out=v[j])
-        if old is None:
-            break
-        change = float(torch.linalg.vector_norm(old.sub_(v)))
-        if first is None:
-            first = change
-        if change <= delta * first:
-            break
-    return sweeps
+    tmp = torch.empty(min(block, m), dtype=v.dtype, device=v.device)
+    most = 0
+    for s in range(0, m, block):
+        vs, a_s = v[:, s:s + block], an[:, s:s + block]
+        t = tmp[:vs.shape[1]]
+        first = None
+        sweeps = 0
+        for sweeps in range(1, max_sweeps + 1):
+            old = vs.clone() if max_sweeps > 1 and delta > 0 else None
+            for j in range(k):
+                torch.addmv(a_s[j], vs.T, bn[j], alpha=-1.0, out=t)
+                torch.clamp(t, min=0.0, out=vs[j])
+            if old is None:
+                continue
+            change = float(torch.linalg.vector_norm(old.sub_(vs)))
+            if first is None:
+                first = change
+            if change <= delta * first:
+                break
+        most = max(most, sweeps)
+    return most
 
 
 def _sweep_budgets(n: int, c: int, k: int) -> Tuple[int, int]:
@@ -177,17 +190,19 @@ def _wt_x(w_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _residual_norm(x: torch.Tensor, w_t: torch.Tensor, h: torch.Tensor) -> float:
-    """||X - W H||_F, chunked over rows, squares summed in float64."""
+    """||X - W H||_F, chunked over rows; torch's float32 sum is a cascade sum
+    (relative error ~1e-9 here, vs ~1e-4 for a float32 norm), and the chunk
+    totals add up in float64."""
     n, c = x.shape
     step = max(1, _RESIDUAL_CHUNK // c)
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    total = 0.0
     for s in range(0, n, step):
         r = torch.addmm(x[s:s + step], w_t[:, s:s + step].T, h, alpha=-1.0)
-        total += torch.linalg.vector_norm(r, dtype=torch.float64).square()
-    return math.sqrt(float(total))
+        total += float(r.square_().sum())
+    return math.sqrt(total)
 
 
-def nmf(X, num_components: int, max_iter: int = 400, tol: float = 1e-5, device="cpu",
+def nmf(X, num_components: int, max_iter: int = 400, tol: float = 1e-3, device="cpu",
         progress=None, cancel=None, stage: str = "nmf"):
     """Factorise a nonnegative N x C matrix X ~ W H (W: N x K, H: K x C, both >= 0).
 
@@ -208,21 +223,24 @@ def nmf(X, num_components: int, max_iter: int = 400, tol: float = 1e-5, device="
     k = int(num_components)
     if int(max_iter) < 1:
         raise InputError(f"'max_iter' is {max_iter!r}; it must be at least 1")
-    if n * c == 0 or not bool(torch.isfinite(x).all()):
+    lo, hi = (float(v) for v in torch.aminmax(x))      # one pass; NaN propagates to both
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise InputError("the NMF input contains NaN or infinite values")
-    if float(x.min()) < 0:
-        raise InputError(f"the NMF input must be nonnegative, its minimum is {float(x.min()):.4g}")
+    if lo < 0:
+        raise InputError(f"the NMF input must be nonnegative, its minimum is {lo:.4g}")
 
     with torch.no_grad():
         w_t, h = _nndsvda(x, k)
         events.emit(progress, events.StageProgress(stage, 0.0))
         inner_w, inner_h = _sweep_budgets(n, c, k)
+        delta_w = INNER_DELTA_W
+        sweep_block = _SWEEP_BLOCK if dev.type == "cpu" else None
         err_prev = _residual_norm(x, w_t, h)
         err = err_prev
         it = 0
         for it in range(1, int(max_iter) + 1):
-            _hals(w_t, _h_xt(x, h), h @ h.T, inner_w)      # W block: H X^T, H H^T
-            _hals(h, _wt_x(w_t, x), w_t @ w_t.T, inner_h)  # H block: W^T X, W^T W
+            _hals(w_t, _h_xt(x, h), h @ h.T, inner_w, delta_w, sweep_block)  # W: H X^T, H H^T
+            _hals(h, _wt_x(w_t, x), w_t @ w_t.T, inner_h)                   # H: W^T X, W^T W
             if it % CHECK_EVERY == 0 or it == max_iter:
                 events.check_cancel(cancel)
                 err = _residual_norm(x, w_t, h)
