@@ -232,9 +232,11 @@ def render(report: dict) -> str:
             speed = nmf["sklearn_s"] / nmf["torch_s"] if nmf.get("sklearn_s") else None
             diff = (100 * (nmf["torch_err"] - nmf["sklearn_err"]) / nmf["sklearn_err"]
                     if nmf.get("sklearn_err") else None)
+            matched = nmf["sklearn_s"] / nmf["matched_s"] if nmf.get("matched_s") else None
             nmf_rows.append([c["name"], nmf["n"], nmf["bands"], nmf["k"], nmf["torch_s"], nmf["torch_iter"],
                              nmf["torch_err"], nmf.get("sklearn_s"), nmf.get("sklearn_iter"),
-                             nmf.get("sklearn_err"), speed, diff])
+                             nmf.get("sklearn_err"), speed, diff, nmf.get("matched_s"), nmf.get("matched_iter"),
+                             matched])
         p = c.get("pipeline")
         if p is not None:
             if p.get("ok"):
@@ -267,12 +269,15 @@ def render(report: dict) -> str:
                              "same run: on the epoch's own GEMM shapes (rows capped at 65536) and on 2048^3"))
     if nmf_rows:
         parts.append(table(["scene", "N", "C", "K", "torch s", "iters", "torch err", "sklearn s", "sk iters",
-                            "sklearn err", "speedup", "err diff %"], nmf_rows,
-                           ["", "d", "d", "d", ".3g", "d", ".5f", ".3g", "d", ".5f", ".2f", "+.2f"],
+                            "sklearn err", "speedup", "err diff %", "torch s @sk", "iters @sk", "speedup @sk"],
+                           nmf_rows,
+                           ["", "d", "d", "d", ".3g", "d", ".5f", ".3g", "d", ".5f", ".2f", "+.2f", ".3g", "d",
+                            ".2f"],
                            title="\n[4] NMF: engine (unmixing.nmf, its defaults: max_iter 400, tol 1e-5) vs "
                                  "scikit-learn NMF (init nndsvda, solver cd, its defaults: max_iter 200, tol 1e-4) "
                                  "on the same LR-HSI matrix;\n    err = ||X - WH||_F / ||X||_F; speedup = sklearn "
-                                 "s / torch s; err diff = (torch - sklearn) / sklearn"))
+                                 "s / torch s; err diff = (torch - sklearn) / sklearn;\n    @sk = the engine's NMF with the fewest of "
+                                 "max_iter 10, 20, 40, ... that reaches scikit-learn's error + 2% (time-to-accuracy)"))
     orig_rows = []
     for o in report.get("original", []):
         res = o["result"] or {}
@@ -333,9 +338,16 @@ def targets(report: dict) -> str:
             sp = nmf["sklearn_s"] / nmf["torch_s"]
             diff = (nmf["torch_err"] - nmf["sklearn_err"]) / nmf["sklearn_err"]
             ok = sp >= TARGET_NMF_SPEEDUP and diff <= TARGET_NMF_ERR
-            lines.append(f"  NMF 1024x1024/r4 ({nmf['n']} x {nmf['bands']}): {sp:.2f}x faster than scikit-learn, "
-                         f"error {100 * diff:+.2f}% (targets >= {TARGET_NMF_SPEEDUP:.0f}x, <= +2%) -> "
+            lines.append(f"  NMF 1024x1024/r4 ({nmf['n']} x {nmf['bands']}), engine defaults: {sp:.2f}x faster than "
+                         f"scikit-learn, error {100 * diff:+.2f}% (targets >= {TARGET_NMF_SPEEDUP:.0f}x, <= +2%) -> "
                          f"{'MET' if ok else 'NOT MET'}")
+            if nmf.get("matched_s"):
+                msp = nmf["sklearn_s"] / nmf["matched_s"]
+                lines.append(f"  NMF 1024x1024/r4, time to scikit-learn's error + 2% ({nmf['matched_iter']} "
+                             f"iterations): {msp:.2f}x faster -> {'MET' if msp >= TARGET_NMF_SPEEDUP else 'NOT MET'}")
+            else:
+                lines.append("  NMF 1024x1024/r4: the engine did not reach scikit-learn's error + 2% within 1280 "
+                             "iterations -> NOT MET")
     for c in report["cases"]:
         f = c["fusion"] or {}
         if c["size"] == 2048 and f.get("ok"):

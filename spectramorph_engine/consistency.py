@@ -214,7 +214,7 @@ class _PairStats:
         return out
 
 
-def band_chunk_size(pixels: int, budget_bytes: int = 128 << 20) -> int:
+def band_chunk_size(pixels: int, budget_bytes: int = 32 << 20) -> int:
     """Bands per chunk so that one float32 HR chunk stays within `budget_bytes`."""
     return max(1, int(budget_bytes // (4 * max(1, pixels))))
 
@@ -257,7 +257,8 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
             bicubic = bicubic[:, :, None]
         for name, cube in (("fusion", fused), ("bicubic", bicubic)):
             lr_stats[name].add(lr[:, :, b0:b1], _degrade(cube, r, psf))
-            msi_pred[name] += cube.astype(np.float64) @ srf[:, b0:b1].T
+            msi_pred[name] += (cube.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
+                H, W, -1)
         del fused, bicubic
     with_sam = msi.shape[2] >= 2
     out = {}

@@ -237,6 +237,7 @@ def infer_ratio(hr_shape, lr_shape) -> int:
 def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) -> PreparedInputs:
     from . import srf_estimation as est_mod
     from . import srf as srf_mod
+    cube = None
     if inputs.hr_msi is not None:
         hr_raw, hr_what = inputs.hr_msi, "the HR-MSI"
     else:
@@ -250,6 +251,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         lr_raw, lr_what, cube_wl = cube.data, f"LR-HSI '{config.lr_hsi_file}'", cube.wavelengths
     hr_msi = _normalise(_as_cube(hr_raw, hr_what, allow_2d=True), hr_what)
     lr_hsi = _normalise(_as_cube(lr_raw, lr_what), lr_what)
+    del hr_raw, lr_raw, cube          # the raw cubes can be as big as the normalised ones
     ratio = infer_ratio(hr_msi.shape, lr_hsi.shape)
     c, num_bands = hr_msi.shape[2], lr_hsi.shape[2]
     if c >= num_bands:

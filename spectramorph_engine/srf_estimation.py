@@ -369,10 +369,27 @@ def _cap_pixels(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+MAX_ESTIMATION_LR_SIDE = 160
+
+
+def central_crop(hr, lr, ratio: int, max_lr_side: int):
+    """The central part of a pair, at most max_lr_side LR pixels a side (views, no copies)."""
+    h, w = lr.shape[:2]
+    ch, cw = min(h, max_lr_side), min(w, max_lr_side)
+    r0, c0 = (h - ch) // 2, (w - cw) // 2
+    return (hr[r0 * ratio:(r0 + ch) * ratio, c0 * ratio:(c0 + cw) * ratio],
+            lr[r0:r0 + ch, c0:c0 + cw])
+
+
 def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optional[float] = None,
                  psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS,
-                 window: Optional[float] = None, exclude_clipped: bool = False) -> SrfEstimate:
+                 window: Optional[float] = None, exclude_clipped: bool = False,
+                 max_lr_side: int = MAX_ESTIMATION_LR_SIDE) -> SrfEstimate:
     """Fit the SRF (c x C), an offset per band and the blur width to an image pair.
+
+    Large pairs are fitted on their central `max_lr_side` x `max_lr_side` LR pixels (and the
+    HR pixels over them): far more pixels than the few dozen unknowns per band need, and it
+    keeps the fit's float64 work to ~100 MB whatever the scene size.
 
     hr_msi (H, W, c) or (H, W); lr_hsi (h, w, C) with H = ratio*h, W = ratio*w; both
     in [0,1]. `smoothness` None: mu chosen per band by hold-out over SMOOTHNESS_GRID;
@@ -383,6 +400,7 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
     `exclude_clipped`: leave out LR pixels touched by clipped values (see module doc).
     """
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
+    hr, lr = central_crop(hr, lr, ratio, max_lr_side)
     h, w, C = lr.shape
     c = hr.shape[2]
     sigmas = sorted({float(s) for s in psf_sigmas})
@@ -464,6 +482,7 @@ def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = Non
     Returns dict(psnr (mean over bands, dB), psnr_per_band, r2_per_band, psf_sigma).
     """
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
+    hr, lr = central_crop(hr, lr, ratio, MAX_ESTIMATION_LR_SIDE)   # bounded memory, ample pixels
     srf = np.asarray(srf, dtype=np.float64)
     h, w, C = lr.shape
     c = hr.shape[2]
@@ -549,6 +568,7 @@ def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] 
     touching the SRF's shape. Returns (gain (c,), offset (c,), psf_sigma).
     """
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
+    hr, lr = central_crop(hr, lr, ratio, MAX_ESTIMATION_LR_SIDE)   # bounded memory, ample pixels
     srf = np.asarray(srf, dtype=np.float64)
     h, w, C = lr.shape
     c = hr.shape[2]
