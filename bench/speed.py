@@ -273,7 +273,7 @@ def render(report: dict) -> str:
                            nmf_rows,
                            ["", "d", "d", "d", ".3g", "d", ".5f", ".3g", "d", ".5f", ".2f", "+.2f", ".3g", "d",
                             ".2f"],
-                           title="\n[4] NMF: engine (unmixing.nmf, its defaults: max_iter 400, tol 1e-3) vs "
+                           title="\n[4] NMF: engine (unmixing.nmf, its defaults: max_iter 400, tol 1e-2) vs "
                                  "scikit-learn NMF (init nndsvda, solver cd, its defaults: max_iter 200, tol 1e-4) "
                                  "on the same LR-HSI matrix;\n    err = ||X - WH||_F / ||X||_F; speedup = sklearn "
                                  "s / torch s; err diff = (torch - sklearn) / sklearn;\n    @sk = the engine's NMF with the fewest of "
