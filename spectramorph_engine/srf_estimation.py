@@ -480,15 +480,10 @@ def apply_estimated_srf(lr_hsi, est: SrfEstimate) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
-               psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, offset=None) -> dict:
-    """How well a given SRF (e.g. the preset) explains the pair, used as is (no gain or
-    offset: exactly what the network would be trained on; pass `offset` for an estimate).
-
-    Compares SRF(LR-HSI) with the HR-MSI brought to the LR grid (blur `psf_sigma`, or the
-    candidate in `psf_sigmas` that fits best) on the interior LR pixels.
-    Returns dict(psnr (mean over bands, dB), psnr_per_band, r2_per_band, psf_sigma).
-    """
+def _srf_fit_pixels(hr_msi, lr_hsi, ratio: int, srf, psf_sigma, psf_sigmas):
+    """Shared set-up of fits of a given SRF to a pair: SRF(LR-HSI) on the interior LR pixels
+    (n x c, float64), and, lazily per candidate blur width (just `psf_sigma` when given),
+    (sigma, the HR-MSI brought to the LR grid on the same pixels)."""
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
     hr, lr = central_crop(hr, lr, ratio, MAX_ESTIMATION_LR_SIDE)   # bounded memory, ample pixels
     srf = np.asarray(srf, dtype=np.float64)
@@ -498,13 +493,27 @@ def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = Non
         raise InputError(f"the SRF is {srf.shape} but the pair needs {c} x {C}")
     sigmas = [float(psf_sigma)] if psf_sigma is not None else sorted({float(s) for s in psf_sigmas})
     m = _margin(max(sigmas), ratio, h, w)
-    pred = lr.astype(np.float64) @ srf.T
+    pred = _interior(lr.astype(np.float64) @ srf.T, m).reshape(-1, c)
+    candidates = ((sg, _interior(msi_to_lr_grid(hr, ratio, sg).astype(np.float64), m).reshape(-1, c))
+                  for sg in sigmas)
+    return pred, candidates
+
+
+def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
+               psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, offset=None) -> dict:
+    """How well a given SRF (e.g. the preset) explains the pair, used as is (no gain or
+    offset: exactly what the network would be trained on; pass `offset` for an estimate).
+
+    Compares SRF(LR-HSI) with the HR-MSI brought to the LR grid (blur `psf_sigma`, or the
+    candidate in `psf_sigmas` that fits best) on the interior LR pixels.
+    Returns dict(psnr (mean over bands, dB), psnr_per_band, r2_per_band, psf_sigma).
+    """
+    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas)
+    c = pred.shape[1]
     if offset is not None:
-        pred = pred + np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)
-    pred = _interior(pred, m).reshape(-1, c)
+        pred = pred + np.asarray(offset, dtype=np.float64).reshape(1, -1)
     best = None
-    for sg in sigmas:
-        Y = _interior(msi_to_lr_grid(hr, ratio, sg).astype(np.float64), m).reshape(-1, c)
+    for sg, Y in candidates:
         mse = float(np.mean((pred - Y) ** 2))
         if best is None or mse < best[0]:
             best = (mse, sg, Y)
@@ -575,19 +584,10 @@ def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] 
     numbers per band, fitted by least squares on thousands of pixels, remove that without
     touching the SRF's shape. Returns (gain (c,), offset (c,), psf_sigma).
     """
-    hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
-    hr, lr = central_crop(hr, lr, ratio, MAX_ESTIMATION_LR_SIDE)   # bounded memory, ample pixels
-    srf = np.asarray(srf, dtype=np.float64)
-    h, w, C = lr.shape
-    c = hr.shape[2]
-    if srf.shape != (c, C):
-        raise InputError(f"the SRF is {srf.shape} but the pair needs {c} x {C}")
-    sigmas = [float(psf_sigma)] if psf_sigma is not None else sorted({float(s) for s in psf_sigmas})
-    m = _margin(max(sigmas), ratio, h, w)
-    pred = _interior(lr.astype(np.float64) @ srf.T, m).reshape(-1, c)
+    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas)
+    c = pred.shape[1]
     best = None
-    for sg in sigmas:
-        Y = _interior(msi_to_lr_grid(hr, ratio, sg).astype(np.float64), m).reshape(-1, c)
+    for sg, Y in candidates:
         gain, offset, sse = np.ones(c), np.zeros(c), 0.0
         for k in range(c):
             A = np.stack([pred[:, k], np.ones(len(pred))], axis=1)
