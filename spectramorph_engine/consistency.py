@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from .degradation import as_cube
 from .errors import InputError
 
 # quality_warnings thresholds (dB / degrees). An SRF fit below 25 dB means the
@@ -41,15 +42,6 @@ DEFAULT_THRESHOLDS = {
     "msi_psnr_db": 25.0,
     "msi_sam_deg": 10.0,
 }
-
-
-def _cube(a, what: str) -> np.ndarray:
-    a = np.asarray(a)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3:
-        raise InputError(f"{what} must be rows x cols x bands, got shape {a.shape}")
-    return a
 
 
 def _degrade(cube: np.ndarray, ratio: int, psf) -> np.ndarray:
@@ -72,8 +64,8 @@ def _figures(reference: np.ndarray, estimate: np.ndarray, with_sam: bool = True)
 def lr_consistency(result, lr_hsi, ratio: int, psf) -> dict:
     """dict(PSNR, SAM) of the result blurred by `psf` and area-downsampled by `ratio`
     against the LR-HSI. result (H,W,C) with H = ratio*h, W = ratio*w; psf None = no blur."""
-    res = _cube(result, "the result")
-    lr = _cube(lr_hsi, "the LR-HSI")
+    res = as_cube(result, "the result")
+    lr = as_cube(lr_hsi, "the LR-HSI")
     r = int(ratio)
     if res.shape != (lr.shape[0] * r, lr.shape[1] * r, lr.shape[2]):
         raise InputError(f"the result {res.shape} is not the LR-HSI {lr.shape} upsampled by {r}")
@@ -83,8 +75,8 @@ def lr_consistency(result, lr_hsi, ratio: int, psf) -> dict:
 def msi_consistency(result, hr_msi, srf, offset=None) -> dict:
     """dict(PSNR[, SAM]) of SRF(result) (+ offset per MSI band) against the HR-MSI.
     SAM only when the HR-MSI has 2 bands or more (an angle needs a spectrum)."""
-    res = _cube(result, "the result")
-    msi = _cube(hr_msi, "the HR-MSI")
+    res = as_cube(result, "the result")
+    msi = as_cube(hr_msi, "the HR-MSI")
     srf = np.asarray(srf, dtype=np.float64)
     if srf.ndim != 2 or srf.shape != (msi.shape[2], res.shape[2]):
         raise InputError(f"the SRF is {srf.shape} but the HR-MSI has {msi.shape[2]} bands and the "
@@ -99,7 +91,7 @@ def msi_consistency(result, hr_msi, srf, offset=None) -> dict:
 
 def crop_to_multiple(cube, ratio: int) -> np.ndarray:
     """The top-left part of `cube` whose rows and columns are multiples of `ratio`."""
-    c = _cube(cube, "the cube")
+    c = as_cube(cube, "the cube")
     r = int(ratio)
     return c[:c.shape[0] - c.shape[0] % r, :c.shape[1] - c.shape[1] % r]
 
@@ -113,8 +105,8 @@ def reduced_resolution_inputs(hr_msi, lr_hsi, ratio: int, psf):
     r*h' x r*w'; `lr_reference` is that cropped LR-HSI, the truth the reduced fusion
     is scored against (reduced_resolution_score). Refused when h or w < r.
     """
-    msi = _cube(hr_msi, "the HR-MSI")
-    lr = _cube(lr_hsi, "the LR-HSI")
+    msi = as_cube(hr_msi, "the HR-MSI")
+    lr = as_cube(lr_hsi, "the LR-HSI")
     r = int(ratio)
     h, w = lr.shape[:2]
     if msi.shape[0] != r * h or msi.shape[1] != r * w:
@@ -132,8 +124,8 @@ def reduced_resolution_score(fused_reduced, lr_hsi, ratio: int, convention: str 
     """metrics.compute_all of the reduced-resolution fusion against the LR-HSI (cropped
     top-left to the fused size when needed, as reduced_resolution_inputs does)."""
     from . import metrics
-    fused = _cube(fused_reduced, "the reduced-resolution result")
-    lr = _cube(lr_hsi, "the LR-HSI")
+    fused = as_cube(fused_reduced, "the reduced-resolution result")
+    lr = as_cube(lr_hsi, "the LR-HSI")
     if lr.shape[0] < fused.shape[0] or lr.shape[1] < fused.shape[1] or lr.shape[2] != fused.shape[2]:
         raise InputError(f"the reduced-resolution result {fused.shape} does not fit the LR-HSI {lr.shape}")
     ref = lr[:fused.shape[0], :fused.shape[1]]
@@ -231,8 +223,8 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
     from .degradation import bicubic_upsample
     alle = np.asarray(alle, dtype=np.float32)
     E = np.asarray(endmembers, dtype=np.float32)
-    lr = _cube(lr_hsi, "the LR-HSI")
-    msi = _cube(hr_msi, "the HR-MSI")
+    lr = as_cube(lr_hsi, "the LR-HSI")
+    msi = as_cube(hr_msi, "the HR-MSI")
     r = int(ratio)
     H, W, K = alle.shape
     C = E.shape[1]

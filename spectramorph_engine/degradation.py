@@ -38,6 +38,16 @@ def _float_cube(cube, what: str = "the cube", ndims=(2, 3)) -> np.ndarray:
     return a
 
 
+def as_cube(a, what: str) -> np.ndarray:
+    """`a` as rows x cols x bands (a 2-D array is one band); InputError naming `what` otherwise."""
+    a = np.asarray(a)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3:
+        raise InputError(f"{what} must be rows x cols x bands, got shape {a.shape}")
+    return a
+
+
 def _ratio(r) -> int:
     try:
         ri = int(r)

@@ -63,6 +63,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.optimize import nnls
 
+from .degradation import as_cube
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -99,18 +100,9 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     return g / g.sum()
 
 
-def _as_cube(a, what: str) -> np.ndarray:
-    a = np.asarray(a)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3:
-        raise InputError(f"{what} must be rows x cols x bands, got shape {a.shape}")
-    return a
-
-
 def _check_pair(hr_msi, lr_hsi, ratio: int):
-    hr = _as_cube(hr_msi, "the HR-MSI")
-    lr = _as_cube(lr_hsi, "the LR-HSI")
+    hr = as_cube(hr_msi, "the HR-MSI")
+    lr = as_cube(lr_hsi, "the LR-HSI")
     ratio = int(ratio)
     if ratio < 1 or hr.shape[0] != ratio * lr.shape[0] or hr.shape[1] != ratio * lr.shape[1]:
         raise InputError(f"HR-MSI {hr.shape} and LR-HSI {lr.shape} are not {ratio}x apart "
@@ -123,7 +115,7 @@ def msi_to_lr_grid(hr_msi, ratio: int, psf_sigma: float) -> np.ndarray:
     ('same', zero padding, as the SPEC sensor model), then area downsampling by
     `ratio`. This is the training input under `training_input: msi_lr`. (h, w, c) float32."""
     from .degradation import area_downsample, blur
-    hr = _as_cube(hr_msi, "the HR-MSI").astype(np.float32, copy=False)
+    hr = as_cube(hr_msi, "the HR-MSI").astype(np.float32, copy=False)
     ratio = int(ratio)
     H, W = hr.shape[:2]
     if ratio < 1 or H % ratio or W % ratio:
@@ -473,7 +465,7 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
 def apply_estimated_srf(lr_hsi, est: SrfEstimate) -> np.ndarray:
     """The estimated SRF applied to the LR-HSI, plus the offset: the LR-grid MSI the
     network trains on under `srf_source: estimate`. (h, w, c) float32, not clipped."""
-    lr = _as_cube(lr_hsi, "the LR-HSI")
+    lr = as_cube(lr_hsi, "the LR-HSI")
     if lr.shape[2] != est.srf.shape[1]:
         raise InputError(f"the LR-HSI has {lr.shape[2]} bands but the estimated SRF {est.srf.shape[1]}")
     out = lr.astype(np.float64) @ est.srf.T + est.offset

@@ -279,3 +279,13 @@ class ConfigForm(QWidget):
 
 
 KNOWN_KEYS = {f.name for f in dc_fields(FusionConfig)}
+
+
+def format_clock(seconds) -> str:
+    """Seconds as m:ss or h:mm:ss for progress text; '–' when unknown."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
 
 from spectramorph_engine.previews import composite, default_rgb_bands, display_levels, shared_range
 
+from .fields import format_clock
 from .plotting import BandPicker, ImageView, band_name, curve_pen, plain_axes
 from .style import RUN_STYLE, STOP_STYLE, WARNING_STYLE
 
@@ -40,15 +41,6 @@ def _group(title: str, widget: QWidget, extra: QWidget | None = None) -> QWidget
         lay.addWidget(extra)
     lay.addWidget(widget, 1)
     return box
-
-
-def _clock(seconds) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 class ResultsPanel(QWidget):
@@ -342,7 +334,7 @@ class ResultsPanel(QWidget):
             bar.setRange(0, p.epochs)
             bar.setValue(p.epoch)
             loss = "–" if p.loss is None else f"{p.loss:.4g}"
-            bar.setFormat(f"epoch {p.epoch} / {p.epochs}   ·   loss {loss}   ·   {_clock(p.eta)} left")
+            bar.setFormat(f"epoch {p.epoch} / {p.epochs}   ·   loss {loss}   ·   {format_clock(p.eta)} left")
         elif p.stage in ("done", "stopped", "failed"):
             return
         else:

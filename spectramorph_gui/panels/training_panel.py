@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPu
 
 from spectramorph_engine.config import DEVICES, SCHEDULERS
 
-from .fields import ConfigForm, Field
+from .fields import ConfigForm, Field, format_clock
 from .style import RUN_STYLE, STOP_STYLE
 
 STAGE_TEXT = {"starting": "Starting…", "load": "Preparing the inputs…", "degrade": "Degrading…",
@@ -47,15 +47,6 @@ TRAINING_FIELDS = [
     Field("verbose", "Log level", "0: warnings only in the log; 1: stage lines and timings.",
           minimum=0, maximum=2),
 ]
-
-
-def _clock(seconds) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 class TrainingPanel(QWidget):
@@ -152,9 +143,9 @@ class TrainingPanel(QWidget):
             self.progress_bar.setValue(p.epoch)
             loss = "–" if p.loss is None else f"{p.loss:.4g}"
             lr = "–" if p.lr is None else f"{p.lr:.2e}"
-            self.progress_bar.setFormat(f"epoch {p.epoch} / {p.epochs} · loss {loss} · {_clock(p.eta)} left")
+            self.progress_bar.setFormat(f"epoch {p.epoch} / {p.epochs} · loss {loss} · {format_clock(p.eta)} left")
             self.status_label.setText(f"<b>Training</b> &nbsp; loss {loss} &nbsp; lr {lr} &nbsp; "
-                                      f"<b>{_clock(p.eta)}</b> left &nbsp; ({_clock(p.elapsed)} elapsed)")
+                                      f"<b>{format_clock(p.eta)}</b> left &nbsp; ({format_clock(p.elapsed)} elapsed)")
         elif p.stage in ("nmf", "inference", "metrics", "save", "load", "starting", "degrade"):
             if p.fraction is not None:
                 self.progress_bar.setRange(0, 1000)
@@ -162,7 +153,7 @@ class TrainingPanel(QWidget):
                 self.progress_bar.setFormat(f"{stage} {100 * p.fraction:.0f}%")
             else:
                 self.progress_bar.setRange(0, 0)   # busy indicator: no fraction known
-            self.status_label.setText(f"{stage} &nbsp; ({_clock(p.elapsed)} elapsed)")
+            self.status_label.setText(f"{stage} &nbsp; ({format_clock(p.elapsed)} elapsed)")
 
     def _on_ended(self, text: str, error: bool = False) -> None:
         self.stop_button.setEnabled(False)
