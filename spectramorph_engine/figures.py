@@ -8,8 +8,6 @@ Saving goes through matplotlib's Agg renderer.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from .atomic import atomic_open
 from .errors import InputError
 
 # Suffix -> matplotlib format name for save_figure.
@@ -99,31 +98,15 @@ def abundance_figure(alle) -> Figure:
 def save_figure(fig: Figure, path) -> Path:
     """Write `fig` to `path` atomically, as PNG or JPEG by the suffix (.png, .jpg, .jpeg).
 
-    The image goes to a temporary file in the same folder (same suffix, so
-    the format is unambiguous), which then replaces `path` in one rename; on
-    any error the temporary file is removed and `path` is left as it was.
+    The image goes to a temporary file in the same folder, which then replaces
+    `path` in one rename (spectramorph_engine.atomic); on any error, a cancel
+    included, `path` is left as it was.
     """
     path = Path(path)
     fmt = FIGURE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"cannot save figure {path}: unknown image type {path.suffix!r}; "
                          f"allowed: {', '.join(FIGURE_FORMATS)}")
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
-    except OSError as exc:
-        raise InputError(f"cannot write figure {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=120)
-        # mkstemp makes the file private (0600); a saved figure is an ordinary output.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        # Whatever went wrong (including a cancel), leave no partial file behind.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format=fmt, dpi=120)
     return path

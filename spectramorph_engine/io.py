@@ -56,8 +56,9 @@ sidecar list of band wavelengths.
 Writers
 -------
 Everything is written under a temporary name in the target folder and
-renamed over the target only once complete (`atomic_path`), so a failed or
-cancelled write leaves neither a partial file nor a damaged old one.
+renamed over the target only once complete (`atomic_path`, from
+spectramorph_engine.atomic), so a failed or cancelled write leaves neither a
+partial file nor a damaged old one.
 
 `save_cube(path, data, wavelengths=None, extra=None)` by suffix:
 - `.npy`: the cube; `.npy` cannot carry metadata, so the wavelengths go to
@@ -97,15 +98,21 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
+import stat
+import struct
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+# One atomic writer for every file of the project; atomic_path & co. are re-exported from here
+# because callers have always found them in io.
+from .atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401
+from .atomic import commit as _commit, discard as _discard
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -210,21 +217,94 @@ def _fmt_shape(shape) -> str:
     return "x".join(str(int(s)) for s in shape) if len(shape) else "scalar"
 
 
-def _check_file(path: PathLike) -> Path:
+def _check_file(path: PathLike, what: str = "") -> Path:
+    """The path of a readable, non-empty regular file, or InputError saying what is wrong.
+
+    `what` ("PSF", "SRF", ...) prefixes the messages. Readability is tried by
+    opening the file (os.access answers "yes" to root for any file).
+    """
+    label = f"{what} file" if what else "file"
     p = Path(path).expanduser()
-    if not p.exists():
-        raise InputError(f"file '{p}' does not exist")
-    if p.is_dir():
-        raise InputError(f"'{p}' is a folder, not a file")
     try:
-        size = p.stat().st_size
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"{label} '{p}' does not exist") from None
+    except OSError as exc:    # a symlink loop, a name too long, a folder we may not enter
+        raise InputError(f"{label} '{p}' cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{label} '{p}' is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        # a FIFO or a device would block or never end
+        raise InputError(f"{label} '{p}' is not a regular file")
+    if st.st_size == 0:
+        raise InputError(f"{label} '{p}' is empty")
+    try:
+        with open(p, "rb"):
+            pass
     except OSError as exc:
-        raise InputError(f"file '{p}' cannot be read: {exc.strerror or exc}") from None
-    if size == 0:
-        raise InputError(f"file '{p}' is empty")
-    if not os.access(p, os.R_OK):
-        raise InputError(f"file '{p}' cannot be read: permission denied")
+        raise InputError(f"{label} '{p}' cannot be read: {exc.strerror or exc}") from None
     return p
+
+
+# ----------------------------------------------------------------------------- hostile files
+# Every reader below checks what a file's header declares against the bytes the file holds
+# before it allocates anything, and turns whatever a parser library raises on a damaged file
+# into the one-line InputError. Deflate (zlib, gzip, zip) expands at most 1032-fold, so a
+# compressed array declaring more than this times its compressed bytes is a damaged header.
+_MAX_INFLATE = 1100
+# Small arrays read whole while looking for metadata (wavelength lists); a bigger one is no list.
+_MAX_META_ELEMENTS = 1 << 20
+
+
+@contextlib.contextmanager
+def _reading(p: Path, label: str) -> Iterator[None]:
+    """Turn a parser's exception on a damaged file into InputError naming the file and format.
+
+    InputError passes through; MemoryError too (the size checks are meant to make it
+    impossible, and hiding one would hide a missing check). Everything a third-party parser
+    can raise on bad bytes (ValueError, OSError, KeyError, struct.error, zlib.error,
+    RecursionError, ...) is a property of the file, not a bug of ours.
+    """
+    try:
+        yield
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:
+        raise InputError(f"'{p}' cannot be read as {label}: {_short(exc)}") from None
+
+
+def _declared_bytes(p: Path, label: str, shape, dtype) -> int:
+    """Bytes an array of `shape` x `dtype` needs; InputError for negative dimensions."""
+    shape = tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise InputError(f"'{p}' cannot be read as {label}: its header declares a negative size "
+                         f"({', '.join(map(str, shape))})")
+    n = 1
+    for s in shape:
+        n *= s
+    return n * max(1, np.dtype(dtype).itemsize)
+
+
+def _check_declared(p: Path, label: str, shape, dtype, stored: int, compressed: bool = False) -> int:
+    """Refuse an array whose declared size cannot come from `stored` bytes of the file."""
+    need = _declared_bytes(p, label, shape, dtype)
+    limit = stored * _MAX_INFLATE if compressed else stored
+    if need > limit:
+        what = f"{_fmt_shape(shape)} {np.dtype(dtype).name}"
+        held = f"{stored} compressed bytes" if compressed else f"only {stored} bytes"
+        raise InputError(f"'{p}' cannot be read as {label}: its header declares a {what} array "
+                         f"({need} bytes) but the file holds {held} for it (truncated or damaged)")
+    return need
+
+
+def _numeric_dtype(p: Path, label: str, dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except Exception as exc:
+        raise InputError(f"'{p}' cannot be read as {label}: unknown data type ({_short(exc)})") from None
+    if dt.kind not in _NUMERIC_KINDS + "c" or dt.fields is not None or dt.shape != () or dt.itemsize == 0:
+        raise InputError(f"'{p}' cannot be read as {label}: its data type {dt} is not numeric")
+    return dt
 
 
 def _unknown_suffix(p: Path, allowed: Sequence[str], what: str) -> InputError:
@@ -362,18 +442,146 @@ def _is_hdf5(p: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------- MATLAB
-def _mat_v5_entries(p: Path) -> list:
-    import scipy.io
-    try:
-        info = scipy.io.whosmat(str(p))
-    except Exception as exc:   # scipy raises ValueError, TypeError, MatReadError... on bad files
-        raise InputError(f"'{p}' cannot be read as MATLAB .mat: {_short(exc)}") from None
-    out = []
-    for name, shape, cls in info:
-        dt = _MATLAB_CLASSES.get(cls)
-        if dt is not None:
-            out.append((name, tuple(int(s) for s in shape), dt))
+# MAT v5 is read here rather than by scipy.io: scipy allocates what a variable's header
+# declares before it notices the data is not there, and some damaged files crash it
+# (a segmentation fault, not an exception). Only what a cube needs is read: numeric and
+# logical arrays, plain or compressed; other variables (text, cells, structs, sparse
+# matrices, objects) are listed by nobody and never read. MAT v4 files are refused.
+_MI_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}
+_MX_DTYPES = {6: "float64", 7: "float32", 8: "int8", 9: "uint8", 10: "int16", 11: "uint16",
+              12: "int32", 13: "uint32", 14: "int64", 15: "uint64"}
+_MAT_LABEL = "MATLAB .mat"
+
+
+@dataclass
+class _MatVar:
+    name: str
+    dtype: str              # numpy dtype of the array (bool for logical)
+    dims: tuple
+    pos: int                # byte offset of the element's tag
+    nbytes: int             # bytes after the tag
+    compressed: bool
+    complex: bool
+    endian: str = "<"
+
+
+def _mat_v5_variables(p: Path) -> Dict[str, _MatVar]:
+    """The numeric variables of a MAT v5 file, from their headers only (name -> _MatVar)."""
+    size = p.stat().st_size
+    out: Dict[str, _MatVar] = {}
+    with open(p, "rb") as fh, _reading(p, _MAT_LABEL):
+        head = fh.read(128)
+        if len(head) < 128 or 0 in head[:4] or head[126:128] not in (b"IM", b"MI"):
+            raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: not a MATLAB v5 or v7.3 file")
+        e = "<" if head[126:128] == b"IM" else ">"
+        if struct.unpack(e + "H", head[124:126])[0] != 0x0100:
+            raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: unknown MAT-file version")
+        pos = 128
+        while pos + 8 <= size:
+            fh.seek(pos)
+            mtype, nbytes = struct.unpack(e + "II", fh.read(8))
+            if nbytes == 0 or pos + 8 + nbytes > size:
+                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: a variable at byte {pos} declares "
+                                 f"{nbytes} bytes but the file ends {size - pos - 8} bytes later (truncated?)")
+            if mtype == 15:       # miCOMPRESSED: the variable's header starts the zlib stream
+                prefix = zlib.decompressobj().decompress(fh.read(min(nbytes, 1 << 16)), 4096)
+            elif mtype == 14:     # miMATRIX
+                fh.seek(pos)
+                prefix = fh.read(min(nbytes + 8, 4096 + 8))
+            else:
+                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: unexpected element type {mtype} "
+                                 f"at byte {pos}")
+            var = _mat_v5_header(p, prefix, e)
+            if var is not None:
+                var.pos, var.nbytes, var.compressed, var.endian = pos, nbytes, mtype == 15, e
+                out[var.name] = var
+            pos += 8 + nbytes
     return out
+
+
+def _mat_tag(p: Path, b: bytes, off: int, e: str) -> tuple:
+    """(type, nbytes, data start, next element) of the data element at `off` of `b`."""
+    if off + 8 > len(b):
+        raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: a variable's header is damaged")
+    t, n = struct.unpack_from(e + "II", b, off)
+    if t >> 16:                                  # small element: type and size share 4 bytes
+        return t & 0xFFFF, t >> 16, off + 4, off + 8
+    return t, n, off + 8, off + 8 + n + (-n % 8)
+
+
+def _mat_v5_header(p: Path, b: bytes, e: str) -> Optional[_MatVar]:
+    """Name, type and dims of the miMATRIX element at the start of `b`; None when the
+    variable is not a numeric or logical array."""
+    bad = InputError(f"'{p}' cannot be read as {_MAT_LABEL}: a variable's header is damaged")
+    t, _, _, _ = _mat_tag(p, b, 0, e)
+    if t != 14:
+        raise bad
+    t, n, start, nxt = _mat_tag(p, b, 8, e)      # array flags
+    if t != 6 or n != 8 or start + 8 > len(b):
+        raise bad
+    flags = struct.unpack_from(e + "I", b, start)[0]
+    cls = flags & 0xFF
+    t, n, start, nxt = _mat_tag(p, b, nxt, e)    # dimensions
+    if t != 5 or n % 4 or not 1 <= n // 4 <= 32 or start + n > len(b):
+        raise bad
+    dims = struct.unpack_from(e + f"{n // 4}i", b, start)
+    t, n, start, nxt = _mat_tag(p, b, nxt, e)    # name
+    if t != 1 or start + n > len(b):
+        raise bad
+    name = b[start:start + n].decode("latin1")
+    if cls not in _MX_DTYPES:
+        return None
+    dtype = "bool" if flags & 0x200 and cls == 9 else _MX_DTYPES[cls]
+    return _MatVar(name, dtype, tuple(int(d) for d in dims), 0, 0, False, bool(flags & 0x800))
+
+
+def _mat_v5_read(p: Path, var: _MatVar) -> np.ndarray:
+    """The array of one variable, its data checked against its dims before anything is
+    allocated: prod(dims) values of the stored type, inside the variable's element."""
+    if any(d < 0 for d in var.dims):
+        raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: variable '{var.name}' declares a negative "
+                         f"size ({', '.join(map(str, var.dims))})")
+    e = var.endian
+    with open(p, "rb") as fh, _reading(p, _MAT_LABEL):
+        fh.seek(var.pos + 8)
+        raw = fh.read(var.nbytes)
+        if var.compressed:
+            z = zlib.decompressobj()
+            head = z.decompress(raw, 8)
+            if len(head) < 8:
+                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: variable '{var.name}' is damaged")
+            total = struct.unpack(e + "I", head[4:8])[0] + 8
+            if total <= 8 or total > var.nbytes * _MAX_INFLATE:
+                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: variable '{var.name}' declares more "
+                                 f"data than its compressed bytes can hold (damaged)")
+            body = head + z.decompress(z.unconsumed_tail, total - 8)
+        else:
+            body = struct.pack(e + "II", 14, var.nbytes) + raw
+    count = 1
+    for d in var.dims:
+        count *= d
+    _, _, _, nxt = _mat_tag(p, body, 8, e)          # flags
+    for _ in range(2):                              # dims, name
+        _, _, _, nxt = _mat_tag(p, body, nxt, e)
+    parts = []
+    for _ in range(2 if var.complex else 1):        # real part, then imaginary part
+        t, n, start, nxt = _mat_tag(p, body, nxt, e)
+        mi = _MI_DTYPES.get(t)
+        width = np.dtype(mi).itemsize if mi else 0
+        if not width or n % width or n // width != count or start + n > len(body):
+            raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: variable '{var.name}' declares "
+                             f"{_fmt_shape(var.dims)} values but its data does not hold them "
+                             f"(truncated or damaged)")
+        parts.append(np.frombuffer(body, dtype=e + mi, count=count, offset=start))
+    if var.complex:
+        a = parts[0].astype(np.complex128) + 1j * parts[1]
+    else:
+        a = parts[0].astype(var.dtype)
+    return a.reshape(var.dims, order="F")
+
+
+def _mat_v5_entries(p: Path) -> list:
+    return [(v.name, v.dims, v.dtype) for v in _mat_v5_variables(p).values()]
 
 
 def _h5_entries(f, matlab: bool) -> list:
@@ -384,6 +592,8 @@ def _h5_entries(f, matlab: bool) -> list:
     def visit(name, obj):
         if not isinstance(obj, h5py.Dataset):
             return
+        if isinstance(name, bytes):     # h5py gives bytes for a name that is not UTF-8
+            name = name.decode("utf-8", "replace")
         if matlab:
             if name.startswith("#"):          # '#refs#', '#subsystem#': MATLAB internals
                 return
@@ -398,34 +608,83 @@ def _h5_entries(f, matlab: bool) -> list:
         shape = tuple(reversed(obj.shape)) if matlab else tuple(obj.shape)
         out.append((name, shape, str(obj.dtype)))
 
-    f.visititems(visit)
+    with _reading(Path(f.filename), "HDF5"):
+        f.visititems(visit)
     return out
 
 
 def _open_h5(p: Path, label: str):
     import h5py
-    try:
+    with _reading(p, label):
         return h5py.File(str(p), "r")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"'{p}' cannot be read as {label}: {_short(exc)}") from None
+
+
+def _h5_guard(p: Path, ds, label: str) -> None:
+    """Refuse a dataset whose declared size the file cannot hold, before anything is read.
+
+    HDF5 happily returns fill values for chunks that were never written, so a damaged
+    header declaring 10^12 elements would read as a giant array of zeros: the stored bytes
+    (and for compressed data the chunk count) must account for the declared shape. Data in
+    external files or virtual datasets (which point at other files) is refused outright.
+    """
+    import h5py
+    with _reading(p, label):
+        dtype = _numeric_dtype(p, label, ds.dtype)
+        shape = tuple(ds.shape or ())
+        dcpl = ds.id.get_create_plist()
+        layout = dcpl.get_layout()
+        if layout == h5py.h5d.VIRTUAL or dcpl.get_external_count() > 0:
+            raise InputError(f"'{p}' cannot be read as {label}: dataset '{ds.name}' keeps its data in "
+                             f"other files (external or virtual storage)")
+        stored = min(int(ds.id.get_storage_size()), p.stat().st_size)
+        filtered = dcpl.get_nfilters() > 0
+        need = _check_declared(p, label, shape, dtype, stored, compressed=filtered)
+        if layout == h5py.h5d.CONTIGUOUS and need:
+            offset = ds.id.get_offset()
+            if offset is None or offset + need > p.stat().st_size:
+                raise InputError(f"'{p}' cannot be read as {label}: dataset '{ds.name}' lies beyond the "
+                                 f"end of the file (truncated or damaged)")
+        if layout == h5py.h5d.CHUNKED and filtered and need:
+            chunks = ds.chunks or shape
+            expected = 1
+            for n, c in zip(shape, chunks):
+                expected *= -(-n // max(1, c))
+            if ds.id.get_num_chunks() < expected:
+                raise InputError(f"'{p}' cannot be read as {label}: dataset '{ds.name}' holds "
+                                 f"{ds.id.get_num_chunks()} of its {expected} chunks (incomplete or damaged)")
 
 
 def _h5_wavelengths(f, ds, name: str, matlab: bool):
+    p = Path(f.filename)
+    with _reading(p, "HDF5"):
+        return _h5_wavelengths_unchecked(f, ds, name, p)
+
+
+def _text_attr(value) -> Optional[str]:
+    value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return value if isinstance(value, str) else None
+
+
+def _h5_wavelengths_unchecked(f, ds, name: str, p: Path):
+    import h5py
     for obj in (ds, f):
         for attr in WAVELENGTH_NAMES:
             if attr in obj.attrs:
                 units = obj.attrs.get("wavelength_units", obj.attrs.get("wavelength units"))
-                units = units.decode() if isinstance(units, bytes) else units
-                return _to_nm(np.asarray(obj.attrs[attr]), units)
-    import h5py
+                values = np.asarray(obj.attrs[attr])
+                if values.dtype.kind not in _NUMERIC_KINDS or values.size > _MAX_META_ELEMENTS:
+                    return None
+                return _to_nm(values, _text_attr(units))
     parent = name.rsplit("/", 1)[0] if "/" in name else ""
     for group in dict.fromkeys((parent, "")):
         g = f[group] if group else f
+        if not isinstance(g, h5py.Group):
+            continue
         for n in WAVELENGTH_NAMES:
-            if n in g and isinstance(g[n], h5py.Dataset) and g[n].dtype.kind in _NUMERIC_KINDS:
-                units = g[n].attrs.get("units")
-                units = units.decode() if isinstance(units, bytes) else units
-                return _to_nm(g[n][()], units)
+            w = g.get(n)
+            if isinstance(w, h5py.Dataset) and w.dtype.kind in _NUMERIC_KINDS and w.size <= _MAX_META_ELEMENTS:
+                _h5_guard(p, w, "HDF5")
+                return _to_nm(w[()], _text_attr(w.attrs.get("units")))
     return None
 
 
@@ -435,15 +694,16 @@ def _load_hdf5(p: Path, key, lazy: bool, matlab: bool) -> Cube:
     try:
         entries = _h5_entries(f, matlab)
         name = _choose(p, entries, key, "datasets" if not matlab else "arrays")
-        ds = f[name]
+        with _reading(p, label):
+            ds = f[name]
+        _h5_guard(p, ds, label)
         wl = _h5_wavelengths(f, ds, name, matlab)
         if lazy:
             data = TransposedDataset(ds) if matlab else ds
-            return _finish(p, data, name, wl, lazy=True, handle=f)
-        try:
+            with _reading(p, label):     # the NaN check reads a few rows
+                return _finish(p, data, name, wl, lazy=True, handle=f)
+        with _reading(p, label):
             arr = ds.astype(np.float32)[()] if ds.dtype.kind in _NUMERIC_KINDS else ds[()]
-        except (OSError, ValueError, TypeError) as exc:
-            raise InputError(f"'{p}' cannot be read as {label}: {_short(exc)}") from None
         if matlab:
             arr = np.ascontiguousarray(arr.T)
         f.close()
@@ -456,19 +716,13 @@ def _load_hdf5(p: Path, key, lazy: bool, matlab: bool) -> Cube:
 def _load_mat(p: Path, key, lazy: bool) -> Cube:
     if _is_hdf5(p):
         return _load_hdf5(p, key, lazy, matlab=True)
-    import scipy.io
-    entries = _mat_v5_entries(p)
+    variables = _mat_v5_variables(p)
+    entries = [(v.name, v.dims, v.dtype) for v in variables.values()]
     name = _choose(p, entries, key)
-    names = {e[0] for e in entries}
-    wl_names = [n for n in names if _is_wavelength_name(n) and n != name]
-    try:
-        vars_ = scipy.io.loadmat(str(p), variable_names=[name] + wl_names)
-    except Exception as exc:
-        raise InputError(f"'{p}' cannot be read as MATLAB .mat: {_short(exc)}") from None
-    if name not in vars_:
-        raise InputError(f"'{p}' cannot be read as MATLAB .mat: variable '{name}' is unreadable")
-    wl = next((_to_nm(vars_[n]) for n in sorted(wl_names) if n in vars_), None)
-    return _finish(p, vars_[name], name, wl, lazy=False)
+    wl_name = next((n for n in sorted(variables) if _is_wavelength_name(n) and n != name
+                    and int(np.prod(variables[n].dims, dtype=object)) <= _MAX_META_ELEMENTS), None)
+    wl = _to_nm(_mat_v5_read(p, variables[wl_name])) if wl_name else None
+    return _finish(p, _mat_v5_read(p, variables[name]), name, wl, lazy=False)
 
 
 # ----------------------------------------------------------------------------- numpy
@@ -476,13 +730,75 @@ def _npy_sidecar(p: Path) -> Path:
     return p.with_name(p.stem + "_wavelengths.txt")
 
 
+_NPY_LABEL = "NumPy .npy"
+_NPZ_LABEL = "NumPy .npz"
+_MAX_NPY_HEADER = 1 << 16
+
+
+def _npy_header(fh, p: Path, label: str, available: int) -> tuple:
+    """(shape, dtype, fortran_order, header bytes) of the .npy stream `fh`, positioned at its
+    start; `available` is the number of bytes the stream holds. The header length and the
+    data it declares are checked against `available` before numpy parses or reads anything
+    (numpy itself reads a header of any declared length, and allocates a declared shape)."""
+    head = fh.read(12)
+    if len(head) < 10 or head[:6] != b"\x93NUMPY":
+        raise InputError(f"'{p}' cannot be read as {label}: not a .npy array (no NUMPY signature)")
+    major = head[6]
+    if major == 1:
+        hlen, start = struct.unpack("<H", head[8:10])[0], 10
+    elif major in (2, 3) and len(head) == 12:
+        hlen, start = struct.unpack("<I", head[8:12])[0], 12
+    else:
+        raise InputError(f"'{p}' cannot be read as {label}: unknown .npy format version {major}.{head[7]}")
+    if hlen > _MAX_NPY_HEADER or start + hlen > available:
+        raise InputError(f"'{p}' cannot be read as {label}: its header declares {hlen} bytes, more than the "
+                         f"file holds or a header needs (damaged)")
+    raw = head + fh.read(max(0, start + hlen - len(head)))
+    if len(raw) < start + hlen:
+        raise InputError(f"'{p}' cannot be read as {label}: the file ends inside its header (truncated)")
+    import io as _stdio
+    with _reading(p, label):
+        buf = _stdio.BytesIO(raw[8:])
+        if major == 1:
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+        else:
+            # version 3 differs from 2 only by a utf-8 header (non-ASCII field names)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+    dtype = _numeric_dtype(p, label, dtype)
+    _check_declared(p, label, shape, dtype, available - start - hlen)
+    return tuple(int(x) for x in shape), dtype, bool(fortran), start + hlen
+
+
+def _read_exactly(fh, arr: np.ndarray, p: Path, label: str) -> None:
+    view = memoryview(arr.reshape(-1).view(np.uint8))
+    got = 0
+    while got < len(view):
+        n = fh.readinto(view[got:])
+        if not n:
+            raise InputError(f"'{p}' cannot be read as {label}: the data ends after {got} of "
+                             f"{len(view)} bytes (truncated)")
+        got += n
+
+
+def _read_npy(p: Path, lazy: bool = False, header_only: bool = False):
+    """The array of a .npy file (a read-only memmap when lazy), size checked first;
+    with header_only, (shape, dtype) without reading the data."""
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        shape, dtype, fortran, offset = _npy_header(fh, p, _NPY_LABEL, size)
+        if header_only:
+            return shape, dtype
+        order = "F" if fortran else "C"
+        if lazy:
+            with _reading(p, _NPY_LABEL):
+                return np.memmap(str(p), dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+        arr = np.empty(shape, dtype=dtype, order=order)
+        _read_exactly(fh, arr.T if fortran else arr, p, _NPY_LABEL)   # .T: the C-ordered view
+        return arr
+
+
 def _load_npy(p: Path, lazy: bool) -> Cube:
-    try:
-        data = np.load(str(p), mmap_mode="r" if lazy else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"'{p}' cannot be read as NumPy .npy: {_short(exc)}") from None
-    if not isinstance(data, np.ndarray):
-        raise InputError(f"'{p}' cannot be read as NumPy .npy: not a single array")
+    data = _read_npy(p, lazy=lazy)
     wl = None
     side = _npy_sidecar(p)
     if side.is_file():
@@ -490,35 +806,95 @@ def _load_npy(p: Path, lazy: bool) -> Cube:
             wl = load_wavelengths(side)
         except InputError as exc:
             log.warning("ignoring %s: %s", side, exc)
-    return _finish(p, data, None, wl, lazy=lazy)
+    with _reading(p, _NPY_LABEL):    # a lazy map reads its sample rows here
+        return _finish(p, data, None, wl, lazy=lazy)
 
 
-def _npz_entries(z) -> list:
+class _Npz:
+    """A .npz archive opened for hostile input: members are .npy arrays, each read only after
+    its zip entry and its .npy header agree with the bytes the archive holds for it."""
+
+    def __init__(self, p: Path):
+        self.p = p
+        self.size = p.stat().st_size
+        with _reading(p, _NPZ_LABEL):
+            self.z = zipfile.ZipFile(str(p))
+            infos = self.z.infolist()
+        self.members = {}
+        for info in infos:
+            if info.filename.endswith(".npy") and not info.is_dir():
+                self.members[info.filename[:-4]] = info
+
+    def close(self) -> None:
+        self.z.close()
+
+    def __enter__(self) -> "_Npz":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def files(self) -> list:
+        return list(self.members)
+
+    def _open(self, name: str):
+        info = self.members[name]
+        p = self.p
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise InputError(f"'{p}' cannot be read as {_NPZ_LABEL}: member '{name}' uses an unsupported "
+                             f"compression (method {info.compress_type})")
+        if info.compress_size > self.size or (info.compress_type == zipfile.ZIP_STORED
+                                              and info.file_size != info.compress_size) \
+                or info.file_size > info.compress_size * _MAX_INFLATE:
+            raise InputError(f"'{p}' cannot be read as {_NPZ_LABEL}: member '{name}' declares sizes the "
+                             f"archive cannot hold (damaged)")
+        with _reading(p, _NPZ_LABEL):
+            return self.z.open(info), info.file_size
+
+    def header(self, name: str) -> tuple:
+        fh, available = self._open(name)
+        with fh, _reading(self.p, _NPZ_LABEL):
+            shape, dtype, _, _ = _npy_header(fh, self.p, _NPZ_LABEL, available)
+        return shape, dtype
+
+    def read(self, name: str) -> np.ndarray:
+        fh, available = self._open(name)
+        with fh, _reading(self.p, _NPZ_LABEL):
+            shape, dtype, fortran, _ = _npy_header(fh, self.p, _NPZ_LABEL, available)
+            arr = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+            _read_exactly(fh, arr.T if fortran else arr, self.p, _NPZ_LABEL)
+            fh.read(1)      # past the end: zipfile checks the member's CRC here
+        return arr
+
+
+def _npz_entries(z: _Npz) -> list:
     out = []
     for name in z.files:
-        a = z[name]
-        if a.dtype.kind in _NUMERIC_KINDS:
-            out.append((name, tuple(a.shape), str(a.dtype)))
+        try:
+            shape, dtype = z.header(name)
+        except InputError:
+            if len(z.files) == 1:
+                raise
+            log.warning("'%s': member '%s' is unreadable, skipped", z.p, name)
+            continue
+        if dtype.kind in _NUMERIC_KINDS:
+            out.append((name, shape, str(dtype)))
     return out
 
 
-def _open_npz(p: Path):
-    try:
-        return np.load(str(p), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"'{p}' cannot be read as NumPy .npz: {_short(exc)}") from None
+def _open_npz(p: Path) -> _Npz:
+    return _Npz(p)
 
 
 def _load_npz(p: Path, key) -> Cube:
     with _open_npz(p) as z:
-        try:
-            entries = _npz_entries(z)
-            name = _choose(p, entries, key)
-            data = z[name]
-            wl_name = next((n for n in z.files if _is_wavelength_name(n) and n != name), None)
-            wl = _to_nm(z[wl_name]) if wl_name else None
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise InputError(f"'{p}' cannot be read as NumPy .npz: {_short(exc)}") from None
+        entries = _npz_entries(z)
+        name = _choose(p, entries, key)
+        data = z.read(name)
+        wl_name = next((n for n, s, _ in entries if _is_wavelength_name(n) and n != name
+                        and int(np.prod(s)) <= _MAX_META_ELEMENTS), None)
+        wl = _to_nm(z.read(wl_name)) if wl_name else None
     return _finish(p, data, name, wl, lazy=False)
 
 
@@ -528,17 +904,42 @@ def _band_first(shape) -> bool:
     return len(shape) == 3 and shape[0] <= 512 and shape[0] < shape[1] and shape[0] < shape[2]
 
 
+def _tif_guard(p: Path, series) -> None:
+    """Refuse a TIFF whose pages declare more pixels than their strips / tiles can hold:
+    tifffile allocates the whole declared array before it reads a byte."""
+    size = p.stat().st_size
+    dtype = _numeric_dtype(p, "TIFF", series.dtype)
+    stored, compressed = 0, False
+    for page in series.pages:
+        if page is None:
+            continue
+        # a TiffFrame (a light page of a uniform series) keeps its compression on its keyframe
+        compression = getattr(page, "compression", None)
+        if compression is None:
+            compression = page.keyframe.compression
+        compressed = compressed or int(compression) != 1
+        for off, n in zip(page.dataoffsets, page.databytecounts):
+            if off < 0 or n < 0 or off + n > size:
+                raise InputError(f"'{p}' cannot be read as TIFF: image data at byte {off} ({n} bytes) lies "
+                                 f"beyond the end of the file ({size} bytes; truncated or damaged)")
+            stored += n
+    _check_declared(p, "TIFF", series.shape, dtype, min(stored, size), compressed=compressed)
+
+
 def _read_tif(p: Path, header_only: bool = False):
     import tifffile
-    try:
+    with _reading(p, "TIFF"):   # tifffile raises TiffFileError, ValueError, struct.error...
         with tifffile.TiffFile(str(p)) as tf:
+            if not tf.series:
+                raise InputError(f"'{p}' cannot be read as TIFF: it holds no image")
             series = tf.series[0]
             axes, shape, dtype = series.axes, tuple(series.shape), str(series.dtype)
+            _tif_guard(p, series)
             data = None if header_only else series.asarray()
             # tifffile's "shaped" JSON description is where save_cube puts the wavelengths.
             meta = (tf.shaped_metadata or ({},))[0] if tf.is_shaped else {}
-    except Exception as exc:   # tifffile raises TiffFileError, ValueError, struct.error...
-        raise InputError(f"'{p}' cannot be read as TIFF: {_short(exc)}") from None
+            if not isinstance(meta, dict):
+                meta = {}
     if data is not None:
         data = np.squeeze(data) if data.ndim > 3 else data
         shape = tuple(data.shape)
@@ -581,11 +982,15 @@ def _open_envi(p: Path):
     hdr, data_file = _envi_pair(p)
     _check_file(hdr)
     _check_file(data_file)
-    try:
+    with _reading(hdr, "ENVI"):   # spectral raises its own Envi* exceptions, ValueError, KeyError...
         img = envi.open(str(hdr), str(data_file))
-    except Exception as exc:   # spectral raises its own Envi* exceptions, ValueError, KeyError...
-        raise InputError(f"'{hdr}' cannot be read as ENVI: {_short(exc)}") from None
-    need = int(img.offset) + img.nrows * img.ncols * img.nbands * np.dtype(img.dtype).itemsize
+        dims = (int(img.nrows), int(img.ncols), int(img.nbands))
+        dtype = _numeric_dtype(hdr, "ENVI", img.dtype)
+        offset = int(img.offset)
+    if min(dims) < 1 or offset < 0:
+        raise InputError(f"'{hdr}' cannot be read as ENVI: it declares {dims[0]} lines, {dims[1]} samples, "
+                         f"{dims[2]} bands and header offset {offset}")
+    need = offset + _declared_bytes(hdr, "ENVI", dims, dtype)
     have = data_file.stat().st_size
     if have < need:
         raise InputError(f"'{data_file}' cannot be read as ENVI: data file is truncated "
@@ -602,17 +1007,67 @@ def _envi_wavelengths(img) -> Optional[np.ndarray]:
 
 def _load_envi(p: Path, lazy: bool) -> Cube:
     img, hdr = _open_envi(p)
-    try:
+    with _reading(p, "ENVI"):
         # BIP view: a memmap whose axes already read rows x cols x bands, whatever the interleave.
         data = img.open_memmap(interleave="bip") if lazy else np.asarray(img.load(scale=False))
-    except Exception as exc:
-        raise InputError(f"'{p}' cannot be read as ENVI: {_short(exc)}") from None
-    if not lazy:
-        data = np.asarray(data)   # drop spectral's ImageArray subclass
-    return _finish(p, data, None, _envi_wavelengths(img), lazy=lazy)
+        if not lazy:
+            data = np.asarray(data)   # drop spectral's ImageArray subclass
+        wl = _envi_wavelengths(img)
+        return _finish(p, data, None, wl, lazy=lazy)
 
 
 # ----------------------------------------------------------------------------- public readers
+def _array_entries(p: Path) -> tuple:
+    """(layout, [(name, shape, dtype)]): the numeric arrays of `p` from headers only, never the
+    data. layout is what `_read_entry` needs: mat5, mat73, h5, npz, npy, tif, envi ("" for
+    an unknown suffix). Shapes are as the readers return them (MATLAB v7.3 axes reversed)."""
+    kind = _kind(p)
+    if kind == "mat":
+        if _is_hdf5(p):
+            with _open_h5(p, "MATLAB v7.3 .mat (HDF5)") as f:
+                return "mat73", _h5_entries(f, matlab=True)
+        return "mat5", _mat_v5_entries(p)
+    if kind == "h5":
+        with _open_h5(p, "HDF5") as f:
+            return "h5", _h5_entries(f, matlab=False)
+    if kind == "npz":
+        with _open_npz(p) as z:
+            return "npz", _npz_entries(z)
+    if kind == "npy":
+        shape, dtype = _read_npy(p, header_only=True)
+        return "npy", [(p.stem, shape, str(dtype))]
+    if kind == "tif":
+        _, shape, dtype, _ = _read_tif(p, header_only=True)
+        return "tif", [(p.stem, shape, dtype)]
+    if kind == "envi":
+        img, _ = _open_envi(p)
+        return "envi", [(p.stem, (img.nrows, img.ncols, img.nbands), str(np.dtype(img.dtype)))]
+    return "", []
+
+
+def _read_entry(p: Path, layout: str, name: str) -> np.ndarray:
+    """The array `name` of a file listed by `_array_entries`, its size checked before reading."""
+    if layout == "mat5":
+        return _mat_v5_read(p, _mat_v5_variables(p)[name])
+    if layout in ("mat73", "h5"):
+        label = "MATLAB v7.3 .mat (HDF5)" if layout == "mat73" else "HDF5"
+        with _open_h5(p, label) as f:
+            with _reading(p, label):
+                ds = f[name]
+            _h5_guard(p, ds, label)
+            with _reading(p, label):
+                a = ds[()]
+        return np.asarray(a).T if layout == "mat73" else np.asarray(a)
+    if layout == "npz":
+        with _open_npz(p) as z:
+            return z.read(name)
+    if layout == "npy":
+        return _read_npy(p)
+    if layout == "tif":
+        return _read_tif(p)[0]
+    return _load_envi(p, lazy=False).data
+
+
 def list_arrays(path: PathLike) -> list:
     """(name, shape, dtype) of every numeric array in `path`, shapes as `load_cube` returns them.
 
@@ -620,35 +1075,8 @@ def list_arrays(path: PathLike) -> list:
     formats (.npy, .tif, ENVI) give one entry named after the file's stem.
     """
     p = _check_file(path)
-    kind = _kind(p)
-    if kind == "mat":
-        if _is_hdf5(p):
-            with _open_h5(p, "MATLAB v7.3 .mat (HDF5)") as f:
-                entries = _h5_entries(f, matlab=True)
-        else:
-            entries = _mat_v5_entries(p)
-    elif kind == "h5":
-        with _open_h5(p, "HDF5") as f:
-            entries = _h5_entries(f, matlab=False)
-    elif kind == "npz":
-        with _open_npz(p) as z:
-            try:
-                entries = _npz_entries(z)
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise InputError(f"'{p}' cannot be read as NumPy .npz: {_short(exc)}") from None
-    elif kind == "npy":
-        try:
-            a = np.load(str(p), mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise InputError(f"'{p}' cannot be read as NumPy .npy: {_short(exc)}") from None
-        entries = [(p.stem, tuple(a.shape), str(a.dtype))]
-    elif kind == "tif":
-        _, shape, dtype, _ = _read_tif(p, header_only=True)
-        entries = [(p.stem, shape, dtype)]
-    elif kind == "envi":
-        img, _ = _open_envi(p)
-        entries = [(p.stem, (img.nrows, img.ncols, img.nbands), str(np.dtype(img.dtype)))]
-    else:
+    layout, entries = _array_entries(p)
+    if not layout:
         raise _unknown_suffix(p, CUBE_SUFFIXES, "a cube")
     return [e for e in entries if not _is_wavelength_name(e[0])]
 
@@ -724,40 +1152,13 @@ def load_matrix(path: PathLike, key: Optional[str] = None) -> np.ndarray:
         a = _read_text_table(p)
         key = None
     elif s in MATRIX_SUFFIXES:
-        kind = _kind(p)
-        if kind == "mat" and not _is_hdf5(p):
-            import scipy.io
-            entries = _mat_v5_entries(p)
-            name = _choose(p, entries, key, "arrays")
-            try:
-                a = scipy.io.loadmat(str(p), variable_names=[name])[name]
-            except Exception as exc:
-                raise InputError(f"'{p}' cannot be read as MATLAB .mat: {_short(exc)}") from None
-            key = name
-        elif kind in ("mat", "h5"):
-            matlab = kind == "mat"
-            with _open_h5(p, "MATLAB v7.3 .mat (HDF5)" if matlab else "HDF5") as f:
-                name = _choose(p, _h5_entries(f, matlab), key, "datasets")
-                try:
-                    a = f[name][()]
-                except (OSError, ValueError) as exc:
-                    raise InputError(f"'{p}' cannot be read as HDF5: {_short(exc)}") from None
-            a = a.T if matlab else a
-            key = name
-        elif kind == "npy":
-            try:
-                a = np.load(str(p), allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
-                raise InputError(f"'{p}' cannot be read as NumPy .npy: {_short(exc)}") from None
+        layout, entries = _array_entries(p)
+        if layout in ("npy", "tif"):
             key = None
-        elif kind == "npz":
-            with _open_npz(p) as z:
-                name = _choose(p, _npz_entries(z), key)
-                a = z[name]
-            key = name
+            a = _read_entry(p, layout, entries[0][0])
         else:
-            a, _, _, _ = _read_tif(p)
-            key = None
+            key = _choose(p, entries, key, "datasets" if layout == "h5" else "arrays")
+            a = _read_entry(p, layout, key)
     else:
         raise _unknown_suffix(p, MATRIX_SUFFIXES, "a matrix")
     what = f"'{p}'" + (f" variable '{key}'" if key else "")
@@ -793,68 +1194,6 @@ def load_wavelengths(path: PathLike) -> np.ndarray:
     if np.any(wl <= 0):
         raise InputError(f"'{p}' holds wavelengths <= 0")
     return wl
-
-
-# ----------------------------------------------------------------------------- atomic writing
-def _prepare_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"output folder '{folder}' cannot be created: {exc.strerror or exc}") from None
-
-
-def _umask_mode() -> int:
-    # mkstemp makes files private (0600); outputs should get the user's normal permissions.
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _discard(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
-        os.unlink(path)
-
-
-@contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix); rename it onto `path` on success.
-
-    On any exception (including KeyboardInterrupt / cancellation) the
-    temporary file is removed and `path`, if it existed, is untouched. The
-    temporary file exists (empty) when the block starts; writers that
-    refuse to overwrite need their `force` option.
-    """
-    target = Path(path).expanduser()
-    folder = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise InputError(f"cannot write '{target}': it is a folder")
-    _prepare_folder(folder)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.tmp-", suffix=target.suffix, dir=folder)
-    except OSError as exc:
-        raise InputError(f"output folder '{folder}' cannot be written: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        _discard(tmp)
-        raise
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    return Path(path)
-
-
-def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
-    return atomic_write_bytes(path, text.encode(encoding))
 
 
 # ----------------------------------------------------------------------------- writers
@@ -987,8 +1326,7 @@ def _atomic_envi(path: Path) -> Iterator[tuple]:
         tmp_img = tmp_hdr.with_suffix(img.suffix)
         try:
             yield tmp_hdr, tmp_img
-            os.chmod(tmp_img, _umask_mode())
-            os.replace(tmp_img, img)
+            _commit(tmp_img, img)
         except BaseException:
             _discard(tmp_img)
             raise
@@ -1003,15 +1341,19 @@ def _check_extra(extra) -> dict:
     return out
 
 
-def save_cube(path: PathLike, data, wavelengths=None, extra: Optional[dict] = None) -> Path:
-    """Write a cube by the suffix of `path` (see the module doc); returns the path written."""
+def save_cube(path: PathLike, data, wavelengths=None, extra: Optional[dict] = None,
+              name: Optional[str] = None) -> Path:
+    """Write a cube by the suffix of `path` (see the module doc); returns the path written.
+    `name`: the variable / dataset name in .mat and .h5 (default: the file's stem)."""
     p = Path(path).expanduser()
     s = p.suffix.lower()
     if s not in SAVE_SUFFIXES:
         raise _unknown_suffix(p, SAVE_SUFFIXES, "saving a cube")
     arr, wl = _validated(data, wavelengths)
     extra = _check_extra(extra)
-    name = _stem_name(p)
+    if name is not None and not re.fullmatch(r"[A-Za-z]\w{0,62}", name):
+        raise InputError(f"{name!r} is not a valid variable name for '{p}'")
+    name = name or _stem_name(p)
     if s == ".npy":
         if extra:
             log.warning("'%s': .npy holds one array; extra arrays %s not saved", p, sorted(extra))

@@ -26,7 +26,7 @@ _AIRY_SCALE = 2.33811
 # first dark fringe sits at x = 2 sigma and the kernel still sums well above 0.
 _GABOR_PERIOD_SIGMAS = 4.0
 
-__all__ = ["PSF_TYPES", "make_psf", "load_psf", "validate_psf", "psf_fwhm", "radial_profile"]
+__all__ = ["PSF_TYPES", "make_psf", "load_psf", "save_psf", "validate_psf", "psf_fwhm", "radial_profile"]
 
 
 # ---------------------------------------------------------------------------
@@ -150,8 +150,29 @@ def load_psf(path: PathLike, key: Optional[str] = None) -> np.ndarray:
     return validate_psf(arr, f"PSF file '{path}'")
 
 
-# A small reader for kernel / response files. spectramorph_engine.io has the
-# general loaders; this one is kept local so the sensor models stand alone.
+def save_psf(path: PathLike, kernel) -> Path:
+    """Write a kernel by suffix (.npy, .mat variable 'psf', .txt/.csv table), validated and
+    normalised as `load_psf` returns it, atomically (spectramorph_engine.atomic)."""
+    from .atomic import atomic_open
+    p = Path(path)
+    k = validate_psf(kernel, f"the PSF to save as '{p}'")
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".mat", ".txt", ".csv"):
+        raise InputError(f"cannot save a PSF as '{p}': unknown type '{p.suffix}'; use .npy, .mat, .txt or .csv")
+    with atomic_open(p, "wb") as fh:
+        if suffix == ".npy":
+            np.save(fh, k)
+        elif suffix == ".mat":
+            import scipy.io
+            scipy.io.savemat(fh, {"psf": k})
+        else:
+            np.savetxt(fh, k, delimiter="," if suffix == ".csv" else " ", fmt="%.17g")
+    return p
+
+
+# Kernel / response files: text tables are read here; containers (.mat, .npy, .npz, .h5,
+# .tif) through spectramorph_engine.io, whose readers check every header against the file
+# before allocating, so a damaged file ends in InputError whatever it declares.
 
 _TEXT_SUFFIXES = (".txt", ".csv", ".dat", ".tsv")
 _SUFFIXES = (".mat", ".npy", ".npz", ".h5", ".hdf5", ".tif", ".tiff") + _TEXT_SUFFIXES
@@ -164,37 +185,22 @@ def _read_matrix(path: PathLike, key: Optional[str] = None, what: str = "matrix"
     With several candidates and no key, a name in `preferred` wins, then the
     only array with two dimensions > 1; otherwise InputError listing them.
     """
+    from . import io as sio
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{what} file '{p}' does not exist")
-    if not p.is_file():
-        raise InputError(f"{what} file '{p}' is not a file")
     suffix = p.suffix.lower()
     if suffix not in _SUFFIXES:
+        if not p.exists():
+            raise InputError(f"{what} file '{p}' does not exist")
         raise InputError(f"{what} file '{p}' has an unknown type '{p.suffix}'; "
                          f"supported: {', '.join(_SUFFIXES)}")
-    if p.stat().st_size == 0:
-        raise InputError(f"{what} file '{p}' is empty")
-    try:
-        if suffix == ".npy":
-            return np.asarray(np.load(p, allow_pickle=False))
-        if suffix in _TEXT_SUFFIXES:
-            return _read_text(p, what)
-        if suffix in (".tif", ".tiff"):
-            import tifffile
-            return np.asarray(tifffile.imread(str(p)))
-        if suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                entries = {n: z[n] for n in z.files}
-            return _pick(p, entries, key, what, preferred)
-        if suffix == ".mat":
-            return _read_mat(p, key, what, preferred)
-        return _pick(p, _h5_entries(p, matlab=False), key, what, preferred)
-    except InputError:
-        raise
-    except Exception as exc:  # any parser failure is a bad file, not a bug of ours
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{what} file '{p}' cannot be read: {first}") from None
+    p = sio._check_file(p, what)
+    if suffix in _TEXT_SUFFIXES:
+        return _read_text(p, what)
+    layout, entries = sio._array_entries(p)
+    if layout in ("npy", "tif"):
+        return np.asarray(sio._read_entry(p, layout, entries[0][0]))
+    name = _pick(p, entries, key, what, preferred)
+    return np.asarray(sio._read_entry(p, layout, name))
 
 
 def _read_text(p: Path, what: str) -> np.ndarray:
@@ -225,56 +231,25 @@ def _read_text(p: Path, what: str) -> np.ndarray:
     return np.asarray(data, dtype=np.float64)
 
 
-def _read_mat(p: Path, key, what, preferred) -> np.ndarray:
-    import h5py
-    import scipy.io
-    if h5py.is_hdf5(str(p)):   # MATLAB -v7.3 files are HDF5 behind a 512-byte header
-        return _pick(p, _h5_entries(p, matlab=True), key, what, preferred)
-    data = scipy.io.loadmat(str(p))
-    entries = {k: v for k, v in data.items() if not k.startswith("__")}
-    return _pick(p, entries, key, what, preferred)
-
-
-def _h5_entries(p: Path, matlab: bool) -> dict:
-    import h5py
-    entries = {}
-    with h5py.File(str(p), "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and not name.split("/")[-1].startswith("#") \
-                    and not name.startswith("#"):
-                arr = obj[()]
-                # MATLAB stores column-major: reversing the axes gives MATLAB's view
-                entries[name] = np.asarray(arr).T if matlab else np.asarray(arr)
-        f.visititems(visit)
-    return entries
-
-
-def _is_numeric(a) -> bool:
-    return isinstance(a, np.ndarray) and a.dtype != object and a.size > 0 and \
-        (np.issubdtype(a.dtype, np.number) or a.dtype == bool)
-
-
-def _pick(p: Path, entries: dict, key, what: str, preferred) -> np.ndarray:
+def _pick(p: Path, entries: list, key, what: str, preferred) -> str:
+    """The name of the array to read among `entries` [(name, shape, dtype)] (headers only)."""
+    shapes = {n: tuple(s) for n, s, _ in entries if int(np.prod(s, dtype=object)) > 0}
     if key is not None:
-        if key not in entries:
+        if key not in shapes:
             raise InputError(f"{what} file '{p}' has no variable '{key}' "
-                             f"(it has: {', '.join(entries) or 'none'})")
-        arr = np.asarray(entries[key])
-        if not _is_numeric(arr):
-            raise InputError(f"variable '{key}' in {what} file '{p}' is not a numeric array")
-        return arr
-    numeric = {k: np.asarray(v) for k, v in entries.items() if _is_numeric(np.asarray(v))}
-    if not numeric:
+                             f"(it has: {', '.join(shapes) or 'none'})")
+        return key
+    if not shapes:
         raise InputError(f"{what} file '{p}' holds no numeric array")
-    if len(numeric) == 1:
-        return next(iter(numeric.values()))
+    if len(shapes) == 1:
+        return next(iter(shapes))
     for name in preferred:
-        if name in numeric:
-            return numeric[name]
-    matrices = {k: v for k, v in numeric.items() if sum(s > 1 for s in v.shape) >= 2}
+        if name in shapes:
+            return name
+    matrices = [k for k, s in shapes.items() if sum(d > 1 for d in s) >= 2]
     if len(matrices) == 1:
-        return next(iter(matrices.values()))
-    listing = ", ".join(f"{k} {tuple(v.shape)}" for k, v in numeric.items())
+        return matrices[0]
+    listing = ", ".join(f"{k} {s}" for k, s in shapes.items())
     raise InputError(f"{what} file '{p}' holds several arrays ({listing}); say which one (key)")
 
 

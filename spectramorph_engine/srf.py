@@ -10,13 +10,12 @@ here is float64 with rows summing to 1. Wavelengths are in nm throughout.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .atomic import atomic_open
 from .errors import InputError
 from .psf import _read_matrix
 
@@ -311,7 +310,8 @@ def save_srf(path: PathLike, srf, wavelengths=None) -> None:
     """Write an SRF by suffix: .mat (variables 'srf' c x C and 'wavelengths'),
     .npy (the c x C matrix), .csv/.txt (a table: wavelength_nm column + one
     column per band when `wavelengths` are given, else c rows x C columns).
-    Written to a temporary name first, so a failure leaves no partial file."""
+    Written to a temporary name first (spectramorph_engine.atomic), so a failure leaves no
+    partial file; the file gets the user's usual permissions."""
     p = Path(path)
     a = np.asarray(srf, dtype=np.float64)
     if a.ndim == 1:
@@ -347,26 +347,5 @@ def save_srf(path: PathLike, srf, wavelengths=None) -> None:
                 np.savetxt(f, a, delimiter=delim, fmt="%.17g",
                            header=f"SRF {a.shape[0]} MSI bands x {a.shape[1]} HSI bands")
 
-    _atomic_write(p, write)
-
-
-def _atomic_write(p: Path, write) -> None:
-    """Write through `write(fileobj)` into a temporary file beside `p`, then rename."""
-    if not p.parent.is_dir():
-        raise InputError(f"cannot write '{p}': folder '{p.parent}' does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
-    except OSError as exc:
-        raise InputError(f"cannot write '{p}': {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write '{p}': {exc.strerror or exc}") from None
-        raise
+    with atomic_open(p, "wb") as f:
+        write(f)

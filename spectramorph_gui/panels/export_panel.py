@@ -7,9 +7,6 @@ leaves a partial file over an earlier one.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
@@ -43,27 +40,13 @@ RESULT_NAME = "hr_hsi"     # the variable / dataset name of the result in .mat a
 
 def save_result_file(path, hr_hsi, wavelengths=None, extra=None) -> Path:
     """Write the result cube to `path` (.npy / .mat / .h5) with the engine's writer, the array
-    named `hr_hsi` inside .mat and .h5 files whatever the file is called.
-
-    `io.save_cube` names the variable after the file's stem, so the cube is written as
-    `hr_hsi.<suffix>` in a private temporary folder beside the target and then renamed onto
-    it (one atomic rename: an earlier file of that name is replaced only by a complete one)."""
+    named `hr_hsi` inside .mat and .h5 files whatever the file is called; one atomic rename,
+    so an earlier file of that name is replaced only by a complete one."""
     from spectramorph_engine import io
     target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix == ".npy":
+    if target.suffix.lower() == ".npy":
         return io.save_cube(target, hr_hsi, wavelengths=wavelengths)
-    try:
-        folder = tempfile.mkdtemp(prefix=f".{target.stem}.export-", dir=str(target.parent))
-    except OSError as exc:
-        raise InputError(f"cannot write '{target}': {exc.strerror or exc}") from None
-    try:
-        written = io.save_cube(Path(folder) / f"{RESULT_NAME}{suffix}", hr_hsi, wavelengths=wavelengths,
-                               extra=extra)
-        os.replace(written, target)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return target
+    return io.save_cube(target, hr_hsi, wavelengths=wavelengths, extra=extra, name=RESULT_NAME)
 
 
 def _check_folder(path) -> None:
