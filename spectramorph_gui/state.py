@@ -109,6 +109,7 @@ class AppState(QObject):
     busyChanged = Signal(str)             # label of the background task, "" when idle
     srfEstimateChanged = Signal(object)   # srf_estimation.SrfEstimate | None (real-world mode)
     errorRaised = Signal(str)             # a sentence for an error dialog
+    bugRaised = Signal(str, str)          # a bug: sentence and traceback, for the error dialog
     loadFinished = Signal(bool)           # a file / demo / config load ended (accepted or not)
     message = Signal(str)                 # a line for the status bar
 
@@ -140,6 +141,7 @@ class AppState(QObject):
         self.workers.message.connect(self._on_engine_message)
         self.workers.runFinished.connect(self._on_run_finished)
         self.workers.runFailed.connect(self._on_run_failed)
+        self.workers.bugRaised.connect(self.bugRaised)
         self.workers.runCancelled.connect(self._on_run_cancelled)
 
         self._prepare_timer = QTimer(self)
@@ -331,7 +333,8 @@ class AppState(QObject):
         def failed(message, user):
             if gen == self._generation:
                 self._preparing = False
-            self.errorRaised.emit(message + (error_hint if user else ""))
+            if user:          # a bug has its own dialog (bugRaised), with its details
+                self.errorRaised.emit(message + error_hint)
             if on_done is not None:
                 on_done(False)
             self.loadFinished.emit(False)
@@ -497,10 +500,13 @@ class AppState(QObject):
         self.runFinished.emit(result)
         self.message.emit(f"Run finished in {self.progress.elapsed:.1f} s on {result.device}")
 
-    def _on_run_failed(self, text):
+    def _on_run_failed(self, text, details=""):
         self.progress.stage = "failed"
         self.runFailed.emit(text)
-        self.errorRaised.emit(text)
+        if details:
+            self.bugRaised.emit(text, details)
+        else:
+            self.errorRaised.emit(text)
 
     def _on_run_cancelled(self, text):
         self.progress.stage = "stopped"
@@ -513,7 +519,8 @@ class AppState(QObject):
         """A background job whose failure becomes an error dialog (exports, file listings)."""
         def failed(message, user):
             text = f"{label} failed: {message}" if label else message
-            self.errorRaised.emit(text)
+            if user:          # a bug has its own dialog (bugRaised), with its details
+                self.errorRaised.emit(text)
             if on_error is not None:
                 on_error(text)
         self.workers.submit(fn, on_done or (lambda _v: None), failed, label)

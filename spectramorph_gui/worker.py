@@ -19,7 +19,6 @@ import itertools
 import logging
 import threading
 import time
-import traceback
 from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -30,17 +29,15 @@ log = logging.getLogger(__name__)
 EPOCH_EMIT_INTERVAL = 0.1
 
 
-def describe_error(exc: BaseException) -> tuple:
-    """(message, is_user_error). InputError / OSError messages are for the user as they are;
-    anything else is a bug: keep the traceback in the log, show type and message."""
-    from spectramorph_engine import InputError
-    if isinstance(exc, InputError):
-        return str(exc), True
-    if isinstance(exc, OSError):
-        where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
-        return f"cannot access{where}: {exc.strerror or exc}", True
-    log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(exc)))
-    return f"unexpected {type(exc).__name__}: {exc}", False
+def describe_error(exc: BaseException, where: str = "a worker") -> tuple:
+    """(message, is_user_error, details). InputError / OSError messages are for the user as
+    they are; anything else is a bug: its traceback goes to the app's log and to `details`."""
+    from .errors import describe, write_log
+    message, details, user = describe(exc)
+    if not user:
+        log.error("unexpected error in %s:\n%s", where, details)
+        write_log(f"unexpected error in {where}:\n{details}")
+    return message, user, details
 
 
 class _FusionWorker(QObject):
@@ -50,7 +47,7 @@ class _FusionWorker(QObject):
     epochs = Signal(object)           # list of (epoch, epochs, loss, lr)
     message = Signal(str, str)        # level, text
     finished = Signal(object)         # FusionResult
-    failed = Signal(str)
+    failed = Signal(str, str)         # message, details (a traceback for a bug, else "")
     cancelled = Signal(str)
 
     @Slot(object)
@@ -93,7 +90,8 @@ class _FusionWorker(QObject):
             return
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the user
             flush()
-            self.failed.emit(describe_error(exc)[0])
+            message, _, details = describe_error(exc, "the fusion run")
+            self.failed.emit(message, details)
             return
         flush()
         if cancel.is_set():
@@ -105,15 +103,15 @@ class _FusionWorker(QObject):
 
 class _TaskWorker(QObject):
     done = Signal(int, object)
-    failed = Signal(int, str, bool)   # job id, message, is_user_error
+    failed = Signal(int, str, bool, str)   # job id, message, is_user_error, details
 
     @Slot(int, object)
     def execute(self, job_id: int, fn) -> None:
         try:
             value = fn()
         except BaseException as exc:  # noqa: BLE001
-            message, user = describe_error(exc)
-            self.failed.emit(job_id, message, user)
+            message, user, details = describe_error(exc, "a background task")
+            self.failed.emit(job_id, message, user, details)
             return
         self.done.emit(job_id, value)
 
@@ -132,10 +130,12 @@ class Workers(QObject):
     epochs = Signal(object)
     message = Signal(str, str)
     runFinished = Signal(object)
-    runFailed = Signal(str)
+    runFailed = Signal(str, str)      # message, details (a traceback for a bug, else "")
     runCancelled = Signal(str)
     # background tasks: the label of what is running ("" when idle)
     busyChanged = Signal(str)
+    # a bug in a background task: (sentence, traceback), for the error dialog
+    bugRaised = Signal(str, str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -189,9 +189,9 @@ class Workers(QObject):
         self._end_run()
         self.runFinished.emit(result)
 
-    def _on_run_failed(self, text):
+    def _on_run_failed(self, text, details=""):
         self._end_run()
-        self.runFailed.emit(text)
+        self.runFailed.emit(text, details)
 
     def _on_run_cancelled(self, text):
         self._end_run()
@@ -201,7 +201,9 @@ class Workers(QObject):
     def submit(self, fn: Callable, on_done: Callable, on_error: Optional[Callable] = None,
                label: str = "") -> int:
         """Run fn() on the task thread; on_done(value) or on_error(message, is_user_error)
-        is then called on the GUI thread. Jobs run one after the other."""
+        is then called on the GUI thread. Jobs run one after the other. A bug (not an error
+        the user can fix) is also announced by `bugRaised` with its traceback; on_error
+        callbacks then leave the dialog to it."""
         job_id = next(self._ids)
         self._callbacks[job_id] = (on_done, on_error)
         self._labels[job_id] = label
@@ -233,8 +235,10 @@ class Workers(QObject):
         if on_done is not None:
             on_done(value)
 
-    def _on_task_failed(self, job_id, message, user):
+    def _on_task_failed(self, job_id, message, user, details=""):
         _, on_error = self._pop(job_id)
+        if not user:
+            self.bugRaised.emit(message, details)
         if on_error is not None:
             on_error(message, user)
 

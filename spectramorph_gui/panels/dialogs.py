@@ -12,9 +12,13 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 from ..settings import last_folder, remember_folder
 
 
-def show_error(parent, text: str) -> None:
-    """One sentence saying what is wrong; the window keeps working after it."""
-    QMessageBox.warning(parent, "SpectraMorph Studio", text)
+def show_error(parent, text: str, details: str = "") -> None:
+    """One sentence saying what is wrong; the window keeps working after it. `details` (a
+    traceback, for a bug) goes under the dialog's "Show Details..." button."""
+    box = QMessageBox(QMessageBox.Warning, "SpectraMorph Studio", text, QMessageBox.Ok, parent)
+    if details:
+        box.setDetailedText(details)
+    box.exec()
 
 
 def show_info(parent, text: str) -> None:

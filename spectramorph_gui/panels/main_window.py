@@ -62,7 +62,12 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
 
+        # a bug anywhere (a slot, a worker, a thread) is a dialog with details, never a crash
+        from ..errors import ErrorReporter
+        self.error_reporter = ErrorReporter(self)
+        self.error_reporter.install()
         self.state.errorRaised.connect(self._show_error)
+        self.state.bugRaised.connect(self.error_reporter.reported)
         self.state.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.state.busyChanged.connect(self._on_busy)
 
@@ -212,4 +217,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.save_settings()
         self.state.shutdown()
+        self.error_reporter.uninstall()
         super().closeEvent(event)

@@ -49,12 +49,25 @@ def one_torch_thread(monkeypatch):
     monkeypatch.setattr(device, "available_cores", lambda: 1)
 
 
+class Dialogs(list):
+    """Texts of the error dialogs opened; `details` holds each one's details part ("" when
+    it had none: an error the user can fix rather than a bug)."""
+
+    def __init__(self):
+        super().__init__()
+        self.details = []
+
+
 @pytest.fixture
 def errors(monkeypatch):
     """Texts of the error dialogs the window opened (the dialog itself is not shown)."""
     from spectramorph_gui.panels import dialogs
-    captured = []
-    monkeypatch.setattr(dialogs, "show_error", lambda parent, text: captured.append(text))
+    captured = Dialogs()
+
+    def capture(parent, text, details=""):
+        captured.append(text)
+        captured.details.append(details)
+    monkeypatch.setattr(dialogs, "show_error", capture)
     return captured
 
 
