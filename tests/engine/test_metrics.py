@@ -112,6 +112,26 @@ def test_ssim_identical_is_one_and_constant_offset_by_hand():
     assert m.ssim(truth, est) == pytest.approx((0.7 + 1e-4) / (0.74 + 1e-4), rel=1e-6)
 
 
+def test_ssim_by_hand_on_an_11x11_image_is_the_gaussian_windows_value():
+    """On an 11 x 11 image the valid SSIM map is the centre pixel alone, whose 11 x 11 window
+    is the whole image: SSIM is one formula with Gaussian weights, worked out here term by
+    term. The flipped outer rings make the window matter: a uniform 7 x 7 window never sees
+    them (SSIM 1), a uniform 11 x 11 window weighs them as much as the centre (SSIM -0.18)."""
+    i, j = np.mgrid[0:11, 0:11]
+    x = 0.2 + 0.6 * ((3 * i + 5 * j) % 7) / 6          # a non-flat pattern, 7 grey levels
+    ring = np.maximum(abs(i - 5), abs(j - 5)) >= 4      # the two outer rings...
+    y = np.where(ring, 1.0 - x, x)                       # ...with their contrast flipped
+    g = np.exp(-np.arange(-5, 6) ** 2 / (2 * 1.5 ** 2))   # sigma 1.5, radius 5
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    mx, my = (w * x).sum(), (w * y).sum()
+    vx, vy = (w * x * x).sum() - mx ** 2, (w * y * y).sum() - my ** 2
+    cxy = (w * x * y).sum() - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    by_hand = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    assert by_hand == pytest.approx(0.932134, abs=1e-6)
+    assert m.ssim(x[:, :, None], y[:, :, None]) == pytest.approx(by_hand, abs=1e-5)
+
+
 def test_ssim_of_flipped_contrast_is_negative():
     x = checkerboard(16, 0.0, 1.0)[:, :, None]
     assert m.ssim(x, 1.0 - x) < -0.9

@@ -16,6 +16,15 @@ URBAN = DATA / "subimage_Urban_R162.mat"
 needs_urban = pytest.mark.skipif(not URBAN.exists(), reason="../shared/data/subimage_Urban_R162.mat not present")
 
 
+def folder_listing(folder: Path) -> list:
+    """Every name in `folder`, hidden temporaries included (none must be left)."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def synthetic_outputs(result_name: str, figure: str = "png") -> list:
+    return sorted([result_name, f"endmembers.{figure}", f"abundances.{figure}", "metrics.json", "run.json"])
+
+
 def urban_config(tmp_path, **kw):
     base = dict(mat_file=str(URBAN), mat_key="im", output_dir=str(tmp_path / "out"),
                 log_dir=str(tmp_path / "logs"), device="cpu")
@@ -74,8 +83,7 @@ def test_cancel_stops_training_and_writes_nothing(tmp_path):
     with pytest.raises(Cancelled):
         run_fusion(cfg, progress=progress, cancel=cancel)
     assert max(epochs_seen) <= 6
-    out = tmp_path / "out"
-    assert not out.exists() or not any(p.name.startswith("hr_hsi") for p in out.iterdir())
+    assert folder_listing(tmp_path / "out") == []       # nothing at all: no result, no temporary
 
 
 @needs_urban
@@ -85,6 +93,8 @@ def test_output_types_load_back(tmp_path, kind, name):
                        output_file_type=kind)
     result = run_fusion(cfg)
     path = tmp_path / "out" / name
+    assert folder_listing(tmp_path / "out") == synthetic_outputs(name)
+    assert folder_listing(tmp_path / "logs") == ["config_used.yaml", "spectramorph.log"]
     if kind == "numpy":
         data = np.load(path)
     elif kind == "matlab":
@@ -168,4 +178,4 @@ def test_cancelled_streaming_run_leaves_no_result_file(tmp_path, monkeypatch):
                        inference_batch_size=64)
     with pytest.raises(Cancelled):
         run_fusion(cfg, progress=progress, cancel=cancel, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr))
-    assert list((tmp_path / "out").iterdir()) == []
+    assert folder_listing(tmp_path / "out") == []

@@ -88,6 +88,36 @@ def test_cancel_stops_training_promptly():
     assert seen == [1, 2, 3]
 
 
+class _RequestAfter(threading.Event):
+    """A cancel token the user sets while the engine is in the middle of an epoch: it reads
+    as set from its `after`-th check on, and remembers how many checks came after that."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after, self.checks = after, 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.after
+
+
+def test_cancel_inside_an_epoch_stops_before_the_epoch_ends():
+    # 4000 pixels in chunks of 100: 40 chunks an epoch; the request arrives at the 5th check,
+    # i.e. during the first epoch. No epoch may be reported after it, and the engine must
+    # stop at its very next check (at most one chunk of work after the request).
+    x, t, e = _problem(n=4000)
+    model = LatentEstimationNetwork(4, 32, e.shape[0], seed=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    cancel = _RequestAfter(5)
+    seen = []
+    with pytest.raises(Cancelled):
+        train_len(model, x, t, e, epochs=3, chunk=100, cancel=cancel,
+                  progress=lambda v: seen.append(v) if isinstance(v, ev.EpochEnd) else None)
+    assert seen == [] and cancel.checks == 5
+    # and the cancelled epoch changed nothing: no optimizer step on a partial gradient
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
 def test_flop_count_matches_hand_count():
     # 1 pixel, 1 input, 1 hidden, 1 endmember, 1 band: 3 forward products, 4 backward, x2 flops
     assert training_flops_per_epoch(1, 1, 1, 1, 1) == 14
