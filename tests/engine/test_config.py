@@ -58,3 +58,46 @@ def test_unparsable_and_empty_files(tmp_path):
         load_config(tmp_path / "e.yaml")
     with pytest.raises(InputError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+# ----------------------------------------------------------------------------- original configs
+def _original_template(**changes) -> dict:
+    """Every key of the original implementation's main.py template, none of ours."""
+    from spectramorph_engine.config import ORIGINAL_KEYS
+    d = {k: v for k, v in FusionConfig().to_dict().items() if k in ORIGINAL_KEYS}
+    assert set(d) == set(ORIGINAL_KEYS)
+    d.update(changes)
+    return d
+
+
+def test_an_original_config_with_tile_batches_is_refused_with_what_to_write(tmp_path):
+    import yaml
+    from spectramorph_engine.config import load_config
+    p = tmp_path / "original.yaml"
+    p.write_text(yaml.safe_dump(_original_template(training_batch_size=64, inference_batch_size=128)))
+    with pytest.raises(InputError) as err:
+        load_config(p)
+    msg = str(err.value)
+    assert "original.yaml" in msg and "original implementation" in msg and "\n" not in msg
+    assert "64 x 64-pixel tiles" in msg and "training_batch_size: 4096" in msg
+    assert "inference_batch_size: 16384" in msg and "null" in msg
+
+
+def test_an_original_config_without_batch_sizes_runs_unchanged(tmp_path):
+    import json
+    from spectramorph_engine.config import load_config
+    p = tmp_path / "original.json"
+    p.write_text(json.dumps(_original_template(epochs=300)))
+    assert load_config(p) == FusionConfig(epochs=300)
+
+
+def test_our_configs_count_batch_sizes_in_pixels(tmp_path):
+    import yaml
+    from spectramorph_engine.config import load_config
+    # one key of ours (scheduler) says the file is ours, whatever else it holds
+    ours = _original_template(training_batch_size=64, scheduler="flat")
+    (tmp_path / "ours.yaml").write_text(yaml.safe_dump(ours))
+    assert load_config(tmp_path / "ours.yaml").training_batch_size == 64
+    # a short hand-written file is not the original's template either
+    (tmp_path / "short.yaml").write_text("epochs: 10\ntraining_batch_size: 64\n")
+    assert load_config(tmp_path / "short.yaml").training_batch_size == 64
