@@ -258,3 +258,28 @@ def urban_cube(path=None) -> np.ndarray:
     return np.asarray(scipy.io.loadmat(str(p))["im"], dtype=np.float32)
 
 
+
+
+class VariableLibraryScene(LibraryScene):
+    """A harder mixed scene for the quality bench's held-out case: more materials than the
+    engine's default K, and spectral variability inside each material (a per-pixel brightness
+    and a per-pixel spectral tilt, both smooth random fields), so the cube is not exactly
+    low-rank and no material has one fixed spectrum. Nothing in the engine was tuned on it."""
+
+    def __init__(self, H: int, W: int, num_bands: int = 200, k: int = 10, seed: int = 11,
+                 variability: float = 0.15, tilt: float = 0.1, library_path=None):
+        super().__init__(H, W, num_bands, k, seed, library_path)
+        rng = np.random.default_rng(seed + 1000)
+        cell = max(8, min(H, W) // 10)
+        self.gain = np.stack([1.0 + variability * _smooth_field((H, W), cell, rng) for _ in range(k)],
+                             axis=2).astype(np.float32)
+        self.tilt = np.stack([tilt * _smooth_field((H, W), cell, rng) for _ in range(k)], axis=2).astype(np.float32)
+        wl = self.wavelengths
+        self.slope = ((wl - wl.mean()) / max(float(np.ptp(wl)), 1e-6)).astype(np.float32)   # -0.5 .. 0.5
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        a = self.A[r0:r1] * self.gain[r0:r1]
+        block = a @ self.spectra + (a * self.tilt[r0:r1]) @ (self.spectra * self.slope[None, :])
+        np.clip(block, 0.0, None, out=block)
+        block *= self.shade[r0:r1, :, None]
+        return block

@@ -25,6 +25,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 OUTPUT_TYPES = ("numpy", "matlab", "h5")
 FIGURE_FORMATS = ("png", "jpg")
 SRF_SOURCES = ("auto", "file", "preset", "estimate")
+METHODS = ("spectramorph", "glp", "hysure")
+ENDMEMBER_METHODS = ("nmf", "minvol")
+PRIOR_AUTO_MAX_BANDS = 2        # spec_prior auto: on up to this many MSI bands ...
+PRIOR_AUTO_MAX_RATIO = 4        # ... and up to this ratio (auto_select may turn it on elsewhere)
 TRAINING_INPUTS = ("auto", "srf", "msi_lr")
 
 
@@ -62,7 +66,7 @@ class FusionConfig:
     training_batch_size: Optional[int] = None    # pixels per batch; null = all
     inference_batch_size: Optional[int] = None   # pixels per batch; null = automatic
     num_endmembers: int = 7
-    spec_prior: Optional[bool] = None
+    spec_prior: Optional[Union[bool, str]] = "auto"   # auto | true | false; null (the original's value) = auto
     prior_downsample: int = 4
     # --- outputs ---
     figure_format: str = "png"
@@ -75,8 +79,26 @@ class FusionConfig:
     srf_source: str = "auto"
     training_input: str = "auto"
     wavelengths: Optional[Union[str, list]] = None   # file, or list of nm
+    # --- round two: methods and quality (issues 8, 9) ---
+    method: str = "spectramorph"            # spectramorph | glp | hysure
+    endmember_method: str = "nmf"           # nmf (plain, as the original) | minvol (minimum-volume refinement)
+    nmf_max_iter: int = 400
+    nmf_tol: float = 1e-2
+    hysure_iterations: int = 200            # ADMM iterations
+    hysure_tv_weight: float = 1e-3          # weight of the vector total variation prior
+    hysure_msi_weight: float = 1.0          # weight of the HR-MSI data term against the LR-HSI's
+    hysure_subspace: int = 10               # subspace dimension (from the LR-HSI)
+    refine: bool = True                     # make the result consistent with both images (refinement.py)
+    refine_trust: float = 8.0               # expected correction / what the LR-HSI shows of the error
+    refine_msi_weight: float = 1.0          # weight of the HR-MSI against the LR-HSI in the refinement
+    refine_tv_weight: float = 10.0          # vector TV of the refined cube, in units of the LR-HSI's noise variance (0: none)
+    refine_iterations: int = 200            # ADMM iterations (with TV); conjugate gradients stop by tolerance
+    refine_subspace: Optional[int] = None   # subspace dimension; null = max(num_endmembers, 10)
+    auto_select: bool = True                # choose prior / K / refinement on the reduced-resolution pair
 
     def __post_init__(self):
+        if self.spec_prior is None:       # the original template's null means auto (issue 8)
+            object.__setattr__(self, "spec_prior", "auto")
         _validate(self)
 
     # -- conversions -------------------------------------------------------
@@ -87,12 +109,75 @@ class FusionConfig:
         return from_dict({**self.to_dict(), **changes})
 
     @property
-    def use_prior(self) -> bool:
-        return bool(self.spec_prior)
+    def prior_choice(self) -> str:
+        """'on', 'off' or 'auto' (null and 'auto' both mean auto)."""
+        if self.spec_prior is None or self.spec_prior == "auto":
+            return "auto"
+        return "on" if self.spec_prior else "off"
+
+    def use_prior_for(self, msi_bands: int, ratio: Optional[int] = None) -> bool:
+        """Whether the coarse spectral prior is used for an MSI of `msi_bands` bands at `ratio`
+        when no auto-selection overrides it: forced by true/false; auto turns it on for 1-2
+        bands at ratios up to PRIOR_AUTO_MAX_RATIO, where the MSI alone cannot tell spectra
+        apart and one LR spectrum per r x r block still says which (quality bench, bench/README.md:
+        after the refinement the prior adds 0.3-0.7 dB at ratio 4 / 1 band and costs 0.7-1.4 dB
+        at ratio 8 / 1 band)."""
+        choice = self.prior_choice
+        if choice != "auto":
+            return choice == "on"
+        r = self.downsample_ratio if ratio is None else int(ratio)
+        return int(msi_bands) <= PRIOR_AUTO_MAX_BANDS and r <= PRIOR_AUTO_MAX_RATIO
 
 
 KEYS = tuple(f.name for f in fields(FusionConfig))
 _FIELD_TYPES = {f.name: f.type for f in fields(FusionConfig)}
+
+# The original implementation's main.py template: a file holding only these keys, and most of
+# them (at least ORIGINAL_SHARE), was written for the original and is read with its meaning.
+ORIGINAL_KEYS = ("synthetic", "provide_psf", "provide_srf", "mat_file", "mat_key", "psf_type", "sigma",
+                 "kernel_size", "downsample_ratio", "snr_spatial", "snr_spectral", "num_msi_bands",
+                 "fwhm_factor", "seed", "psf_file", "srf_file", "hr_msi_file", "lr_hsi_file",
+                 "num_bands_msi_non_synthetic", "verbose", "init_lr", "max_lr", "final_lr", "epochs",
+                 "hidden_size", "training_batch_size", "inference_batch_size", "num_endmembers",
+                 "spec_prior", "prior_downsample", "figure_format", "output_file_type", "output_dir",
+                 "log_dir")
+ORIGINAL_SHARE = 0.75
+
+
+def is_original_format(d: dict) -> bool:
+    """True for a mapping written for the original implementation: only its template's keys
+    (none of ours) and at least three quarters of them, as its main.py template writes."""
+    keys = set(d)
+    return keys <= set(ORIGINAL_KEYS) and len(keys) >= ORIGINAL_SHARE * len(ORIGINAL_KEYS)
+
+
+def _refuse_original_batches(p: Path, d: dict) -> None:
+    """The original read training_batch_size / inference_batch_size as tile sides (B means
+    B x B-pixel tiles in raster order); here they count pixels. Running such a file unchanged
+    would silently mean something else, so it is refused with what to write instead."""
+    given = {k: d.get(k) for k in ("training_batch_size", "inference_batch_size")
+             if d.get(k) not in (None, "null", "~")}
+    if not given:
+        return
+    sides = []
+    for k, v in given.items():
+        try:
+            side = int(float(v))
+        except (TypeError, ValueError):
+            return          # not a number: from_dict names the key and the type
+        sides.append(f"{k}: {v} ({side} x {side}-pixel tiles)")
+    fixes = []
+    if "training_batch_size" in given:
+        side = int(float(given["training_batch_size"]))
+        fixes.append(f"training_batch_size: {side * side} for shuffled batches of as many pixels, or null "
+                     f"for all pixels at once (the default)")
+    if "inference_batch_size" in given:
+        side = int(float(given["inference_batch_size"]))
+        fixes.append(f"inference_batch_size: {side * side} (pixels; the result is the same for any value) "
+                     f"or null (automatic)")
+    raise InputError(f"config file '{p}' is in the original implementation's format, where "
+                     f"{' and '.join(sides)} are tile sides; here batch sizes count pixels, so write "
+                     f"{'; and '.join(fixes)}")
 
 
 def _kind(name: str) -> str:
@@ -107,6 +192,14 @@ def _kind(name: str) -> str:
 
 def _coerce(name: str, value: Any) -> Any:
     """Bring a value from YAML/JSON/--set to the field's type, or refuse."""
+    if name == "spec_prior":     # true | false | auto | null (= auto, the original template's value)
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        return _coerce_plain(name, value)
+    return _coerce_plain(name, value)
+
+
+def _coerce_plain(name: str, value: Any) -> Any:
     kind = _kind(name)
     optional = "Optional" in str(_FIELD_TYPES[name])
     if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "~")):
@@ -170,6 +263,22 @@ def _validate(c: FusionConfig) -> None:
     _choice("figure_format", c.figure_format, FIGURE_FORMATS)
     _choice("srf_source", c.srf_source, SRF_SOURCES)
     _choice("training_input", c.training_input, TRAINING_INPUTS)
+    _choice("method", c.method, METHODS)
+    if not (c.spec_prior is None or isinstance(c.spec_prior, bool) or c.spec_prior == "auto"):
+        raise InputError(f"config key 'spec_prior' is {c.spec_prior!r}; allowed: auto, true, false, null (= auto)")
+    if c.refine_iterations < 1:
+        raise InputError(f"config key 'refine_iterations' must be >= 1, got {c.refine_iterations}")
+    if c.refine_subspace is not None and c.refine_subspace < 1:
+        raise InputError(f"config key 'refine_subspace' must be >= 1 or null, got {c.refine_subspace}")
+    _positive("refine_trust", c.refine_trust)
+    _positive("refine_msi_weight", c.refine_msi_weight, strict=False)
+    _positive("refine_tv_weight", c.refine_tv_weight, strict=False)
+    _choice("endmember_method", c.endmember_method, ENDMEMBER_METHODS)
+    for k in ("nmf_max_iter", "hysure_iterations", "hysure_subspace"):
+        if getattr(c, k) < 1:
+            raise InputError(f"config key '{k}' must be >= 1, got {getattr(c, k)}")
+    for k in ("nmf_tol", "hysure_tv_weight", "hysure_msi_weight"):
+        _positive(k, getattr(c, k), strict=False)
     for k in ("init_lr", "max_lr", "final_lr"):
         if not getattr(c, k) > 0:
             raise InputError(f"config key '{k}' (learning rate) must be > 0, got {getattr(c, k)}")
@@ -205,21 +314,52 @@ def from_dict(d: dict) -> FusionConfig:
     """Build a config from a mapping; unknown keys are refused by name."""
     if not isinstance(d, dict):
         raise InputError("a config must be a mapping of key: value")
+    odd = [k for k in d if not isinstance(k, str)]
+    if odd:
+        raise InputError(f"config keys must be names, got {odd[0]!r}")
     unknown = sorted(set(d) - set(KEYS))
     if unknown:
         raise InputError(f"unknown config key(s): {', '.join(unknown)} (known keys: {', '.join(KEYS)})")
     return FusionConfig(**{k: _coerce(k, v) for k, v in d.items()})
 
 
+# A config is a few kB of flat key: value lines; anything far bigger or deeper is not one, and
+# the YAML/JSON parsers recurse (slowly) on each bracket level.
+_MAX_CONFIG_BYTES = 1 << 20
+_MAX_CONFIG_NESTING = 16
+
+
+def _nesting(text: str) -> int:
+    """Deepest bracket nesting of a YAML/JSON text (brackets inside quotes not counted)."""
+    depth = deepest = 0
+    quote = None
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def load_config(path: Union[str, Path]) -> FusionConfig:
     """Load YAML (.yaml/.yml) or JSON (.json) from `path`."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"config file '{p}' does not exist")
+    from .io import _check_file
+    p = _check_file(path, "config")
+    if p.stat().st_size > _MAX_CONFIG_BYTES:
+        raise InputError(f"config file '{p}' is {p.stat().st_size} bytes: too big for a config "
+                         f"(is it the right file?)")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
+        if _nesting(text) > _MAX_CONFIG_NESTING:
+            raise InputError(f"config file '{p}' nests brackets more than {_MAX_CONFIG_NESTING} deep")
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError, RecursionError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"config file '{p}' cannot be parsed: {first}") from None
     if data is None:
@@ -227,8 +367,12 @@ def load_config(path: Union[str, Path]) -> FusionConfig:
     if not isinstance(data, dict):
         raise InputError(f"config file '{p}' must hold a mapping of key: value")
     try:
+        if is_original_format(data):
+            _refuse_original_batches(p, data)
         return from_dict(data)
     except InputError as exc:
+        if str(exc).startswith(f"config file '{p}'"):
+            raise
         raise InputError(f"{p}: {exc}") from None
 
 

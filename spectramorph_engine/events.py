@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAGES = ("load", "degrade", "nmf", "train", "inference", "metrics", "save")
+STAGES = ("load", "select", "degrade", "nmf", "train", "inference", "refine", "fuse", "metrics", "save")
 
 
 @dataclass(frozen=True)

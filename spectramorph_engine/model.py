@@ -37,3 +37,14 @@ class LatentEstimationNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(torch.relu(self.fc1(x)))
+
+    def forward_with_prior(self, x_msi: torch.Tensor, prior_rows: torch.Tensor,
+                           index: torch.Tensor) -> torch.Tensor:
+        """forward([x_msi, prior_rows[index]]) without building the concatenated input: the
+        prior's share of the first layer is computed once per distinct prior row (the coarse
+        prior is constant over blocks of pixels), then gathered."""
+        c = x_msi.shape[1]
+        w = self.fc1.weight
+        hidden = torch.addmm(self.fc1.bias, x_msi, w[:, :c].t())
+        hidden += (prior_rows @ w[:, c:].t())[index]
+        return self.fc2(torch.relu_(hidden))

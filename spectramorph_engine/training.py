@@ -74,8 +74,14 @@ class FusedLEN:
     (4 -> 1024 -> 7) run 2-4x faster that way round than pixels x features.
     """
 
-    def __init__(self, model, endmembers: torch.Tensor, chunk: Optional[int] = None):
+    def __init__(self, model, endmembers: torch.Tensor, chunk: Optional[int] = None, cancel=None,
+                 prior: Optional[torch.Tensor] = None):
+        """`prior`: the coarse spectral prior as its distinct rows (blocks x P); the network's
+        input is then [msi, prior[index]] (index given per call), and the prior's part of the
+        first layer is computed once per block, not once per pixel (see loss_and_grad_t)."""
         self.model = model
+        # checked between chunks: one epoch on a 2048^2 scene with the prior takes seconds
+        self.cancel = cancel
         p = model.fc1.weight
         self.chunk = int(chunk or default_chunk(p.device))
         hidden = model.fc1.out_features
@@ -93,14 +99,27 @@ class FusedLEN:
         self.tmp_h = torch.empty(hidden, 1, device=dev, dtype=dt)
         self.tmp_k = torch.empty(k, 1, device=dev, dtype=dt)
         self.loss_sum = torch.zeros((), device=dev, dtype=dt)
+        self.prior = None if prior is None else prior.to(dev, dt).contiguous()
+        if self.prior is not None:
+            blocks = self.prior.shape[0]
+            self.Q = torch.empty(hidden, blocks, device=dev, dtype=dt)       # W1_prior @ prior^T
+            self.gQ = torch.empty(hidden, blocks, device=dev, dtype=dt)
+            self.QZ = torch.empty(hidden, self.chunk, device=dev, dtype=dt)
         for prm in model.parameters():
             if prm.grad is None:
                 prm.grad = torch.zeros_like(prm)
 
     @torch.no_grad()
-    def loss_and_grad_t(self, xT: torch.Tensor, tT: torch.Tensor) -> torch.Tensor:
+    def loss_and_grad_t(self, xT: torch.Tensor, tT: torch.Tensor,
+                        prior_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Set .grad of the model's parameters to d(MAE)/d(param) over all columns (pixels) of
-        xT (features x N) against tT (bands x N); return the MAE as a 0-d tensor."""
+        xT (features x N) against tT (bands x N); return the MAE as a 0-d tensor.
+
+        With a prior, column i's input is [xT[:, i], prior[prior_index[i]]]: the coarse
+        spectral prior is constant over blocks of pixels, so W1_prior @ prior is computed per
+        block (hidden x blocks) and gathered, and its gradient summed per block before one
+        product with the prior -- the exact full-input gradient at a fraction of its cost
+        (the prior has C inputs, the MSI c)."""
         m = self.model
         W1, b1, W2, b2 = m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias
         gW1, gW2 = W1.grad, W2.grad
@@ -112,8 +131,14 @@ class FusedLEN:
         self.W2t.copy_(W2.t())
         n_total = xT.shape[1]
         scale = 1.0 / (n_total * tT.shape[0])
-        small_input = xT.shape[0] <= 8
+        cm = xT.shape[0]                            # MSI inputs (the prior's come after them)
+        W1m, gW1m = W1[:, :cm], gW1[:, :cm]
+        if self.prior is not None:
+            torch.mm(W1[:, cm:], self.prior.t(), out=self.Q)
+            self.gQ.zero_()
+        small_input = cm <= 8
         for start in range(0, n_total, self.chunk):
+            ev.check_cancel(self.cancel)
             stop = min(start + self.chunk, n_total)
             n = stop - start
             xc, tc = xT[:, start:stop], tT[:, start:stop]
@@ -121,9 +146,12 @@ class FusedLEN:
             if small_input:    # a few rank-1 updates beat a k=4 matmul
                 ZT.copy_(b1c.expand(-1, n))
                 for j in range(xc.shape[0]):
-                    ZT.addcmul_(W1[:, j:j + 1], xc[j:j + 1])
+                    ZT.addcmul_(W1m[:, j:j + 1], xc[j:j + 1])
             else:
-                torch.addmm(b1c, W1, xc, out=ZT)
+                torch.addmm(b1c, W1m, xc, out=ZT)
+            if self.prior is not None:
+                pidx = prior_index[start:stop]
+                ZT.add_(torch.index_select(self.Q, 1, pidx, out=self.QZ[:, :n]))
             ZT.clamp_min_(0.0)                      # ZT now holds the ReLU activations
             torch.addmm(b2c, W2, ZT, out=YT)
             torch.mm(self.Et, YT, out=RT)
@@ -135,8 +163,12 @@ class FusedLEN:
             gb2.add_(torch.sum(dYT, 1, keepdim=True, out=self.tmp_k))
             torch.mm(self.W2t, dYT, out=dZT)        # dLoss/dA
             torch.ops.aten.threshold_backward.grad_input(dZT, ZT, 0.0, grad_input=dZT)
-            gW1.addmm_(dZT, xc.t())
+            gW1m.addmm_(dZT, xc.t())
             gb1.add_(torch.sum(dZT, 1, keepdim=True, out=self.tmp_h))
+            if self.prior is not None:
+                self.gQ.index_add_(1, pidx, dZT)
+        if self.prior is not None:
+            torch.mm(self.gQ, self.prior, out=gW1[:, cm:])
         return self.loss_sum * scale
 
     def loss_and_grad(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -155,10 +187,15 @@ def loss_and_grad_autograd(model, x, target, endmembers) -> torch.Tensor:
 def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: torch.Tensor, *,
               epochs: int, scheduler: str = "one_cycle", init_lr: float = 1e-3, max_lr: float = 1e-2,
               final_lr: float = 1e-6, batch_size: Optional[int] = None, seed: int = 0,
-              chunk: Optional[int] = None, progress=None, cancel=None) -> TrainingHistory:
-    """Train `model` in place; emits EpochEnd per epoch and stops at the cancel token (Cancelled)."""
+              chunk: Optional[int] = None, progress=None, cancel=None, prior=None) -> TrainingHistory:
+    """Train `model` in place; emits EpochEnd per epoch and stops at the cancel token (Cancelled).
+    `prior`: (blocks x P rows, index (N,) of each pixel's row), the coarse spectral prior
+    appended to each pixel's input (see FusedLEN)."""
     n = inputs.shape[0]
-    fused = FusedLEN(model, endmembers, chunk=chunk)
+    prior_rows, prior_index = (None, None) if prior is None else prior
+    if prior_index is not None:
+        prior_index = torch.as_tensor(prior_index, dtype=torch.long, device=inputs.device)
+    fused = FusedLEN(model, endmembers, chunk=chunk, cancel=cancel, prior=prior_rows)
     xT, tT = inputs.t().contiguous(), targets.t().contiguous()   # transposed once, see FusedLEN
     params = list(model.parameters())
     use_foreach = inputs.device.type != "mps"
@@ -173,7 +210,7 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
         for group in optimizer.param_groups:
             group["lr"] = lr
         if batch == n:
-            loss = fused.loss_and_grad_t(xT, tT)
+            loss = fused.loss_and_grad_t(xT, tT, prior_index)
             optimizer.step()
         else:
             order = torch.randperm(n, generator=gen).to(inputs.device)
@@ -181,7 +218,8 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
             for start in range(0, n, batch):
                 ev.check_cancel(cancel)
                 idx = order[start:start + batch]
-                part = fused.loss_and_grad_t(xT[:, idx], tT[:, idx])
+                part = fused.loss_and_grad_t(xT[:, idx], tT[:, idx],
+                                             None if prior_index is None else prior_index[idx])
                 optimizer.step()
                 loss += part * (idx.numel() / n)
         loss_value = float(loss)                  # the one host sync per epoch (progress needs it)

@@ -101,3 +101,25 @@ def test_our_configs_count_batch_sizes_in_pixels(tmp_path):
     # a short hand-written file is not the original's template either
     (tmp_path / "short.yaml").write_text("epochs: 10\ntraining_batch_size: 64\n")
     assert load_config(tmp_path / "short.yaml").training_batch_size == 64
+
+
+def test_spec_prior_null_means_auto_and_true_false_force_it(tmp_path):
+    from spectramorph_engine.config import from_dict
+    assert from_dict({"spec_prior": None}).spec_prior == "auto" == FusionConfig().spec_prior
+    assert from_dict({"spec_prior": "auto"}).prior_choice == "auto"
+    auto = FusionConfig()
+    assert auto.use_prior_for(1, 4) and auto.use_prior_for(2, 4)
+    assert not auto.use_prior_for(3, 4) and not auto.use_prior_for(1, 8)
+    assert FusionConfig(spec_prior=True).use_prior_for(8, 16)
+    assert not FusionConfig(spec_prior=False).use_prior_for(1, 4)
+    with pytest.raises(InputError, match="spec_prior"):
+        from_dict({"spec_prior": "sometimes"})
+
+
+def test_method_and_quality_keys_round_trip_through_yaml(tmp_path):
+    cfg = FusionConfig(method="hysure", hysure_tv_weight=2e-3, endmember_method="minvol", refine=False,
+                       refine_tv_weight=0.0, refine_subspace=12, auto_select=False, spec_prior=False)
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    with pytest.raises(InputError, match="method"):
+        FusionConfig(method="magic")

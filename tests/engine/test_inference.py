@@ -70,3 +70,24 @@ def test_coarse_prior_is_block_mean_repeated():
     np.testing.assert_allclose(prior[0, 0], lr[:2, :2].mean(axis=(0, 1)))
     np.testing.assert_allclose(prior[1, 1], lr[:2, :2].mean(axis=(0, 1)))
     np.testing.assert_allclose(prior[4, 5], lr[4:, 4:].mean(axis=(0, 1)))   # partial edge block
+
+
+def test_prior_inference_equals_the_network_on_the_concatenated_input():
+    """infer() feeds the prior per LR pixel (model.forward_with_prior); the result must be the
+    network applied to [msi, LR-HSI nearest-upsampled] pixel by pixel, at any batch size."""
+    import torch
+    from spectramorph_engine.inference import infer
+    from spectramorph_engine.model import LatentEstimationNetwork
+    rng = np.random.default_rng(3)
+    r, C = 4, 12
+    lr = rng.random((5, 7, C)).astype(np.float32)
+    msi = rng.random((20, 28, 2)).astype(np.float32)
+    E = rng.random((3, C)).astype(np.float32)
+    model = LatentEstimationNetwork(2 + C, 16, 3, seed=0)
+    up = np.repeat(np.repeat(lr, r, 0), r, 1)
+    with torch.no_grad():
+        want = model(torch.from_numpy(np.concatenate([msi, up], 2).reshape(-1, 2 + C))).numpy().reshape(20, 28, 3)
+    for batch in (None, 28, 50):          # whole image, one row, blocks that straddle LR rows
+        hr, alle = infer(model, msi, E, lr_hsi=lr, ratio=r, batch_size=batch)
+        assert np.allclose(alle, want, atol=1e-5)
+        assert np.allclose(hr, np.clip(want @ E, 0, 1), atol=1e-5)

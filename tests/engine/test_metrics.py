@@ -186,11 +186,14 @@ def test_original_uiqi_squares_the_luminance_term_on_flat_blocks():
     assert m.original_uiqi(x, x) == pytest.approx(1.0)
 
 
-def test_original_ergas_is_100_r_times_the_relative_error():
+def test_original_ergas_is_sewars_default_at_every_ratio():
+    """sewar's ergas(GT, P) (the original's metric library) uses r = 1/4 unless told: 100/4 * ..."""
     truth, est = const(12, 12, [0.5, 0.25]), const(12, 12, [0.55, 0.2])
     # MSE / mean^2 per band: (0.05/0.5)^2 = 0.01 and (0.05/0.25)^2 = 0.04; mean 0.025
-    assert m.original_ergas(truth, est, 4) == pytest.approx(100 * 4 * math.sqrt(0.025))
+    for ratio in (2, 4, 8):
+        assert m.original_ergas(truth, est, ratio) == pytest.approx(100 / 4 * math.sqrt(0.025))
     assert m.ergas(truth, est, 4) == pytest.approx(100 / 4 * math.sqrt(0.025))
+    assert m.ergas(truth, est, 8) == pytest.approx(100 / 8 * math.sqrt(0.025))
 
 
 def test_original_sam_counts_every_pixel():

@@ -121,3 +121,48 @@ def test_cancel_inside_an_epoch_stops_before_the_epoch_ends():
 def test_flop_count_matches_hand_count():
     # 1 pixel, 1 input, 1 hidden, 1 endmember, 1 band: 3 forward products, 4 backward, x2 flops
     assert training_flops_per_epoch(1, 1, 1, 1, 1) == 14
+
+
+@pytest.mark.parametrize("c", [1, 4, 12])                  # rank-1 and matmul MSI paths
+@pytest.mark.parametrize("chunk", [64, 4096])
+def test_block_prior_gradient_equals_autograd_on_the_concatenated_input(c, chunk):
+    """The coarse prior is fed per block (FusedLEN(prior=...)), yet the gradient must be the
+    one of the plain network on [msi, prior[index]] (what the original computes)."""
+    from spectramorph_engine.inference import coarse_prior_blocks
+    rng = np.random.default_rng(5)
+    lr = rng.random((18, 22, 30)).astype(np.float32)          # blocks of 4 that do not tile evenly
+    rows, index = coarse_prior_blocks(lr, 4)
+    assert rows.shape == (5 * 6, 30) and index.max() == 29
+    x = torch.from_numpy(rng.random((18 * 22, c)).astype(np.float32))
+    t = torch.from_numpy(lr.reshape(-1, 30))
+    e = torch.from_numpy(rng.random((5, 30)).astype(np.float32))
+    model = LatentEstimationNetwork(c + 30, 48, 5, seed=2)
+    full = torch.cat([x, torch.from_numpy(rows[index])], dim=1)
+    ref_loss = loss_and_grad_autograd(model, full, t, e)
+    ref = [p.grad.clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = None
+    fused = FusedLEN(model, e, chunk=chunk, prior=torch.from_numpy(rows))
+    loss = fused.loss_and_grad_t(x.t().contiguous(), t.t().contiguous(), torch.from_numpy(index))
+    assert float(loss) == pytest.approx(float(ref_loss), rel=1e-5)
+    for got, want in zip((p.grad for p in model.parameters()), ref):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-6 * float(want.abs().max()))
+
+
+def test_training_with_the_block_prior_matches_the_concatenated_input():
+    """Same seeds, same batches: training on prior blocks follows training on the full input."""
+    from spectramorph_engine.inference import coarse_prior_blocks
+    rng = np.random.default_rng(6)
+    lr = rng.random((16, 16, 20)).astype(np.float32)
+    rows, index = coarse_prior_blocks(lr, 4)
+    x = torch.from_numpy(rng.random((256, 2)).astype(np.float32))
+    t = torch.from_numpy(lr.reshape(-1, 20))
+    e = torch.from_numpy(rng.random((4, 20)).astype(np.float32))
+    a = LatentEstimationNetwork(22, 32, 4, seed=1)
+    b = LatentEstimationNetwork(22, 32, 4, seed=1)
+    ha = train_len(a, x, t, e, epochs=25, batch_size=100, seed=3,
+                   prior=(torch.from_numpy(rows), torch.from_numpy(index)))
+    hb = train_len(b, torch.cat([x, torch.from_numpy(rows[index])], 1), t, e, epochs=25, batch_size=100, seed=3)
+    assert np.allclose(ha.loss, hb.loss, rtol=1e-4)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, rtol=1e-3, atol=1e-5)

@@ -74,7 +74,7 @@ def recovery_scene(shared_data):
 @pytest.fixture(scope="module")
 def recovered(recovery_scene):
     _, _, cube = recovery_scene
-    return unmixing.extract_endmembers(cube, 4)
+    return unmixing.extract_endmembers(cube, 4, method="minvol")
 
 
 def _nnls_fit(E, targets):
@@ -126,8 +126,20 @@ def test_recovers_known_endmembers(recovery_scene, recovered):
 
 def test_deterministic(recovery_scene, recovered):
     _, _, cube = recovery_scene
-    again = unmixing.extract_endmembers(cube, 4)
+    again = unmixing.extract_endmembers(cube, 4, method="minvol")
     assert np.array_equal(again, recovered)
+    plain = unmixing.extract_endmembers(cube, 4)
+    assert np.array_equal(plain, unmixing.extract_endmembers(cube, 4, method="nmf"))
+
+
+def test_plain_nmf_endmembers_span_the_scene(recovery_scene):
+    """The default (plain NMF): spectra scaled to peak 1 and a span that explains the scene
+    to its noise, though not necessarily the pure materials (see test_recovers_known_endmembers)."""
+    spectra, _, cube = recovery_scene
+    E = unmixing.extract_endmembers(cube, 4)
+    assert E.shape == (4, spectra.shape[1]) and np.allclose(E.max(axis=1), 1.0) and E.min() >= 0
+    _, rel = _nnls_fit(E, spectra)
+    assert rel.max() < 0.02, rel
 
 
 @pytest.fixture(scope="module")

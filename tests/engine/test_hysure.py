@@ -1,0 +1,157 @@
+"""HySure (methods/hysure.py): forward model, recovery, objective, cancel, streamed output."""
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from spectramorph_engine import events as ev
+from spectramorph_engine import metrics
+from spectramorph_engine.config import FusionConfig
+from spectramorph_engine.degradation import (bicubic_upsample, degrade_spatial, make_synthetic_pair,
+                                             normalize_percentile)
+from spectramorph_engine.errors import Cancelled
+from spectramorph_engine.methods import MethodOutput, get_method
+from spectramorph_engine.pipeline import PreparedInputs
+from spectramorph_engine.psf import make_psf
+from spectramorph_engine.srf import preset_srf
+
+hysure = get_method("hysure")
+DEFAULTS = FusionConfig(method="hysure")        # the settings a user gets
+RATIO = 4
+
+
+def _scene(shared_data, size, bands):
+    from bench.scenes import LIBRARY_FILE, LibraryScene
+    path = shared_data / LIBRARY_FILE
+    if not path.exists():
+        pytest.skip(f"{path} (USGS library) not present")
+    scene = LibraryScene(size, size, bands, k=6, seed=0, library_path=path)
+    return normalize_percentile(scene.cube()), scene.wavelengths
+
+
+def _pair(truth, wl, num_msi=4, psf=None):
+    psf = make_psf("gaussian", 3.4, 7) if psf is None else psf
+    srf = preset_srf(num_msi, truth.shape[2], wavelengths=wl)
+    truth, msi, lr = make_synthetic_pair(truth, psf, srf, RATIO, None, None, seed=0)
+    return PreparedInputs(mode="synthetic", hr_msi=msi, lr_hsi=lr, srf=srf, ratio=RATIO, psf=psf, truth=truth)
+
+
+@pytest.fixture(scope="module")
+def pair4(shared_data):
+    """128 x 128 x 100 library scene, default PSF (Gaussian sigma 3.4, 15 x 15), 4-band IKONOS SRF."""
+    return _pair(*_scene(shared_data, 128, 100))
+
+
+@pytest.fixture(scope="module")
+def fused(pair4):
+    return hysure.fuse(DEFAULTS, pair4, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def small(shared_data):
+    truth, wl = _scene(shared_data, 32, 40)
+    return _pair(truth, wl, psf=make_psf("gaussian", 1.5, 3))
+
+
+def test_interface():
+    assert hysure.NAME == "hysure" and hysure.TITLE
+    assert set(hysure.USES) >= {"psf", "srf", "ignores"}
+
+
+@pytest.mark.parametrize("shape, r, sigma, k", [((64, 48), 4, 3.4, 7), ((60, 45), 3, 1.0, 2), ((20, 24), 2, 0.5, 1)])
+def test_forward_operator_is_degrade_spatial(shape, r, sigma, k):
+    """Blur (zero padding) + r x r block mean == one FFT convolution with PSF * box, sampled at
+    r*i on the padded grid: the same numbers, border pixels included."""
+    psf = make_psf("gaussian", sigma, k)
+    image = np.random.default_rng(1).random(shape).astype(np.float32)
+    grid = hysure.FourierGrid(psf, r, *shape)
+    np.testing.assert_allclose(grid.degrade(image), degrade_spatial(image, psf, r), atol=2e-6)
+    # an off-by-one in the sampling phase would show: shift the image by one pixel
+    shifted = np.roll(image, 1, axis=0)
+    assert np.abs(grid.degrade(shifted) - degrade_spatial(image, psf, r)).max() > 1e-2
+
+
+def test_recovers_noise_free_library_scene(pair4, fused):
+    assert isinstance(fused, MethodOutput)
+    est = fused.hr_hsi
+    assert est.shape == pair4.truth.shape and est.dtype == np.float32
+    assert est.min() >= 0.0 and est.max() <= 1.0
+    psnr = metrics.psnr(pair4.truth, est)
+    bicubic = bicubic_upsample(pair4.lr_hsi, RATIO)
+    assert psnr >= 35.0, psnr
+    assert psnr > metrics.psnr(pair4.truth, bicubic) + 10.0
+    assert metrics.sam(pair4.truth, est) < 0.5 * metrics.sam(pair4.truth, bicubic)
+
+
+def test_objective_decreases(fused):
+    obj = np.asarray(fused.loss_history)
+    assert fused.info["objective"] == fused.loss_history
+    assert len(obj) == DEFAULTS.hysure_iterations + 1          # the start, then every iteration
+    assert np.all(np.isfinite(obj))
+    assert obj[-1] < 0.05 * obj[0]
+    assert obj[-1] <= obj.min() * 1.001
+    # ADMM's objective may wobble while the dual variables build up; once settled (after the
+    # first quarter of the iterations) it must not rise by more than 0.1 % a step
+    tail = obj[len(obj) // 4:]
+    assert np.all(np.diff(tail) <= 1e-3 * tail[1:]), np.max(np.diff(tail) / tail[1:])
+
+
+def test_single_band_pan(shared_data):
+    truth, wl = _scene(shared_data, 64, 60)
+    prep = _pair(truth, wl, num_msi=1, psf=make_psf("gaussian", 2.0, 4))
+    est = hysure.fuse(DEFAULTS.replace(hysure_iterations=60), prep, device="cpu").hr_hsi
+    assert metrics.psnr(prep.truth, est) > metrics.psnr(prep.truth, bicubic_upsample(prep.lr_hsi, RATIO)) + 3.0
+
+
+def test_msi_offset_is_subtracted(small):
+    """A real pair whose MSI carries a fitted gain and offset: the SRF model absorbs them."""
+    cfg = DEFAULTS.replace(hysure_iterations=30)
+    base = hysure.fuse(cfg, replace(small, mode="real"), device="cpu").hr_hsi
+    gain = np.array([1.0, 1.0, 1.0, 1.0])
+    offset = np.array([0.05, -0.02, 0.1, 0.0])
+    shifted = replace(small, mode="real", hr_msi=(small.hr_msi + offset.astype(np.float32)),
+                      srf_gain_offset=(gain, offset))
+    np.testing.assert_allclose(hysure.fuse(cfg, shifted, device="cpu").hr_hsi, base, atol=2e-4)
+
+
+def test_cancel(small):
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        hysure.fuse(DEFAULTS, small, device="cpu", cancel=stop)
+
+    stop = threading.Event()
+    fractions = []
+
+    def cancel_midway(event):           # the user presses Cancel during the iterations
+        if isinstance(event, ev.StageProgress):
+            fractions.append(event.fraction)
+            if event.fraction > 0.1:
+                stop.set()
+
+    with pytest.raises(Cancelled):
+        hysure.fuse(DEFAULTS.replace(hysure_iterations=2000), small, device="cpu",
+                    progress=cancel_midway, cancel=stop)
+    assert fractions[-1] < 0.5
+
+
+class _RowWriter:
+    def __init__(self, shape):
+        self.array = np.full(shape, np.nan, dtype=np.float32)
+
+    def write_rows(self, row, block):
+        self.array[row:row + block.shape[0]] = block
+
+
+def test_out_hsi_equals_in_memory_result(small):
+    cfg = DEFAULTS.replace(hysure_iterations=20)
+    seen = []
+    ref = hysure.fuse(cfg, small, device="cpu", progress=seen.append).hr_hsi
+    assert [e.fraction for e in seen if isinstance(e, ev.StageProgress)][-1] == 1.0
+    target = np.zeros(ref.shape, dtype=np.float32)
+    assert hysure.fuse(cfg, small, device="cpu", out_hsi=target).hr_hsi is target
+    np.testing.assert_array_equal(target, ref)
+    writer = _RowWriter(ref.shape)
+    assert hysure.fuse(cfg, small, device="cpu", out_hsi=writer).hr_hsi is writer
+    np.testing.assert_array_equal(writer.array, ref)
