@@ -29,7 +29,10 @@ from .worker import Workers
 TRAINING_KEYS = frozenset({
     "verbose", "init_lr", "max_lr", "final_lr", "epochs", "hidden_size", "training_batch_size",
     "inference_batch_size", "num_endmembers", "spec_prior", "prior_downsample", "figure_format",
-    "output_file_type", "output_dir", "log_dir", "scheduler", "device"})
+    "output_file_type", "output_dir", "log_dir", "scheduler", "device",
+    "method", "endmember_method", "nmf_max_iter", "nmf_tol", "auto_select",
+    "refine", "refine_trust", "refine_msi_weight", "refine_tv_weight", "refine_iterations", "refine_subspace",
+    "hysure_iterations", "hysure_tv_weight", "hysure_msi_weight", "hysure_subspace"})
 PREPARE_DELAY_MS = 200   # coalesce a burst of edits (a spin box held down) into one preparation
 
 
@@ -47,6 +50,7 @@ class DataSource:
 @dataclass
 class RunProgress:
     stage: str = ""
+    method: str = "spectramorph"          # the run's fusion method (config.method when it started)
     epoch: int = 0
     epochs: int = 0
     loss: Optional[float] = None
@@ -443,7 +447,7 @@ class AppState(QObject):
         if self.running:
             return False
         self.history.clear()
-        self.progress = RunProgress(stage="starting")
+        self.progress = RunProgress(stage="starting", method=self.config.method)
         self._run_t0 = time.monotonic()
         self._train_t0 = None
         self.workers.start_run(self.config, self.current_inputs())
@@ -491,7 +495,10 @@ class AppState(QObject):
         h = self.history
         h.loss[:] = list(result.loss_history)
         h.lr[:] = list(result.lr_history)
-        h.epoch[:] = list(range(1, len(h.loss) + 1))
+        # an objective recorded before the first iteration too (HySure) starts at iteration 0
+        before_first = len(h.loss) - int((result.method_info or {}).get("iterations", len(h.loss)))
+        first = 0 if before_first == 1 else 1
+        h.epoch[:] = list(range(first, first + len(h.loss)))
         h.version += 1
         self.result = result
         self.progress.stage = "done"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields as dc_fields
+from html import escape
 from typing import Any, Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QSpinBox, QWidget)
+                               QLabel, QLineEdit, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from spectramorph_engine import FusionConfig
 
@@ -70,7 +71,12 @@ class SciSpinBox(QDoubleSpinBox):
         return QValidator.Acceptable, text, pos
 
     def stepBy(self, steps: int) -> None:
-        # one step = a tenth of a decade, the natural unit for learning rates
+        # one step = a tenth of a decade, the natural unit for learning rates and weights;
+        # from 0 (allowed for some weights) the first step up lands on the smallest decade shown
+        if self.value() <= 0:
+            if steps > 0:
+                self.setValue(max(self.minimum(), 1e-6))
+            return
         self.setValue(self.value() * 10 ** (steps / 10))
 
 
@@ -122,15 +128,19 @@ class OptionalNumber(QWidget):
 
 
 class Field:
-    """Spec of one editor: key, label, kind and options."""
+    """Spec of one editor: key, label, kind and options. `methods` names the fusion methods that
+    read the key (None: every method); `why_ignored` is the sentence shown when the chosen method
+    does not ('{method}' is replaced by its name)."""
 
     def __init__(self, key: str, label: str, tip: str, kind: str = "auto", unit: str = "",
                  minimum: Optional[float] = None, maximum: Optional[float] = None, step: Optional[float] = None,
                  decimals: int = 2, choices: Optional[Sequence] = None, choice_labels: Optional[Sequence] = None,
-                 null_text: str = ""):
+                 null_text: str = "", methods: Optional[Sequence[str]] = None, why_ignored: str = ""):
         self.key, self.label, self.tip, self.kind, self.unit = key, label, tip, kind, unit
         self.minimum, self.maximum, self.step, self.decimals = minimum, maximum, step, decimals
         self.choices, self.choice_labels, self.null_text = choices, choice_labels, null_text
+        self.methods = None if methods is None else tuple(methods)
+        self.why_ignored = why_ignored
 
 
 def _make_spin(f: Field, integer: bool):
@@ -169,6 +179,9 @@ class BoundWidget:
             w.valueChanged.connect(self._commit)
         elif kind == "sci":
             w = SciSpinBox()
+            if f.minimum is not None or f.maximum is not None:
+                w.setRange(w.minimum() if f.minimum is None else f.minimum,
+                           w.maximum() if f.maximum is None else f.maximum)
             if f.unit:
                 w.setSuffix(f" {f.unit}")
             w.valueChanged.connect(self._commit)
@@ -192,11 +205,25 @@ class BoundWidget:
             w.editingFinished.connect(self._commit)
         else:
             raise ValueError(f"unknown field kind {kind}")
-        w.setToolTip(tooltip(f.key, f.tip))
+        self.base_tip = tooltip(f.key, f.tip)
+        w.setToolTip(self.base_tip)
         w.setObjectName(f"field_{f.key}")
         self.widget = w
+        self.label: Optional[QLabel] = None
+        self.ignored_reason: Optional[str] = None
         self._updating = False
         self.show(getattr(state.config, f.key))
+
+    def set_ignored(self, reason: Optional[str]) -> None:
+        """Grey the editor (and its label) out, its tooltip opening with why the run ignores it;
+        None makes it editable again. Disabled, not hidden: the value is still there to read."""
+        self.ignored_reason = reason
+        tip = self.base_tip if reason is None else \
+            f"<p><b>Not used by this run:</b> {escape(reason)}</p>{self.base_tip}"
+        for w in (self.widget, self.label):
+            if w is not None:
+                w.setEnabled(reason is None)
+                w.setToolTip(tip)
 
     # value <-> widget ---------------------------------------------------
     def value(self) -> Any:
@@ -264,6 +291,7 @@ class ConfigForm(QWidget):
             self.bound[spec.key] = b
             label = QLabel(spec.label)
             label.setToolTip(b.widget.toolTip())
+            b.label = label
             self.form.addRow(label, b.widget)
         state.configChanged.connect(self._from_config)
 
@@ -276,6 +304,93 @@ class ConfigForm(QWidget):
     def _from_config(self, config) -> None:
         for key, b in self.bound.items():
             b.show(getattr(config, key))
+
+
+class Section(QWidget):
+    """A titled block that folds away with a click on its title; a grey note beside the title
+    says what the block is for (e.g. which method uses it)."""
+    toggled = Signal(bool)
+
+    def __init__(self, title: str, content: QWidget, expanded: bool = True, parent=None):
+        super().__init__(parent)
+        self.title = title
+        self.user_folded = False          # the user clicked the header: method changes leave it alone
+        self.button = QToolButton()
+        self.button.setObjectName(f"section_{title}")
+        self.button.setText(title)
+        self.button.setCheckable(True)
+        self.button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.button.setStyleSheet("QToolButton { border: none; font-weight: bold; padding: 1px; }")
+        self.button.setToolTip("Click to fold or unfold these settings.")
+        self.note = QLabel("")
+        self.note.setStyleSheet("color: #777777;")
+        self.note.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)   # long notes must not widen the dock
+        self.content = content
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(self.button)
+        header.addWidget(self.note, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 2, 0, 2)
+        lay.setSpacing(2)
+        lay.addLayout(header)
+        lay.addWidget(content)
+        content.setContentsMargins(14, 0, 0, 0)
+        self.button.toggled.connect(self._show)
+        self.button.clicked.connect(self._clicked)
+        self.set_expanded(expanded)
+
+    def _clicked(self, _checked=False) -> None:
+        self.user_folded = True
+
+    def _show(self, on: bool) -> None:
+        self.button.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
+        self.content.setVisible(on)
+        self.toggled.emit(on)
+
+    def set_expanded(self, on: bool) -> None:
+        if self.button.isChecked() == on:
+            self._show(on)          # first call: draw the arrow
+        self.button.setChecked(on)
+
+    def expanded(self) -> bool:
+        return self.button.isChecked()
+
+    def set_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setToolTip(text)
+
+
+class SectionedForm(QWidget):
+    """Several ConfigForms, each in a Section, read as one form: `bound` and `widget(key)`
+    reach every key, whichever section holds it."""
+
+    def __init__(self, state, sections: Sequence, parent=None):
+        """`sections`: (title, [Field...]) or (title, [Field...], expanded)."""
+        super().__init__(parent)
+        self.state = state
+        self.bound: dict = {}
+        self.forms: dict = {}
+        self.sections: dict = {}
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        for entry in sections:
+            title, specs = entry[0], entry[1]
+            expanded = entry[2] if len(entry) > 2 else True
+            form = ConfigForm(state, specs)
+            section = Section(title, form, expanded=expanded)
+            self.forms[title] = form
+            self.sections[title] = section
+            self.bound.update(form.bound)
+            lay.addWidget(section)
+        lay.addStretch(1)
+
+    def widget(self, key: str):
+        return self.bound[key].widget
+
+    def form_of(self, key: str) -> ConfigForm:
+        return next(form for form in self.forms.values() if key in form.bound)
 
 
 KNOWN_KEYS = {f.name for f in dc_fields(FusionConfig)}

@@ -24,6 +24,7 @@ from spectramorph_engine.config import SRF_PRESET_BANDS, SRF_SOURCES, TRAINING_I
 
 from . import dialogs
 from .fields import ConfigForm, Field, tooltip
+from .method_text import short_name
 from .plotting import curve_pen, plain_axes
 
 PRESET_NAMES = {1: "IKONOS panchromatic", 3: "IKONOS RGB", 4: "IKONOS B, G, R, NIR",
@@ -44,7 +45,8 @@ SRF_FIELDS = [
     Field("training_input", "Training input", "What the network learns from at low resolution: 'srf' = "
           "the SRF applied to the LR-HSI (the paper), 'msi_lr' = the real HR-MSI brought to the LR grid "
           "(no SRF needed), 'auto' = chosen by how well the estimated blur and SRF fit.", kind="choice",
-          choices=TRAINING_INPUTS),
+          choices=TRAINING_INPUTS, methods=("spectramorph",),
+          why_ignored="{method} trains no network: the training input is not used."),
 ]
 
 
@@ -226,6 +228,9 @@ class SrfPanel(QWidget):
         real = not config.synthetic
         self.form.set_row_visible("srf_source", real)
         self.form.set_row_visible("training_input", real)
+        ti = self.form.bound["training_input"]
+        ti.set_ignored(None if config.method in ti.field.methods else
+                       ti.field.why_ignored.format(method=short_name(config.method)))
         self.form.set_row_visible("num_msi_bands", not real)
         self.form.form.setRowVisible(self.msi_label, real)
         self.file_check.blockSignals(True)

@@ -7,46 +7,158 @@ from __future__ import annotations
 
 from html import escape
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
                                QVBoxLayout, QWidget)
 
-from spectramorph_engine.config import DEVICES, SCHEDULERS
+from spectramorph_engine.config import DEVICES, ENDMEMBER_METHODS, SCHEDULERS
 
-from .fields import ConfigForm, Field, format_clock
+from .fields import Field, SectionedForm, format_clock
+from .method_text import METHOD_NAMES, short_name, title, uses_lines
 from .style import RUN_STYLE, STOP_STYLE
 
 STAGE_TEXT = {"starting": "Starting…", "load": "Preparing the inputs…", "degrade": "Degrading…",
+              "select": "Choosing settings on the reduced-resolution pair…",
               "nmf": "Extracting endmembers (NMF)…", "train": "Training", "inference": "Inference…",
+              "refine": "Refining against both images…", "fuse": "Fusing…",
               "metrics": "Scoring…", "save": "Saving…", "done": "Finished", "stopped": "Stopped",
               "failed": "Failed"}
+ENDED_STAGES = ("done", "stopped", "failed")
 
+
+def stage_text(stage: str, method: str = "spectramorph") -> str:
+    """The progress text of a stage; a classical method's one stage names the method."""
+    if stage == "fuse":
+        return f"Fusing ({short_name(method)})…"
+    return STAGE_TEXT.get(stage, stage)
+
+
+SPECTRAMORPH = ("spectramorph",)
+NOT_SPECTRAMORPH = ("{method} does not read this SpectraMorph setting: it trains no network and has no "
+                    "endmembers, prior, refinement or auto-selection.")
+HYSURE = ("hysure",)
+NOT_HYSURE = "Only HySure reads this; the chosen method is {method}."
+
+
+def _sm(key, label, tip, **kw) -> Field:
+    """A SpectraMorph-only field."""
+    return Field(key, label, tip, methods=SPECTRAMORPH, why_ignored=NOT_SPECTRAMORPH, **kw)
+
+
+def _hs(key, label, tip, **kw) -> Field:
+    """A HySure-only field."""
+    return Field(key, label, tip, methods=HYSURE, why_ignored=NOT_HYSURE, **kw)
+
+
+METHOD_FIELDS = [
+    Field("method", "Fuse with", "Which fusion method runs on the pair: SpectraMorph (the network of this "
+          "project) or one of two classical methods, scored the same way: GLP-HS (hypersharpening, "
+          "seconds) and HySure (convex, uses the PSF and the SRF).", kind="choice", choices=METHOD_NAMES,
+          choice_labels=[short_name(n) for n in METHOD_NAMES]),
+]
+HYSURE_FIELDS = [
+    _hs("hysure_iterations", "Iterations", "ADMM iterations of HySure.", minimum=1, maximum=100_000, step=50),
+    _hs("hysure_tv_weight", "TV weight", "Weight of the vector total variation prior: larger is smoother.",
+        kind="sci", minimum=0.0, maximum=1e3),
+    _hs("hysure_msi_weight", "MSI weight", "Weight of the HR-MSI data term against the LR-HSI's.",
+        minimum=0.0, maximum=1e6, step=0.1, decimals=3),
+    _hs("hysure_subspace", "Subspace", "Dimension of the spectral subspace (principal components of the "
+        "LR-HSI) that HySure solves in.", minimum=1, maximum=1024),
+]
+SELECTION_FIELDS = [
+    _sm("auto_select", "Choose settings", "Before the run, fuse a few candidate settings (coarse prior on/off when "
+        "it is auto, K − 2 and K + 2, the other endmember method, the refinement off or without TV) on the "
+        "reduced-resolution pair (both images degraded by the ratio, scored against the LR-HSI) with short "
+        "training, and run the best. Off: exactly the settings below. Skipped on scenes too small for the "
+        "check (the results say why).", null_text="from the data"),
+]
 TRAINING_FIELDS = [
-    Field("epochs", "Epochs", "Training passes over the LR pixels.", minimum=1, maximum=1_000_000, step=100),
-    Field("num_endmembers", "Endmembers K", "Number of NMF components (materials) taken from the LR-HSI; "
-          "at most min(LR pixels, bands).", minimum=1, maximum=256),
-    Field("hidden_size", "Hidden units", "Width of the per-pixel network's hidden layer.", minimum=1,
-          maximum=65536, step=64),
-    Field("scheduler", "LR schedule", "one_cycle: linear from the initial LR up to the maximum over the first "
-          "30% of epochs, then down to the final LR; flat: the initial LR throughout.", kind="choice",
-          choices=SCHEDULERS),
-    Field("init_lr", "Initial LR", "Adam learning rate at epoch 1 (and throughout with 'flat').", kind="sci"),
-    Field("max_lr", "Maximum LR", "Peak learning rate of one_cycle, reached at 30% of the epochs.", kind="sci"),
-    Field("final_lr", "Final LR", "Learning rate at the last epoch of one_cycle.", kind="sci"),
-    Field("training_batch_size", "Training batch", "LR pixels per optimiser step, shuffled every epoch; "
-          "'all' trains on every pixel at once.", kind="opt_int", unit="px", minimum=1, maximum=10 ** 8,
-          step=256, null_text="all"),
-    Field("inference_batch_size", "Inference batch", "HR pixels per inference batch: bounds memory, the "
-          "result is identical; 'auto' picks a size.", kind="opt_int", unit="px", minimum=1,
-          maximum=10 ** 9, step=4096, null_text="auto"),
-    Field("spec_prior", "Spectral prior", "Coarse spectral prior (CSP): feed each pixel a coarse LR-HSI "
-          "spectrum beside its MSI values.", kind="bool", null_text="use the coarse prior"),
-    Field("prior_downsample", "Prior downsample", "Area-downsampling factor of the LR-HSI that makes the "
-          "coarse prior during training.", unit="×", minimum=1, maximum=64),
+    _sm("epochs", "Epochs", "Training passes over the LR pixels.", minimum=1, maximum=1_000_000, step=100),
+    _sm("hidden_size", "Hidden units", "Width of the per-pixel network's hidden layer.", minimum=1,
+        maximum=65536, step=64),
+    _sm("scheduler", "LR schedule", "one_cycle: linear from the initial LR up to the maximum over the first "
+        "30% of epochs, then down to the final LR; flat: the initial LR throughout.", kind="choice",
+        choices=SCHEDULERS),
+    _sm("init_lr", "Initial LR", "Adam learning rate at epoch 1 (and throughout with 'flat').", kind="sci"),
+    _sm("max_lr", "Maximum LR", "Peak learning rate of one_cycle, reached at 30% of the epochs.", kind="sci"),
+    _sm("final_lr", "Final LR", "Learning rate at the last epoch of one_cycle.", kind="sci"),
+    _sm("training_batch_size", "Training batch", "LR pixels per optimiser step, shuffled every epoch; "
+        "'all' trains on every pixel at once.", kind="opt_int", unit="px", minimum=1, maximum=10 ** 8,
+        step=256, null_text="all"),
+    _sm("inference_batch_size", "Inference batch", "HR pixels per inference batch: bounds memory, the "
+        "result is identical; 'auto' picks a size.", kind="opt_int", unit="px", minimum=1,
+        maximum=10 ** 9, step=4096, null_text="auto"),
+    _sm("spec_prior", "Spectral prior", "Coarse spectral prior (CSP): feed each pixel a coarse LR-HSI "
+        "spectrum beside its MSI values. auto: on for 1-2 MSI bands at ratios up to 4 (where the MSI alone "
+        "cannot tell spectra apart), and wherever auto-selection finds it better; on / off force it. "
+        "null in a YAML file means auto.", kind="choice", choices=("auto", True, False),
+        choice_labels=("auto", "on", "off")),
+    _sm("prior_downsample", "Prior downsample", "Area-downsampling factor of the LR-HSI that makes the "
+        "coarse prior during training.", unit="×", minimum=1, maximum=64),
+]
+ENDMEMBER_FIELDS = [
+    _sm("num_endmembers", "Endmembers K", "Number of NMF components (materials) taken from the LR-HSI; "
+        "at most min(LR pixels, bands).", minimum=1, maximum=256),
+    _sm("endmember_method", "Extraction", "nmf: plain NMF, as the original implementation; minvol: NMF "
+        "followed by a minimum-volume refinement (purer spectra to read, not always a better fusion).",
+        kind="choice", choices=ENDMEMBER_METHODS, choice_labels=("NMF (plain)", "minimum volume")),
+    _sm("nmf_max_iter", "NMF iterations", "Most NMF iterations.", minimum=1, maximum=1_000_000, step=100),
+    _sm("nmf_tol", "NMF tolerance", "NMF stops when its error fell by less than this fraction over 10 "
+        "iterations.", kind="sci", minimum=0.0, maximum=1.0),
+]
+REFINE_OFF = "The refinement is off (Refine unchecked)."
+REFINEMENT_FIELDS = [
+    _sm("refine", "Refine", "After inference, correct the result so that it agrees with both images: "
+        "blurred and downsampled it must give the LR-HSI, seen through the SRF the HR-MSI.",
+        null_text="against both images"),
+    _sm("refine_trust", "Trust", "How much correction the refinement allows, relative to the error the "
+        "LR-HSI shows.", minimum=0.01, maximum=1e6, step=1.0),
+    _sm("refine_msi_weight", "MSI weight", "Weight of the HR-MSI against the LR-HSI in the refinement.",
+        minimum=0.0, maximum=1e6, step=0.1, decimals=3),
+    _sm("refine_tv_weight", "TV weight", "Vector total variation of the refined cube, in units of the "
+        "LR-HSI's noise variance; 0: none.", minimum=0.0, maximum=1e6, step=1.0),
+    _sm("refine_iterations", "Iterations", "ADMM iterations with TV (without TV, conjugate gradients stop "
+        "earlier by tolerance).", minimum=1, maximum=100_000, step=50),
+    _sm("refine_subspace", "Subspace", "Dimension of the refinement's spectral subspace; 'auto': "
+        "max(endmembers K, 10).", kind="opt_int", minimum=1, maximum=1024, null_text="auto"),
+]
+COMPUTE_FIELDS = [
     Field("device", "Device", "Where torch runs: auto picks CUDA, then MPS, then CPU.", kind="choice",
-          choices=DEVICES),
+          choices=DEVICES, methods=("spectramorph", "hysure"),
+          why_ignored="{method} runs on the CPU with numpy: the device is not used."),
     Field("verbose", "Log level", "0: warnings only in the log; 1: stage lines and timings.",
           minimum=0, maximum=2),
 ]
+# (title, fields, unfolded at start, note: who reads the block)
+SECTIONS = [
+    ("Method", METHOD_FIELDS, True, ""),
+    ("HySure", HYSURE_FIELDS, False, "HySure only"),
+    ("Auto-selection", SELECTION_FIELDS, True, "SpectraMorph: settings chosen from the data"),
+    ("Training", TRAINING_FIELDS, True, "SpectraMorph's network"),
+    ("Endmembers", ENDMEMBER_FIELDS, True, "SpectraMorph"),
+    ("Refinement", REFINEMENT_FIELDS, True, "SpectraMorph, after inference"),
+    ("Computation", COMPUTE_FIELDS, True, ""),
+]
+ALL_FIELDS = [f for _t, fields, _e, _n in SECTIONS for f in fields]
+
+
+def uses_html(method: str) -> str:
+    """What the method uses (✓) and ignores (✗), from its module's USES."""
+    lines = "".join(
+        f"<br><span style='color:{'#2e7d32' if used else '#c62828'}'>{'✓' if used else '✗'}</span> "
+        f"{escape(sentence)}" for used, sentence in uses_lines(method))
+    return f"<b>{escape(title(method))}</b>{lines}"
+
+
+def ignored_reason(field: Field, config) -> str | None:
+    """Why a run with `config` does not read `field`, or None when it does."""
+    if field.methods is not None and config.method not in field.methods:
+        return field.why_ignored.format(method=short_name(config.method))
+    if field.key.startswith("refine_") and not config.refine:
+        return REFINE_OFF
+    if field.key == "prior_downsample" and config.spec_prior is False:
+        return "The coarse spectral prior is off."
+    return None
 
 
 class TrainingPanel(QWidget):
@@ -85,13 +197,24 @@ class TrainingPanel(QWidget):
         box_layout.addWidget(self.progress_bar)
         box_layout.addWidget(self.status_label)
 
-        self.form = ConfigForm(state, TRAINING_FIELDS)
-        params = QGroupBox("Training parameters")
-        QVBoxLayout(params).addWidget(self.form)
+        self.form = SectionedForm(state, [(t, fields, unfolded) for t, fields, unfolded, _n in SECTIONS])
+        self.section_notes = {t: note for t, _f, _u, note in SECTIONS}
+        self.uses_label = QLabel()
+        self.uses_label.setObjectName("methodUses")
+        self.uses_label.setWordWrap(True)
+        self.uses_label.setTextFormat(Qt.RichText)
+        self.uses_label.setStyleSheet("QLabel#methodUses { background: #f5f7fa; border: 1px solid #d0d7de; "
+                                      "border-radius: 3px; padding: 4px; }")
+        self.form.forms["Method"].form.addRow(self.uses_label)
+        method_combo = self.form.widget("method")
+        for i in range(method_combo.count()):
+            method_combo.setItemData(i, title(method_combo.itemData(i)), Qt.ToolTipRole)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.NoFrame)
-        scroll.setWidget(params)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+        scroll.setWidget(self.form)
+        self.scroll = scroll
 
         layout = QVBoxLayout(self)
         layout.addWidget(run_box)
@@ -101,13 +224,15 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(state.stop_run)
         state.runStarted.connect(self._on_started)
         state.runProgress.connect(self._on_progress)
-        state.runFinished.connect(lambda r: self._on_ended(f"Finished: final loss {r.final_loss:.4g}, "
-                                                           f"device {r.device}."))
+        state.runFinished.connect(lambda r: self._on_ended(finished_text(r)))
         state.runFailed.connect(lambda text: self._on_ended(f"Failed: {text}", error=True))
-        state.runCancelled.connect(lambda text: self._on_ended(
-            f"Stopped at epoch {state.progress.epoch}: no result."))
+        state.runCancelled.connect(self._on_cancelled)
         state.preparedChanged.connect(lambda _p: self._update_run_enabled())
+        state.preparedChanged.connect(lambda _p: self._show_method(state.config))
         state.busyChanged.connect(lambda _l: self._update_run_enabled())
+        state.configChanged.connect(self._show_method)
+        self._method_shown = None
+        self._show_method(state.config)
         self._update_run_enabled()
 
     # ------------------------------------------------------------------ user actions
@@ -116,6 +241,33 @@ class TrainingPanel(QWidget):
             self.state.start_run()
 
     # ------------------------------------------------------------------ reactions
+    def _show_method(self, config) -> None:
+        """What the chosen method uses, and the fields it ignores greyed out (with the reason)."""
+        method = config.method
+        self.uses_label.setText(uses_html(method))
+        for f in ALL_FIELDS:
+            self.form.bound[f.key].set_ignored(ignored_reason(f, config))
+        for t, section in self.form.sections.items():
+            readers = {m for f in self.form.forms[t].bound.values() for m in (f.field.methods or METHOD_NAMES)}
+            used = method in readers
+            note = self.section_notes[t]
+            section.set_note(note if used else f"not used by {short_name(method)}")
+            # a newly chosen method unfolds its own blocks (never folds one: nothing is hidden)
+            if used and method != self._method_shown and not section.expanded() and not section.user_folded:
+                section.set_expanded(True)
+        self._method_shown = method
+        self._show_prior_choice(config)
+
+    def _show_prior_choice(self, config) -> None:
+        """'auto' says what it resolves to for the prepared pair."""
+        combo = self.form.widget("spec_prior")
+        p = self.state.prepared
+        text = "auto"
+        if p is not None:
+            on = config.use_prior_for(p.hr_msi.shape[2], p.ratio)
+            text = f"auto ({'on' if on else 'off'} for this pair)"
+        combo.setItemText(combo.findData("auto"), text)
+
     def _update_run_enabled(self) -> None:
         s = self.state
         ready = s.prepared is not None and not s.running
@@ -131,14 +283,17 @@ class TrainingPanel(QWidget):
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.form.setEnabled(False)
-        self.progress_bar.setRange(0, self.state.config.epochs)
+        self.progress_bar.setRange(0, 0)      # busy until the first stage reports a fraction
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting…")
-        self.status_label.setText("Starting…")
+        self.status_label.setText(f"Starting {escape(short_name(self.state.progress.method))}…")
 
     def _on_progress(self, p) -> None:
-        stage = STAGE_TEXT.get(p.stage, p.stage)
-        if p.stage == "train" and p.epochs:
+        if p.stage in ENDED_STAGES:
+            return
+        if p.stage == "train":
+            if not p.epochs:
+                return
             self.progress_bar.setRange(0, p.epochs)
             self.progress_bar.setValue(p.epoch)
             loss = "–" if p.loss is None else f"{p.loss:.4g}"
@@ -146,14 +301,22 @@ class TrainingPanel(QWidget):
             self.progress_bar.setFormat(f"epoch {p.epoch} / {p.epochs} · loss {loss} · {format_clock(p.eta)} left")
             self.status_label.setText(f"<b>Training</b> &nbsp; loss {loss} &nbsp; lr {lr} &nbsp; "
                                       f"<b>{format_clock(p.eta)}</b> left &nbsp; ({format_clock(p.elapsed)} elapsed)")
-        elif p.stage in ("nmf", "inference", "metrics", "save", "load", "starting", "degrade"):
-            if p.fraction is not None:
-                self.progress_bar.setRange(0, 1000)
-                self.progress_bar.setValue(int(1000 * p.fraction))
-                self.progress_bar.setFormat(f"{stage} {100 * p.fraction:.0f}%")
-            else:
-                self.progress_bar.setRange(0, 0)   # busy indicator: no fraction known
-            self.status_label.setText(f"{stage} &nbsp; ({format_clock(p.elapsed)} elapsed)")
+            return
+        text = stage_text(p.stage, p.method)
+        if p.fraction is not None:
+            self.progress_bar.setRange(0, 1000)
+            self.progress_bar.setValue(int(1000 * p.fraction))
+            self.progress_bar.setFormat(f"{text} {100 * p.fraction:.0f}%")
+        else:
+            self.progress_bar.setRange(0, 0)   # busy indicator: no fraction known
+            self.progress_bar.setFormat(text)
+        self.status_label.setText(f"{escape(text)} &nbsp; ({format_clock(p.elapsed)} elapsed)")
+
+    def _on_cancelled(self, _text) -> None:
+        p = self.state.progress
+        where = f"at epoch {p.epoch}" if p.stage == "train" or p.epoch else \
+            f"while {stage_text(p.stage, p.method).rstrip('…').lower()}"
+        self._on_ended(f"Stopped {where}: no result.")
 
     def _on_ended(self, text: str, error: bool = False) -> None:
         self.stop_button.setEnabled(False)
@@ -162,7 +325,12 @@ class TrainingPanel(QWidget):
         if p.stage == "done":
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(1)
-            self.progress_bar.setFormat(f"done – {p.epochs or self.state.config.epochs} epochs")
+            r = self.state.result
+            if r is not None and r.lr_history:
+                self.progress_bar.setFormat(f"done – {len(r.lr_history)} epochs")
+            else:
+                seconds = sum(r.timings.values()) if r is not None else p.elapsed
+                self.progress_bar.setFormat(f"done – {short_name(p.method)} in {seconds:.1f} s")
         else:
             self.progress_bar.setRange(0, max(p.epochs, 1))
             self.progress_bar.setValue(p.epoch)
@@ -170,3 +338,14 @@ class TrainingPanel(QWidget):
         colour = "#b71c1c" if error else "#1b5e20" if p.stage == "done" else "#e65100"
         self.status_label.setText(f"<span style='color:{colour}'>{escape(text)}</span>")
         self._update_run_enabled()
+
+
+def finished_text(r) -> str:
+    """One line on a finished run: the method and its last figure (loss or objective)."""
+    name = short_name(r.method)
+    if r.lr_history and r.final_loss is not None:
+        return f"Finished ({name}): final loss {r.final_loss:.4g}, device {r.device}."
+    if r.final_loss is not None:
+        iterations = (r.method_info or {}).get("iterations", len(r.loss_history))
+        return f"Finished ({name}): {iterations} iterations, final objective {r.final_loss:.4g}, device {r.device}."
+    return f"Finished ({name}) on {r.device}."
