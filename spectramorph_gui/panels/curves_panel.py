@@ -3,6 +3,10 @@
 The worker delivers epochs in batches; this panel redraws from the state's
 accumulated history on a 4 Hz timer, and only when the history changed, so a
 fast run costs the screen a few redraws a second whatever its epoch rate.
+
+HySure trains nothing: after its run the loss plot shows its ADMM objective per
+iteration (the result's loss history) and the learning-rate plot says there is
+none; GLP-HS is not iterative and both plots say so.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .method_text import has_training, short_name
 from .plotting import LogAxis, empty_note, plain_axes
 
 REDRAW_INTERVAL_MS = 250
@@ -48,6 +53,7 @@ class CurvesPanel(QWidget):
             curve.setClipToView(True)
         self.summary = QLabel("No run yet.")
         self.summary.setObjectName("curvesSummary")
+        self.method = "spectramorph"
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.loss_plot, 3)
@@ -59,17 +65,43 @@ class CurvesPanel(QWidget):
         self.timer.timeout.connect(self.redraw)
         state.runStarted.connect(self._on_started)
         # The final history is drawn at once, not at the next tick.
-        for sig in (state.runFinished, state.runFailed, state.runCancelled):
+        state.runFinished.connect(lambda r: self._on_ended(r.method))
+        for sig in (state.runFailed, state.runCancelled):
             sig.connect(lambda *_: self._on_ended())
 
+    def show_method(self, method: str) -> None:
+        """Titles, axes and notes for what `method` reports: epochs of a network, iterations of
+        an objective, or nothing."""
+        self.method = method
+        name = short_name(method)
+        if has_training(method):
+            self.loss_plot.setTitle("Loss (mean absolute error)")
+            self.loss_plot.setLabel("bottom", "epoch")
+            self.loss_plot.setLabel("left", "loss (log)")
+            self.notes[0].setText("loss: during a run")
+            self.notes[1].setText("learning rate: during a run")
+        elif method == "hysure":
+            self.loss_plot.setTitle(f"{name} objective (ADMM)")
+            self.loss_plot.setLabel("bottom", "iteration")
+            self.loss_plot.setLabel("left", "objective (log)")
+            self.notes[0].setText(f"{name}'s objective: when the run ends")
+        else:
+            self.loss_plot.setTitle(f"{name}: no training curves")
+            self.notes[0].setText(f"{name} is not iterative: nothing to plot")
+        # no network, no learning rate: the objective (or the note) gets the room
+        self.lr_plot.setVisible(has_training(method))
+
     def _on_started(self) -> None:
+        self.show_method(self.state.progress.method)
         self.loss_plot.enableAutoRange()
         self.lr_plot.enableAutoRange()
         self.redraw()
         self.timer.start()
 
-    def _on_ended(self) -> None:
+    def _on_ended(self, method=None) -> None:
         self.timer.stop()
+        if method is not None:
+            self.show_method(method)
         self.redraw()
 
     def redraw(self) -> None:
@@ -78,19 +110,27 @@ class CurvesPanel(QWidget):
             return
         self._drawn_version = h.version
         self.redraw_count += 1
-        n = min(len(h.epoch), len(h.loss), len(h.lr))
+        # a method without a learning rate (HySure) still has its objective: each curve its own length
+        n = min(len(h.epoch), len(h.loss))
+        n_lr = min(len(h.epoch), len(h.lr))
         x = np.asarray(h.epoch[:n], dtype=float)
         loss = np.asarray(h.loss[:n], dtype=float)
-        lr = np.asarray(h.lr[:n], dtype=float)
+        lr = np.asarray(h.lr[:n_lr], dtype=float)
         self.loss_curve.setData(x, loss)
-        self.lr_curve.setData(x, lr)
-        for note in self.notes:
-            note.setVisible(n == 0)
-        if n:
+        self.lr_curve.setData(x[:n_lr], lr)
+        self.notes[0].setVisible(n == 0)
+        self.notes[1].setVisible(n_lr == 0)
+        if n and n_lr:
             self.summary.setText(f"epoch {int(x[-1])}: loss {loss[-1]:.4g} (best {loss.min():.4g}), "
                                  f"lr {lr[-1]:.2e}")
-        else:
+        elif n:
+            self.summary.setText(f"iteration {int(x[-1])}: objective {loss[-1]:.4g} (first {loss[0]:.4g})")
+        elif self.state.running and has_training(self.method):
             self.summary.setText("Waiting for the first epoch…")
+        elif self.state.running:
+            self.summary.setText(f"{short_name(self.method)}: no curves to draw while it runs.")
+        else:
+            self.summary.setText(f"{short_name(self.method)}: no curves for this run.")
 
     def point_count(self) -> int:
         x, _ = self.loss_curve.getOriginalDataset()

@@ -18,6 +18,7 @@ from spectramorph_engine.config import FIGURE_FORMATS, OUTPUT_TYPES
 
 from . import dialogs
 from .fields import ConfigForm, Field
+from .method_text import short_name
 
 RESULT_FILTERS = {".npy": "NumPy (*.npy)", ".mat": "MATLAB (*.mat)", ".h5": "HDF5 (*.h5)"}
 SUFFIX_OF_TYPE = {"numpy": ".npy", "matlab": ".mat", "h5": ".h5"}
@@ -68,8 +69,8 @@ class ExportPanel(QWidget):
         for b in (self.save_endmembers_button, self.save_alle_button):
             b.setToolTip("PNG or JPEG, as the CLI writes it.")
         self.write_all_button = QPushButton("Write all outputs (as the CLI)")
-        self.write_all_button.setToolTip("The result, both figures and the scores, exactly as the CLI "
-                                         "writes them, into the output folder below.")
+        self.write_all_button.setToolTip("The result, the figures (where the method makes them) and the "
+                                         "scores, exactly as the CLI writes them, into the output folder below.")
         result_box = QGroupBox("Result of the last run")
         grid = QGridLayout(result_box)
         grid.addWidget(self.save_result_button, 0, 0, 1, 2)
@@ -130,10 +131,16 @@ class ExportPanel(QWidget):
         self._update_enabled()
 
     def _update_enabled(self) -> None:
-        has = self.state.result is not None
-        for b in (self.save_result_button, self.save_endmembers_button, self.save_alle_button,
-                  self.write_all_button):
+        r = self.state.result
+        has = r is not None
+        for b in (self.save_result_button, self.write_all_button):
             b.setEnabled(has)
+        # GLP-HS and HySure make no endmembers or ALLE maps: nothing to draw
+        unmixed = has and r.endmembers is not None
+        for b in (self.save_endmembers_button, self.save_alle_button):
+            b.setEnabled(unmixed)
+            b.setToolTip("PNG or JPEG, as the CLI writes it." if unmixed or not has else
+                         f"{short_name(r.method)} has no endmembers or abundance maps to draw.")
         self.open_config_button.setEnabled(not self.state.running)
 
     def _done(self, text: str):
@@ -158,7 +165,9 @@ class ExportPanel(QWidget):
             dialogs.show_error(self, f"'{path}': choose a .npy, .mat or .h5 file name.")
             return
         hr, wl = r.hr_hsi, r.prepared.wavelengths
-        extra = None if suffix == ".npy" else {"endmembers": r.endmembers, "abundances": r.alle}
+        # the endmembers and abundances go beside the result when the method made them
+        extra = None if suffix == ".npy" else \
+            {k: v for k, v in (("endmembers", r.endmembers), ("abundances", r.alle)) if v is not None} or None
 
         def job():
             _check_folder(path)
@@ -168,7 +177,7 @@ class ExportPanel(QWidget):
 
     def export_figure(self, which: str, path: str | None = None) -> None:
         r = self.state.result
-        if r is None:
+        if r is None or r.endmembers is None:
             return
         if path is None:
             fmt = self.state.config.figure_format

@@ -25,10 +25,13 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
 from spectramorph_engine.previews import composite, default_rgb_bands, display_levels, shared_range
 
 from .fields import format_clock
+from .method_text import has_training, short_name
 from .plotting import BandPicker, ImageView, band_name, curve_pen, plain_axes
 from .style import RUN_STYLE, STOP_STYLE, WARNING_STYLE
 
 ALLE_COLORMAP = "viridis"
+
+
 def _group(title: str, widget: QWidget, extra: QWidget | None = None) -> QWidget:
     box = QWidget()
     lay = QVBoxLayout(box)
@@ -65,6 +68,13 @@ class ResultsPanel(QWidget):
         self.warnings_label.setStyleSheet(WARNING_STYLE)
         self.warnings_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.warnings_label.hide()
+        # How the result was made: the settings actually used and what auto-selection chose.
+        self.run_summary = QLabel("")
+        self.run_summary.setObjectName("runSummary")
+        self.run_summary.setWordWrap(True)
+        self.run_summary.setTextFormat(Qt.RichText)
+        self.run_summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.run_summary.hide()
 
         # --- before the first result: what this is and what to do ---
         self.welcome_text = QLabel()
@@ -197,13 +207,23 @@ class ResultsPanel(QWidget):
         ml.addWidget(self.metrics_table)
         self.metrics_box = metrics_box
 
+        # A method without endmembers (GLP-HS, HySure) shows a note in their place, not stale plots.
+        self.endmember_note = _note_label("endmemberNote")
+        self.alle_note = _note_label("alleNote")
+        self.endmember_stack = QStackedWidget()
+        self.endmember_stack.addWidget(self.endmember_plot)
+        self.endmember_stack.addWidget(self.endmember_note)
+        self.alle_stack = QStackedWidget()
+        self.alle_stack.addWidget(self.alle_widget)
+        self.alle_stack.addWidget(self.alle_note)
+
         top = QSplitter(Qt.Horizontal)
         top.addWidget(image_box)
         top.addWidget(spectra_box)
         top.setSizes([500, 500])
         bottom = QSplitter(Qt.Horizontal)
-        bottom.addWidget(_group("Endmember spectra (NMF of the LR-HSI)", self.endmember_plot))
-        bottom.addWidget(_group("Abundance-like maps (ALLE), shared colour scale", self.alle_widget))
+        bottom.addWidget(_group("Endmember spectra (NMF of the LR-HSI)", self.endmember_stack))
+        bottom.addWidget(_group("Abundance-like maps (ALLE), shared colour scale", self.alle_stack))
         bottom.setSizes([500, 500])
         self.splitter = QSplitter(Qt.Vertical)
         self.splitter.addWidget(top)
@@ -234,6 +254,7 @@ class ResultsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(3)
         layout.addWidget(self.banner)
+        layout.addWidget(self.run_summary)
         layout.addWidget(self.warnings_label)
         layout.addWidget(self.pages, 1)
 
@@ -290,9 +311,12 @@ class ResultsPanel(QWidget):
             loaded = "your HR-MSI and LR-HSI (<i>Data</i> panel)"
         else:
             loaded = "nothing yet"
-        if running:
+        if running and has_training(s.progress.method):
             status = ("<p style='color:#e65100'><b>Training…</b> The loss and learning-rate curves grow in "
                       "<i>Live curves</i> (right); <b>Stop</b> ends the run within a second.</p>")
+        elif running:
+            status = (f"<p style='color:#e65100'><b>Fusing with {escape(short_name(s.progress.method))}…</b> "
+                      f"<b>Stop</b> ends the run within a second.</p>")
         elif ended:
             status = f"<p style='color:#b71c1c'><b>{ended}</b>: no result. Press Run to start again.</p>"
         elif s.prepared is None:
@@ -322,7 +346,9 @@ class ResultsPanel(QWidget):
             self.welcome_progress.setFormat("starting…")
             self.welcome_progress.show()
             return
-        self.banner.setText("<b>Training…</b> the result below is the previous run's; it is replaced "
+        doing = "Training" if has_training(self.state.progress.method) else \
+            f"Fusing with {escape(short_name(self.state.progress.method))}"
+        self.banner.setText(f"<b>{doing}…</b> the result below is the previous run's; it is replaced "
                             "when this run finishes.")
         self.banner.setStyleSheet("color:#e65100")
 
@@ -338,8 +364,8 @@ class ResultsPanel(QWidget):
         elif p.stage in ("done", "stopped", "failed"):
             return
         else:
-            from .training_panel import STAGE_TEXT
-            text = STAGE_TEXT.get(p.stage, p.stage)
+            from .training_panel import stage_text
+            text = stage_text(p.stage, p.method)
             if p.fraction is not None:
                 bar.setRange(0, 1000)
                 bar.setValue(int(1000 * p.fraction))
@@ -385,10 +411,14 @@ class ResultsPanel(QWidget):
         h, w, c = result.hr_hsi.shape
         self.banner.setStyleSheet("color:#1b5e20")
         mode = "synthetic" if prep.mode == "synthetic" else "real-world"
-        self.banner.setText(f"<b>Result</b> {h}×{w}×{c} ({mode}), K = {result.endmembers.shape[0]} "
-                            f"endmembers, final loss {result.final_loss:.4g}, "
-                            f"{sum(result.timings.values()):.1f} s on {result.device} (finished "
-                            f"{self._finished_at}). Hover or click the image for pixel spectra.")
+        self.banner.setText(f"<b>Result of {escape(short_name(result.method))}</b> {h}×{w}×{c} ({mode}), "
+                            f"{escape(result_facts(result))}{sum(result.timings.values()):.1f} s on "
+                            f"{result.device} (finished {self._finished_at}). Hover or click the image for "
+                            f"pixel spectra.")
+        summary, details = run_summary(result)
+        self.run_summary.setText(summary)
+        self.run_summary.setToolTip(details)
+        self.run_summary.setVisible(bool(summary))
         warnings = list(dict.fromkeys(result.warnings or []))
         self.warnings_label.setText("<br>".join(f"⚠ {escape(w_)}" for w_ in warnings))
         self.warnings_label.setVisible(bool(warnings))
@@ -462,6 +492,12 @@ class ResultsPanel(QWidget):
         for c in self.endmember_curves:
             self.endmember_plot.removeItem(c)
         self.endmember_legend.clear()
+        self.endmember_curves = []
+        if r.endmembers is None:
+            self.endmember_note.setText(no_unmixing_note(r.method))
+            self.endmember_stack.setCurrentIndex(1)
+            return
+        self.endmember_stack.setCurrentIndex(0)
         k = r.endmembers.shape[0]
         x = self._x()
         self.endmember_curves = [self.endmember_plot.plot(x, r.endmembers[i], pen=curve_pen(i, k),
@@ -475,6 +511,12 @@ class ResultsPanel(QWidget):
         self.alle_widget.clear()
         self.alle_images = []
         alle = r.alle
+        if alle is None:
+            self.alle_bar = None
+            self.alle_note.setText(f"No abundance maps: {short_name(r.method)} does not unmix the scene.")
+            self.alle_stack.setCurrentIndex(1)
+            return
+        self.alle_stack.setCurrentIndex(0)
         k = alle.shape[2]
         cols = math.ceil(math.sqrt(k))
         rows = math.ceil(k / cols)
@@ -506,10 +548,11 @@ class ResultsPanel(QWidget):
         r = self.result
         columns = []    # (header, tooltip, fusion value, bicubic value)
         digits = 4
+        name = escape(short_name(r.method))
         if r.metrics:
             from spectramorph_engine.metrics import METRIC_INFO
-            self.metrics_title.setText(f"<b>Scores against the ground truth</b> (ratio {r.prepared.ratio}; "
-                                       f"↑ higher is better, ↓ lower is better)")
+            self.metrics_title.setText(f"<b>Scores of {name} against the ground truth</b> (ratio "
+                                       f"{r.prepared.ratio}; ↑ higher is better, ↓ lower is better)")
             for name, value in r.metrics.items():
                 unit, higher, text = METRIC_INFO.get(name, ("", True, ""))
                 base = (r.bicubic_metrics or {}).get(name)
@@ -518,17 +561,17 @@ class ResultsPanel(QWidget):
             digits = 4
         elif r.consistency:
             digits = 3
-            self.metrics_title.setText("<b>Consistency</b> (real-world mode has no ground truth): the result "
-                                       "degraded back against the inputs, and Wald's reduced-resolution test. "
-                                       "Hover a column for its meaning.")
+            self.metrics_title.setText(f"<b>Consistency of {name}</b> (real-world mode has no ground truth): "
+                                       "the result degraded back against the inputs, and Wald's "
+                                       "reduced-resolution test. Hover a column for its meaning.")
             columns = consistency_columns(r.consistency)
         else:
-            self.metrics_title.setText("<b>Scores</b>: none for this run")
+            self.metrics_title.setText(f"<b>Scores of {name}</b>: none for this run")
         t = self.metrics_table
         t.clear()
         t.setColumnCount(len(columns))
         t.setRowCount(2 if columns else 0)
-        t.setVerticalHeaderLabels(["SpectraMorph", "bicubic"])
+        t.setVerticalHeaderLabels([short_name(r.method), "bicubic"])
         for col, (header, tip, value, base) in enumerate(columns):
             head = QTableWidgetItem(header)
             head.setToolTip(tip)
@@ -544,7 +587,7 @@ class ResultsPanel(QWidget):
         t.setFixedHeight(max(height, 30))
 
     def metric_value(self, name: str, row: int = 0):
-        """The number shown in column `name` ('PSNR', 'LR SAM', ...; row 0 SpectraMorph, 1 bicubic)."""
+        """The number shown in column `name` ('PSNR', 'LR SAM', ...; row 0 the method, 1 bicubic)."""
         t = self.metrics_table
         for col in range(t.columnCount()):
             head = t.horizontalHeaderItem(col).text().split("\n")
@@ -587,6 +630,105 @@ class ResultsPanel(QWidget):
     def spectrum_data(self):
         """(x, reconstructed spectrum) now drawn; for tests."""
         return self.result_curve.getOriginalDataset()
+
+
+def _note_label(name: str) -> QLabel:
+    label = QLabel("")
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignCenter)
+    label.setStyleSheet("color: #616161; background: #fafafa; border: 1px dashed #bdbdbd; padding: 12px;")
+    return label
+
+
+def no_unmixing_note(method: str) -> str:
+    name = short_name(method)
+    return (f"{name} has no endmembers or abundance maps: it fuses the images directly, without "
+            f"unmixing the scene into materials (only SpectraMorph does). Its result is above and its "
+            f"scores below.")
+
+
+def result_facts(r) -> str:
+    """The method's own figures for the banner, ending with ', ' (or empty)."""
+    info = r.method_info or {}
+    if r.endmembers is not None:
+        loss = "" if r.final_loss is None else f", final loss {r.final_loss:.4g}"
+        return f"K = {r.endmembers.shape[0]} endmembers{loss}, "
+    if r.loss_history:
+        its = info.get("iterations", len(r.loss_history))
+        return f"{its} iterations, final objective {r.final_loss:.4g}, "
+    return ""
+
+
+def _on_off(flag) -> str:
+    return "on" if flag else "off"
+
+
+def run_summary(r) -> tuple:
+    """(one rich-text paragraph, a details tooltip) on how a result was made: the settings the
+    method actually used and, for SpectraMorph, what auto-selection tried and chose."""
+    info = r.method_info or {}
+    name = escape(short_name(r.method))
+    if r.method == "spectramorph":
+        used = [f"coarse spectral prior <b>{_on_off(info.get('prior'))}</b>",
+                f"K = <b>{info.get('num_endmembers', '?')}</b> ({escape(str(info.get('endmember_method', 'nmf')))} "
+                f"endmembers)"]
+        ref = info.get("refinement")
+        if info.get("refined") and isinstance(ref, dict):
+            how = f"{ref.get('iterations', '?')} iterations, subspace {ref.get('subspace_dim', '?')}"
+            if ref.get("tv_weight"):
+                how += ", with TV"
+            used.append(f"refinement <b>on</b> ({how})")
+        else:
+            used.append(f"refinement <b>{_on_off(info.get('refined'))}</b>")
+        text = f"<b>Settings used:</b> {', '.join(used)}."
+        sel = r.selection
+        details = ""
+        if sel is None:
+            text += " <b>Auto-selection:</b> off (the configured settings ran)."
+        elif sel.get("skipped"):
+            text += f" <b>Auto-selection skipped:</b> {escape(str(sel['skipped']))}."
+        else:
+            rows = sel.get("candidates") or []
+            chosen = sel.get("chosen")
+            base = next((c for c in rows if c.get("label") == "configured"), None)
+            best = next((c for c in rows if c.get("label") == chosen), None)
+            scores = " · ".join(
+                (f"<b>{escape(str(c['label']))} {c['PSNR']:.2f}</b>" if c.get("label") == chosen
+                 else f"{escape(str(c['label']))} {c['PSNR']:.2f}") for c in rows)
+            verdict = "kept the configured settings" if chosen == "configured" else                 f"chose <b>{escape(str(chosen))}</b>"
+            gain = ""
+            if best is not None and base is not None and best is not base:
+                gain = f", {best['PSNR'] - base['PSNR']:+.2f} dB over the configured settings"
+            text += (f" <b>Auto-selection</b> {verdict}{gain} ({len(rows)} candidates on the "
+                     f"reduced-resolution pair, PSNR in dB: {scores}; {sel.get('seconds', 0):.1f} s).")
+            details = ("<table><tr><th align='left'>candidate</th><th>PSNR dB</th><th>SAM °</th><th>s</th></tr>"
+                       + "".join(f"<tr><td>{'▶ ' if c.get('label') == chosen else ''}{escape(str(c['label']))}"
+                                 f"</td><td align='right'>{c['PSNR']:.2f}</td><td align='right'>"
+                                 f"{c.get('SAM', float('nan')):.2f}</td><td align='right'>"
+                                 f"{c.get('seconds', 0):.1f}</td></tr>" for c in rows) + "</table>")
+        if sel is not None and sel.get("summary"):
+            details = (details + "<p>" if details else "<p>") + escape(str(sel["summary"])) + "</p>"
+        return text, details
+    if r.method == "glp":
+        if "gain_median" in info:
+            return (f"<b>{name}:</b> injection gains {info['gain_min']:.3f}–{info['gain_max']:.3f} (median "
+                    f"{info['gain_median']:.3f}); regression of each band on the MSI bands, R² median "
+                    f"{info.get('regression_r2_median', float('nan')):.3f}.", "")
+        return "", ""
+    if r.method == "hysure":
+        objective = info.get("objective") or r.loss_history
+        parts = [f"{info.get('iterations', len(objective))} ADMM iterations"]
+        if "subspace" in info:
+            energy = info.get("subspace_energy")
+            parts.append(f"subspace {info['subspace']}" +
+                         (f" ({100 * energy:.2f}% of the LR-HSI's energy)" if energy is not None else ""))
+        if "tv_weight" in info:
+            parts.append(f"TV weight {info['tv_weight']:g}")
+        if len(objective) >= 2:
+            parts.append(f"objective {objective[0]:.4g} → {objective[-1]:.4g}")
+        return f"<b>{name}:</b> {', '.join(parts)}.", ""
+    return "", ""
 
 
 def _fmt(v, digits: int = 4) -> str:
