@@ -5,17 +5,17 @@ accumulated history on a 4 Hz timer, and only when the history changed, so a
 fast run costs the screen a few redraws a second whatever its epoch rate.
 
 HySure trains nothing: after its run the loss plot shows its ADMM objective per
-iteration (the result's loss history) and the learning-rate plot says there is
-none; GLP-HS is not iterative and both plots say so.
+iteration (the result's loss history) and the learning-rate plot is hidden;
+GLP-HS is not iterative: a sentence replaces both plots.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .method_text import has_training, short_name
+from .method_text import curve_kind, has_training, short_name
 from .plotting import LogAxis, empty_note, plain_axes
 
 REDRAW_INTERVAL_MS = 250
@@ -53,11 +53,19 @@ class CurvesPanel(QWidget):
             curve.setClipToView(True)
         self.summary = QLabel("No run yet.")
         self.summary.setObjectName("curvesSummary")
+        self.no_curves = QLabel("")
+        self.no_curves.setObjectName("noCurves")
+        self.no_curves.setWordWrap(True)
+        self.no_curves.setAlignment(Qt.AlignCenter)
+        self.no_curves.setStyleSheet("color: #616161; background: #fafafa; border: 1px dashed #bdbdbd; "
+                                     "padding: 12px;")
+        self.no_curves.hide()
         self.method = "spectramorph"
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.loss_plot, 3)
         layout.addWidget(self.lr_plot, 2)
+        layout.addWidget(self.no_curves, 5)
         layout.addWidget(self.summary)
 
         self.timer = QTimer(self)
@@ -86,10 +94,12 @@ class CurvesPanel(QWidget):
             self.loss_plot.setLabel("left", "objective (log)")
             self.notes[0].setText(f"{name}'s objective: when the run ends")
         else:
-            self.loss_plot.setTitle(f"{name}: no training curves")
-            self.notes[0].setText(f"{name} is not iterative: nothing to plot")
-        # no network, no learning rate: the objective (or the note) gets the room
+            self.no_curves.setText(f"{name} is not iterative: it has no loss or learning-rate curves. "
+                                   f"Its scores are in the results.")
+        # no network, no learning rate: the objective (or the sentence) gets the room
         self.lr_plot.setVisible(has_training(method))
+        self.loss_plot.setVisible(curve_kind(method) is not None)
+        self.no_curves.setVisible(curve_kind(method) is None)
 
     def _on_started(self) -> None:
         self.show_method(self.state.progress.method)

@@ -9,7 +9,11 @@ from functools import lru_cache
 
 from spectramorph_engine.methods import METHOD_NAMES, get_method
 
-__all__ = ["METHOD_NAMES", "title", "short_name", "uses_lines", "has_training"]
+__all__ = ["METHOD_NAMES", "title", "short_name", "uses_lines", "has_training", "curve_kind"]
+
+# What the Live curves panel can draw for a method: epochs of a trained network, or the
+# objective per iteration of an iterative solver (the result's loss_history); others draw nothing.
+CURVES = {"spectramorph": "training", "hysure": "objective"}
 
 
 @lru_cache(maxsize=None)
@@ -25,7 +29,12 @@ def short_name(name: str) -> str:
 
 def has_training(name: str) -> bool:
     """Whether the method trains a network (epochs, loss and learning-rate curves)."""
-    return name == "spectramorph"
+    return curve_kind(name) == "training"
+
+
+def curve_kind(name: str):
+    """'training', 'objective' or None (nothing to plot)."""
+    return CURVES.get(name)
 
 
 @lru_cache(maxsize=None)

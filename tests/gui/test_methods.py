@@ -230,8 +230,9 @@ def test_glp_run_fills_the_scores_and_replaces_the_unmixing_plots(qtbot, window)
     assert "Finished (GLP-HS)" in tp.status_label.text()
     # no training: the curves say so, and there are no endmember / ALLE figures to export
     curves = window.curves_panel
-    assert curves.point_count() == 0 and not curves.lr_plot.isVisible()
-    assert "GLP-HS" in curves.loss_plot.getPlotItem().titleLabel.text
+    assert curves.point_count() == 0
+    assert not curves.lr_plot.isVisible() and not curves.loss_plot.isVisible()
+    assert curves.no_curves.isVisible() and "GLP-HS is not iterative" in curves.no_curves.text()
     ep = window.export_panel
     assert ep.save_result_button.isEnabled() and ep.write_all_button.isEnabled()
     assert not ep.save_endmembers_button.isEnabled() and not ep.save_alle_button.isEnabled()
@@ -263,7 +264,8 @@ def test_hysure_run_shows_its_objective_and_progress(qtbot, window):
     np.testing.assert_allclose(y, result.method_info["objective"])
     assert x[0] == 0 and x[-1] == 30
     assert "objective" in curves.loss_plot.getPlotItem().titleLabel.text
-    assert not curves.lr_plot.isVisible() and "objective" in curves.summary.text()
+    assert curves.loss_plot.isVisible() and not curves.lr_plot.isVisible() and not curves.no_curves.isVisible()
+    assert "objective" in curves.summary.text()
     rp = window.results_panel
     assert "HySure has no endmembers" in rp.endmember_note.text()
     assert "30 ADMM iterations" in rp.run_summary.text()
