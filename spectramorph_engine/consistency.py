@@ -53,15 +53,15 @@ def _degrade(cube: np.ndarray, ratio: int, psf) -> np.ndarray:
     return np.asarray(area_downsample(x, int(ratio)), dtype=np.float32)
 
 
-def _figures(reference: np.ndarray, estimate: np.ndarray, with_sam: bool = True) -> dict:
+def _figures(reference: np.ndarray, estimate: np.ndarray, with_sam: bool = True, cancel=None) -> dict:
     from . import metrics
-    out = {"PSNR": float(metrics.psnr(reference, estimate))}
+    out = {"PSNR": float(metrics.psnr(reference, estimate, cancel))}
     if with_sam:
-        out["SAM"] = float(metrics.sam(reference, estimate))
+        out["SAM"] = float(metrics.sam(reference, estimate, cancel))
     return out
 
 
-def lr_consistency(result, lr_hsi, ratio: int, psf) -> dict:
+def lr_consistency(result, lr_hsi, ratio: int, psf, cancel=None) -> dict:
     """dict(PSNR, SAM) of the result blurred by `psf` and area-downsampled by `ratio`
     against the LR-HSI. result (H,W,C) with H = ratio*h, W = ratio*w; psf None = no blur."""
     res = as_cube(result, "the result")
@@ -69,10 +69,10 @@ def lr_consistency(result, lr_hsi, ratio: int, psf) -> dict:
     r = int(ratio)
     if res.shape != (lr.shape[0] * r, lr.shape[1] * r, lr.shape[2]):
         raise InputError(f"the result {res.shape} is not the LR-HSI {lr.shape} upsampled by {r}")
-    return _figures(lr, _degrade(res, r, psf))
+    return _figures(lr, _degrade(res, r, psf), cancel=cancel)
 
 
-def msi_consistency(result, hr_msi, srf, offset=None) -> dict:
+def msi_consistency(result, hr_msi, srf, offset=None, cancel=None) -> dict:
     """dict(PSNR[, SAM]) of SRF(result) (+ offset per MSI band) against the HR-MSI.
     SAM only when the HR-MSI has 2 bands or more (an angle needs a spectrum)."""
     res = as_cube(result, "the result")
@@ -86,7 +86,7 @@ def msi_consistency(result, hr_msi, srf, offset=None) -> dict:
     pred = res.astype(np.float64) @ srf.T
     if offset is not None:
         pred = pred + np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)
-    return _figures(msi, pred.astype(np.float32), with_sam=msi.shape[2] >= 2)
+    return _figures(msi, pred.astype(np.float32), with_sam=msi.shape[2] >= 2, cancel=cancel)
 
 
 def crop_to_multiple(cube, ratio: int) -> np.ndarray:
@@ -120,7 +120,7 @@ def reduced_resolution_inputs(hr_msi, lr_hsi, ratio: int, psf):
     return _degrade(msi_c, r, psf), _degrade(lr_ref, r, psf), np.asarray(lr_ref, dtype=np.float32)
 
 
-def reduced_resolution_score(fused_reduced, lr_hsi, ratio: int, convention: str = "spec") -> dict:
+def reduced_resolution_score(fused_reduced, lr_hsi, ratio: int, convention: str = "spec", cancel=None) -> dict:
     """metrics.compute_all of the reduced-resolution fusion against the LR-HSI (cropped
     top-left to the fused size when needed, as reduced_resolution_inputs does)."""
     from . import metrics
@@ -129,16 +129,16 @@ def reduced_resolution_score(fused_reduced, lr_hsi, ratio: int, convention: str 
     if lr.shape[0] < fused.shape[0] or lr.shape[1] < fused.shape[1] or lr.shape[2] != fused.shape[2]:
         raise InputError(f"the reduced-resolution result {fused.shape} does not fit the LR-HSI {lr.shape}")
     ref = lr[:fused.shape[0], :fused.shape[1]]
-    return metrics.compute_all(ref, fused, int(ratio), convention=convention)
+    return metrics.compute_all(ref, fused, int(ratio), convention=convention, cancel=cancel)
 
 
-def bicubic_consistency(lr_hsi, hr_msi, srf, ratio: int, psf, offset=None) -> dict:
+def bicubic_consistency(lr_hsi, hr_msi, srf, ratio: int, psf, offset=None, cancel=None) -> dict:
     """The consistency figures of bicubic upsampling of the LR-HSI (the baseline):
     dict(lr=lr_consistency(...), msi=msi_consistency(...))."""
     from .degradation import bicubic_upsample
     up = np.asarray(bicubic_upsample(np.asarray(lr_hsi, dtype=np.float32), int(ratio)), dtype=np.float32)
-    return {"lr": lr_consistency(up, lr_hsi, ratio, psf),
-            "msi": msi_consistency(up, hr_msi, srf, offset=offset)}
+    return {"lr": lr_consistency(up, lr_hsi, ratio, psf, cancel=cancel),
+            "msi": msi_consistency(up, hr_msi, srf, offset=offset, cancel=cancel)}
 
 
 def _get(fig, key):
@@ -248,6 +248,7 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
         if bicubic.ndim == 2:
             bicubic = bicubic[:, :, None]
         for name, cube in (("fusion", fused), ("bicubic", bicubic)):
+            ev.check_cancel(cancel)       # each half of a chunk blurs a few full-size bands
             lr_stats[name].add(lr[:, :, b0:b1], _degrade(cube, r, psf))
             msi_pred[name] += (cube.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
                 H, W, -1)
@@ -255,6 +256,7 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
     with_sam = msi.shape[2] >= 2
     out = {}
     for name in ("fusion", "bicubic"):
+        ev.check_cancel(cancel)
         pred = msi_pred[name]
         if offset is not None:
             pred += np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)

@@ -114,6 +114,7 @@ import numpy as np
 from .atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401
 from .atomic import commit as _commit, discard as _discard
 from .errors import InputError
+from .events import check_cancel
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +345,17 @@ def _match_wavelengths(wl, shape, source: str) -> Optional[np.ndarray]:
     return wl
 
 
-def _count_nonfinite(a, lazy: bool) -> int:
+# Eager loads read, convert and check big cubes in blocks of about this many bytes, so memory
+# stays bounded and a cancel request is seen between blocks (a fraction of a second apart).
+_BLOCK_BYTES = 64 << 20
+
+
+def _row_step(shape, itemsize: int) -> int:
+    row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * itemsize)
+    return max(1, _BLOCK_BYTES // row_bytes)
+
+
+def _count_nonfinite(a, lazy: bool, cancel=None) -> int:
     """NaN/Inf count; in row blocks so a big cube needs no full-size boolean mask."""
     if np.dtype(a.dtype).kind != "f":
         return 0
@@ -352,12 +363,38 @@ def _count_nonfinite(a, lazy: bool) -> int:
     if lazy:
         rows = np.unique(np.linspace(0, n - 1, num=min(n, 16)).round().astype(int))
         return int(sum(np.count_nonzero(~np.isfinite(np.asarray(a[int(r)]))) for r in rows))
-    row_bytes = max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
-    step = max(1, (64 << 20) // row_bytes)
-    return int(sum(np.count_nonzero(~np.isfinite(a[i:i + step])) for i in range(0, n, step)))
+    step = _row_step(a.shape, a.dtype.itemsize)
+    total = 0
+    for i in range(0, n, step):
+        check_cancel(cancel)
+        total += int(np.count_nonzero(~np.isfinite(a[i:i + step])))
+    return total
 
 
-def _finish(p: Path, data, key, wavelengths, lazy: bool, handle=None) -> Cube:
+def _read_blocks(src, shape, cancel=None, matlab: bool = False, p: Optional[Path] = None) -> np.ndarray:
+    """A float32 copy of the array-like `src` (h5py dataset, memmap) read block by block,
+    with the cancel token checked between blocks. `matlab`: `src` is an HDF5 dataset in
+    MATLAB's reversed axis order; it is read along its first axis (our last) and transposed.
+    Refused before allocating when the copy cannot fit in memory (memory.require)."""
+    from .memory import require
+    require(4 * int(np.prod(shape, dtype=np.int64)), f"loading '{p or 'the cube'}' ({_fmt_shape(shape)})",
+            "open it lazily, or crop it")
+    out = np.empty(shape, dtype=np.float32)
+    if matlab:
+        n = src.shape[0]
+        step = _row_step(src.shape, 4)
+        for b0 in range(0, n, step):
+            check_cancel(cancel)
+            out[..., b0:b0 + step] = np.asarray(src[b0:b0 + step]).T
+        return out
+    step = _row_step(shape, 4)
+    for r0 in range(0, shape[0], step):
+        check_cancel(cancel)
+        out[r0:r0 + step] = src[r0:r0 + step]
+    return out
+
+
+def _finish(p: Path, data, key, wavelengths, lazy: bool, handle=None, cancel=None) -> Cube:
     """Common checks and conversion for every reader."""
     what = f"'{p}'" + (f" variable '{key}'" if key else "")
     dtype = np.dtype(data.dtype)
@@ -379,7 +416,7 @@ def _finish(p: Path, data, key, wavelengths, lazy: bool, handle=None) -> Cube:
                 data = np.asarray(data, dtype=np.float32)
             else:
                 data = np.asarray(data)
-        bad = _count_nonfinite(data, lazy)
+        bad = _count_nonfinite(data, lazy, cancel)
         if bad:
             extra = " in a sample of rows" if lazy else ""
             raise InputError(f"{what} holds {bad} NaN or Inf values{extra}")
@@ -688,7 +725,7 @@ def _h5_wavelengths_unchecked(f, ds, name: str, p: Path):
     return None
 
 
-def _load_hdf5(p: Path, key, lazy: bool, matlab: bool) -> Cube:
+def _load_hdf5(p: Path, key, lazy: bool, matlab: bool, cancel=None) -> Cube:
     label = "MATLAB v7.3 .mat (HDF5)" if matlab else "HDF5"
     f = _open_h5(p, label)
     try:
@@ -702,20 +739,22 @@ def _load_hdf5(p: Path, key, lazy: bool, matlab: bool) -> Cube:
             data = TransposedDataset(ds) if matlab else ds
             with _reading(p, label):     # the NaN check reads a few rows
                 return _finish(p, data, name, wl, lazy=True, handle=f)
+        shape = tuple(reversed(ds.shape)) if matlab else tuple(ds.shape)
         with _reading(p, label):
-            arr = ds.astype(np.float32)[()] if ds.dtype.kind in _NUMERIC_KINDS else ds[()]
-        if matlab:
-            arr = np.ascontiguousarray(arr.T)
+            if ds.dtype.kind in _NUMERIC_KINDS and len(shape) in (2, 3) and 0 not in shape:
+                arr = _read_blocks(ds, shape, cancel, matlab=matlab, p=p)
+            else:            # _finish names what is wrong with it
+                arr = ds[()].T if matlab else ds[()]
         f.close()
-        return _finish(p, arr, name, wl, lazy=False)
+        return _finish(p, arr, name, wl, lazy=False, cancel=cancel)
     except BaseException:
         f.close()
         raise
 
 
-def _load_mat(p: Path, key, lazy: bool) -> Cube:
+def _load_mat(p: Path, key, lazy: bool, cancel=None) -> Cube:
     if _is_hdf5(p):
-        return _load_hdf5(p, key, lazy, matlab=True)
+        return _load_hdf5(p, key, lazy, matlab=True, cancel=cancel)
     variables = _mat_v5_variables(p)
     entries = [(v.name, v.dims, v.dtype) for v in variables.values()]
     name = _choose(p, entries, key)
@@ -769,18 +808,19 @@ def _npy_header(fh, p: Path, label: str, available: int) -> tuple:
     return tuple(int(x) for x in shape), dtype, bool(fortran), start + hlen
 
 
-def _read_exactly(fh, arr: np.ndarray, p: Path, label: str) -> None:
+def _read_exactly(fh, arr: np.ndarray, p: Path, label: str, cancel=None) -> None:
     view = memoryview(arr.reshape(-1).view(np.uint8))
     got = 0
     while got < len(view):
-        n = fh.readinto(view[got:])
+        check_cancel(cancel)
+        n = fh.readinto(view[got:got + _BLOCK_BYTES])
         if not n:
             raise InputError(f"'{p}' cannot be read as {label}: the data ends after {got} of "
                              f"{len(view)} bytes (truncated)")
         got += n
 
 
-def _read_npy(p: Path, lazy: bool = False, header_only: bool = False):
+def _read_npy(p: Path, lazy: bool = False, header_only: bool = False, cancel=None):
     """The array of a .npy file (a read-only memmap when lazy), size checked first;
     with header_only, (shape, dtype) without reading the data."""
     size = p.stat().st_size
@@ -792,13 +832,18 @@ def _read_npy(p: Path, lazy: bool = False, header_only: bool = False):
         if lazy:
             with _reading(p, _NPY_LABEL):
                 return np.memmap(str(p), dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
+        from .memory import require
+        count = int(np.prod(shape, dtype=np.int64))
+        # the array, and its float32 copy when the cube needs converting
+        require(count * (dtype.itemsize + (4 if dtype != np.float32 else 0)),
+                f"loading '{p}' ({_fmt_shape(shape)} {dtype.name})", "crop it, or save it as float32")
         arr = np.empty(shape, dtype=dtype, order=order)
-        _read_exactly(fh, arr.T if fortran else arr, p, _NPY_LABEL)   # .T: the C-ordered view
+        _read_exactly(fh, arr.T if fortran else arr, p, _NPY_LABEL, cancel)   # .T: the C-ordered view
         return arr
 
 
-def _load_npy(p: Path, lazy: bool) -> Cube:
-    data = _read_npy(p, lazy=lazy)
+def _load_npy(p: Path, lazy: bool, cancel=None) -> Cube:
+    data = _read_npy(p, lazy=lazy, cancel=cancel)
     wl = None
     side = _npy_sidecar(p)
     if side.is_file():
@@ -807,7 +852,7 @@ def _load_npy(p: Path, lazy: bool) -> Cube:
         except InputError as exc:
             log.warning("ignoring %s: %s", side, exc)
     with _reading(p, _NPY_LABEL):    # a lazy map reads its sample rows here
-        return _finish(p, data, None, wl, lazy=lazy)
+        return _finish(p, data, None, wl, lazy=lazy, cancel=cancel)
 
 
 class _Npz:
@@ -1005,15 +1050,15 @@ def _envi_wavelengths(img) -> Optional[np.ndarray]:
     return _to_nm(centers, getattr(img.bands, "band_unit", None))
 
 
-def _load_envi(p: Path, lazy: bool) -> Cube:
+def _load_envi(p: Path, lazy: bool, cancel=None) -> Cube:
     img, hdr = _open_envi(p)
     with _reading(p, "ENVI"):
         # BIP view: a memmap whose axes already read rows x cols x bands, whatever the interleave.
-        data = img.open_memmap(interleave="bip") if lazy else np.asarray(img.load(scale=False))
+        data = img.open_memmap(interleave="bip")
         if not lazy:
-            data = np.asarray(data)   # drop spectral's ImageArray subclass
+            data = _read_blocks(data, tuple(data.shape), cancel, p=p)
         wl = _envi_wavelengths(img)
-        return _finish(p, data, None, wl, lazy=lazy)
+        return _finish(p, data, None, wl, lazy=lazy, cancel=cancel)
 
 
 # ----------------------------------------------------------------------------- public readers
@@ -1081,8 +1126,9 @@ def list_arrays(path: PathLike) -> list:
     return [e for e in entries if not _is_wavelength_name(e[0])]
 
 
-def load_cube(path: PathLike, key: Optional[str] = None, lazy: bool = False) -> Cube:
-    """Read a rows x cols x bands cube (or a 2-D band) and its wavelengths; see the module doc."""
+def load_cube(path: PathLike, key: Optional[str] = None, lazy: bool = False, cancel=None) -> Cube:
+    """Read a rows x cols x bands cube (or a 2-D band) and its wavelengths; see the module doc.
+    `cancel`: a threading.Event checked between the blocks of an eager load (Cancelled)."""
     p = _check_file(path)
     kind = _kind(p)
     if not kind:
@@ -1091,16 +1137,16 @@ def load_cube(path: PathLike, key: Optional[str] = None, lazy: bool = False) -> 
         log.info("'%s' holds a single array: key '%s' not used", p, key)
         key = None
     if kind == "mat":
-        return _load_mat(p, key, lazy)
+        return _load_mat(p, key, lazy, cancel)
     if kind == "h5":
-        return _load_hdf5(p, key, lazy, matlab=False)
+        return _load_hdf5(p, key, lazy, matlab=False, cancel=cancel)
     if kind == "npy":
-        return _load_npy(p, lazy)
+        return _load_npy(p, lazy, cancel)
     if kind == "npz":
         return _load_npz(p, key)
     if kind == "tif":
         return _load_tif(p)
-    return _load_envi(p, lazy)
+    return _load_envi(p, lazy, cancel)
 
 
 def _read_text_table(p: Path) -> np.ndarray:

@@ -65,6 +65,7 @@ from scipy.optimize import nnls
 
 from .degradation import as_cube
 from .errors import InputError
+from .events import check_cancel
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +385,7 @@ def central_crop(hr, lr, ratio: int, max_lr_side: int):
 def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optional[float] = None,
                  psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS,
                  window: Optional[float] = None, exclude_clipped: bool = False,
-                 max_lr_side: int = MAX_ESTIMATION_LR_SIDE) -> SrfEstimate:
+                 max_lr_side: int = MAX_ESTIMATION_LR_SIDE, cancel=None) -> SrfEstimate:
     """Fit the SRF (c x C), an offset per band and the blur width to an image pair.
 
     Large pairs are fitted on their central `max_lr_side` x `max_lr_side` LR pixels (and the
@@ -398,7 +399,9 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
     a number restricts row k to its located centre +- window located widths (a compact,
     more physical-looking response at some cost in fit when the camera is not linear).
     `exclude_clipped`: leave out LR pixels touched by clipped values (see module doc).
+    `cancel`: a threading.Event checked between candidate blurs and between bands.
     """
+    check_cancel(cancel)
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
     hr, lr = central_crop(hr, lr, ratio, max_lr_side)
     h, w, C = lr.shape
@@ -419,10 +422,14 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
     lr_msi_by_sigma = {}
     scores = {}
     for sg in sigmas:
+        check_cancel(cancel)
         y_lr = msi_to_lr_grid(hr, ratio, sg).astype(np.float64)
         lr_msi_by_sigma[sg] = y_lr
         Y = y_lr[mask]
-        sse = sum(scan.holdout_sse(Y[:, k], mu_scan) for k in range(c))
+        sse = 0.0
+        for k in range(c):
+            check_cancel(cancel)
+            sse += scan.holdout_sse(Y[:, k], mu_scan)
         scores[sg] = math.sqrt(sse / Y.size)
     sigma = min(sigmas, key=lambda s: scores[s])
     log.info("SRF estimation: blur sigma %g px (held-out RMSE by sigma: %s)", sigma,
@@ -441,6 +448,7 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
     r2 = np.zeros(c)
     mus = np.zeros(c)
     for k in range(c):
+        check_cancel(cancel)
         y = Y[:, k]
         support = None if window is None else _support(locations[k], C, window)
         if smoothness is None:
@@ -492,7 +500,7 @@ def _srf_fit_pixels(hr_msi, lr_hsi, ratio: int, srf, psf_sigma, psf_sigmas):
 
 
 def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
-               psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, offset=None) -> dict:
+               psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, offset=None, cancel=None) -> dict:
     """How well a given SRF (e.g. the preset) explains the pair, used as is (no gain or
     offset: exactly what the network would be trained on; pass `offset` for an estimate).
 
@@ -506,6 +514,7 @@ def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = Non
         pred = pred + np.asarray(offset, dtype=np.float64).reshape(1, -1)
     best = None
     for sg, Y in candidates:
+        check_cancel(cancel)
         mse = float(np.mean((pred - Y) ** 2))
         if best is None or mse < best[0]:
             best = (mse, sg, Y)
@@ -567,7 +576,7 @@ def choose_training_input(hr_msi, lr_hsi, ratio: int, est: SrfEstimate):
 
 
 def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
-                    psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS):
+                    psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, cancel=None):
     """Per-band gain and offset that best map SRF(LR-HSI) onto the HR-MSI brought to the LR grid.
 
     A measured SRF gives the shape of each band's response, but the two images are
@@ -580,6 +589,7 @@ def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] 
     c = pred.shape[1]
     best = None
     for sg, Y in candidates:
+        check_cancel(cancel)
         gain, offset, sse = np.ones(c), np.zeros(c), 0.0
         for k in range(c):
             A = np.stack([pred[:, k], np.ones(len(pred))], axis=1)
