@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
         else:
             self._restore_geometry()
         self.resizeDocks([self.data_dock, self.training_dock], [385, 335], Qt.Horizontal)
-        self.resizeDocks([self.training_dock, self.curves_dock], [480, 370], Qt.Vertical)
+        self.resizeDocks([self.training_dock, self.curves_dock], [450, 400], Qt.Vertical)
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._restore_layout()
 

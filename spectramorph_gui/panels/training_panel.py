@@ -129,11 +129,14 @@ COMPUTE_FIELDS = [
     Field("verbose", "Log level", "0: warnings only in the log; 1: stage lines and timings.",
           minimum=0, maximum=2),
 ]
-# (title, fields, unfolded at start, note: who reads the block)
+# (title, fields, unfolded at start, note: who reads the block). A block folded at start (one
+# method's own settings) then follows the method: unfolded while it is chosen, folded otherwise,
+# until the user folds or unfolds it by hand. The other blocks never fold by themselves: the
+# settings a method ignores stay in sight, greyed out.
 SECTIONS = [
     ("Method", METHOD_FIELDS, True, ""),
     ("HySure", HYSURE_FIELDS, False, "HySure only"),
-    ("Auto-selection", SELECTION_FIELDS, True, "SpectraMorph: settings chosen from the data"),
+    ("Auto-selection", SELECTION_FIELDS, True, "SpectraMorph, before the run"),
     ("Training", TRAINING_FIELDS, True, "SpectraMorph's network"),
     ("Endmembers", ENDMEMBER_FIELDS, True, "SpectraMorph"),
     ("Refinement", REFINEMENT_FIELDS, True, "SpectraMorph, after inference"),
@@ -199,6 +202,7 @@ class TrainingPanel(QWidget):
 
         self.form = SectionedForm(state, [(t, fields, unfolded) for t, fields, unfolded, _n in SECTIONS])
         self.section_notes = {t: note for t, _f, _u, note in SECTIONS}
+        self.method_blocks = {t for t, _f, unfolded, _n in SECTIONS if not unfolded}
         self.uses_label = QLabel()
         self.uses_label.setObjectName("methodUses")
         self.uses_label.setWordWrap(True)
@@ -231,7 +235,6 @@ class TrainingPanel(QWidget):
         state.preparedChanged.connect(lambda _p: self._show_method(state.config))
         state.busyChanged.connect(lambda _l: self._update_run_enabled())
         state.configChanged.connect(self._show_method)
-        self._method_shown = None
         self._show_method(state.config)
         self._update_run_enabled()
 
@@ -252,10 +255,8 @@ class TrainingPanel(QWidget):
             used = method in readers
             note = self.section_notes[t]
             section.set_note(note if used else f"not used by {short_name(method)}")
-            # a newly chosen method unfolds its own blocks (never folds one: nothing is hidden)
-            if used and method != self._method_shown and not section.expanded() and not section.user_folded:
-                section.set_expanded(True)
-        self._method_shown = method
+            if t in self.method_blocks and not section.user_folded:
+                section.set_expanded(used)
         self._show_prior_choice(config)
 
     def _show_prior_choice(self, config) -> None:

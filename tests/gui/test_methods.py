@@ -71,21 +71,25 @@ def test_uses_text_and_greyed_fields_follow_the_method(qtbot, window):
     assert len(set(seen.values())) == 3
     assert "✗ Ignores the SRF" in seen["glp"]
 
-    # GLP-HS: every SpectraMorph and HySure field greyed (not hidden), with the reason in its tooltip
+    # GLP-HS: every SpectraMorph and HySure field greyed, with the reason in its tooltip; the
+    # SpectraMorph blocks stay in sight (greyed, not hidden), HySure's own block folds to one line
     _choose(combo, "glp")
     for key in ("epochs", "num_endmembers", "spec_prior", "refine", "auto_select", "device") + HYSURE_KEYS:
         w = tp.form.widget(key)
-        assert not w.isEnabled() and w.isVisibleTo(tp), key
+        assert not w.isEnabled(), key
         assert w.toolTip().startswith("<p><b>Not used by this run:</b>") and "GLP-HS" in w.toolTip(), key
         assert not tp.form.bound[key].label.isEnabled()
+        assert w.isVisibleTo(tp) == (key not in HYSURE_KEYS), key
     assert _enabled(window, "verbose")
-    assert "not used by GLP-HS" in tp.form.sections["Training"].note.text()
+    for title in ("Training", "Endmembers", "Refinement", "Auto-selection", "HySure"):
+        assert "not used by GLP-HS" in tp.form.sections[title].note.text(), title
+    assert not tp.form.sections["HySure"].expanded()
     # the SRF panel's training input is SpectraMorph's too
     assert not window.srf_panel.form.widget("training_input").isEnabled()
 
     # HySure: its own block unfolds and is editable, the device is used, SpectraMorph's are not
     _choose(combo, "hysure")
-    assert tp.form.sections["HySure"].expanded()
+    assert tp.form.sections["HySure"].expanded() and tp.form.widget("hysure_iterations").isVisibleTo(tp)
     for key in HYSURE_KEYS + ("device",):
         assert _enabled(window, key), key
         assert "Not used" not in tp.form.widget(key).toolTip()
@@ -100,6 +104,12 @@ def test_uses_text_and_greyed_fields_follow_the_method(qtbot, window):
         assert _enabled(window, key), key
     for key in HYSURE_KEYS:
         assert not _enabled(window, key) and "Only HySure" in tp.form.widget(key).toolTip()
+    assert not tp.form.sections["HySure"].expanded()
+    # a block the user unfolds by hand stays unfolded
+    tp.form.sections["HySure"].button.click()
+    _choose(combo, "glp")
+    _choose(combo, "spectramorph")
+    assert tp.form.sections["HySure"].expanded()
     assert window.srf_panel.form.widget("training_input").isEnabled()
     tp.form.widget("refine").setChecked(False)
     assert window.state.config.refine is False
@@ -242,6 +252,14 @@ def test_glp_run_fills_the_scores_and_replaces_the_unmixing_plots(qtbot, window)
     qtbot.waitUntil(lambda: path.exists() and window.state.workers.pending == 0, timeout=30000)
     from spectramorph_engine import io
     assert io.load_cube(str(path), key="hr_hsi").data.shape == result.hr_hsi.shape
+    # and "Write all" writes what GLP-HS has: the cube and the scores, no unmixing figures
+    ep.write_all()
+    out = Path(window.state.config.output_dir)
+    qtbot.waitUntil(lambda: (out / "metrics.json").exists() and window.state.workers.pending == 0, timeout=30000)
+    import json
+    scores = json.loads((out / "metrics.json").read_text())
+    assert scores["method"] == "glp" and scores["glp"]["PSNR"] == pytest.approx(result.metrics["PSNR"])
+    assert (out / "hr_hsi.npy").exists() and not list(out.glob("endmembers.*")) and not list(out.glob("abundances*"))
 
 
 def test_hysure_run_shows_its_objective_and_progress(qtbot, window):
