@@ -10,6 +10,9 @@ Writes into this folder:
   05_real_results.png real-world results: consistency figures
   06_psf_export.png  the PSF design panel and the Export panel
   07_real_preset_warning.png  real-world mode forced onto a preset SRF that does not fit: the warnings
+  08_glp_results.png the same demo fused by GLP-HS: its scores, and a note where endmembers would be
+  09_methods.png     the Training panel with each method chosen (SpectraMorph, GLP-HS, HySure):
+                     what each uses and ignores, the settings it ignores greyed out
 The settings of the real user are not touched (a throw-away settings folder). Offscreen, Qt's
 screen is made 1920 x 1200 (its default 800 x 800 would clamp the window), and torch gets one
 thread (a shared machine runs the tiny scenes fastest that way; the timings shown are not the point).
@@ -69,6 +72,31 @@ def main() -> int:
         window.grab().save(str(path))
         print("wrote", path)
 
+    def side_by_side(widgets_and_states, name, gap=12):
+        """Grab one widget in several states (a callable sets each up) into one image."""
+        from PySide6.QtGui import QColor, QImage, QPainter
+        shots = []
+        for widget, set_up in widgets_and_states:
+            set_up()
+            pump(0.3)
+            shots.append(widget.grab())
+        width = sum(p.width() for p in shots) + gap * (len(shots) - 1)
+        image = QImage(width, max(p.height() for p in shots), QImage.Format_RGB32)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        x = 0
+        for p in shots:
+            painter.drawPixmap(x, 0, p)
+            x += p.width() + gap
+        painter.end()
+        path = out / name
+        image.save(str(path))
+        print("wrote", path)
+
+    def choose_method(window, name):
+        combo = window.training_panel.form.widget("method")
+        combo.setCurrentIndex(combo.findData(name))
+
     w = MainWindow()
     w.show()
     s = w.state
@@ -98,6 +126,18 @@ def main() -> int:
     w.export_dock.raise_()
     grab(w, "06_psf_export.png")
     w.curves_dock.raise_()
+    w.data_dock.raise_()
+
+    # --- the classical methods: GLP-HS on the same demo, and the Training panel per method
+    choose_method(w, "glp")
+    w.training_panel.run_button.click()
+    pump(until=lambda: s.result is not None and not s.running and s.result.method == "glp", timeout=600)
+    rp.select_pixel(h // 3, wd // 3)
+    grab(w, "08_glp_results.png")
+    tp = w.training_panel
+    side_by_side([(tp, lambda m=m: choose_method(w, m)) for m in ("spectramorph", "glp", "hysure")],
+                 "09_methods.png")
+    choose_method(w, "spectramorph")
 
     # --- real-world mode on the demo pair (saved to files, opened as a user would)
     import numpy as np
