@@ -6,16 +6,20 @@ import sys
 
 
 def main(argv=None) -> int:
-    from . import fuzz, quality, speed
+    from . import cancel_latency, fuzz, prior, quality, speed
     p = argparse.ArgumentParser(prog="python -m bench",
                                 description="SpectraMorph benchmarks: quality (vs bicubic), speed/memory, "
                                             "hostile files.")
     sub = p.add_subparsers(dest="which", required=True)
-    quality.add_arguments(sub.add_parser("quality", help="metrics table, SpectraMorph vs bicubic"))
+    quality.add_arguments(sub.add_parser("quality", help="quality table: default vs original, GLP-HS, HySure, "
+                                                         "bicubic"))
+    prior.add_arguments(sub.add_parser("prior", help="what the coarse spectral prior buys and costs"))
     speed.add_arguments(sub.add_parser("speed", help="stage times, epochs/s, peak memory, NMF vs scikit-learn"))
     fuzz.add_arguments(sub.add_parser("fuzz", help="hostile files against every loader: outcomes per format"))
+    cancel_latency.add_arguments(sub.add_parser("cancel", help="time from a cancel request to Cancelled, per stage"))
     args = p.parse_args(argv)
-    return {"quality": quality, "speed": speed, "fuzz": fuzz}[args.which].main(args)
+    return {"quality": quality, "speed": speed, "fuzz": fuzz, "cancel": cancel_latency,
+            "prior": prior}[args.which].main(args)
 
 
 if __name__ == "__main__":

@@ -52,25 +52,25 @@ IKONOS_COLUMNS = {1: [1], 3: [2, 3, 4], 4: [2, 3, 4, 5]}      # pan | B G R | B 
 # ---------------------------------------------------------------------------------- scenes
 
 @lru_cache(maxsize=None)
-def scene(name: str):
-    """(truth cube, wavelengths nm or None)."""
+def scene(name: str, size: int = 128):
+    """(truth cube, wavelengths nm or None); `size`: the library scenes' side in pixels."""
     from .scenes import LibraryScene, VariableLibraryScene, urban_cube
     if name == "urban":
         return urban_cube(), None
     if name == "usgs-a":
-        s = LibraryScene(128, 128, 200, k=6, seed=0)
+        s = LibraryScene(size, size, 200, k=6, seed=0)
     elif name == "usgs-b":
-        s = LibraryScene(128, 128, 200, k=8, seed=3)
+        s = LibraryScene(size, size, 200, k=8, seed=3)
     elif name == "holdout":
-        s = VariableLibraryScene(128, 128, 200, k=10, seed=11)
+        s = VariableLibraryScene(size, size, 200, k=10, seed=11)
     else:
         raise SystemExit(f"error: unknown scene {name!r}; allowed: {', '.join(SCENES)}")
     return s.cube(), s.wavelengths
 
 
-def fits(name: str, ratio: int, k: int = 7) -> bool:
+def fits(name: str, ratio: int, k: int = 7, size: int = 128) -> bool:
     """Whether the scene allows the ratio: at least 4 x 4 LR pixels and K of them."""
-    truth, _ = scene(name)
+    truth, _ = scene(name, size)
     h, w = truth.shape[0] // ratio, truth.shape[1] // ratio
     return h >= 4 and w >= 4 and h * w >= k
 
@@ -108,7 +108,7 @@ def run_case(task: dict) -> dict:
     """All methods on one (scene, psf, ratio, bands, seed); runs in a worker process."""
     from spectramorph_engine import FusionConfig
     from spectramorph_engine.pipeline import FusionInputs, run_fusion
-    truth, wl = scene(task["scene"])
+    truth, wl = scene(task["scene"], task.get("size", 128))
     base = case_config(task["scene"], task["psf"], task["ratio"], task["bands"], task["seed"], task["workdir"],
                        task.get("epochs"))
     out = {k: task[k] for k in ("scene", "psf", "ratio", "bands", "seed")}
@@ -160,10 +160,11 @@ def _tasks(args, workdir: str) -> list:
     for name in args.scenes:
         for psf in args.psfs:
             for ratio, bands in args.grid:
-                if not fits(name, ratio):
+                if not fits(name, ratio, size=args.size):
                     continue
                 for seed in args.seeds:
                     tasks.append({"scene": name, "psf": psf, "ratio": ratio, "bands": bands, "seed": seed,
+                                  "size": args.size,
                                   "methods": args.methods, "workdir": workdir, "epochs": args.epochs,
                                   "selection_check": args.selection_check})
     return tasks
@@ -182,6 +183,7 @@ def run(args) -> dict:
     tasks = _tasks(args, workdir)
     report = {"kind": "quality", "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
               "grid": {"scenes": list(args.scenes), "psfs": list(args.psfs), "settings": [list(g) for g in args.grid],
+                       "library_size": args.size,
                        "seeds": list(args.seeds), "methods": list(args.methods)},
               "epochs": args.epochs or "default", "jobs": args.jobs, "threads_per_job": 1, "quick": args.quick,
               "command": "python -m bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["quality"] else sys.argv[1:]),
@@ -317,7 +319,7 @@ def render(report: dict) -> str:
              f"{report.get('total_s', 0) / 60:.1f} min on {report['jobs']} worker process(es) x 1 torch thread; "
              f"{m.get('cpu')}, torch {m.get('torch')}",
              f"Reproduce: {report['command']}",
-             f"Scenes {', '.join(g['scenes'])}; PSFs {', '.join(g['psfs'])} (sigma {SIGMA}, holdout x"
+             f"Scenes {', '.join(g['scenes'])} (library scenes {g.get('library_size', 128)} px); PSFs {', '.join(g['psfs'])} (sigma {SIGMA}, holdout x"
              f"{HOLDOUT_SIGMA_SCALE}); (ratio, bands) {g['settings']}; seeds {g['seeds']}; epochs "
              f"{report['epochs']}. PSNR dB (mean over bands), SAM deg, SPEC 5 convention, mean±sd over seeds."]
     methods, rows = summary_rows(report, "PSNR")
@@ -370,6 +372,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_ints, default=None, help="default 1,2,3")
     p.add_argument("--methods", default=",".join(METHODS), help="comma list from default, original, glp, hysure")
     p.add_argument("--epochs", type=int, default=None, help="override the epochs (default: the engine's)")
+    p.add_argument("--size", type=int, default=128, help="side of the library scenes in pixels (default 128)")
     p.add_argument("--selection-check", action="store_true",
                    help="also run every auto-selection candidate at full resolution (hit rate; slow)")
     p.add_argument("--jobs", type=int, default=max(1, min(2, os.cpu_count() or 1)),

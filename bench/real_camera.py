@@ -4,8 +4,9 @@ Truth: the Urban cube; HR-MSI from the measured IKONOS B/G/R/NIR responses, a ca
 gamma 1/2.2 and 40 dB noise; LR-HSI blurred (sigma 1), downsampled by 2, 35 dB noise
 (spectramorph_engine.scenarios). The fusion is told only "4 MSI bands" (no wavelengths,
 no SRF), through the same files and pipeline a user's run goes through. Rows: the
-original behaviour (preset SRF), each option of real-world mode, the default, bicubic,
-and an oracle (linear camera, true SRF given as a file).
+original behaviour (preset SRF), each option of real-world mode, the round-one default (no
+refinement), the default, the classical methods (GLP-HS, HySure: blur and SRF estimated from
+the pair as for SpectraMorph), bicubic, and an oracle (linear camera, true SRF given as a file).
 """
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ VARIANTS = [
     ("original behaviour (srf_source: preset)", {"srf_source": "preset", "training_input": "srf"}),
     ("estimated SRF (srf_source: estimate, training_input: srf)", {"srf_source": "estimate", "training_input": "srf"}),
     ("HR-MSI on LR grid (training_input: msi_lr)", {"srf_source": "estimate", "training_input": "msi_lr"}),
+    ("round-one default (no refinement, minvol endmembers)", {"refine": False, "auto_select": False,
+                                                             "endmember_method": "minvol", "spec_prior": False}),
+    ("refinement without TV (refine_tv_weight: 0)", {"refine_tv_weight": 0.0}),
     ("default (srf_source: auto, training_input: auto)", {}),
+    ("GLP-HS (method: glp)", {"method": "glp"}),
+    ("HySure (method: hysure)", {"method": "hysure"}),
 ]
 
 

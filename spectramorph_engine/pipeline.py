@@ -52,10 +52,29 @@ class PreparedInputs:
     warnings: list = field(default_factory=list)
     psf_note: str = ""             # where the PSF came from (real mode: file, estimated, config)
     srf_gain_offset: Optional[tuple] = None  # (gain (c,), offset (c,)) fitted for an SRF file
+    # How the LR-HSI's blur treats the image border: "zero" (padding with zeros, as this engine
+    # degrades: synthetic pairs, the reduced-resolution pair) or "free" (a real sensor saw past
+    # the frame). None: from the mode.
+    boundary: Optional[str] = None
 
     @property
     def num_hsi_bands(self) -> int:
         return self.lr_hsi.shape[2]
+
+    def msi_model(self):
+        """(srf c x C float64, offset (c,) float64) with HR-MSI ~ HR-HSI @ srf.T + offset, in the
+        normalised units of the pair: the SRF in use with the gain and offset fitted on a real
+        pair (an estimated SRF, or an SRF file); the plain SRF and a zero offset otherwise."""
+        srf = np.asarray(self.srf, dtype=np.float64)
+        offset = np.zeros(srf.shape[0])
+        if self.srf_estimate is not None:
+            srf = np.asarray(self.srf_estimate.srf, dtype=np.float64)
+            offset = np.asarray(self.srf_estimate.offset, dtype=np.float64).reshape(-1)
+        elif self.srf_gain_offset is not None:
+            gain, off = self.srf_gain_offset
+            srf = np.asarray(gain, dtype=np.float64).reshape(-1, 1) * srf
+            offset = np.asarray(off, dtype=np.float64).reshape(-1)
+        return srf, offset
 
 
 @dataclass
@@ -73,6 +92,10 @@ class FusionResult:
     device: str = "cpu"
     output_files: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    method: str = "spectramorph"
+    method_info: dict = field(default_factory=dict)   # method-specific facts (prior used, refinement, ...)
+    selection: Optional[dict] = None                   # auto_select's candidates, scores and choice
+    config_used: Optional[FusionConfig] = None         # the settings the result was made with
 
     @property
     def final_loss(self) -> Optional[float]:
@@ -323,114 +346,103 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
             psf_note = f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px)"
     for w_ in warnings:
         ev.emit(progress, ev.Message("warning", w_))
-    return PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,
+    prep = PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,
                           wavelengths=wl, srf_note=note, training_input=training_input,
                           srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings, psf_note=psf_note,
                           srf_gain_offset=(gain, offset) if source == "file" else None)
+    # Whether the LR-HSI's border was blurred with zeros (a simulated pair) or saw past the frame
+    # (a real sensor): the refinement and the classical methods model the border accordingly.
+    from .degradation import detect_boundary
+    raw_srf, raw_offset = prep.msi_model()
+    prep.boundary, border_fit = detect_boundary(hr_msi, lr_hsi, ratio, psf, raw_srf, raw_offset)
+    prep.psf_note += (f"; image border: {'zero-padded blur (a simulated pair)' if prep.boundary == 'zero' else 'seen past the frame'}"
+                      + (f" (border fit {border_fit['zero']:.3g} vs {border_fit['free']:.3g})" if border_fit else ""))
+    return prep
 
 
 # --------------------------------------------------------------------------
 # fusion proper
 
 def _training_input_lr(prep: PreparedInputs) -> np.ndarray:
-    """The LR-grid MSI the LEN learns from (h x w x c)."""
-    from .degradation import apply_srf
-    if prep.training_input == "msi_lr":
-        from .consistency import _degrade
-        return _degrade(prep.hr_msi, prep.ratio, prep.psf)
-    if prep.srf_estimate is not None:
-        from .srf_estimation import apply_estimated_srf
-        return apply_estimated_srf(prep.lr_hsi, prep.srf_estimate)
-    out = apply_srf(prep.lr_hsi, prep.srf).astype(np.float32)
-    if prep.srf_gain_offset is not None:
-        gain, offset = prep.srf_gain_offset
-        out = (out * gain.astype(np.float32) + offset.astype(np.float32)).astype(np.float32)
-    return out
+    """The LR-grid MSI the LEN learns from (h x w x c); see methods.spectramorph."""
+    from .methods.spectramorph import training_input_lr
+    return training_input_lr(prep)
+
+
+def fuse_with_method(config: FusionConfig, prep: PreparedInputs, progress=None, cancel=None, stages=None,
+                     out_hsi=None):
+    """The configured method (config.method) on a prepared pair -> methods.MethodOutput."""
+    from .device import configure_threads, resolve_device
+    from .methods import get_method
+    stages = stages or _Stages(progress, cancel)
+    configure_threads()
+    device = resolve_device(config.device)
+    method = get_method(config.method)
+    kwargs = dict(device=device, progress=progress, cancel=cancel, out_hsi=out_hsi)
+    if getattr(method, "REPORTS_STAGES", False):
+        return method.fuse(config, prep, stages=stages, **kwargs)
+    with stages("fuse"):
+        return method.fuse(config, prep, **kwargs)
 
 
 def fuse(config: FusionConfig, prep: PreparedInputs, progress=None, cancel=None, stages=None,
          out_hsi=None):
-    """NMF + training + inference on a prepared pair -> (hr_hsi, E, alle, history, device)."""
-    import torch
-    from .device import configure_threads, resolve_device
-    from .inference import coarse_prior_lr, infer
-    from .model import LatentEstimationNetwork
-    from .training import train_len
-    from .unmixing import extract_endmembers
-
-    stages = stages or _Stages(progress, cancel)
-    configure_threads()
-    device = resolve_device(config.device)
-    h, w, num_bands = prep.lr_hsi.shape
-    limit = min(h * w, num_bands)
-    if config.num_endmembers > limit:
-        raise InputError(f"config key 'num_endmembers' is {config.num_endmembers}; it must be at most "
-                         f"min(LR pixels, bands) = {limit}")
-    with stages("nmf"):
-        endmembers = extract_endmembers(prep.lr_hsi, config.num_endmembers, device=device,
-                                        progress=progress, cancel=cancel)
-    with stages("train"):
-        lr_msi = _training_input_lr(prep)
-        x = lr_msi.reshape(-1, lr_msi.shape[2])
-        if config.use_prior:
-            prior = coarse_prior_lr(prep.lr_hsi, config.prior_downsample)
-            x = np.concatenate([x, prior.reshape(-1, num_bands)], axis=1)
-        inputs_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-        targets_t = torch.from_numpy(np.ascontiguousarray(prep.lr_hsi.reshape(-1, num_bands),
-                                                          dtype=np.float32)).to(device)
-        e_t = torch.from_numpy(np.ascontiguousarray(endmembers, dtype=np.float32)).to(device)
-        torch.manual_seed(config.seed)
-        model = LatentEstimationNetwork(x.shape[1], config.hidden_size, config.num_endmembers,
-                                        seed=config.seed).to(device)
-        history = train_len(model, inputs_t, targets_t, e_t, epochs=config.epochs,
-                            scheduler=config.scheduler, init_lr=config.init_lr, max_lr=config.max_lr,
-                            final_lr=config.final_lr, batch_size=config.training_batch_size,
-                            seed=config.seed, progress=progress, cancel=cancel)
-        del inputs_t, targets_t
-    with stages("inference"):
-        hr_hsi, alle = infer(model, prep.hr_msi, e_t, lr_hsi=prep.lr_hsi if config.use_prior else None,
-                             ratio=prep.ratio, batch_size=config.inference_batch_size, device=device,
-                             out_hsi=out_hsi, progress=progress, cancel=cancel)
-    return hr_hsi, endmembers, alle, history, str(device)
+    """The configured method on a prepared pair -> (hr_hsi, E, alle, history, device) (the
+    round-one interface; fuse_with_method gives everything)."""
+    from .training import TrainingHistory
+    out = fuse_with_method(config, prep, progress, cancel, stages, out_hsi)
+    return out.hr_hsi, out.endmembers, out.alle, TrainingHistory(out.loss_history, out.lr_history), out.device
 
 
-def _score(config: FusionConfig, prep: PreparedInputs, hr_hsi, endmembers, alle, progress, cancel):
-    """Metrics against truth (synthetic) or consistency figures (real), with the bicubic baseline."""
+def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
+    """Metrics against truth (synthetic) or consistency figures (real), with the bicubic baseline.
+    `out`: the methods.MethodOutput."""
     from . import metrics
     from .degradation import bicubic_upsample
     if prep.truth is not None:
         bicubic = bicubic_upsample(prep.lr_hsi, prep.ratio)
-        return metrics.compute_all(prep.truth, hr_hsi, prep.ratio), \
+        return metrics.compute_all(prep.truth, np.asarray(out.hr_hsi), prep.ratio), \
             metrics.compute_all(prep.truth, bicubic, prep.ratio), None
     from . import consistency as cons
-    offset = getattr(prep.srf_estimate, "offset", None)
-    srf_raw = getattr(prep.srf_estimate, "srf", prep.srf)
-    if prep.srf_gain_offset is not None:
-        gain, offset = prep.srf_gain_offset
-        srf_raw = gain[:, None] * prep.srf
-    # From ALLE x E, band chunk by band chunk: the whole HR-HSI (and its bicubic twin) may not fit.
-    figures = cons.consistency_from_latent(alle, endmembers, prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio,
-                                           prep.psf, offset=offset, cancel=cancel)
+    srf_raw, offset = prep.msi_model()
+    if out.latents is not None:
+        # band chunk by band chunk from latents x basis: the whole HR-HSI (and its bicubic twin)
+        # may not fit in memory
+        figures = cons.consistency_from_latent(out.latents, out.basis, prep.lr_hsi, prep.hr_msi, srf_raw,
+                                               prep.ratio, prep.psf, offset=offset, cancel=cancel)
+    else:
+        hr = np.asarray(out.hr_hsi)
+        figures = {"lr_consistency": cons.lr_consistency(hr, prep.lr_hsi, prep.ratio, prep.psf),
+                   "msi_consistency": cons.msi_consistency(hr, prep.hr_msi, srf_raw, offset=offset),
+                   "bicubic": cons.bicubic_consistency(prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio, prep.psf,
+                                                       offset=offset)}
     figures.update({"srf_note": prep.srf_note, "psf_note": prep.psf_note,
                     "training_input": prep.training_input, "srf_fit": prep.srf_fit})
     return None, None, figures
 
 
-def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, cancel) -> dict:
-    """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI."""
+def reduced_pair(prep: PreparedInputs):
+    """Wald's protocol: (PreparedInputs of both inputs degraded by r, the LR-HSI they are scored
+    against (cropped to a multiple of r))."""
     from . import consistency as cons
-    from . import metrics
-    from .degradation import bicubic_upsample
     hr_red, lr_red, lr_ref = cons.reduced_resolution_inputs(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf)
-    k = min(config.num_endmembers, lr_red.shape[0] * lr_red.shape[1], lr_red.shape[2])
     sub = PreparedInputs(mode="real", hr_msi=hr_red, lr_hsi=lr_red, srf=prep.srf, ratio=prep.ratio,
                          psf=prep.psf, wavelengths=prep.wavelengths, srf_note=prep.srf_note,
                          training_input=prep.training_input, srf_estimate=prep.srf_estimate,
-                         srf_gain_offset=prep.srf_gain_offset)
+                         srf_gain_offset=prep.srf_gain_offset, boundary="zero")
+    return sub, lr_ref
+
+
+def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, cancel) -> dict:
+    """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI."""
+    from . import metrics
+    from .degradation import bicubic_upsample
+    sub, lr_ref = reduced_pair(prep)
+    k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
-    fused, *_ = fuse(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
-    return {"fusion": metrics.compute_all(lr_ref, fused, prep.ratio),
-            "bicubic": metrics.compute_all(lr_ref, bicubic_upsample(lr_red, prep.ratio), prep.ratio),
+    out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
+    return {"fusion": metrics.compute_all(lr_ref, np.asarray(out.hr_hsi), prep.ratio),
+            "bicubic": metrics.compute_all(lr_ref, bicubic_upsample(sub.lr_hsi, prep.ratio), prep.ratio),
             "shape": list(lr_ref.shape)}
 
 
@@ -443,15 +455,22 @@ def _result_path(config: FusionConfig) -> Path:
     return Path(config.output_dir) / f"hr_hsi{_RESULT_SUFFIX[config.output_file_type]}"
 
 
-def _open_result_stream(config: FusionConfig, prep: PreparedInputs, write_outputs: bool):
-    """A ResultWriter for the HR-HSI when it should stream to disk, else None."""
+def _open_result_stream(config: FusionConfig, prep: PreparedInputs, staged):
+    """A ResultWriter for the HR-HSI when it should stream to disk, else None. It writes into
+    the run's staging folder `staged` (None: the run writes no files). First refuses a run whose
+    remaining stages cannot fit in memory (memory.check_run)."""
+    from .memory import check_run
     H, W = prep.hr_msi.shape[:2]
     nbytes = H * W * prep.num_hsi_bands * 4
-    if not write_outputs or prep.mode != "real" or nbytes <= STREAM_RESULT_BYTES:
+    streaming = staged is not None and prep.mode == "real" and nbytes > STREAM_RESULT_BYTES
+    # before the fusion allocates anything: refuse, with the estimate, what cannot fit
+    check_run(config, prep, streaming)
+    if not streaming:
         return None
     from .io import ResultWriter
     log.info("result of %.1f GB streams to %s during inference", nbytes / 1e9, _result_path(config))
-    return ResultWriter(_result_path(config), (H, W, prep.num_hsi_bands), wavelengths=prep.wavelengths)
+    return ResultWriter(staged.path(_result_path(config).name), (H, W, prep.num_hsi_bands),
+                        wavelengths=prep.wavelengths)
 
 
 def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel=None,
@@ -459,31 +478,44 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
     """Run SpectraMorph end to end; see docs/pipeline_api.md."""
     stages = _Stages(progress, cancel)
     log_handler = _start_log(config) if write_outputs else None
-    stream = None
+    stream = staged = None
     try:
         if write_outputs:
-            _check_output_dir(config.output_dir)
+            # every output goes to a staging folder, moved into output_dir only when all are complete
+            staged = _check_output_dir(config.output_dir)
         with stages("load"):
             prep = prepare_inputs(config, inputs, progress, cancel)
         log.info("HR-MSI %s, LR-HSI %s, ratio %d; %s", prep.hr_msi.shape, prep.lr_hsi.shape,
                  prep.ratio, prep.srf_note)
-        stream = _open_result_stream(config, prep, write_outputs)
-        hr_hsi, endmembers, alle, history, device = fuse(config, prep, progress, cancel, stages,
-                                                         out_hsi=stream)
+        selection = None
+        run_config = config
+        if config.auto_select and config.method == "spectramorph":
+            from .selection import select_settings
+            with stages("select"):
+                selection = select_settings(config, prep, progress=progress, cancel=cancel)
+            run_config = selection["config"]
+            ev.emit(progress, ev.Message("info", selection["summary"]))
+            log.info("auto-selection: %s", selection["summary"])
+        stream = _open_result_stream(config, prep, staged)
+        out = fuse_with_method(run_config, prep, progress, cancel, stages, out_hsi=stream)
+        hr_hsi, endmembers, alle = out.hr_hsi, out.endmembers, out.alle
         with stages("metrics"):
-            metrics_, bicubic_metrics, consistency = _score(config, prep, hr_hsi, endmembers, alle,
-                                                            progress, cancel)
+            metrics_, bicubic_metrics, consistency = _score(run_config, prep, out, cancel)
             if consistency is not None:
-                consistency["reduced_resolution"] = _reduced_resolution(config, prep, progress, cancel)
+                consistency["reduced_resolution"] = _reduced_resolution(run_config, prep, progress, cancel)
                 from .consistency import quality_warnings
                 # the SRF-fit warning, when due, came from prepare_inputs already
                 consistency["warnings"] = quality_warnings(None, consistency["lr_consistency"],
                                                            consistency["msi_consistency"])
         result = FusionResult(hr_hsi=hr_hsi, endmembers=endmembers, alle=alle,
-                              loss_history=list(history.loss), lr_history=list(history.lr),
+                              loss_history=list(out.loss_history), lr_history=list(out.lr_history),
                               prepared=prep, metrics=metrics_, bicubic_metrics=bicubic_metrics,
-                              consistency=consistency, timings=stages.timings, device=device,
-                              warnings=list(prep.warnings) + list((consistency or {}).get("warnings", [])))
+                              consistency=consistency, timings=stages.timings, device=out.device,
+                              warnings=list(prep.warnings) + list((consistency or {}).get("warnings", [])),
+                              method=run_config.method, method_info=out.info,
+                              selection=None if selection is None else
+                              {k: v for k, v in selection.items() if k != "config"},
+                              config_used=run_config)
         for text in result.warnings[len(prep.warnings):]:
             ev.emit(progress, ev.Message("warning", text))
         if metrics_:
@@ -491,14 +523,19 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             log.info("bicubic: %s", _fmt(bicubic_metrics))
         if write_outputs:
             with stages("save"):
-                result.output_files = write_result(config, result, progress, cancel, stream=stream)
+                result.output_files = write_result(config, result, progress, cancel, stream=stream,
+                                                   staged=staged)
                 stream = None
             result.timings = stages.timings
-            _write_run_json(config, result)
+            _write_run_json(config, result, staged)
+            _commit_outputs(config, result, staged, cancel)
+            staged = None
         return result
     finally:
         if stream is not None:          # cancelled or failed: the partial result file goes
             stream.abort()
+        if staged is not None:          # ... and so does everything else: output_dir is untouched
+            staged.abort()
         if log_handler is not None:
             logging.getLogger("spectramorph_engine").removeHandler(log_handler)
             log_handler.close()
@@ -514,57 +551,81 @@ def _fmt(d: dict) -> str:
 _RESULT_SUFFIX = {"numpy": ".npy", "matlab": ".mat", "h5": ".h5"}
 
 
-def _check_output_dir(folder) -> None:
-    p = Path(folder)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / ".spectramorph-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"output folder '{p}' cannot be written: {exc.strerror or exc}") from None
+def _check_output_dir(folder):
+    """The staging folder of a run's outputs (outputs.StagedOutputs): refuses an output folder
+    that cannot be written before any work starts, and first completes or removes what a killed
+    earlier run left there."""
+    from .outputs import StagedOutputs
+    return StagedOutputs(folder)
+
+
+def _commit_outputs(config: FusionConfig, result: FusionResult, staged, cancel=None) -> None:
+    """The last step of a run: all outputs move into output_dir together (a cancel is still
+    honoured before it); a streamed result is then reopened lazily from its final place."""
+    ev.check_cancel(cancel)
+    staged.commit()
+    save_config(config, Path(config.log_dir) / "config_used.yaml")
+    if not isinstance(result.hr_hsi, np.ndarray) or isinstance(result.hr_hsi, np.memmap):
+        from .io import load_cube
+        extra = config.output_file_type in ("matlab", "h5") and result.endmembers is not None
+        # the result now lives in its file: a memory map / lazy dataset stands in for it
+        result.hr_hsi = load_cube(result.output_files["hr_hsi"], key="hr_hsi" if extra else None, lazy=True).data
 
 
 def write_result(config: FusionConfig, result: FusionResult, progress=None, cancel=None,
-                 stream=None) -> dict:
-    """Write the HR-HSI, figures and scores into config.output_dir, each file atomically.
-    `stream`: the ResultWriter the HR-HSI already went into (committed here, last)."""
+                 stream=None, staged=None) -> dict:
+    """Write the HR-HSI, figures and scores for config.output_dir, all or nothing: into the
+    staging folder `staged` (outputs.StagedOutputs; the caller commits it), or, when None,
+    into one made and committed here. The cancel token is checked before each file.
+    `stream`: the ResultWriter the HR-HSI already went into (completed here, last).
+    Returns {what: final path}."""
     from . import figures
     from .io import atomic_write_text, save_cube
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    prep = result.prepared
-    hsi_path = _result_path(config)
-    extra = None
-    if config.output_file_type in ("matlab", "h5"):
-        extra = {"endmembers": result.endmembers.astype(np.float32), "abundances": result.alle}
-    if stream is None:
-        save_cube(hsi_path, result.hr_hsi, wavelengths=prep.wavelengths, extra=extra)
-    ev.check_cancel(cancel)
-    for name, fig in (("endmembers", figures.endmember_figure(result.endmembers, prep.wavelengths)),
-                      ("abundances", figures.abundance_figure(result.alle))):
-        path = out / f"{name}.{config.figure_format}"
-        figures.save_figure(fig, path)
-        files[name] = str(path)
-    if result.metrics is not None:
-        path = out / "metrics.json"
-        atomic_write_text(path, json.dumps({"spectramorph": result.metrics, "bicubic": result.bicubic_metrics,
-                                            "ratio": prep.ratio}, indent=2))
-        files["metrics"] = str(path)
-    if result.consistency is not None:
-        path = out / "consistency.json"
-        atomic_write_text(path, json.dumps(_jsonable(result.consistency), indent=2))
-        files["consistency"] = str(path)
-    if stream is not None:
-        from .io import load_cube
-        for name, value in (extra or {}).items():
-            stream.set_extra(name, value)
-        stream.close()
-        # the result now lives in its file: a memory map / lazy dataset stands in for it
-        result.hr_hsi = load_cube(hsi_path, key="hr_hsi" if extra else None, lazy=True).data
-    files = {"hr_hsi": str(hsi_path), **files}
-    return files
+    own = staged is None
+    if own:
+        staged = _check_output_dir(config.output_dir)
+    try:
+        files = {}
+        prep = result.prepared
+        name = _result_path(config).name
+        extra = None
+        if config.output_file_type in ("matlab", "h5") and result.endmembers is not None:
+            extra = {"endmembers": result.endmembers.astype(np.float32), "abundances": result.alle}
+        if stream is None:
+            ev.check_cancel(cancel)
+            save_cube(staged.path(name), result.hr_hsi, wavelengths=prep.wavelengths, extra=extra)
+        if name.endswith(".npy") and prep.wavelengths is None:
+            staged.obsolete(Path(name).stem + "_wavelengths.txt")   # it described the previous result
+        if result.endmembers is not None:      # the classical methods have no endmembers / ALLE
+            for what, make in (("endmembers", lambda: figures.endmember_figure(result.endmembers, prep.wavelengths)),
+                               ("abundances", lambda: figures.abundance_figure(result.alle))):
+                ev.check_cancel(cancel)
+                fname = f"{what}.{config.figure_format}"
+                figures.save_figure(make(), staged.path(fname))
+                files[what] = str(staged.final(fname))
+        if result.metrics is not None:
+            ev.check_cancel(cancel)
+            atomic_write_text(staged.path("metrics.json"),
+                              json.dumps({"method": result.method, result.method: result.metrics,
+                                          "bicubic": result.bicubic_metrics, "ratio": prep.ratio}, indent=2))
+            files["metrics"] = str(staged.final("metrics.json"))
+        if result.consistency is not None:
+            ev.check_cancel(cancel)
+            atomic_write_text(staged.path("consistency.json"), json.dumps(_jsonable(result.consistency), indent=2))
+            files["consistency"] = str(staged.final("consistency.json"))
+        if stream is not None:
+            ev.check_cancel(cancel)
+            for key, value in (extra or {}).items():
+                stream.set_extra(key, value)
+            stream.close()
+        files = {"hr_hsi": str(staged.final(name)), **files}
+        if own:
+            ev.check_cancel(cancel)
+            staged.commit()
+        return files
+    finally:
+        if own:
+            staged.abort()          # no-op after a commit
 
 
 def _jsonable(x):
@@ -587,9 +648,9 @@ def _versions() -> dict:
             "scipy": scipy.__version__, "torch": torch.__version__}
 
 
-def _write_run_json(config: FusionConfig, result: FusionResult) -> None:
+def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
+    """run.json into the staging folder; it lists the outputs at their final places."""
     from .io import atomic_write_text
-    out = Path(config.output_dir)
     prep = result.prepared
     run = {
         "config": config.to_dict(),
@@ -600,27 +661,32 @@ def _write_run_json(config: FusionConfig, result: FusionResult) -> None:
         "srf": prep.srf_note,
         "training_input": prep.training_input,
         "device": result.device,
+        "method": result.method,
+        "method_info": result.method_info,
+        "auto_select": result.selection,
+        "config_used": result.config_used.to_dict() if result.config_used is not None else None,
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         "final_loss": result.final_loss,
         "warnings": result.warnings,
         "versions": _versions(),
         "outputs": result.output_files,
     }
-    path = out / "run.json"
-    atomic_write_text(path, json.dumps(_jsonable(run), indent=2))
-    result.output_files["run"] = str(path)
-    log_dir = Path(config.log_dir)
-    save_config(config, log_dir / "config_used.yaml")
+    atomic_write_text(staged.path("run.json"), json.dumps(_jsonable(run), indent=2))
+    result.output_files["run"] = str(staged.final("run.json"))
 
 
 def _start_log(config: FusionConfig):
-    """Log file in log_dir for the duration of a run."""
+    """Log file in log_dir for the duration of a run: the run's records are added to
+    spectramorph.log in one atomic replace when the run ends (however it ends); a killed
+    run's temporary log is removed by the next run."""
+    from .atomic import AtomicLogHandler, remove_temporaries
     folder = Path(config.log_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(folder / "spectramorph.log", encoding="utf-8")
     except OSError as exc:
         raise InputError(f"log folder '{folder}' cannot be written: {exc.strerror or exc}") from None
+    remove_temporaries(folder)
+    handler = AtomicLogHandler(folder / "spectramorph.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     root = logging.getLogger("spectramorph_engine")

@@ -17,11 +17,11 @@ NAME = "spectramorph"
 TITLE = "SpectraMorph"
 REPORTS_STAGES = True
 USES = {
-    "psf": "the PSF (given, or the blur fitted on a real pair) in the refinement and the consistency figures",
-    "srf": "the SRF to make its low-resolution training input (or the HR-MSI itself with training_input msi_lr) "
-           "and in the refinement",
-    "settings": "endmembers, network, training, prior, refinement and auto-selection settings",
-    "ignores": "the HySure settings",
+    "psf": "Uses the PSF (given, or the blur fitted on a real pair) in its refinement against the LR-HSI.",
+    "srf": "Uses the SRF to make its low-resolution training input (or the HR-MSI itself with training_input "
+           "msi_lr) and in its refinement against the HR-MSI.",
+    "settings": "Uses the endmember, network, training, prior, refinement and auto-selection settings.",
+    "ignores": "Ignores the HySure settings.",
 }
 
 

@@ -165,3 +165,23 @@ def test_synthetic_pair_refuses_mismatched_srf():
     truth = _smooth_cube(16, 16, 10)
     with pytest.raises(InputError, match=r"SRF of shape \(4, 30\).*\(16, 16, 10\)"):
         dg.make_synthetic_pair(truth, make_psf("delta", 1, 1), preset_srf(4, 30), 2, None, None, 0)
+
+
+def test_detect_boundary_tells_a_simulated_pair_from_a_sensor_that_saw_past_the_frame():
+    from spectramorph_engine import psf as psf_mod
+    from spectramorph_engine.degradation import degrade_spatial, detect_boundary
+    from spectramorph_engine.methods._ops import degrade
+    rng = np.random.default_rng(0)
+    base = rng.random((6, 6, 3)) @ rng.random((3, 20))
+    truth = np.repeat(np.repeat(base, 8, 0), 8, 1).astype(np.float32) + 0.2      # bright up to the edges
+    srf = np.full((2, 20), 0.0)
+    srf[0, :10], srf[1, 10:] = 0.1, 0.1
+    msi = truth @ srf.T
+    k = psf_mod.make_psf("gaussian", 2.0, 4)
+    zero_lr = degrade_spatial(truth, k, 4)                  # darkened border, as this engine simulates
+    free_lr = degrade(truth, k, 4, "symmetric")             # a sensor that saw past the frame
+    choice, errors = detect_boundary(msi, zero_lr, 4, k, srf)
+    assert choice == "zero" and errors["zero"] < 0.01 * errors["free"]
+    choice, errors = detect_boundary(msi, free_lr, 4, k, srf)
+    assert choice == "free" and errors["free"] < 0.01 * errors["zero"]
+    assert detect_boundary(msi, zero_lr, 4, np.ones((1, 1)), srf)[0] == "free"      # no blur: nothing to tell

@@ -7,7 +7,7 @@ import pytest
 from spectramorph_engine import events as ev
 from spectramorph_engine import metrics
 from spectramorph_engine.config import FusionConfig
-from spectramorph_engine.degradation import bicubic_upsample, make_synthetic_pair, normalize_percentile
+from spectramorph_engine.degradation import bicubic_upsample, make_synthetic_pair
 from spectramorph_engine.errors import Cancelled
 from spectramorph_engine.methods import MethodOutput, get_method
 from spectramorph_engine.pipeline import PreparedInputs
@@ -19,24 +19,15 @@ CONFIG = FusionConfig(method="glp")
 RATIO = 4
 
 
-def _scene(shared_data, size, bands):
-    from bench.scenes import LIBRARY_FILE, LibraryScene
-    path = shared_data / LIBRARY_FILE
-    if not path.exists():
-        pytest.skip(f"{path} (USGS library) not present")
-    scene = LibraryScene(size, size, bands, k=6, seed=0, library_path=path)
-    return normalize_percentile(scene.cube()), scene.wavelengths
-
-
 def _pair(truth, srf, psf, mode="synthetic"):
     truth, msi, lr = make_synthetic_pair(truth, psf, srf, RATIO, None, None, seed=0)
     return PreparedInputs(mode=mode, hr_msi=msi, lr_hsi=lr, srf=srf, ratio=RATIO, psf=psf, truth=truth)
 
 
 @pytest.fixture(scope="module")
-def scene(shared_data):
+def scene(library_truth):
     """128 x 128 x 100 library scene with the default PSF (Gaussian sigma 3.4, 15 x 15)."""
-    return _scene(shared_data, 128, 100)
+    return library_truth(128, 100)
 
 
 @pytest.fixture(scope="module")

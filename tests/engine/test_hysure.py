@@ -8,8 +8,7 @@ import pytest
 from spectramorph_engine import events as ev
 from spectramorph_engine import metrics
 from spectramorph_engine.config import FusionConfig
-from spectramorph_engine.degradation import (bicubic_upsample, degrade_spatial, make_synthetic_pair,
-                                             normalize_percentile)
+from spectramorph_engine.degradation import bicubic_upsample, degrade_spatial, make_synthetic_pair
 from spectramorph_engine.errors import Cancelled
 from spectramorph_engine.methods import MethodOutput, get_method
 from spectramorph_engine.pipeline import PreparedInputs
@@ -21,15 +20,6 @@ DEFAULTS = FusionConfig(method="hysure")        # the settings a user gets
 RATIO = 4
 
 
-def _scene(shared_data, size, bands):
-    from bench.scenes import LIBRARY_FILE, LibraryScene
-    path = shared_data / LIBRARY_FILE
-    if not path.exists():
-        pytest.skip(f"{path} (USGS library) not present")
-    scene = LibraryScene(size, size, bands, k=6, seed=0, library_path=path)
-    return normalize_percentile(scene.cube()), scene.wavelengths
-
-
 def _pair(truth, wl, num_msi=4, psf=None):
     psf = make_psf("gaussian", 3.4, 7) if psf is None else psf
     srf = preset_srf(num_msi, truth.shape[2], wavelengths=wl)
@@ -38,9 +28,9 @@ def _pair(truth, wl, num_msi=4, psf=None):
 
 
 @pytest.fixture(scope="module")
-def pair4(shared_data):
+def pair4(library_truth):
     """128 x 128 x 100 library scene, default PSF (Gaussian sigma 3.4, 15 x 15), 4-band IKONOS SRF."""
-    return _pair(*_scene(shared_data, 128, 100))
+    return _pair(*library_truth(128, 100))
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +39,8 @@ def fused(pair4):
 
 
 @pytest.fixture(scope="module")
-def small(shared_data):
-    truth, wl = _scene(shared_data, 32, 40)
+def small(library_truth):
+    truth, wl = library_truth(32, 40)
     return _pair(truth, wl, psf=make_psf("gaussian", 1.5, 3))
 
 
@@ -97,8 +87,8 @@ def test_objective_decreases(fused):
     assert np.all(np.diff(tail) <= 1e-3 * tail[1:]), np.max(np.diff(tail) / tail[1:])
 
 
-def test_single_band_pan(shared_data):
-    truth, wl = _scene(shared_data, 64, 60)
+def test_single_band_pan(library_truth):
+    truth, wl = library_truth(64, 60)
     prep = _pair(truth, wl, num_msi=1, psf=make_psf("gaussian", 2.0, 4))
     est = hysure.fuse(DEFAULTS.replace(hysure_iterations=60), prep, device="cpu").hr_hsi
     assert metrics.psnr(prep.truth, est) > metrics.psnr(prep.truth, bicubic_upsample(prep.lr_hsi, RATIO)) + 3.0
