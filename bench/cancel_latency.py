@@ -114,6 +114,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated: " + ", ".join(STAGES))
     p.add_argument("--delay", default="0.5", help="seconds into the stage, comma-separated for several")
     p.add_argument("--no-prior", action="store_true", help="coarse spectral prior off (default on)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other config key, as the CLI's --set (repeatable)")
     p.add_argument("--timeout", type=float, default=1800.0, help="per run, seconds")
     p.add_argument("--workdir", default=None)
     p.add_argument("--json", default=None)
@@ -126,12 +128,19 @@ def main(args) -> int:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     delays = [float(d) for d in args.delay.split(",")]
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="spectramorph-cancel-"))
-    print(f"making the {args.size} x {args.size} x {args.bands} scene (ratio {args.ratio}) in {work} ...", flush=True)
-    pair = _make_pair(args.size, args.bands, args.ratio, work / "pair")
+    if args.workdir and (work / "pair" / "pair.json").is_file():      # the same scene as last time
+        pair = json.loads((work / "pair" / "pair.json").read_text())
+    else:
+        print(f"making the {args.size} x {args.size} x {args.bands} scene (ratio {args.ratio}) in {work} ...",
+              flush=True)
+        pair = _make_pair(args.size, args.bands, args.ratio, work / "pair")
+        (work / "pair" / "pair.json").write_text(json.dumps(pair))
     out = work / "out"
     config = FusionConfig(synthetic=False, hr_msi_file=pair["hr"], lr_hsi_file=pair["lr"], wavelengths=pair["wl"],
                           spec_prior=not args.no_prior, epochs=args.epochs, output_file_type="h5",
                           output_dir=str(out), log_dir=str(work / "logs"), verbose=0)
+    from spectramorph_engine.config import apply_overrides
+    config = apply_overrides(config, args.overrides)
     # a previous result in the output folder: a cancelled run must leave it exactly as it was
     from spectramorph_engine.io import atomic_write_text
     atomic_write_text(out / "run.json", json.dumps({"previous": "run"}))
@@ -143,8 +152,8 @@ def main(args) -> int:
             rows.append(row)
             print(f"    -> {row}", flush=True)
     title = (f"Cancel latency: {args.size} x {args.size} x {args.bands}, ratio {args.ratio}, prior "
-             f"{'off' if args.no_prior else 'on'}, SRF estimated, {args.epochs} epochs, .h5 result "
-             f"(promise: < 1 s; measured, not asserted)")
+             f"{'off' if args.no_prior else 'on'}, SRF estimated, {args.epochs} epochs, .h5 result"
+             f"{', ' + ', '.join(args.overrides) if args.overrides else ''} (promise: < 1 s; measured, not asserted)")
     print()
     print(table(["stage", "delay s", "running at request", "latency s", "outcome", "outputs kept", "note"],
                 [[r["stage"], r["delay_s"], r.get("at", "-"), r.get("latency_s"), r.get("outcome"),

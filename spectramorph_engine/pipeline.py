@@ -600,8 +600,10 @@ def write_result(config: FusionConfig, result: FusionResult, progress=None, canc
             for what, make in (("endmembers", lambda: figures.endmember_figure(result.endmembers, prep.wavelengths)),
                                ("abundances", lambda: figures.abundance_figure(result.alle))):
                 ev.check_cancel(cancel)
+                fig = make()
+                ev.check_cancel(cancel)     # drawing and encoding a figure each take a moment
                 fname = f"{what}.{config.figure_format}"
-                figures.save_figure(make(), staged.path(fname))
+                figures.save_figure(fig, staged.path(fname))
                 files[what] = str(staged.final(fname))
         if result.metrics is not None:
             ev.check_cancel(cancel)
