@@ -147,11 +147,11 @@ def _normalise(arr, what: str) -> np.ndarray:
         raise InputError(f"{what}: {exc}") from None
 
 
-def _load(path, key, what: str, config_key: str):
+def _load(path, key, what: str, config_key: str, cancel=None):
     from .io import load_cube
     if not path:
         raise InputError(f"config key '{config_key}' is not set: {what} is needed")
-    return load_cube(path, key=key)
+    return load_cube(path, key=key, cancel=cancel)
 
 
 def _resolve_wavelengths(config: FusionConfig, inputs: FusionInputs, cube_wl, num_bands: int):
@@ -221,7 +221,8 @@ def _prepare_synthetic(config: FusionConfig, inputs: FusionInputs) -> PreparedIn
         raw = inputs.truth
         what = "the ground-truth cube"
     else:
-        cube = _load(config.mat_file, config.mat_key, "synthetic mode needs a ground-truth cube", "mat_file")
+        cube = _load(config.mat_file, config.mat_key, "synthetic mode needs a ground-truth cube", "mat_file",
+                     cancel)
         raw, cube_wl = cube.data, cube.wavelengths
         what = f"'{config.mat_file}'"
     truth = _normalise(_as_cube(raw, what), what)
@@ -264,13 +265,13 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     if inputs.hr_msi is not None:
         hr_raw, hr_what = inputs.hr_msi, "the HR-MSI"
     else:
-        cube = _load(config.hr_msi_file, None, "real-world mode needs an HR-MSI file", "hr_msi_file")
+        cube = _load(config.hr_msi_file, None, "real-world mode needs an HR-MSI file", "hr_msi_file", cancel)
         hr_raw, hr_what = cube.data, f"HR-MSI '{config.hr_msi_file}'"
     cube_wl = None
     if inputs.lr_hsi is not None:
         lr_raw, lr_what = inputs.lr_hsi, "the LR-HSI"
     else:
-        cube = _load(config.lr_hsi_file, None, "real-world mode needs an LR-HSI file", "lr_hsi_file")
+        cube = _load(config.lr_hsi_file, None, "real-world mode needs an LR-HSI file", "lr_hsi_file", cancel)
         lr_raw, lr_what, cube_wl = cube.data, f"LR-HSI '{config.lr_hsi_file}'", cube.wavelengths
     hr_msi = _normalise(_as_cube(hr_raw, hr_what, allow_2d=True), hr_what)
     lr_hsi = _normalise(_as_cube(lr_raw, lr_what), lr_what)
@@ -296,22 +297,22 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         note = f"custom SRF from '{config.srf_file}'"
         if srf.shape[0] != c:
             raise InputError(f"SRF file '{config.srf_file}' has {srf.shape[0]} bands but {hr_what} has {c}")
-        gain, offset, file_sigma = est_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf)
+        gain, offset, file_sigma = est_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf, cancel=cancel)
         note += " (gain and offset per band fitted on the pair)"
     elif source == "preset":
         srf, note = _preset_or_file_srf(config.replace(srf_source="preset", provide_srf=False), c,
                                         num_bands, wl)
     else:  # estimate from the pair
         ev.emit(progress, ev.Message("info", "estimating the SRF from the image pair"))
-        estimate = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl)
+        estimate = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel)
         srf = estimate.srf_normalized
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
                 f"blur sigma {estimate.psf_sigma:g} px)")
     if source == "file":
         srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
-                                     offset=offset)
+                                     offset=offset, cancel=cancel)
     elif estimate is None:
-        srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, srf)
+        srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, srf, cancel=cancel)
     else:
         srf_fit = {
         "psnr": float(estimate.psnr), "psnr_per_band": [float(v) for v in estimate.psnr_db],
@@ -335,7 +336,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     else:
         if estimate is None and source != "file":
             # fitted for the blur only; the SRF in use stays the one chosen above
-            estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl)
+            estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel)
             psf = estimate_blur.psf
             psf_note = f"Gaussian blur fitted on the pair (sigma {estimate_blur.psf_sigma:g} px)"
         elif estimate is not None:
@@ -401,8 +402,8 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
     from .degradation import bicubic_upsample
     if prep.truth is not None:
         bicubic = bicubic_upsample(prep.lr_hsi, prep.ratio)
-        return metrics.compute_all(prep.truth, np.asarray(out.hr_hsi), prep.ratio), \
-            metrics.compute_all(prep.truth, bicubic, prep.ratio), None
+        return metrics.compute_all(prep.truth, np.asarray(out.hr_hsi), prep.ratio, cancel=cancel), \
+            metrics.compute_all(prep.truth, bicubic, prep.ratio, cancel=cancel), None
     from . import consistency as cons
     srf_raw, offset = prep.msi_model()
     if out.latents is not None:
@@ -412,10 +413,10 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
                                                prep.ratio, prep.psf, offset=offset, cancel=cancel)
     else:
         hr = np.asarray(out.hr_hsi)
-        figures = {"lr_consistency": cons.lr_consistency(hr, prep.lr_hsi, prep.ratio, prep.psf),
-                   "msi_consistency": cons.msi_consistency(hr, prep.hr_msi, srf_raw, offset=offset),
+        figures = {"lr_consistency": cons.lr_consistency(hr, prep.lr_hsi, prep.ratio, prep.psf, cancel=cancel),
+                   "msi_consistency": cons.msi_consistency(hr, prep.hr_msi, srf_raw, offset=offset, cancel=cancel),
                    "bicubic": cons.bicubic_consistency(prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio, prep.psf,
-                                                       offset=offset)}
+                                                       offset=offset, cancel=cancel)}
     figures.update({"srf_note": prep.srf_note, "psf_note": prep.psf_note,
                     "training_input": prep.training_input, "srf_fit": prep.srf_fit})
     return None, None, figures
@@ -441,8 +442,9 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
     k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
     out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
-    return {"fusion": metrics.compute_all(lr_ref, np.asarray(out.hr_hsi), prep.ratio),
-            "bicubic": metrics.compute_all(lr_ref, bicubic_upsample(sub.lr_hsi, prep.ratio), prep.ratio),
+    return {"fusion": metrics.compute_all(lr_ref, np.asarray(out.hr_hsi), prep.ratio, cancel=cancel),
+            "bicubic": metrics.compute_all(lr_ref, bicubic_upsample(sub.lr_hsi, prep.ratio), prep.ratio,
+                                           cancel=cancel),
             "shape": list(lr_ref.shape)}
 
 

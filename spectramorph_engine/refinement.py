@@ -88,7 +88,7 @@ class _SpatialModel:
     def __init__(self, psf, ratio: int, device, dtype=torch.float32):
         self.r = int(ratio)
         if psf is None or np.asarray(psf).size <= 1:
-            self.kernel = None
+            self.kernel = self.kernel_adj = None      # no blur (a delta PSF): D is the block mean alone
         else:
             k = np.asarray(psf, dtype=np.float64)
             # conv2d correlates: the flipped kernel convolves, the kernel itself is the adjoint
@@ -97,7 +97,7 @@ class _SpatialModel:
             self.pad = (k.shape[0] // 2, k.shape[1] // 2)
 
     def _conv(self, x, kernel):
-        if self.kernel is None:
+        if kernel is None:
             return x
         return F.conv2d(x[:, None], kernel, padding=self.pad)[:, 0]
 

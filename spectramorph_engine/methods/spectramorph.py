@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .. import events as ev
 from ..errors import InputError
 from . import MethodOutput
 
@@ -86,6 +87,7 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
                                         max_iter=config.nmf_max_iter, tol=config.nmf_tol)
     with stages("train"):
         lr_msi = training_input_lr(prep)
+        ev.check_cancel(cancel)          # bringing a big HR-MSI to the LR grid takes a while
         x = lr_msi.reshape(-1, lr_msi.shape[2])
         prior = None
         if use_prior:

@@ -95,3 +95,11 @@ def test_conjugate_gradients_solve_the_stated_normal_equations(pair):
     d = ref.delta.astype(np.float64)
     lhs = Dt(D(d)) + d @ (V @ R.T @ R @ V.T) + mu * d
     assert np.linalg.norm(lhs - b) < 1e-3 * np.linalg.norm(b)
+
+
+def test_no_blur_psf_refines_too(pair):
+    """A fitted blur of width 0 (a 1 x 1 kernel) or no PSF: D is the block mean alone."""
+    alle = (pair["A"] * 0.8).astype(np.float32)
+    for psf in (None, np.ones((1, 1))):
+        ref = refine(alle, pair["E"], pair["lr"], pair["msi"], psf, 4, pair["srf"], subspace_dim=4)
+        assert np.isfinite(ref.delta).all() and ref.info["iterations"] >= 1
