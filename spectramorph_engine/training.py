@@ -111,7 +111,7 @@ class FusedLEN:
 
     @torch.no_grad()
     def loss_and_grad_t(self, xT: torch.Tensor, tT: torch.Tensor,
-                        prior_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+                        prior_index: Optional[torch.Tensor] = None, layout=None) -> torch.Tensor:
         """Set .grad of the model's parameters to d(MAE)/d(param) over all columns (pixels) of
         xT (features x N) against tT (bands x N); return the MAE as a 0-d tensor.
 
@@ -119,7 +119,10 @@ class FusedLEN:
         spectral prior is constant over blocks of pixels, so W1_prior @ prior is computed per
         block (hidden x blocks) and gathered, and its gradient summed per block before one
         product with the prior -- the exact full-input gradient at a fraction of its cost
-        (the prior has C inputs, the MSI c)."""
+        (the prior has C inputs, the MSI c). `layout` (from `block_major_order`): the first
+        `full_pixels` columns are whole blocks of `block` pixels each, in the order of the
+        prior rows `full_ids`; there the gather and the per-block sums are a broadcast add and
+        a reshaped sum (a fraction of an indexed gather / scatter's cost)."""
         m = self.model
         W1, b1, W2, b2 = m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias
         gW1, gW2 = W1.grad, W2.grad
@@ -133,14 +136,19 @@ class FusedLEN:
         scale = 1.0 / (n_total * tT.shape[0])
         cm = xT.shape[0]                            # MSI inputs (the prior's come after them)
         W1m, gW1m = W1[:, :cm], gW1[:, :cm]
+        full, block, Qf, gQf = 0, 1, None, None
         if self.prior is not None:
             torch.mm(W1[:, cm:], self.prior.t(), out=self.Q)
             self.gQ.zero_()
+            if layout is not None:
+                full, block, full_ids = layout
+                Qf = self.Q.index_select(1, full_ids)            # once per call, hidden x full blocks
+                gQf = torch.zeros_like(Qf)
         small_input = cm <= 8
-        for start in range(0, n_total, self.chunk):
+        for start, stop in _segments(n_total, self.chunk, full, block):
             ev.check_cancel(self.cancel)
-            stop = min(start + self.chunk, n_total)
             n = stop - start
+            in_full = start < full
             xc, tc = xT[:, start:stop], tT[:, start:stop]
             ZT, dZT, YT, RT, dYT = self.ZT[:, :n], self.dZT[:, :n], self.YT[:, :n], self.RT[:, :n], self.dYT[:, :n]
             if small_input:    # a few rank-1 updates beat a k=4 matmul
@@ -149,7 +157,10 @@ class FusedLEN:
                     ZT.addcmul_(W1m[:, j:j + 1], xc[j:j + 1])
             else:
                 torch.addmm(b1c, W1m, xc, out=ZT)
-            if self.prior is not None:
+            if in_full:         # whole blocks: each block's prior column added to its pixels
+                b0, b1_ = start // block, stop // block
+                ZT.view(ZT.shape[0], b1_ - b0, block).add_(Qf[:, b0:b1_].unsqueeze(2))
+            elif self.prior is not None:
                 pidx = prior_index[start:stop]
                 ZT.add_(torch.index_select(self.Q, 1, pidx, out=self.QZ[:, :n]))
             ZT.clamp_min_(0.0)                      # ZT now holds the ReLU activations
@@ -165,15 +176,43 @@ class FusedLEN:
             torch.ops.aten.threshold_backward.grad_input(dZT, ZT, 0.0, grad_input=dZT)
             gW1m.addmm_(dZT, xc.t())
             gb1.add_(torch.sum(dZT, 1, keepdim=True, out=self.tmp_h))
-            if self.prior is not None:
+            if in_full:
+                gQf[:, b0:b1_].add_(dZT.view(dZT.shape[0], b1_ - b0, block).sum(dim=2))
+            elif self.prior is not None:
                 self.gQ.index_add_(1, pidx, dZT)
         if self.prior is not None:
+            if gQf is not None:
+                self.gQ.index_add_(1, full_ids, gQf)
             torch.mm(self.gQ, self.prior, out=gW1[:, cm:])
         return self.loss_sum * scale
 
     def loss_and_grad(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Same on pixels x features arrays (transposes; train_len transposes once instead)."""
         return self.loss_and_grad_t(x.t().contiguous(), target.t().contiguous())
+
+
+def _segments(n_total: int, chunk: int, full: int, block: int):
+    """(start, stop) of the chunks: whole blocks first (chunks a multiple of `block` pixels,
+    never straddling `full`), then the rest in chunks of `chunk`."""
+    step = max(block, (chunk // block) * block)
+    for start in range(0, full, step):
+        yield start, min(start + step, full)
+    for start in range(full, n_total, chunk):
+        yield start, min(start + chunk, n_total)
+
+
+def block_major_order(index: torch.Tensor):
+    """(order, layout) for a full-batch epoch with a block prior: the pixels of whole blocks
+    (the most common block size) first, grouped block by block, then the rest; layout =
+    (pixels in whole blocks, block size, their blocks' prior rows). The MAE and its gradient
+    do not depend on the pixel order."""
+    counts = torch.bincount(index)
+    block = int(counts.max())
+    whole = counts == block
+    key = torch.where(whole[index], index, index + counts.numel())
+    order = torch.sort(key, stable=True).indices
+    full_ids = torch.nonzero(whole).flatten()
+    return order, (int(whole[index].sum()), block, full_ids)
 
 
 def loss_and_grad_autograd(model, x, target, endmembers) -> torch.Tensor:
@@ -196,12 +235,17 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
     if prior_index is not None:
         prior_index = torch.as_tensor(prior_index, dtype=torch.long, device=inputs.device)
     fused = FusedLEN(model, endmembers, chunk=chunk, cancel=cancel, prior=prior_rows)
+    batch = n if not batch_size or batch_size >= n else int(batch_size)
+    layout = None
+    if prior_index is not None and batch == n:      # full batch: whole prior blocks contiguous
+        order, layout = block_major_order(prior_index)
+        inputs, targets, prior_index = inputs[order], targets[order], prior_index[order]
+        layout = (layout[0], layout[1], layout[2].to(inputs.device))
     xT, tT = inputs.t().contiguous(), targets.t().contiguous()   # transposed once, see FusedLEN
     params = list(model.parameters())
     use_foreach = inputs.device.type != "mps"
     optimizer = torch.optim.Adam(params, lr=init_lr, foreach=use_foreach)
     history = TrainingHistory()
-    batch = n if not batch_size or batch_size >= n else int(batch_size)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     t0 = time.perf_counter()
     for epoch in range(epochs):
@@ -210,7 +254,7 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
         for group in optimizer.param_groups:
             group["lr"] = lr
         if batch == n:
-            loss = fused.loss_and_grad_t(xT, tT, prior_index)
+            loss = fused.loss_and_grad_t(xT, tT, prior_index, layout)
             optimizer.step()
         else:
             order = torch.randperm(n, generator=gen).to(inputs.device)
