@@ -210,11 +210,11 @@ def prepare_inputs(config: FusionConfig, inputs: Optional[FusionInputs] = None,
     """Load / build the HR-MSI and LR-HSI pair and the sensor models of a run."""
     inputs = inputs or FusionInputs()
     if config.synthetic:
-        return _prepare_synthetic(config, inputs)
+        return _prepare_synthetic(config, inputs, cancel)
     return _prepare_real(config, inputs, progress, cancel)
 
 
-def _prepare_synthetic(config: FusionConfig, inputs: FusionInputs) -> PreparedInputs:
+def _prepare_synthetic(config: FusionConfig, inputs: FusionInputs, cancel=None) -> PreparedInputs:
     from .degradation import make_synthetic_pair
     cube_wl = None
     if inputs.truth is not None:
