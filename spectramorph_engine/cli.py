@@ -2,6 +2,7 @@
 
     spectramorph run --config my.yaml [--set epochs=500 --set device=cpu]
     spectramorph run --demo
+    spectramorph cameras            # the named cameras msi_camera accepts
 
 Bad input ends with one line `error: ...` on stderr and exit code 2; an
 interrupted run exits 130; an unexpected failure exits 1 with a one-line
@@ -35,7 +36,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="override one config key (repeatable), e.g. --set epochs=500")
     run.add_argument("--debug", action="store_true", help="show tracebacks")
     run.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    sub.add_parser("cameras", help="list the named cameras (config key msi_camera) with their bands")
     return p
+
+
+def _print_cameras() -> None:
+    from .srf import CAMERAS
+    for cam in CAMERAS.values():
+        print(f"{cam.name:18s} {cam.label}")
+        print(" " * 19 + ", ".join(f"{n} {c:g}/{w:g}" for n, c, w in cam.bands) + " (centre/FWHM nm)")
+        print(" " * 19 + f"source: {cam.source}")
 
 
 class _ConsoleProgress:
@@ -111,6 +121,9 @@ def _print_summary(result) -> None:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     debug = getattr(args, "debug", False)
+    if args.command == "cameras":
+        _print_cameras()
+        return 0
     try:
         inputs = None
         if args.demo:

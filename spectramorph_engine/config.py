@@ -77,6 +77,7 @@ class FusionConfig:
     scheduler: str = "one_cycle"
     device: str = "auto"
     srf_source: str = "auto"
+    msi_camera: Optional[str] = None        # a named camera's SRF (srf.CAMERAS), placed on the true wavelengths
     training_input: str = "auto"
     wavelengths: Optional[Union[str, list]] = None   # file, or list of nm
     # --- round two: methods and quality (issues 8, 9) ---
@@ -262,6 +263,9 @@ def _validate(c: FusionConfig) -> None:
     _choice("output_file_type", c.output_file_type, OUTPUT_TYPES)
     _choice("figure_format", c.figure_format, FIGURE_FORMATS)
     _choice("srf_source", c.srf_source, SRF_SOURCES)
+    if c.msi_camera is not None:
+        from .srf import CAMERAS
+        _choice("msi_camera", c.msi_camera, tuple(CAMERAS))
     _choice("training_input", c.training_input, TRAINING_INPUTS)
     _choice("method", c.method, METHODS)
     if not (c.spec_prior is None or isinstance(c.spec_prior, bool) or c.spec_prior == "auto"):

@@ -193,6 +193,10 @@ def _preset_or_file_srf(config: FusionConfig, num_msi: int, num_hsi: int, wavele
     if use_file:
         srf = srf_mod.load_srf(config.srf_file, num_hsi, wavelengths=wavelengths)
         return srf, f"custom SRF from '{config.srf_file}'"
+    if config.msi_camera:
+        cam = srf_mod.get_camera(config.msi_camera)
+        srf = srf_mod.camera_srf(cam.name, num_hsi, wavelengths)
+        return srf, f"{cam.label} SRF (msi_camera: {cam.name}) on the cube's true wavelengths"
     if num_msi not in SRF_PRESET_BANDS:
         raise InputError(f"no SRF preset for {num_msi} MSI bands (presets: "
                          f"{', '.join(map(str, SRF_PRESET_BANDS))}); give an SRF file (srf_file, provide_srf: true)")
@@ -291,12 +295,22 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     has_file = bool(config.srf_file) and (config.provide_srf or config.srf_source == "file")
     source = config.srf_source
     if source == "auto":
-        source = "file" if has_file else "estimate"
-    if source == "file":
-        srf = srf_mod.load_srf(config.srf_file, num_bands, wavelengths=wl)
-        note = f"custom SRF from '{config.srf_file}'"
-        if srf.shape[0] != c:
-            raise InputError(f"SRF file '{config.srf_file}' has {srf.shape[0]} bands but {hr_what} has {c}")
+        source = "file" if has_file else ("camera" if config.msi_camera else "estimate")
+    elif source == "preset" and config.msi_camera:
+        source = "camera"           # a named camera is a preset with a name
+    if source in ("file", "camera"):
+        if source == "file":
+            srf = srf_mod.load_srf(config.srf_file, num_bands, wavelengths=wl)
+            note = f"custom SRF from '{config.srf_file}'"
+            if srf.shape[0] != c:
+                raise InputError(f"SRF file '{config.srf_file}' has {srf.shape[0]} bands but {hr_what} has {c}")
+        else:
+            cam = srf_mod.get_camera(config.msi_camera)
+            if len(cam.bands) != c:
+                raise InputError(f"{hr_what} has {c} band{'s' if c != 1 else ''} but msi_camera '{cam.name}' "
+                                 f"({cam.label}) has {len(cam.bands)}: {', '.join(cam.band_names)}")
+            srf = srf_mod.camera_srf(cam.name, num_bands, wl)
+            note = f"{cam.label} SRF (msi_camera: {cam.name}) on the cube's true wavelengths"
         gain, offset, file_sigma = est_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf, cancel=cancel)
         note += " (gain and offset per band fitted on the pair)"
     elif source == "preset":
@@ -308,7 +322,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         srf = estimate.srf_normalized
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
                 f"blur sigma {estimate.psf_sigma:g} px)")
-    if source == "file":
+    if source in ("file", "camera"):
         srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
                                      offset=offset, cancel=cancel)
     elif estimate is None:
@@ -334,7 +348,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     if config.provide_psf:
         psf_note = f"PSF from '{config.psf_file}'"
     else:
-        if estimate is None and source != "file":
+        if estimate is None and source not in ("file", "camera"):
             # fitted for the blur only; the SRF in use stays the one chosen above
             estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel)
             psf = estimate_blur.psf
@@ -350,7 +364,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     prep = PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,
                           wavelengths=wl, srf_note=note, training_input=training_input,
                           srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings, psf_note=psf_note,
-                          srf_gain_offset=(gain, offset) if source == "file" else None)
+                          srf_gain_offset=(gain, offset) if source in ("file", "camera") else None)
     # Whether the LR-HSI's border was blurred with zeros (a simulated pair) or saw past the frame
     # (a real sensor): the refinement and the classical methods model the border accordingly.
     from .degradation import detect_boundary

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -40,6 +41,65 @@ SRF_PRESET_NAMES: Dict[int, str] = {
     8: "WorldView-2", 16: "WorldView-3 (VNIR + SWIR)",
 }
 
+# Named cameras: bands as (name, centre nm, FWHM nm), each modelled as a Gaussian of that
+# FWHM on the cube's true wavelengths. Figures from the operators' published band tables
+# (centre and width, or band edges, whose midpoint and width are used); `source` names them.
+# A measured response table (srf_file) is always more exact than these.
+@dataclass(frozen=True)
+class Camera:
+    name: str
+    label: str
+    bands: Tuple[Tuple[str, float, float], ...]
+    source: str
+
+    @property
+    def band_names(self) -> List[str]:
+        return [b[0] for b in self.bands]
+
+
+def _edges(*bands) -> Tuple[Tuple[str, float, float], ...]:
+    """(name, lower edge, upper edge) -> (name, centre, width)."""
+    return tuple((n, (lo + hi) / 2.0, float(hi - lo)) for n, lo, hi in bands)
+
+
+_S2_10M = (("B2", 492.4, 66.0), ("B3", 559.8, 36.0), ("B4", 664.6, 31.0), ("B8", 832.8, 106.0))
+_S2_20M = (("B5", 704.1, 15.0), ("B6", 740.5, 15.0), ("B7", 782.8, 20.0), ("B8A", 864.7, 21.0),
+           ("B11", 1613.7, 91.0), ("B12", 2202.4, 175.0))
+_WV_VNIR = _edges(("coastal", 400, 450), ("blue", 450, 510), ("green", 510, 580), ("yellow", 585, 625),
+                  ("red", 630, 690), ("red edge", 705, 745), ("NIR1", 770, 895), ("NIR2", 860, 1040))
+_WV3_SWIR_BANDS = _edges(("SWIR1", 1195, 1225), ("SWIR2", 1550, 1590), ("SWIR3", 1640, 1680),
+                         ("SWIR4", 1710, 1750), ("SWIR5", 2145, 2185), ("SWIR6", 2185, 2225),
+                         ("SWIR7", 2235, 2285), ("SWIR8", 2295, 2365))
+_S2_SOURCE = "ESA Sentinel-2 User Handbook, Sentinel-2A MSI central wavelength and bandwidth"
+_OLI_SOURCE = "USGS Landsat 8-9 OLI/TIRS band designations (band edges)"
+_WV_SOURCE = "DigitalGlobe (Maxar) WorldView-2 / WorldView-3 datasheets (band edges)"
+CAMERAS: Dict[str, Camera] = {c.name: c for c in (
+    Camera("sentinel2_10m", "Sentinel-2 MSI, 10 m bands (B2, B3, B4, B8)", _S2_10M, _S2_SOURCE),
+    Camera("sentinel2_10m_20m", "Sentinel-2 MSI, 10 m + 20 m bands",
+           tuple(sorted(_S2_10M + _S2_20M, key=lambda b: b[1])), _S2_SOURCE),
+    Camera("landsat8_oli", "Landsat 8/9 OLI, multispectral bands 1-7", _edges(
+        ("B1 coastal", 433, 453), ("B2 blue", 450, 515), ("B3 green", 525, 600), ("B4 red", 630, 680),
+        ("B5 NIR", 845, 885), ("B6 SWIR1", 1560, 1660), ("B7 SWIR2", 2100, 2300)), _OLI_SOURCE),
+    Camera("landsat8_pan", "Landsat 8/9 OLI, panchromatic band 8", _edges(("B8 pan", 500, 680)), _OLI_SOURCE),
+    Camera("worldview2", "WorldView-2, 8 multispectral bands", _WV_VNIR, _WV_SOURCE),
+    Camera("worldview2_pan", "WorldView-2, panchromatic", _edges(("pan", 450, 800)), _WV_SOURCE),
+    Camera("worldview3", "WorldView-3, 8 VNIR + 8 SWIR bands", _WV_VNIR + _WV3_SWIR_BANDS, _WV_SOURCE),
+    Camera("ikonos", "IKONOS, 4 multispectral bands", _edges(
+        ("blue", 445, 516), ("green", 506, 595), ("red", 632, 698), ("NIR", 757, 853)),
+        "GeoEye IKONOS specifications (band edges)"),
+    Camera("ikonos_pan", "IKONOS, panchromatic", _edges(("pan", 526, 929)),
+           "GeoEye IKONOS specifications (band edges)"),
+    Camera("superdove", "PlanetScope SuperDove (PSB.SD), 8 bands", _edges(
+        ("coastal blue", 431, 452), ("blue", 465, 515), ("green I", 513, 549), ("green", 547, 583),
+        ("yellow", 600, 620), ("red", 650, 680), ("red edge", 697, 713), ("NIR", 845, 885)),
+        "Planet imagery product specifications, PlanetScope SuperDove band edges"),
+    Camera("rgb", "Generic RGB camera (Bayer colour filters, approximate)",
+           (("blue", 460.0, 90.0), ("green", 540.0, 80.0), ("red", 610.0, 80.0)),
+           "typical consumer colour-filter peaks and widths; no specific camera: measure yours for "
+           "exact work"),
+)}
+_FWHM_TO_STD = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
 # Plausible wavelength axes: nm, or micrometres (converted to nm).
 _NM_RANGE = (200.0, 3500.0)
 _UM_RANGE = (0.2, 3.5)
@@ -47,7 +107,8 @@ _UM_RANGE = (0.2, 3.5)
 # in effect, no response there (the nearest sample is > 3.7 std away).
 _NO_RESPONSE = 1e-3
 
-__all__ = ["SRF_PRESETS", "SRF_PRESET_NAMES", "preset_wavelengths", "preset_srf", "load_srf",
+__all__ = ["SRF_PRESETS", "SRF_PRESET_NAMES", "CAMERAS", "Camera", "get_camera", "camera_srf",
+           "preset_wavelengths", "preset_srf", "load_srf",
            "load_srf_table", "resample_response_table", "normalize_srf_rows", "save_srf"]
 
 
@@ -163,6 +224,37 @@ def preset_srf(num_msi_bands: int, num_hsi_bands: int, fwhm_factor: float = 4.2,
         if not wl.min() <= c0 <= wl.max():
             log.warning("the %g nm band of the %d-band preset lies outside the HSI wavelengths %s: "
                         "only its tail is used", c0, len(bands), span)
+    return srf / srf.sum(axis=1, keepdims=True)
+
+
+def get_camera(name) -> Camera:
+    """The named camera, or InputError listing the names."""
+    try:
+        return CAMERAS[str(name)]
+    except KeyError:
+        raise InputError(f"unknown camera {name!r} (msi_camera); known: {', '.join(CAMERAS)}") from None
+
+
+def camera_srf(name: str, num_hsi_bands: int, wavelengths) -> np.ndarray:
+    """The c x C SRF of a named camera on the cube's true wavelengths (nm): band i is a Gaussian
+    with the published centre and FWHM, rows normalised to sum 1. A camera needs the
+    wavelengths (band edges mean nothing on an unknown axis); a band the cube does not cover
+    is refused by name."""
+    cam = get_camera(name)
+    n = _band_count(num_hsi_bands)
+    if wavelengths is None:
+        raise InputError(f"msi_camera '{cam.name}' needs the hyperspectral cube's wavelengths (config key "
+                         f"'wavelengths', or a file that carries them)")
+    wl = _hsi_wavelengths_nm(wavelengths, n)
+    centre = np.array([b[1] for b in cam.bands], dtype=np.float64)[:, None]
+    std = np.array([b[2] for b in cam.bands], dtype=np.float64)[:, None] * _FWHM_TO_STD
+    srf = np.exp(-0.5 * ((wl[None, :] - centre) / std) ** 2)
+    span = f"{wl.min():g}..{wl.max():g} nm"
+    for (band, c0, _w), row in zip(cam.bands, srf):
+        if row.max() < _NO_RESPONSE:
+            raise InputError(f"band {band} ({c0:g} nm) of msi_camera '{cam.name}' has no response on the "
+                             f"cube's wavelengths {span}: the cube does not cover it; choose a camera whose "
+                             f"bands it covers, or an SRF file")
     return srf / srf.sum(axis=1, keepdims=True)
 
 

@@ -13,6 +13,7 @@ Writes into this folder:
   08_glp_results.png the same demo fused by GLP-HS: its scores, and a note where endmembers would be
   09_methods.png     the Training panel with each method chosen (SpectraMorph, GLP-HS, HySure):
                      what each uses and ignores, the settings it ignores greyed out
+  10_camera_srf.png  the SRF panel with a named camera (Sentinel-2, 10 m + 20 m bands) on the demo cube
 The settings of the real user are not touched (a throw-away settings folder). Offscreen, Qt's
 screen is made 1920 x 1200 (its default 800 x 800 would clamp the window), and torch gets one
 thread (a shared machine runs the tiny scenes fastest that way; the timings shown are not the point).
@@ -138,6 +139,18 @@ def main() -> int:
     side_by_side([(tp, lambda m=m: choose_method(w, m)) for m in ("spectramorph", "glp", "hysure")],
                  "09_methods.png")
     choose_method(w, "spectramorph")
+
+    # --- a named camera's SRF on the demo cube's true wavelengths
+    cam = w.srf_panel.form.widget("msi_camera")
+    cam.setCurrentIndex(cam.findData("sentinel2_10m_20m"))
+    pump(until=lambda: s.prepared is not None and not s.preparing and s.prepared.hr_msi.shape[2] == 10,
+         timeout=120)
+    w.srf_dock.raise_()
+    grab(w, "10_camera_srf.png")
+    cam.setCurrentIndex(cam.findData(None))
+    pump(until=lambda: s.prepared is not None and not s.preparing and s.prepared.hr_msi.shape[2] == 4,
+         timeout=120)
+    w.data_dock.raise_()
 
     # --- real-world mode on the demo pair (saved to files, opened as a user would)
     import numpy as np

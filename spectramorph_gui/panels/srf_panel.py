@@ -1,6 +1,6 @@
 """SRF panel: how each multispectral band sees the hyperspectral bands.
 
-A preset (band count) with its fwhm_factor, or a file; in real-world mode
+A preset (band count) with its fwhm_factor, a named camera, or a file; in real-world mode
 also the SRF source (file / preset / estimated from the pair) and the
 training input, the SRF estimated from the loaded pair with its fit quality
 per band, and a line saying what the run will use. The response curves are
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLin
 
 from spectramorph_engine import InputError
 from spectramorph_engine.config import SRF_PRESET_BANDS, SRF_SOURCES, TRAINING_INPUTS
+from spectramorph_engine.srf import CAMERAS
 
 from . import dialogs
 from .fields import ConfigForm, Field, tooltip
@@ -36,12 +37,18 @@ SRF_FIELDS = [
     Field("num_msi_bands", "Preset", "MSI band count of the synthetic HR-MSI; each preset is a set of "
           "real sensor bands modelled as Gaussians.", kind="choice", choices=SRF_PRESET_BANDS,
           choice_labels=[f"{n} band{'s' if n > 1 else ''} – {PRESET_NAMES[n]}" for n in SRF_PRESET_BANDS]),
+    Field("msi_camera", "Camera", "A named camera's bands (published centres and widths, as Gaussians) "
+          "placed on the cube's true wavelengths. Synthetic mode makes the HR-MSI with it (its band count "
+          "replaces the preset's); real-world mode uses it as the SRF (gain and offset fitted on the pair) "
+          "unless an SRF file is given or srf_source is 'estimate'. Needs the wavelengths.",
+          kind="choice", choices=[None] + list(CAMERAS),
+          choice_labels=["none (preset by band count)"] + [c.label for c in CAMERAS.values()]),
     Field("fwhm_factor", "FWHM factor", "Each preset band's standard deviation is (upper edge − lower "
           "edge) / fwhm_factor: larger means narrower bands.", minimum=0.1, maximum=50, step=0.1,
           decimals=2),
-    Field("srf_source", "SRF source", "Real-world mode: 'file' reads srf_file, 'preset' uses the preset "
-          "for the HR-MSI's band count, 'estimate' fits the SRF to the image pair, 'auto' = the file if "
-          "one is given, else the estimate.", kind="choice", choices=SRF_SOURCES),
+    Field("srf_source", "SRF source", "Real-world mode: 'file' reads srf_file, 'preset' uses the camera "
+          "if one is chosen, else the preset for the HR-MSI's band count, 'estimate' fits the SRF to the "
+          "image pair, 'auto' = the file if one is given, else the camera if chosen, else the estimate.", kind="choice", choices=SRF_SOURCES),
     Field("training_input", "Training input", "What the network learns from at low resolution: 'srf' = "
           "the SRF applied to the LR-HSI (the paper), 'msi_lr' = the real HR-MSI brought to the LR grid "
           "(no SRF needed), 'auto' = chosen by how well the estimated blur and SRF fit.", kind="choice",
@@ -232,6 +239,10 @@ class SrfPanel(QWidget):
         ti.set_ignored(None if config.method in ti.field.methods else
                        ti.field.why_ignored.format(method=short_name(config.method)))
         self.form.set_row_visible("num_msi_bands", not real)
+        self.form.bound["num_msi_bands"].set_ignored(
+            f"the camera ({config.msi_camera}) sets the band count." if config.msi_camera else None)
+        self.form.bound["fwhm_factor"].set_ignored(
+            "the camera's bands have their published widths." if config.msi_camera else None)
         self.form.form.setRowVisible(self.msi_label, real)
         self.file_check.blockSignals(True)
         self.file_check.setChecked(config.provide_srf)
@@ -261,6 +272,15 @@ class SrfPanel(QWidget):
                 if self._uses_file(config):
                     matrix = srf_mod.load_srf(config.srf_file, bands, wavelengths=wl)
                     note, kind = f"Custom SRF from '{escape(config.srf_file)}'.", "file"
+                elif config.msi_camera and (not real or source in ("auto", "preset")):
+                    cam = CAMERAS[config.msi_camera]
+                    matrix = srf_mod.camera_srf(cam.name, bands, wl)
+                    kind = "camera"
+                    note = (f"{escape(cam.label)}: bands from {escape(cam.source)}, placed on the cube's "
+                            f"true wavelengths.")
+                    if real and msi is not None and msi != len(cam.bands):
+                        note += (f" <span style='color:#b71c1c'>The HR-MSI has {msi} bands, the camera "
+                                 f"{len(cam.bands)}.</span>")
                 elif not real or source == "preset":
                     count = config.num_msi_bands if not real else msi
                     if count is None:
@@ -341,6 +361,7 @@ class SrfPanel(QWidget):
         self.x_axis = x
         self.plot.setLabel("bottom", label)
         title = {"estimate": "SRF estimated from the pair (in use)", "preset": "Preset SRF",
+                 "camera": "Camera SRF (published bands)",
                  "file": "SRF from file"}.get(kind, "Spectral response functions")
         if estimate is not None:
             title += " — dashed: estimated from the pair"

@@ -82,6 +82,25 @@ def test_srf_preset_curves(qtbot, window):
                     timeout=20000)
 
 
+def test_named_camera_sets_the_srf_and_the_band_count(qtbot, window):
+    srf, s = window.srf_panel, window.state
+    combo = srf.form.widget("msi_camera")
+    _choose(combo, "sentinel2_10m")
+    assert s.config.msi_camera == "sentinel2_10m"
+    x, _ = srf.curves[0].getOriginalDataset()
+    peaks = [x[np.argmax(row)] for row in srf.srf]
+    np.testing.assert_allclose(peaks, [492.4, 559.8, 664.6, 832.8], atol=np.max(np.diff(x)))
+    assert "Sentinel-2" in srf.note.text()
+    assert not srf.form.widget("num_msi_bands").isEnabled()       # the camera decides the band count
+    _choose(combo, "worldview3")
+    qtbot.waitUntil(lambda: s.prepared is not None and s.prepared.hr_msi.shape[2] == 16, timeout=20000)
+    assert "msi_camera: worldview3" in srf.use_label.text()
+    _choose(combo, None)                                         # back to the preset by band count
+    qtbot.waitUntil(lambda: s.prepared is not None and s.prepared.hr_msi.shape[2] == s.config.num_msi_bands,
+                    timeout=20000)
+    assert s.config.msi_camera is None and srf.form.widget("num_msi_bands").isEnabled()
+
+
 def test_fwhm_factor_changes_the_curves(window):
     srf = window.srf_panel
     before = srf.srf.copy()
