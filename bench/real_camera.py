@@ -51,12 +51,10 @@ def run_case(workdir: Path, hr_msi, lr_hsi, changes: dict, epochs=None, srf_file
     return res, time.perf_counter() - t0
 
 
-def score(truth, estimate, lr_raw) -> dict:
-    """PSNR/SAM against the truth after undoing the LR-HSI's 1/99-percentile normalisation
-    (the result lives in the normalised LR-HSI's scale, the truth in its own)."""
+def score(truth, estimate) -> dict:
+    """PSNR/SAM of a result as written (in the LR-HSI's own units, the truth's) against the truth."""
     from spectramorph_engine import metrics
-    lo, hi = np.percentile(lr_raw, [1, 99])
-    est = np.asarray(estimate, dtype=np.float64) * (hi - lo) + lo
+    est = np.asarray(estimate, dtype=np.float64)
     return {"PSNR": metrics.psnr(truth, est), "SAM": metrics.sam(truth, est)}
 
 
@@ -78,7 +76,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         for label, changes in VARIANTS:
             res, secs = run_case(tmp, sc["hr_msi"], sc["lr_hsi"], changes, args.epochs)
-            s = score(truth, np.asarray(res.hr_hsi), sc["lr_hsi"])
+            s = score(truth, np.load(Path(res.output_files["hr_hsi"])))
             c = res.consistency
             rows.append([label, s["PSNR"], s["SAM"], (c["srf_fit"] or {}).get("psnr", float("nan")),
                          c["lr_consistency"]["PSNR"], c["msi_consistency"]["PSNR"],
@@ -86,8 +84,8 @@ def main(argv=None) -> int:
                          len(res.warnings), secs])
             out.append({"case": label, "truth": s, "consistency": c, "seconds": secs,
                         "warnings": res.warnings, "srf_note": res.prepared.srf_note})
-        bic = np.asarray(bicubic_upsample(np.asarray(res.prepared.lr_hsi), ratio))
-        s = score(truth, bic, sc["lr_hsi"])
+        bic = np.asarray(bicubic_upsample(np.asarray(sc["lr_hsi"], dtype=np.float32), ratio))
+        s = score(truth, bic)
         bc = res.consistency["bicubic"]
         rows.append(["bicubic upsampling of the LR-HSI", s["PSNR"], s["SAM"], float("nan"), bc["lr"]["PSNR"],
                      bc["msi"]["PSNR"], res.consistency["reduced_resolution"]["bicubic"]["PSNR"], "-", 0, 0.0])
@@ -95,7 +93,7 @@ def main(argv=None) -> int:
         srf_path = tmp / "true_srf.csv"
         save_srf(srf_path, oracle["true_srf"])
         res, secs = run_case(tmp, oracle["hr_msi"], oracle["lr_hsi"], {}, args.epochs, srf_file=srf_path)
-        s = score(oracle["truth"], np.asarray(res.hr_hsi), oracle["lr_hsi"])
+        s = score(oracle["truth"], np.load(Path(res.output_files["hr_hsi"])))
         c = res.consistency
         rows.append(["oracle (linear camera, true SRF file)", s["PSNR"], s["SAM"],
                      (c["srf_fit"] or {}).get("psnr", float("nan")), c["lr_consistency"]["PSNR"],

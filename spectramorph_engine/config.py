@@ -30,6 +30,7 @@ ENDMEMBER_METHODS = ("nmf", "minvol")
 PRIOR_AUTO_MAX_BANDS = 2        # spec_prior auto: on up to this many MSI bands ...
 PRIOR_AUTO_MAX_RATIO = 4        # ... and up to this ratio (auto_select may turn it on elsewhere)
 TRAINING_INPUTS = ("auto", "srf", "msi_lr")
+OUTPUT_SCALES = ("input", "normalized")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class FusionConfig:
     msi_camera: Optional[str] = None        # a named camera's SRF (srf.CAMERAS), placed on the true wavelengths
     training_input: str = "auto"
     wavelengths: Optional[Union[str, list]] = None   # file, or list of nm
+    output_scale: str = "input"             # real mode: result in the LR-HSI's units (input) or the engine's [0, 1] scale
     # --- round two: methods and quality (issues 8, 9) ---
     method: str = "spectramorph"            # spectramorph | glp | hysure
     endmember_method: str = "nmf"           # nmf (plain, as the original) | minvol (minimum-volume refinement)
@@ -267,6 +269,7 @@ def _validate(c: FusionConfig) -> None:
         from .srf import CAMERAS
         _choice("msi_camera", c.msi_camera, tuple(CAMERAS))
     _choice("training_input", c.training_input, TRAINING_INPUTS)
+    _choice("output_scale", c.output_scale, OUTPUT_SCALES)
     _choice("method", c.method, METHODS)
     if not (c.spec_prior is None or isinstance(c.spec_prior, bool) or c.spec_prior == "auto"):
         raise InputError(f"config key 'spec_prior' is {c.spec_prior!r}; allowed: auto, true, false, null (= auto)")

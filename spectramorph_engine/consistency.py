@@ -212,7 +212,7 @@ def band_chunk_size(pixels: int, budget_bytes: int = 32 << 20) -> int:
 
 
 def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
-                            band_chunk: Optional[int] = None, cancel=None) -> dict:
+                            band_chunk: Optional[int] = None, cancel=None, value_range=(0.0, 1.0)) -> dict:
     """LR and MSI consistency of the result clip(ALLE x E) and of bicubic upsampling, band chunk
     by band chunk: the same figures as lr_consistency / msi_consistency / bicubic_consistency,
     but memory stays a few HR bands, not the whole HR-HSI (a 2048 x 2048 x 200 result is 3.2 GB).
@@ -242,7 +242,7 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
     for b0 in range(0, C, step):
         ev.check_cancel(cancel)
         b1 = min(C, b0 + step)
-        fused = np.clip(flat @ E[:, b0:b1], 0.0, 1.0).reshape(H, W, b1 - b0)
+        fused = np.clip(flat @ E[:, b0:b1], value_range[0], value_range[1]).reshape(H, W, b1 - b0)
         bicubic = np.asarray(bicubic_upsample(np.ascontiguousarray(lr[:, :, b0:b1], dtype=np.float32), r),
                              dtype=np.float32)
         if bicubic.ndim == 2:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # FFTs, small enough that the temporaries stay a fraction of the cube.
 _BAND_CHUNK = 16
 
-__all__ = ["normalize_percentile", "blur", "area_downsample", "nearest_upsample", "bicubic_upsample",
+__all__ = ["normalize_percentile", "scale_percentile", "blur", "area_downsample", "nearest_upsample", "bicubic_upsample",
            "apply_srf", "add_awgn", "degrade_spatial", "make_synthetic_pair"]
 
 
@@ -65,6 +65,16 @@ def normalize_percentile(cube, low: float = 1, high: float = 99) -> np.ndarray:
     """The cube clipped at its `low` and `high` percentiles (over all values
     of all bands together, so band ratios are kept) and scaled to [0, 1];
     float32, a new array."""
+    out, _offset, _span = scale_percentile(cube, low, high, clip=True)
+    return out
+
+
+def scale_percentile(cube, low: float = 1, high: float = 99, clip: bool = False):
+    """(scaled, offset, span): the cube mapped affinely so that its `low` and `high` percentiles
+    (over all values of all bands together, so band ratios are kept) become 0 and 1, float32,
+    a new array; `scaled * span + offset` gives the cube back. With `clip`, values beyond those
+    percentiles are clipped to [0, 1] (synthetic mode, the paper's convention); without, bright
+    pixels stay brighter than 1 (real-world mode, whose result goes back to the input's units)."""
     a = np.asarray(cube)
     if a.size == 0:
         raise InputError(f"the cube of shape {a.shape} is empty")
@@ -80,12 +90,14 @@ def normalize_percentile(cube, low: float = 1, high: float = 99) -> np.ndarray:
         raise InputError(f"the cube of shape {a.shape} is constant between its {low:g}th and {high:g}th "
                          f"percentiles (value {lo:.6g}): nothing to normalise")
     out = a.astype(np.float32, copy=True)
-    np.clip(out, np.float32(lo), np.float32(hi), out=out)
+    if clip:
+        np.clip(out, np.float32(lo), np.float32(hi), out=out)
     out -= np.float32(lo)
     out *= np.float32(1.0 / (hi - lo))
-    # float32 rounding can step a hair past the ends
-    np.clip(out, 0.0, 1.0, out=out)
-    return out
+    if clip:
+        # float32 rounding can step a hair past the ends
+        np.clip(out, 0.0, 1.0, out=out)
+    return out, lo, hi - lo
 
 
 # ---------------------------------------------------------------------------

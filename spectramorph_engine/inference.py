@@ -50,8 +50,9 @@ def default_batch(device, width: int) -> int:
 @torch.no_grad()
 def infer(model, msi, endmembers, lr_hsi: Optional[np.ndarray] = None, ratio: int = 1,
           batch_size: Optional[int] = None, device="cpu", out_hsi=None, progress=None, cancel=None,
-          stage: str = "inference", mix: bool = True):
-    """LEN on every pixel of `msi` (H x W x c) -> (hr_hsi H x W x C clipped to [0,1], alle H x W x K).
+          stage: str = "inference", mix: bool = True, value_range=(0.0, 1.0)):
+    """LEN on every pixel of `msi` (H x W x c) -> (hr_hsi H x W x C clipped to `value_range`
+    (low, high; None: unbounded), alle H x W x K).
 
     `lr_hsi` given: the coarse spectral prior (LR-HSI nearest-upsampled by `ratio`) is appended
     to each pixel's input. `out_hsi`: where the result goes instead of a new array, either an
@@ -92,7 +93,7 @@ def infer(model, msi, endmembers, lr_hsi: Optional[np.ndarray] = None, ratio: in
         if not mix:
             ev.emit(progress, ev.StageProgress(stage, r1 / H))
             continue
-        hr = (latent @ E).clamp_(0.0, 1.0)
+        hr = (latent @ E).clamp_(min=value_range[0], max=value_range[1])
         hr_block = hr.cpu().numpy().reshape(r1 - r0, W, C)
         ev.check_cancel(cancel)       # writing a block (compressed .h5) takes as long as computing it
         if writer is not None:
@@ -105,8 +106,8 @@ def infer(model, msi, endmembers, lr_hsi: Optional[np.ndarray] = None, ratio: in
 
 @torch.no_grad()
 def mix_latents(latents: np.ndarray, basis: np.ndarray, out_hsi=None, batch_size: Optional[int] = None,
-                device="cpu", progress=None, cancel=None, stage: str = "inference"):
-    """clip(latents @ basis, 0, 1) row block by row block: latents H x W x L, basis L x C
+                device="cpu", progress=None, cancel=None, stage: str = "inference", value_range=(0.0, 1.0)):
+    """clip(latents @ basis, *value_range) row block by row block: latents H x W x L, basis L x C
     (e.g. the ALLE beside a refinement's correction, and the endmembers above its subspace).
     `out_hsi` as in `infer`; returns it (or a new H x W x C float32 array)."""
     device = torch.device(device)
@@ -121,7 +122,7 @@ def mix_latents(latents: np.ndarray, basis: np.ndarray, out_hsi=None, batch_size
         ev.check_cancel(cancel)
         r1 = min(H, r0 + rows_per_block)
         x = torch.from_numpy(np.ascontiguousarray(latents[r0:r1].reshape(-1, L), dtype=np.float32)).to(device)
-        block = (x @ B).clamp_(0.0, 1.0).cpu().numpy().reshape(r1 - r0, W, C)
+        block = (x @ B).clamp_(min=value_range[0], max=value_range[1]).cpu().numpy().reshape(r1 - r0, W, C)
         if writer is not None:
             writer(r0, block)
         else:

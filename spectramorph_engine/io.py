@@ -1469,6 +1469,7 @@ class ResultWriter:
                                  f"{self.shape[2]} bands")
         self.extra = _check_extra(extra)
         self._done = np.zeros(self.shape[0], dtype=bool)
+        self._value_map = None
         self._array = None
         self._array_used = False
         self._closed = False
@@ -1550,11 +1551,19 @@ class ResultWriter:
         """Add an array (endmembers, abundances) stored with the result where the format allows."""
         self.extra.update(_check_extra({name: data}))
 
+    def set_value_map(self, scale: float, offset: float) -> None:
+        """Rows written from now on are stored as block * scale + offset (a result going back
+        to its input's units on its way to the file)."""
+        self._value_map = (float(scale), float(offset))
+
     def write_rows(self, row_start: int, block) -> None:
         """Write `block` (n x W x C) at rows row_start .. row_start + n - 1."""
         if self._closed:
             raise RuntimeError("ResultWriter is closed")
         block = np.asarray(block, dtype=self.dtype)
+        if self._value_map is not None:
+            scale, offset = self._value_map
+            block = block * self.dtype.type(scale) + self.dtype.type(offset)
         H, W, C = self.shape
         n = block.shape[0] if block.ndim == 3 else -1
         if block.ndim != 3 or block.shape[1:] != (W, C) or not 0 <= row_start <= H - n:

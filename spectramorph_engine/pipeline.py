@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -56,10 +56,22 @@ class PreparedInputs:
     # degrades: synthetic pairs, the reduced-resolution pair) or "free" (a real sensor saw past
     # the frame). None: from the mode.
     boundary: Optional[str] = None
+    # Real mode: the LR-HSI in its own units is lr_hsi * span + offset (its 1st and 99th
+    # percentiles map to 0 and 1; nothing is clipped). None in synthetic mode.
+    lr_units: Optional[Tuple[float, float]] = None     # (offset, span)
 
     @property
     def num_hsi_bands(self) -> int:
         return self.lr_hsi.shape[2]
+
+    @property
+    def value_range(self) -> Tuple[float, Optional[float]]:
+        """(low, high or None) a result is clipped to, in the engine's scale: [0, 1] for a
+        synthetic pair (the paper's convention); for a real pair no upper bound (bright pixels
+        stay bright) and the LR-HSI's own floor below (its minimum, or 0 when that is higher)."""
+        if self.lr_units is None:
+            return 0.0, 1.0
+        return min(0.0, float(np.min(self.lr_hsi))), None
 
     def msi_model(self):
         """(srf c x C float64, offset (c,) float64) with HR-MSI ~ HR-HSI @ srf.T + offset, in the
@@ -96,6 +108,9 @@ class FusionResult:
     method_info: dict = field(default_factory=dict)   # method-specific facts (prior used, refinement, ...)
     selection: Optional[dict] = None                   # auto_select's candidates, scores and choice
     config_used: Optional[FusionConfig] = None         # the settings the result was made with
+    # "input": hr_hsi and endmembers are in the LR-HSI's own units (real mode, output_scale
+    # input); "normalized": in the engine's [0, 1] scale (synthetic mode, or output_scale normalized)
+    units: str = "normalized"
 
     @property
     def final_loss(self) -> Optional[float]:
@@ -143,6 +158,16 @@ def _normalise(arr, what: str) -> np.ndarray:
     from .degradation import normalize_percentile
     try:
         return normalize_percentile(arr)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
+def _scale_unclipped(arr, what: str):
+    """(scaled, offset, span): a real image mapped so its 1st / 99th percentiles are 0 / 1,
+    nothing clipped (bright pixels stay bright, and the map is undone on the result)."""
+    from .degradation import scale_percentile
+    try:
+        return scale_percentile(arr)
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from None
 
@@ -277,8 +302,8 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     else:
         cube = _load(config.lr_hsi_file, None, "real-world mode needs an LR-HSI file", "lr_hsi_file", cancel)
         lr_raw, lr_what, cube_wl = cube.data, f"LR-HSI '{config.lr_hsi_file}'", cube.wavelengths
-    hr_msi = _normalise(_as_cube(hr_raw, hr_what, allow_2d=True), hr_what)
-    lr_hsi = _normalise(_as_cube(lr_raw, lr_what), lr_what)
+    hr_msi = _scale_unclipped(_as_cube(hr_raw, hr_what, allow_2d=True), hr_what)[0]
+    lr_hsi, lr_offset, lr_span = _scale_unclipped(_as_cube(lr_raw, lr_what), lr_what)
     del hr_raw, lr_raw, cube          # the raw cubes can be as big as the normalised ones
     ratio = infer_ratio(hr_msi.shape, lr_hsi.shape)
     c, num_bands = hr_msi.shape[2], lr_hsi.shape[2]
@@ -364,7 +389,8 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     prep = PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,
                           wavelengths=wl, srf_note=note, training_input=training_input,
                           srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings, psf_note=psf_note,
-                          srf_gain_offset=(gain, offset) if source in ("file", "camera") else None)
+                          srf_gain_offset=(gain, offset) if source in ("file", "camera") else None,
+                          lr_units=(float(lr_offset), float(lr_span)))
     # Whether the LR-HSI's border was blurred with zeros (a simulated pair) or saw past the frame
     # (a real sensor): the refinement and the classical methods model the border accordingly.
     from .degradation import detect_boundary
@@ -424,7 +450,8 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
         # band chunk by band chunk from latents x basis: the whole HR-HSI (and its bicubic twin)
         # may not fit in memory
         figures = cons.consistency_from_latent(out.latents, out.basis, prep.lr_hsi, prep.hr_msi, srf_raw,
-                                               prep.ratio, prep.psf, offset=offset, cancel=cancel)
+                                               prep.ratio, prep.psf, offset=offset, cancel=cancel,
+                                               value_range=prep.value_range)
     else:
         hr = np.asarray(out.hr_hsi)
         figures = {"lr_consistency": cons.lr_consistency(hr, prep.lr_hsi, prep.ratio, prep.psf, cancel=cancel),
@@ -444,7 +471,7 @@ def reduced_pair(prep: PreparedInputs):
     sub = PreparedInputs(mode="real", hr_msi=hr_red, lr_hsi=lr_red, srf=prep.srf, ratio=prep.ratio,
                          psf=prep.psf, wavelengths=prep.wavelengths, srf_note=prep.srf_note,
                          training_input=prep.training_input, srf_estimate=prep.srf_estimate,
-                         srf_gain_offset=prep.srf_gain_offset, boundary="zero")
+                         srf_gain_offset=prep.srf_gain_offset, boundary="zero", lr_units=prep.lr_units)
     return sub, lr_ref
 
 
@@ -513,6 +540,9 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             ev.emit(progress, ev.Message("info", selection["summary"]))
             log.info("auto-selection: %s", selection["summary"])
         stream = _open_result_stream(config, prep, staged)
+        units = _output_units(config, prep)
+        if stream is not None and units is not None:
+            stream.set_value_map(units[1], units[0])      # rows reach the file in the input's units
         out = fuse_with_method(run_config, prep, progress, cancel, stages, out_hsi=stream)
         hr_hsi, endmembers, alle = out.hr_hsi, out.endmembers, out.alle
         with stages("metrics"):
@@ -523,7 +553,12 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
                 # the SRF-fit warning, when due, came from prepare_inputs already
                 consistency["warnings"] = quality_warnings(None, consistency["lr_consistency"],
                                                            consistency["msi_consistency"])
+        # Scores above were taken in the engine's scale; the result itself goes back to the
+        # LR-HSI's units (the affine map of the normalisation undone).
+        if units is not None:
+            hr_hsi, endmembers = _to_input_units(hr_hsi, endmembers, units, streamed=stream is not None)
         result = FusionResult(hr_hsi=hr_hsi, endmembers=endmembers, alle=alle,
+                              units="input" if units is not None else "normalized",
                               loss_history=list(out.loss_history), lr_history=list(out.lr_history),
                               prepared=prep, metrics=metrics_, bicubic_metrics=bicubic_metrics,
                               consistency=consistency, timings=stages.timings, device=out.device,
@@ -555,6 +590,27 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
         if log_handler is not None:
             logging.getLogger("spectramorph_engine").removeHandler(log_handler)
             log_handler.close()
+
+
+def _output_units(config: FusionConfig, prep: PreparedInputs):
+    """(offset, span) that takes the result to the LR-HSI's units, or None (synthetic mode, or
+    output_scale: normalized)."""
+    if prep.lr_units is None or config.output_scale != "input":
+        return None
+    return prep.lr_units
+
+
+def _to_input_units(hr_hsi, endmembers, units, streamed: bool):
+    """The result cube (in place: it can be large) and the endmember spectra mapped by
+    x * span + offset; a streamed cube went through the same map on its way to the file."""
+    offset, span = units
+    if not streamed:
+        hr_hsi = np.asarray(hr_hsi)
+        hr_hsi *= np.float32(span)
+        hr_hsi += np.float32(offset)
+    if endmembers is not None:
+        endmembers = (np.asarray(endmembers, dtype=np.float64) * span + offset).astype(np.float32)
+    return hr_hsi, endmembers
 
 
 def _fmt(d: dict) -> str:
@@ -678,6 +734,10 @@ def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
         "ratio": prep.ratio,
         "srf": prep.srf_note,
         "training_input": prep.training_input,
+        "units": result.units if prep.lr_units is None else
+        {"result": result.units, "lr_hsi_offset": prep.lr_units[0], "lr_hsi_span": prep.lr_units[1],
+         "note": "the engine works on the LR-HSI mapped by (x - offset) / span (its 1st and 99th "
+                 "percentiles to 0 and 1); 'input' results are mapped back"},
         "device": result.device,
         "method": result.method,
         "method_info": result.method_info,

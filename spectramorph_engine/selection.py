@@ -90,7 +90,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
         if label == "configured" and changes["refine"]:
             # the same network without the refinement, and refined without TV: no second training
             t2 = time.perf_counter()
-            plain = mix_latents(out.alle, out.endmembers, device="cpu")
+            plain = mix_latents(out.alle, out.endmembers, device="cpu", value_range=sub.value_range)
             rows.append({"label": "refinement off", "changes": {**changes, "refine": False},
                          "PSNR": float(metrics.psnr(lr_ref, plain)), "SAM": float(metrics.sam(lr_ref, plain)),
                          "seconds": time.perf_counter() - t2})
@@ -99,7 +99,8 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
                 no_tv = trial.replace(refine_tv_weight=0.0)
                 ref = refine_result(no_tv, sub, out.alle, out.endmembers, device=out.device, cancel=cancel)
                 fused = mix_latents(np.concatenate([out.alle, ref.delta], axis=2),
-                                    np.concatenate([out.endmembers, ref.basis], axis=0), device="cpu")
+                                    np.concatenate([out.endmembers, ref.basis], axis=0), device="cpu",
+                                    value_range=sub.value_range)
                 rows.append({"label": "refinement without TV", "changes": {**changes, "refine_tv_weight": 0.0},
                              "PSNR": float(metrics.psnr(lr_ref, fused)), "SAM": float(metrics.sam(lr_ref, fused)),
                              "seconds": time.perf_counter() - t2})

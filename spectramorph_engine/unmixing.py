@@ -436,15 +436,15 @@ def extract_endmembers(lr_hsi, num_endmembers: int, device="cpu", progress=None,
         raise InputError(f"'num_endmembers' is {num_endmembers!r}; it must be an integer from 1 to "
                          f"min(LR pixels, bands) = {limit}")
     if isinstance(cube, torch.Tensor):
-        x = cube.reshape(n, bands).float().clamp(0.0, 1.0)
+        x = cube.reshape(n, bands).float().clamp(min=0.0)
         all_zero = not bool(x.any())
     else:
         if not (np.issubdtype(cube.dtype, np.number) or cube.dtype == bool) or np.iscomplexobj(cube):
             raise InputError(f"the LR-HSI must hold real numbers, got dtype {cube.dtype}")
-        x = np.clip(cube.reshape(n, bands).astype(np.float32, copy=False), 0.0, 1.0)
+        x = np.clip(cube.reshape(n, bands).astype(np.float32, copy=False), 0.0, None)
         all_zero = not x.any()
     if all_zero:
-        raise InputError(f"the LR-HSI of shape {tuple(cube.shape)} is all zeros (after clipping to [0, 1]); "
+        raise InputError(f"the LR-HSI of shape {tuple(cube.shape)} is all zeros (after clipping negatives to 0); "
                          "there is nothing to unmix")
     if method == "minvol":
         W, H, _ = _refined_nmf(x, int(num_endmembers), device=device, progress=progress, cancel=cancel)

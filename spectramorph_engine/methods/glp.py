@@ -115,7 +115,7 @@ def fuse(config, prep, *, device=None, progress=None, cancel=None, out_hsi=None)
         aug -= up.rows(low, r0, r1)                                     # detail of the regressors
         block = up.rows(lr32, r0, r1)
         block += (aug.reshape(-1, c + 1) @ inject).reshape(r1 - r0, W, C)
-        np.clip(block, 0.0, 1.0, out=block)
+        np.clip(block, *prep.value_range, out=block)
         put_rows(target, writer, r0, block)
         tick(0.2 + 0.8 * r1 / H)
     tick(1.0, force=True)

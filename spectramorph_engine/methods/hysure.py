@@ -105,7 +105,7 @@ def fuse(config, prep, *, device=None, progress=None, cancel=None, out_hsi=None)
         ev.check_cancel(cancel)
         r1 = min(H, r0 + step)
         block = coeff[r0:r1] @ e32
-        np.clip(block, 0.0, 1.0, out=block)
+        np.clip(block, *prep.value_range, out=block)
         put_rows(target, writer, r0, block)
     tick(1.0, force=True)
     info["seconds"] = round(time.perf_counter() - t_start, 4)

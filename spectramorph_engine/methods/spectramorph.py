@@ -108,7 +108,8 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
     with stages("inference"):
         hr_hsi, alle = infer(model, prep.hr_msi, e_t, lr_hsi=prep.lr_hsi if use_prior else None,
                              ratio=prep.ratio, batch_size=config.inference_batch_size, device=device,
-                             out_hsi=out_hsi, progress=progress, cancel=cancel, mix=not config.refine)
+                             out_hsi=out_hsi, progress=progress, cancel=cancel, mix=not config.refine,
+                             value_range=prep.value_range)
     info = {"prior": use_prior, "num_endmembers": config.num_endmembers,
             "endmember_method": config.endmember_method, "refined": bool(config.refine)}
     if config.refine:
@@ -117,7 +118,8 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
             latents = np.concatenate([alle, ref.delta.astype(np.float32)], axis=2)
             basis = np.concatenate([endmembers.astype(np.float32), ref.basis], axis=0)
             hr_hsi = mix_latents(latents, basis, out_hsi=out_hsi, batch_size=config.inference_batch_size,
-                                 device=device, progress=progress, cancel=cancel, stage="refine")
+                                 device=device, progress=progress, cancel=cancel, stage="refine",
+                                 value_range=prep.value_range)
             info["refinement"] = ref.info
     else:
         latents, basis = alle, endmembers

@@ -440,6 +440,7 @@ class ResultsPanel(QWidget):
         x_label = "wavelength (nm)" if wl is not None else "band (wavelengths unknown)"
         for plot in (self.spectrum_plot, self.lr_plot, self.endmember_plot):
             plot.setLabel("bottom", x_label)
+            plot.setLabel("left", "value (the LR-HSI's units)" if result.units == "input" else "value (normalised)")
         self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth" if has_truth else
                                     "Pixel spectrum of the result", size="9pt")
         self.spectrum_legend.removeItem(self.truth_curve)
@@ -622,7 +623,10 @@ class ResultsPanel(QWidget):
             self.truth_curve.setData([], [])
             self.truth_curve.hide()
         lr_row, lr_col = row // prep.ratio, col // prep.ratio
-        self.lr_curve.setData(x, prep.lr_hsi[lr_row, lr_col, :])
+        lr_spectrum = np.asarray(prep.lr_hsi[lr_row, lr_col, :], dtype=np.float64)
+        if r.units == "input" and prep.lr_units is not None:    # shown in the same units as the result
+            lr_spectrum = lr_spectrum * prep.lr_units[1] + prep.lr_units[0]
+        self.lr_curve.setData(x, lr_spectrum)
         self.pixel_label.setText(f"{'Pinned' if pinned else 'Hovered'} pixel <b>(row {row}, col {col})</b>, "
                                  f"in LR pixel (row {lr_row}, col {lr_col}); "
                                  f"{'click the image to pin another' if pinned else 'click to pin it'}.")
