@@ -219,17 +219,32 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
 
     Returns {"lr_consistency", "msi_consistency", "bicubic": {"lr", "msi"}}.
     """
-    from . import events as ev
-    from .degradation import bicubic_upsample
     alle = np.asarray(alle, dtype=np.float32)
     E = np.asarray(endmembers, dtype=np.float32)
+    H, W, K = alle.shape
+    C = E.shape[1]
+    flat = alle.reshape(-1, K)
+
+    def fused_bands(b0, b1):
+        return np.clip(flat @ E[:, b0:b1], value_range[0], value_range[1]).reshape(H, W, b1 - b0)
+    return consistency_by_bands(fused_bands, (H, W, C), lr_hsi, hr_msi, srf, ratio, psf, offset=offset,
+                                band_chunk=band_chunk, cancel=cancel,
+                                what=f"latent maps {alle.shape}, endmembers {E.shape}")
+
+
+def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
+                         band_chunk: Optional[int] = None, cancel=None, what: str = "") -> dict:
+    """The figures of consistency_from_latent for a result of `shape` (H, W, C) that
+    `fused_bands(b0, b1)` hands out a band chunk at a time (H x W x (b1 - b0)): from latents,
+    or read back from a result streamed to its file."""
+    from . import events as ev
+    from .degradation import bicubic_upsample
     lr = as_cube(lr_hsi, "the LR-HSI")
     msi = as_cube(hr_msi, "the HR-MSI")
     r = int(ratio)
-    H, W, K = alle.shape
-    C = E.shape[1]
+    H, W, C = (int(v) for v in shape)
     if lr.shape != (H // r, W // r, C) or H % r or W % r or msi.shape[:2] != (H, W):
-        raise InputError(f"latent maps {alle.shape}, endmembers {E.shape}, LR-HSI {lr.shape} and "
+        raise InputError(f"{what or f'the result {tuple(shape)}'}, LR-HSI {lr.shape} and "
                          f"HR-MSI {msi.shape} do not fit together at ratio {r}")
     srf = np.asarray(srf, dtype=np.float64)
     if srf.shape != (msi.shape[2], C):
@@ -238,11 +253,10 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
     step = int(band_chunk or band_chunk_size(H * W))
     lr_stats = {"fusion": _PairStats(*lr.shape[:2]), "bicubic": _PairStats(*lr.shape[:2])}
     msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64), "bicubic": np.zeros(msi.shape, dtype=np.float64)}
-    flat = alle.reshape(-1, K)
     for b0 in range(0, C, step):
         ev.check_cancel(cancel)
         b1 = min(C, b0 + step)
-        fused = np.clip(flat @ E[:, b0:b1], value_range[0], value_range[1]).reshape(H, W, b1 - b0)
+        fused = np.asarray(fused_bands(b0, b1), dtype=np.float32)
         bicubic = np.asarray(bicubic_upsample(np.ascontiguousarray(lr[:, :, b0:b1], dtype=np.float32), r),
                              dtype=np.float32)
         if bicubic.ndim == 2:

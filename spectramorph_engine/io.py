@@ -1556,6 +1556,26 @@ class ResultWriter:
         to its input's units on its way to the file)."""
         self._value_map = (float(scale), float(offset))
 
+    def read_bands(self, b0: int, b1: int, unmapped: bool = False) -> np.ndarray:
+        """Bands b0 .. b1 - 1 of what was written so far (H x W x (b1 - b0)); `unmapped`: before
+        the value map of set_value_map (the writer's caller's own scale)."""
+        if self._closed:
+            raise RuntimeError("ResultWriter is closed")
+        if self._backend == "raw":
+            mm = np.memmap(str(self._raw_file), dtype=self.dtype, mode="r", offset=self._offset, shape=self.shape)
+            out = np.array(mm[:, :, b0:b1])
+            del mm
+        elif self._backend == "h5":
+            out = np.asarray(self._ds[:, :, b0:b1])
+        elif self._backend == "mat73":
+            out = np.asarray(self._ds[b0:b1]).T       # stored transposed (MATLAB's column order)
+        else:
+            out = np.array(self._array[:, :, b0:b1])
+        if unmapped and self._value_map is not None:
+            scale, offset = self._value_map
+            out = (out - self.dtype.type(offset)) / self.dtype.type(scale)
+        return out.astype(self.dtype, copy=False)
+
     def write_rows(self, row_start: int, block) -> None:
         """Write `block` (n x W x C) at rows row_start .. row_start + n - 1."""
         if self._closed:

@@ -452,6 +452,12 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
         figures = cons.consistency_from_latent(out.latents, out.basis, prep.lr_hsi, prep.hr_msi, srf_raw,
                                                prep.ratio, prep.psf, offset=offset, cancel=cancel,
                                                value_range=prep.value_range)
+    elif hasattr(out.hr_hsi, "read_bands"):
+        # a result streamed to its file (GLP-HS): read back band chunk by band chunk, in the
+        # engine's scale (before the map to the input's units)
+        figures = cons.consistency_by_bands(lambda b0, b1: out.hr_hsi.read_bands(b0, b1, unmapped=True),
+                                            out.hr_hsi.shape, prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio,
+                                            prep.psf, offset=offset, cancel=cancel)
     else:
         hr = np.asarray(out.hr_hsi)
         figures = {"lr_consistency": cons.lr_consistency(hr, prep.lr_hsi, prep.ratio, prep.psf, cancel=cancel),

@@ -142,13 +142,16 @@ def _real_pair(seed=3):
     return hr, lr
 
 
-@pytest.mark.parametrize("kind, name", [("numpy", "hr_hsi.npy"), ("h5", "hr_hsi.h5")])
-def test_large_real_world_results_stream_to_file(tmp_path, monkeypatch, kind, name):
+@pytest.mark.parametrize("kind, name, method", [("numpy", "hr_hsi.npy", "spectramorph"),
+                                                ("h5", "hr_hsi.h5", "spectramorph"),
+                                                ("numpy", "hr_hsi.npy", "glp"), ("h5", "hr_hsi.h5", "glp"),
+                                                ("h5", "hr_hsi.h5", "hysure")])
+def test_large_real_world_results_stream_to_file(tmp_path, monkeypatch, kind, name, method):
     """A result above the streaming threshold goes to its file during inference (memory stays
-    a few row blocks); it equals the in-memory result of the same run."""
+    a few row blocks); it equals the in-memory result of the same run, for every method."""
     import spectramorph_engine.pipeline as pipeline
     hr, lr = _real_pair()
-    cfg = FusionConfig(synthetic=False, epochs=40, hidden_size=64, num_endmembers=4, device="cpu",
+    cfg = FusionConfig(synthetic=False, epochs=40, hidden_size=64, num_endmembers=4, device="cpu", method=method,
                        output_file_type=kind, output_dir=str(tmp_path / "out"), log_dir=str(tmp_path / "logs"),
                        inference_batch_size=256)
     in_memory = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False)
