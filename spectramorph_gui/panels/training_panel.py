@@ -67,7 +67,7 @@ HYSURE_FIELDS = [
 ]
 SELECTION_FIELDS = [
     _sm("auto_select", "Choose settings", "Before the run, fuse a few candidate settings (coarse prior on/off when "
-        "it is auto, K − 2 and K + 2, the other endmember method, the refinement off or without TV) on the "
+        "it is auto, K − 2 and K + 2, the other endmember method, the refinement off) on the "
         "reduced-resolution pair (both images degraded by the ratio, scored against the LR-HSI) with short "
         "training, and run the best. Off: exactly the settings below. Skipped on scenes too small for the "
         "check (the results say why).", null_text="from the data"),
