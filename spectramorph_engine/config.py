@@ -22,7 +22,7 @@ PSF_TYPES = ("gaussian", "kolmogorov", "airy", "moffat", "sinc", "lorentzian2",
 SRF_PRESET_BANDS = (1, 3, 4, 8, 16)
 SCHEDULERS = ("one_cycle", "flat")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-OUTPUT_TYPES = ("numpy", "matlab", "h5")
+OUTPUT_TYPES = ("numpy", "matlab", "h5", "geotiff")
 FIGURE_FORMATS = ("png", "jpg")
 SRF_SOURCES = ("auto", "file", "preset", "estimate")
 METHODS = ("spectramorph", "glp", "hysure")
@@ -81,6 +81,7 @@ class FusionConfig:
     msi_camera: Optional[str] = None        # a named camera's SRF (srf.CAMERAS), placed on the true wavelengths
     training_input: str = "auto"
     wavelengths: Optional[Union[str, list]] = None   # file, or list of nm
+    nodata: Optional[float] = None          # real mode: this value in every band marks a pixel without data (besides NaN/Inf and the file's own)
     output_scale: str = "input"             # real mode: result in the LR-HSI's units (input) or the engine's [0, 1] scale
     # --- round two: methods and quality (issues 8, 9) ---
     method: str = "spectramorph"            # spectramorph | glp | hysure

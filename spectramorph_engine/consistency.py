@@ -96,7 +96,7 @@ def crop_to_multiple(cube, ratio: int) -> np.ndarray:
     return c[:c.shape[0] - c.shape[0] % r, :c.shape[1] - c.shape[1] % r]
 
 
-def reduced_resolution_inputs(hr_msi, lr_hsi, ratio: int, psf):
+def reduced_resolution_inputs(hr_msi, lr_hsi, ratio: int, psf, cancel=None):
     """Wald's protocol: both inputs degraded by `ratio` with the same PSF.
 
     Returns (hr_msi_reduced (h', w', c), lr_hsi_reduced (h'/r, w'/r, C), lr_reference
@@ -117,7 +117,23 @@ def reduced_resolution_inputs(hr_msi, lr_hsi, ratio: int, psf):
     lr_ref = crop_to_multiple(lr, r)
     hp, wp = lr_ref.shape[:2]
     msi_c = msi[:hp * r, :wp * r]
-    return _degrade(msi_c, r, psf), _degrade(lr_ref, r, psf), np.asarray(lr_ref, dtype=np.float32)
+    return (_degrade_by_chunks(msi_c, r, psf, cancel), _degrade_by_chunks(lr_ref, r, psf, cancel),
+            np.asarray(lr_ref, dtype=np.float32))
+
+
+def _degrade_by_chunks(cube, ratio: int, psf, cancel=None, bands: int = 16) -> np.ndarray:
+    """_degrade a few bands at a time, the cancel token checked between them (a big LR-HSI
+    takes seconds)."""
+    from . import events as ev
+    x = np.asarray(cube)
+    if x.ndim == 2 or x.shape[2] <= bands:
+        ev.check_cancel(cancel)
+        return _degrade(x, ratio, psf)
+    parts = []
+    for b0 in range(0, x.shape[2], bands):
+        ev.check_cancel(cancel)
+        parts.append(_degrade(x[:, :, b0:b0 + bands], ratio, psf))
+    return np.concatenate(parts, axis=2)
 
 
 def reduced_resolution_score(fused_reduced, lr_hsi, ratio: int, convention: str = "spec", cancel=None) -> dict:
@@ -179,8 +195,10 @@ class _PairStats:
     """PSNR (mean of per-band PSNR) and SAM accumulated band chunk by band chunk, equal to
     metrics.psnr / metrics.sam on the whole cubes, without holding either cube whole."""
 
-    def __init__(self, rows: int, cols: int):
+    def __init__(self, rows: int, cols: int, mask=None):
+        self.mask = None if mask is None or np.all(mask) else np.asarray(mask, dtype=bool)
         self.band_psnr: list = []
+        self.sq = np.zeros((rows, cols))        # per-pixel squared error summed over bands
         self.dot = np.zeros((rows, cols))
         self.nx = np.zeros((rows, cols))
         self.ny = np.zeros((rows, cols))
@@ -190,17 +208,28 @@ class _PairStats:
         for b in range(reference.shape[2]):
             x = np.asarray(reference[:, :, b], dtype=np.float64)
             y = np.asarray(estimate[:, :, b], dtype=np.float64)
-            mse = float(np.mean((x - y) ** 2))
+            d2 = (x - y) ** 2
+            self.sq += d2
+            mse = float(np.mean(d2 if self.mask is None else d2[self.mask]))
             self.band_psnr.append(PSNR_CAP_DB if mse == 0.0 else min(PSNR_CAP_DB, 10.0 * math.log10(1.0 / mse)))
             self.dot += x * y
             self.nx += x * x
             self.ny += y * y
+
+    def pixel_rms(self) -> np.ndarray:
+        """rows x cols float32: the RMS error over bands at each pixel (NaN where masked out)."""
+        out = np.sqrt(self.sq / max(1, len(self.band_psnr))).astype(np.float32)
+        if self.mask is not None:
+            out[~self.mask] = np.nan
+        return out
 
     def figures(self, with_sam: bool = True) -> dict:
         out = {"PSNR": float(np.mean(self.band_psnr))}
         if with_sam:
             nx, ny = np.sqrt(self.nx), np.sqrt(self.ny)
             valid = (nx > 0) & (ny > 0)
+            if self.mask is not None:
+                valid &= self.mask
             out["SAM"] = (float(np.degrees(np.mean(np.arccos(np.clip(
                 self.dot[valid] / (nx[valid] * ny[valid]), -1.0, 1.0))))) if np.any(valid) else float("nan"))
         return out
@@ -212,7 +241,8 @@ def band_chunk_size(pixels: int, budget_bytes: int = 32 << 20) -> int:
 
 
 def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
-                            band_chunk: Optional[int] = None, cancel=None, value_range=(0.0, 1.0)) -> dict:
+                            band_chunk: Optional[int] = None, cancel=None, value_range=(0.0, 1.0),
+                            lr_valid=None, hr_valid=None) -> dict:
     """LR and MSI consistency of the result clip(ALLE x E) and of bicubic upsampling, band chunk
     by band chunk: the same figures as lr_consistency / msi_consistency / bicubic_consistency,
     but memory stays a few HR bands, not the whole HR-HSI (a 2048 x 2048 x 200 result is 3.2 GB).
@@ -229,14 +259,17 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
         return np.clip(flat @ E[:, b0:b1], value_range[0], value_range[1]).reshape(H, W, b1 - b0)
     return consistency_by_bands(fused_bands, (H, W, C), lr_hsi, hr_msi, srf, ratio, psf, offset=offset,
                                 band_chunk=band_chunk, cancel=cancel,
-                                what=f"latent maps {alle.shape}, endmembers {E.shape}")
+                                what=f"latent maps {alle.shape}, endmembers {E.shape}",
+                                lr_valid=lr_valid, hr_valid=hr_valid)
 
 
 def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
-                         band_chunk: Optional[int] = None, cancel=None, what: str = "") -> dict:
+                         band_chunk: Optional[int] = None, cancel=None, what: str = "",
+                         lr_valid=None, hr_valid=None) -> dict:
     """The figures of consistency_from_latent for a result of `shape` (H, W, C) that
     `fused_bands(b0, b1)` hands out a band chunk at a time (H x W x (b1 - b0)): from latents,
-    or read back from a result streamed to its file."""
+    or read back from a result streamed to its file. `lr_valid` (h x w) / `hr_valid` (H x W):
+    the pixels the LR / MSI figures are taken over (nodata masks; None: all)."""
     from . import events as ev
     from .degradation import bicubic_upsample
     lr = as_cube(lr_hsi, "the LR-HSI")
@@ -251,12 +284,15 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
         raise InputError(f"the SRF is {srf.shape} but the HR-MSI has {msi.shape[2]} bands and the "
                          f"result {C}")
     step = int(band_chunk or band_chunk_size(H * W))
-    lr_stats = {"fusion": _PairStats(*lr.shape[:2]), "bicubic": _PairStats(*lr.shape[:2])}
+    lr_stats = {"fusion": _PairStats(*lr.shape[:2], mask=lr_valid),
+                "bicubic": _PairStats(*lr.shape[:2], mask=lr_valid)}
     msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64), "bicubic": np.zeros(msi.shape, dtype=np.float64)}
     for b0 in range(0, C, step):
         ev.check_cancel(cancel)
         b1 = min(C, b0 + step)
         fused = np.asarray(fused_bands(b0, b1), dtype=np.float32)
+        if hr_valid is not None:
+            fused = np.nan_to_num(fused)        # NaN where the result holds no data
         bicubic = np.asarray(bicubic_upsample(np.ascontiguousarray(lr[:, :, b0:b1], dtype=np.float32), r),
                              dtype=np.float32)
         if bicubic.ndim == 2:
@@ -274,8 +310,30 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
         pred = msi_pred[name]
         if offset is not None:
             pred += np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)
-        stats = _PairStats(H, W)
+        stats = _PairStats(H, W, mask=hr_valid)
         stats.add(msi, pred.astype(np.float32))
         out[name] = {"lr": lr_stats[name].figures(), "msi": stats.figures(with_sam=with_sam)}
     return {"lr_consistency": out["fusion"]["lr"], "msi_consistency": out["fusion"]["msi"],
-            "bicubic": out["bicubic"]}
+            "bicubic": out["bicubic"], "_lr_error_map": lr_stats["fusion"].pixel_rms()}
+
+
+def pair_misfit(hr_msi, lr_hsi, ratio: int, psf, srf, offset=None, boundary: str = "zero") -> np.ndarray:
+    """h x w float32: at each LR pixel, the RMS over MSI bands of the HR-MSI brought to the LR
+    grid (blur `psf`, area-downsample) minus the LR-HSI seen through the SRF (+ offset): where
+    the two images disagree (moved objects, clouds, shadows between the two acquisitions, a
+    misregistration), whatever any result does. `boundary` "free": the blur sees past the
+    frame (edges replicated) instead of zeros."""
+    msi = as_cube(hr_msi, "the HR-MSI").astype(np.float32)
+    lr = as_cube(lr_hsi, "the LR-HSI")
+    srf = np.asarray(srf, dtype=np.float64)
+    if psf is not None and boundary == "free":
+        p = np.asarray(psf).shape[0] // 2
+        msi_lr = _degrade(np.pad(msi, ((p, p), (p, p), (0, 0)), mode="edge"), 1, psf)[p:-p or None, p:-p or None]
+        msi_lr = _degrade(msi_lr, ratio, None)
+    else:
+        msi_lr = _degrade(msi, ratio, psf)
+    pred = lr.reshape(-1, lr.shape[2]).astype(np.float64) @ srf.T
+    if offset is not None:
+        pred += np.asarray(offset, dtype=np.float64).reshape(1, -1)
+    diff = msi_lr.reshape(-1, msi.shape[2]).astype(np.float64) - pred
+    return np.sqrt(np.mean(diff ** 2, axis=1)).reshape(lr.shape[:2]).astype(np.float32)

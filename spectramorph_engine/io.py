@@ -113,7 +113,7 @@ import numpy as np
 # because callers have always found them in io.
 from .atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401
 from .atomic import commit as _commit, discard as _discard
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .events import check_cancel
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,8 @@ class Cube:
     source: Optional[str] = None
     key: Optional[str] = None
     _handle: Any = field(default=None, repr=False, compare=False)
+    geo: Any = None           # georef.GeoInfo (GeoTIFF, ENVI map info, an HDF5 nodata attribute), or None
+    nonfinite: Any = None     # (count, sentence) when the data hold NaN or Inf (load_cube(allow_invalid=True))
 
     @property
     def shape(self) -> tuple:
@@ -268,7 +270,7 @@ def _reading(p: Path, label: str) -> Iterator[None]:
     """
     try:
         yield
-    except (InputError, MemoryError):
+    except (InputError, MemoryError, Cancelled):     # a cancel is the user's, not the file's
         raise
     except Exception as exc:
         raise InputError(f"'{p}' cannot be read as {label}: {_short(exc)}") from None
@@ -417,15 +419,16 @@ def _finish(p: Path, data, key, wavelengths, lazy: bool, handle=None, cancel=Non
             else:
                 data = np.asarray(data)
         bad = _count_nonfinite(data, lazy, cancel)
-        if bad:
-            extra = " in a sample of rows" if lazy else ""
-            raise InputError(f"{what} holds {bad} NaN or Inf values{extra}")
     except BaseException:
         if handle is not None:
             handle.close()
         raise
     wl = _match_wavelengths(wavelengths, shape, str(p))
-    return Cube(data=data, wavelengths=wl, source=str(p), key=key, _handle=handle)
+    cube = Cube(data=data, wavelengths=wl, source=str(p), key=key, _handle=handle)
+    if bad:
+        extra = " in a sample of rows" if lazy else ""
+        cube.nonfinite = (bad, f"{what} holds {bad} NaN or Inf values{extra}")
+    return cube
 
 
 def _choose(p: Path, entries: list, key: Optional[str], what: str = "arrays") -> str:
@@ -735,10 +738,11 @@ def _load_hdf5(p: Path, key, lazy: bool, matlab: bool, cancel=None) -> Cube:
             ds = f[name]
         _h5_guard(p, ds, label)
         wl = _h5_wavelengths(f, ds, name, matlab)
+        nodata = _h5_nodata(ds)
         if lazy:
             data = TransposedDataset(ds) if matlab else ds
             with _reading(p, label):     # the NaN check reads a few rows
-                return _finish(p, data, name, wl, lazy=True, handle=f)
+                return _with_nodata(_finish(p, data, name, wl, lazy=True, handle=f), nodata)
         shape = tuple(reversed(ds.shape)) if matlab else tuple(ds.shape)
         with _reading(p, label):
             if ds.dtype.kind in _NUMERIC_KINDS and len(shape) in (2, 3) and 0 not in shape:
@@ -746,22 +750,45 @@ def _load_hdf5(p: Path, key, lazy: bool, matlab: bool, cancel=None) -> Cube:
             else:            # _finish names what is wrong with it
                 arr = ds[()].T if matlab else ds[()]
         f.close()
-        return _finish(p, arr, name, wl, lazy=False, cancel=cancel)
+        return _with_nodata(_finish(p, arr, name, wl, lazy=False, cancel=cancel), nodata)
     except BaseException:
         f.close()
         raise
 
 
+def _h5_nodata(ds) -> Optional[float]:
+    """A nodata value declared on an HDF5 dataset ('nodata', '_FillValue', 'missing_value')."""
+    for name in ("nodata", "_FillValue", "missing_value", "no_data_value"):
+        if name in ds.attrs:
+            try:
+                value = np.asarray(ds.attrs[name], dtype=np.float64).ravel()
+            except (TypeError, ValueError):
+                continue
+            if value.size == 1:
+                return float(value[0])
+    return None
+
+
+def _with_nodata(cube: Cube, nodata: Optional[float]) -> Cube:
+    if nodata is not None:
+        from .georef import GeoInfo
+        cube.geo = GeoInfo(None, None, nodata)
+    return cube
+
+
 def _load_mat(p: Path, key, lazy: bool, cancel=None) -> Cube:
     if _is_hdf5(p):
         return _load_hdf5(p, key, lazy, matlab=True, cancel=cancel)
+    check_cancel(cancel)        # a v5 variable is read in one piece: checked before and after
     variables = _mat_v5_variables(p)
     entries = [(v.name, v.dims, v.dtype) for v in variables.values()]
     name = _choose(p, entries, key)
     wl_name = next((n for n in sorted(variables) if _is_wavelength_name(n) and n != name
                     and int(np.prod(variables[n].dims, dtype=object)) <= _MAX_META_ELEMENTS), None)
     wl = _to_nm(_mat_v5_read(p, variables[wl_name])) if wl_name else None
-    return _finish(p, _mat_v5_read(p, variables[name]), name, wl, lazy=False)
+    data = _mat_v5_read(p, variables[name])
+    check_cancel(cancel)
+    return _finish(p, data, name, wl, lazy=False)
 
 
 # ----------------------------------------------------------------------------- numpy
@@ -1001,8 +1028,13 @@ def _read_tif(p: Path, header_only: bool = False):
 
 
 def _load_tif(p: Path) -> Cube:
+    from .georef import read_tiff_band_wavelengths, read_tiff_geo
     data, _, _, wl = _read_tif(p)
-    return _finish(p, data, None, wl, lazy=False)
+    if wl is None:
+        wl = read_tiff_band_wavelengths(p)
+    cube = _finish(p, data, None, wl, lazy=False)
+    cube.geo = read_tiff_geo(p)
+    return cube
 
 
 # ----------------------------------------------------------------------------- ENVI
@@ -1058,7 +1090,11 @@ def _load_envi(p: Path, lazy: bool, cancel=None) -> Cube:
         if not lazy:
             data = _read_blocks(data, tuple(data.shape), cancel, p=p)
         wl = _envi_wavelengths(img)
-        return _finish(p, data, None, wl, lazy=lazy, cancel=cancel)
+        from .georef import envi_geo
+        geo = envi_geo(img.metadata)
+    cube = _finish(p, data, None, wl, lazy=lazy, cancel=cancel)
+    cube.geo = geo
+    return cube
 
 
 # ----------------------------------------------------------------------------- public readers
@@ -1126,9 +1162,20 @@ def list_arrays(path: PathLike) -> list:
     return [e for e in entries if not _is_wavelength_name(e[0])]
 
 
-def load_cube(path: PathLike, key: Optional[str] = None, lazy: bool = False, cancel=None) -> Cube:
+def load_cube(path: PathLike, key: Optional[str] = None, lazy: bool = False, cancel=None,
+              allow_invalid: bool = False) -> Cube:
     """Read a rows x cols x bands cube (or a 2-D band) and its wavelengths; see the module doc.
-    `cancel`: a threading.Event checked between the blocks of an eager load (Cancelled)."""
+    `cancel`: a threading.Event checked between the blocks of an eager load (Cancelled).
+    NaN or Inf values are refused (InputError) unless `allow_invalid` (real-world pairs mask
+    them as nodata; `Cube.nonfinite` says how many)."""
+    cube = _load_any(path, key, lazy, cancel)
+    if cube.nonfinite and not allow_invalid:
+        cube.close()
+        raise InputError(cube.nonfinite[1])
+    return cube
+
+
+def _load_any(path: PathLike, key: Optional[str], lazy: bool, cancel) -> Cube:
     p = _check_file(path)
     kind = _kind(p)
     if not kind:
@@ -1349,8 +1396,9 @@ def _write_tif(path: Path, arr, wl) -> None:
                      bigtiff=arr.nbytes > 2**31, metadata=meta)
 
 
-def _envi_metadata(wl) -> dict:
-    meta = {"description": "SpectraMorph Studio result"}
+def _envi_metadata(wl, geo=None) -> dict:
+    from .georef import envi_map_info
+    meta = {"description": "SpectraMorph Studio result", **envi_map_info(geo)}
     if wl is not None:
         meta["wavelength"] = [f"{v:.6g}" for v in wl]
         meta["wavelength units"] = "Nanometers"
@@ -1388,9 +1436,12 @@ def _check_extra(extra) -> dict:
 
 
 def save_cube(path: PathLike, data, wavelengths=None, extra: Optional[dict] = None,
-              name: Optional[str] = None) -> Path:
+              name: Optional[str] = None, geo=None, geotiff: bool = False) -> Path:
     """Write a cube by the suffix of `path` (see the module doc); returns the path written.
-    `name`: the variable / dataset name in .mat and .h5 (default: the file's stem)."""
+    `name`: the variable / dataset name in .mat and .h5 (default: the file's stem).
+    `geo` (georef.GeoInfo): the grid's CRS and transform, written to a .tif (as a GeoTIFF) and
+    an ENVI header (map info). `geotiff`: a .tif is written by rasterio as a tiled GeoTIFF with
+    NaN nodata and wavelengths in its band descriptions even without `geo`."""
     p = Path(path).expanduser()
     s = p.suffix.lower()
     if s not in SAVE_SUFFIXES:
@@ -1427,12 +1478,16 @@ def save_cube(path: PathLike, data, wavelengths=None, extra: Optional[dict] = No
                 _h5_write_meta(f, ds, wl, extra)
     elif s in TIF_SUFFIXES:
         with atomic_path(p) as tmp:
-            _write_tif(tmp, arr, wl)
+            if geotiff or geo is not None:
+                from .georef import write_geotiff
+                write_geotiff(tmp, arr, geo, wl)
+            else:
+                _write_tif(tmp, arr, wl)
     else:
         import spectral.io.envi as envi
         with _atomic_envi(p) as (tmp_hdr, tmp_img):
             envi.save_image(str(tmp_hdr), arr, ext=tmp_img.suffix, interleave="bip", force=True,
-                            metadata=_envi_metadata(wl))
+                            metadata=_envi_metadata(wl, geo))
         p = _envi_names(p)[0]
     return p
 
@@ -1551,10 +1606,12 @@ class ResultWriter:
         """Add an array (endmembers, abundances) stored with the result where the format allows."""
         self.extra.update(_check_extra({name: data}))
 
-    def set_value_map(self, scale: float, offset: float) -> None:
+    def set_value_map(self, scale: float, offset: float, nan_mask=None) -> None:
         """Rows written from now on are stored as block * scale + offset (a result going back
-        to its input's units on its way to the file)."""
+        to its input's units on its way to the file), and NaN where `nan_mask` (H x W bool) is
+        set (pixels without data)."""
         self._value_map = (float(scale), float(offset))
+        self._nan_mask = None if nan_mask is None else np.asarray(nan_mask, dtype=bool)
 
     def read_bands(self, b0: int, b1: int, unmapped: bool = False) -> np.ndarray:
         """Bands b0 .. b1 - 1 of what was written so far (H x W x (b1 - b0)); `unmapped`: before
@@ -1584,6 +1641,8 @@ class ResultWriter:
         if self._value_map is not None:
             scale, offset = self._value_map
             block = block * self.dtype.type(scale) + self.dtype.type(offset)
+            if self._nan_mask is not None and block.ndim == 3:
+                block[self._nan_mask[row_start:row_start + block.shape[0]]] = np.nan
         H, W, C = self.shape
         n = block.shape[0] if block.ndim == 3 else -1
         if block.ndim != 3 or block.shape[1:] != (W, C) or not 0 <= row_start <= H - n:

@@ -33,6 +33,8 @@ class FusionInputs:
     hr_msi: Optional[np.ndarray] = None
     lr_hsi: Optional[np.ndarray] = None
     wavelengths: Optional[np.ndarray] = None
+    hr_geo: object = None          # georef.GeoInfo of in-memory arrays (georeferencing, nodata value)
+    lr_geo: object = None
 
 
 @dataclass
@@ -59,6 +61,13 @@ class PreparedInputs:
     # Real mode: the LR-HSI in its own units is lr_hsi * span + offset (its 1st and 99th
     # percentiles map to 0 and 1; nothing is clipped). None in synthetic mode.
     lr_units: Optional[Tuple[float, float]] = None     # (offset, span)
+    geo: object = None             # georef.GeoInfo of the HR grid (the result's), when the HR-MSI file has one
+    masks: object = None           # NodataMasks of a real pair with nodata pixels, else None
+
+    @property
+    def lr_valid(self) -> Optional[np.ndarray]:
+        """h x w bool of the LR pixels that learning and the scores use (None: all)."""
+        return None if self.masks is None else ~self.masks.lr_out
 
     @property
     def num_hsi_bands(self) -> int:
@@ -111,6 +120,10 @@ class FusionResult:
     # "input": hr_hsi and endmembers are in the LR-HSI's own units (real mode, output_scale
     # input); "normalized": in the engine's [0, 1] scale (synthetic mode, or output_scale normalized)
     units: str = "normalized"
+    # Real mode: h x w x 2 float32 per LR pixel -- [0] how far the HR-MSI (brought to the LR grid)
+    # and the LR-HSI seen through the SRF disagree, [1] how far the result degraded back is from
+    # the LR-HSI; RMS in the engine's [0, 1] scale; NaN where left out (nodata)
+    misfit: Optional[np.ndarray] = None
 
     @property
     def final_loss(self) -> Optional[float]:
@@ -137,7 +150,7 @@ class _Stages:
         ev.emit(self.progress, ev.StageFinished(name, dt))
 
 
-def _as_cube(arr, what: str, allow_2d: bool = False) -> np.ndarray:
+def _as_cube(arr, what: str, allow_2d: bool = False, allow_invalid: bool = False) -> np.ndarray:
     a = np.asarray(arr)
     if a.ndim == 2 and allow_2d:
         a = a[:, :, None]
@@ -148,9 +161,10 @@ def _as_cube(arr, what: str, allow_2d: bool = False) -> np.ndarray:
         raise InputError(f"{what} must hold numbers, got dtype {a.dtype}")
     if a.dtype.kind != "f":
         a = a.astype(np.float32)
-    bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-    if bad:
-        raise InputError(f"{what} holds {bad} NaN or Inf values")
+    if not allow_invalid:
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise InputError(f"{what} holds {bad} NaN or Inf values")
     return a
 
 
@@ -162,21 +176,103 @@ def _normalise(arr, what: str) -> np.ndarray:
         raise InputError(f"{what}: {exc}") from None
 
 
-def _scale_unclipped(arr, what: str):
-    """(scaled, offset, span): a real image mapped so its 1st / 99th percentiles are 0 / 1,
-    nothing clipped (bright pixels stay bright, and the map is undone on the result)."""
+def _scale_unclipped(arr, what: str, bad_pixels=None):
+    """(scaled, offset, span): a real image mapped so its 1st / 99th percentiles (of its valid
+    pixels) are 0 / 1, nothing clipped (bright pixels stay bright, and the map is undone on the
+    result). A new float32 array; `arr` may be overwritten."""
     from .degradation import scale_percentile
     try:
-        return scale_percentile(arr)
+        if bad_pixels is None or not bad_pixels.any():
+            return scale_percentile(arr)
+        _, offset, span = scale_percentile(arr[~bad_pixels])
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from None
+    out = np.asarray(arr, dtype=np.float32)
+    out -= np.float32(offset)
+    out *= np.float32(1.0 / span)
+    return out, offset, span
 
 
-def _load(path, key, what: str, config_key: str, cancel=None):
+@dataclass
+class NodataMasks:
+    """Where a real pair holds no data (NaN/Inf, or the nodata value in every band).
+
+    hr_bad / lr_bad: the pixels of each image that hold none (filled from their nearest valid
+    neighbour before anything else, so filters and transforms run). lr_out: LR pixels left out
+    of NMF, training, SRF/blur estimation and the consistency figures -- those with no data and
+    those whose r x r block of HR pixels is not wholly valid. hr_out: HR pixels whose result is
+    NaN -- those with no MSI data and those in an LR pixel with no HSI data."""
+    hr_bad: np.ndarray
+    lr_bad: np.ndarray
+    lr_out: np.ndarray
+    hr_out: np.ndarray
+    warning: Optional[str] = None
+
+    def summary(self) -> dict:
+        return {"hr_pixels_without_data": int(self.hr_bad.sum()), "lr_pixels_without_data": int(self.lr_bad.sum()),
+                "lr_pixels_left_out": int(self.lr_out.sum()), "result_pixels_nan": int(self.hr_out.sum()),
+                "lr_pixels": int(self.lr_out.size), "hr_pixels": int(self.hr_out.size)}
+
+
+# More than this share of LR pixels left out: the run goes on, with a warning.
+NODATA_WARN_FRACTION = 0.5
+
+
+def _invalid_pixels(cube: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+    """rows x cols bool: a pixel with NaN/Inf in any band, or equal to `nodata` in every band."""
+    bad = ~np.isfinite(cube).all(axis=2)
+    if nodata is not None and np.isfinite(nodata):
+        bad |= (cube == np.float32(nodata)).all(axis=2)
+    return bad
+
+
+def _fill_from_nearest(cube: np.ndarray, bad: np.ndarray) -> None:
+    """In place: each bad pixel takes the values of its nearest valid pixel."""
+    from scipy import ndimage
+    _, (ri, ci) = ndimage.distance_transform_edt(bad, return_distances=True, return_indices=True)
+    rows, cols = np.nonzero(bad)
+    cube[rows, cols] = cube[ri[rows, cols], ci[rows, cols]]
+
+
+def _nodata_masks(config: FusionConfig, hr, hr_what, hr_geo, lr, lr_what, lr_geo, ratio: int, progress):
+    """NodataMasks of a real pair (None when every pixel holds data). Refuses a pair with no
+    valid LR pixel left."""
+    def nodata_of(geo):
+        if config.nodata is not None:
+            return float(config.nodata)
+        return None if geo is None else geo.nodata
+    hr_bad = _invalid_pixels(hr, nodata_of(hr_geo))
+    lr_bad = _invalid_pixels(lr, nodata_of(lr_geo))
+    if not hr_bad.any() and not lr_bad.any():
+        return None
+    h, w = lr.shape[:2]
+    r = ratio
+    lr_out = lr_bad | hr_bad.reshape(h, r, w, r).any(axis=(1, 3))
+    hr_out = hr_bad | np.repeat(np.repeat(lr_bad, r, axis=0), r, axis=1)
+    if hr_bad.all() or lr_bad.all():
+        raise InputError(f"{hr_what if hr_bad.all() else lr_what} holds no valid pixel (all NaN, Inf or nodata)")
+    if lr_out.all():
+        raise InputError(f"no valid pixel is left in {lr_what} and {hr_what}: {int(lr_bad.sum())} of {lr_bad.size} "
+                         f"LR pixels and {int(hr_bad.sum())} of {hr_bad.size} HR pixels hold NaN, Inf or the "
+                         f"nodata value, and every other LR pixel covers some of them")
+    masks = NodataMasks(hr_bad, lr_bad, lr_out, hr_out)
+    text = (f"nodata: {int(hr_bad.sum())} HR-MSI pixels and {int(lr_bad.sum())} LR-HSI pixels hold no data "
+            f"(NaN, Inf or the nodata value); {int(lr_out.sum())} of {lr_out.size} LR pixels are left out of "
+            f"learning and the scores, and {int(hr_out.sum())} result pixels will be NaN")
+    ev.emit(progress, ev.Message("info", text))
+    if lr_out.mean() > NODATA_WARN_FRACTION:
+        warn = (f"More than half of the pair holds no data ({100 * lr_out.mean():.0f}% of the LR pixels are left "
+                f"out): the endmembers, the network and the SRF are learnt from the remaining "
+                f"{int((~lr_out).sum())} LR pixels only.")
+        masks.warning = warn        # emitted with the pair's other warnings
+    return masks
+
+
+def _load(path, key, what: str, config_key: str, cancel=None, allow_invalid: bool = False):
     from .io import load_cube
     if not path:
         raise InputError(f"config key '{config_key}' is not set: {what} is needed")
-    return load_cube(path, key=key, cancel=cancel)
+    return load_cube(path, key=key, cancel=cancel, allow_invalid=allow_invalid)
 
 
 def _resolve_wavelengths(config: FusionConfig, inputs: FusionInputs, cube_wl, num_bands: int):
@@ -290,22 +386,39 @@ def infer_ratio(hr_shape, lr_shape) -> int:
 def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) -> PreparedInputs:
     from . import srf_estimation as est_mod
     from . import srf as srf_mod
+    from .georef import check_same_ground
     cube = None
+    hr_geo, lr_geo = inputs.hr_geo, inputs.lr_geo
     if inputs.hr_msi is not None:
         hr_raw, hr_what = inputs.hr_msi, "the HR-MSI"
     else:
-        cube = _load(config.hr_msi_file, None, "real-world mode needs an HR-MSI file", "hr_msi_file", cancel)
-        hr_raw, hr_what = cube.data, f"HR-MSI '{config.hr_msi_file}'"
+        cube = _load(config.hr_msi_file, None, "real-world mode needs an HR-MSI file", "hr_msi_file", cancel,
+                     allow_invalid=True)
+        hr_raw, hr_what, hr_geo = cube.data, f"HR-MSI '{config.hr_msi_file}'", cube.geo
     cube_wl = None
     if inputs.lr_hsi is not None:
         lr_raw, lr_what = inputs.lr_hsi, "the LR-HSI"
     else:
-        cube = _load(config.lr_hsi_file, None, "real-world mode needs an LR-HSI file", "lr_hsi_file", cancel)
-        lr_raw, lr_what, cube_wl = cube.data, f"LR-HSI '{config.lr_hsi_file}'", cube.wavelengths
-    hr_msi = _scale_unclipped(_as_cube(hr_raw, hr_what, allow_2d=True), hr_what)[0]
-    lr_hsi, lr_offset, lr_span = _scale_unclipped(_as_cube(lr_raw, lr_what), lr_what)
+        cube = _load(config.lr_hsi_file, None, "real-world mode needs an LR-HSI file", "lr_hsi_file", cancel,
+                     allow_invalid=True)
+        lr_raw, lr_what, cube_wl, lr_geo = cube.data, f"LR-HSI '{config.lr_hsi_file}'", cube.wavelengths, cube.geo
+    # Georeferenced files must cover the same ground on nested grids (said before the shapes are
+    # compared: an extent off by one LR pixel is named as such)
+    check_same_ground(hr_geo, np.shape(hr_raw), hr_what, lr_geo, np.shape(lr_raw), lr_what)
+    hr_arr = _as_cube(hr_raw, hr_what, allow_2d=True, allow_invalid=True)
+    lr_arr = _as_cube(lr_raw, lr_what, allow_invalid=True)
     del hr_raw, lr_raw, cube          # the raw cubes can be as big as the normalised ones
-    ratio = infer_ratio(hr_msi.shape, lr_hsi.shape)
+    ratio = infer_ratio(hr_arr.shape, lr_arr.shape)
+    masks = _nodata_masks(config, hr_arr, hr_what, hr_geo, lr_arr, lr_what, lr_geo, ratio, progress)
+    lr_valid = None if masks is None else ~masks.lr_out
+    if masks is not None:      # filled on copies: the arrays may be the caller's
+        hr_arr, lr_arr = np.array(hr_arr, dtype=np.float32), np.array(lr_arr, dtype=np.float32)
+        _fill_from_nearest(hr_arr, masks.hr_bad)
+        _fill_from_nearest(lr_arr, masks.lr_bad)
+    pending_warnings = [masks.warning] if masks is not None and masks.warning else []
+    hr_msi = _scale_unclipped(hr_arr, hr_what, None if masks is None else masks.hr_bad)[0]
+    lr_hsi, lr_offset, lr_span = _scale_unclipped(lr_arr, lr_what, None if masks is None else masks.lr_bad)
+    del hr_arr, lr_arr
     c, num_bands = hr_msi.shape[2], lr_hsi.shape[2]
     if c >= num_bands:
         raise InputError(f"{hr_what} has {c} bands and {lr_what} {num_bands}: the HR image must have "
@@ -315,7 +428,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     if declared is not None and declared != c and not config.provide_srf:
         raise InputError(f"config key 'num_bands_msi_non_synthetic' is {declared} but {hr_what} has {c} bands")
     psf = _psf_from_config(config)
-    warnings: list = []
+    warnings: list = list(pending_warnings)
     estimate = None
     has_file = bool(config.srf_file) and (config.provide_srf or config.srf_source == "file")
     source = config.srf_source
@@ -336,22 +449,22 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                                  f"({cam.label}) has {len(cam.bands)}: {', '.join(cam.band_names)}")
             srf = srf_mod.camera_srf(cam.name, num_bands, wl)
             note = f"{cam.label} SRF (msi_camera: {cam.name}) on the cube's true wavelengths"
-        gain, offset, file_sigma = est_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf, cancel=cancel)
+        gain, offset, file_sigma = est_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
         note += " (gain and offset per band fitted on the pair)"
     elif source == "preset":
         srf, note = _preset_or_file_srf(config.replace(srf_source="preset", provide_srf=False), c,
                                         num_bands, wl)
     else:  # estimate from the pair
         ev.emit(progress, ev.Message("info", "estimating the SRF from the image pair"))
-        estimate = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel)
+        estimate = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid)
         srf = estimate.srf_normalized
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
                 f"blur sigma {estimate.psf_sigma:g} px)")
     if source in ("file", "camera"):
         srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
-                                     offset=offset, cancel=cancel)
+                                     offset=offset, cancel=cancel, valid=lr_valid)
     elif estimate is None:
-        srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, srf, cancel=cancel)
+        srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
     else:
         srf_fit = {
         "psnr": float(estimate.psnr), "psnr_per_band": [float(v) for v in estimate.psnr_db],
@@ -375,7 +488,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     else:
         if estimate is None and source not in ("file", "camera"):
             # fitted for the blur only; the SRF in use stays the one chosen above
-            estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel)
+            estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid)
             psf = estimate_blur.psf
             psf_note = f"Gaussian blur fitted on the pair (sigma {estimate_blur.psf_sigma:g} px)"
         elif estimate is not None:
@@ -390,7 +503,8 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                           wavelengths=wl, srf_note=note, training_input=training_input,
                           srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings, psf_note=psf_note,
                           srf_gain_offset=(gain, offset) if source in ("file", "camera") else None,
-                          lr_units=(float(lr_offset), float(lr_span)))
+                          lr_units=(float(lr_offset), float(lr_span)), masks=masks,
+                          geo=hr_geo if hr_geo is not None and hr_geo.georeferenced else None)
     # Whether the LR-HSI's border was blurred with zeros (a simulated pair) or saw past the frame
     # (a real sensor): the refinement and the classical methods model the border accordingly.
     from .degradation import detect_boundary
@@ -446,34 +560,43 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
             metrics.compute_all(prep.truth, bicubic, prep.ratio, cancel=cancel), None
     from . import consistency as cons
     srf_raw, offset = prep.msi_model()
+    masks = {} if prep.masks is None else {"lr_valid": ~prep.masks.lr_out, "hr_valid": ~prep.masks.hr_out}
     if out.latents is not None:
         # band chunk by band chunk from latents x basis: the whole HR-HSI (and its bicubic twin)
         # may not fit in memory
         figures = cons.consistency_from_latent(out.latents, out.basis, prep.lr_hsi, prep.hr_msi, srf_raw,
                                                prep.ratio, prep.psf, offset=offset, cancel=cancel,
-                                               value_range=prep.value_range)
-    elif hasattr(out.hr_hsi, "read_bands"):
-        # a result streamed to its file (GLP-HS): read back band chunk by band chunk, in the
-        # engine's scale (before the map to the input's units)
-        figures = cons.consistency_by_bands(lambda b0, b1: out.hr_hsi.read_bands(b0, b1, unmapped=True),
-                                            out.hr_hsi.shape, prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio,
-                                            prep.psf, offset=offset, cancel=cancel)
+                                               value_range=prep.value_range, **masks)
     else:
-        hr = np.asarray(out.hr_hsi)
-        figures = {"lr_consistency": cons.lr_consistency(hr, prep.lr_hsi, prep.ratio, prep.psf, cancel=cancel),
-                   "msi_consistency": cons.msi_consistency(hr, prep.hr_msi, srf_raw, offset=offset, cancel=cancel),
-                   "bicubic": cons.bicubic_consistency(prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio, prep.psf,
-                                                       offset=offset, cancel=cancel)}
+        # a result streamed to its file (GLP-HS): read back band chunk by band chunk, in the
+        # engine's scale (before the map to the input's units); or in memory
+        if hasattr(out.hr_hsi, "read_bands"):
+            def bands(b0, b1):
+                return out.hr_hsi.read_bands(b0, b1, unmapped=True)
+        else:
+            def bands(b0, b1):
+                return np.asarray(out.hr_hsi[:, :, b0:b1])
+        figures = cons.consistency_by_bands(bands, out.hr_hsi.shape, prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio,
+                                            prep.psf, offset=offset, cancel=cancel, **masks)
+    # Where to trust the result: per LR pixel, how far the two images disagree through the SRF,
+    # and how far the result degraded back is from the LR-HSI (the scores' maps)
+    ev.check_cancel(cancel)
+    pair = cons.pair_misfit(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf, srf_raw, offset,
+                            boundary="zero" if (prep.boundary or "zero") == "zero" else "free")
+    if prep.masks is not None:
+        pair[prep.masks.lr_out] = np.nan
+    figures["_misfit"] = np.stack([pair, figures.pop("_lr_error_map")], axis=2)
     figures.update({"srf_note": prep.srf_note, "psf_note": prep.psf_note,
                     "training_input": prep.training_input, "srf_fit": prep.srf_fit})
     return None, None, figures
 
 
-def reduced_pair(prep: PreparedInputs):
+def reduced_pair(prep: PreparedInputs, cancel=None):
     """Wald's protocol: (PreparedInputs of both inputs degraded by r, the LR-HSI they are scored
     against (cropped to a multiple of r))."""
     from . import consistency as cons
-    hr_red, lr_red, lr_ref = cons.reduced_resolution_inputs(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf)
+    hr_red, lr_red, lr_ref = cons.reduced_resolution_inputs(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf,
+                                                            cancel=cancel)
     sub = PreparedInputs(mode="real", hr_msi=hr_red, lr_hsi=lr_red, srf=prep.srf, ratio=prep.ratio,
                          psf=prep.psf, wavelengths=prep.wavelengths, srf_note=prep.srf_note,
                          training_input=prep.training_input, srf_estimate=prep.srf_estimate,
@@ -485,7 +608,7 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
     """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI."""
     from . import metrics
     from .degradation import bicubic_upsample
-    sub, lr_ref = reduced_pair(prep)
+    sub, lr_ref = reduced_pair(prep, cancel)
     k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
     out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
@@ -511,7 +634,9 @@ def _open_result_stream(config: FusionConfig, prep: PreparedInputs, staged):
     from .memory import check_run
     H, W = prep.hr_msi.shape[:2]
     nbytes = H * W * prep.num_hsi_bands * 4
-    streaming = staged is not None and prep.mode == "real" and nbytes > STREAM_RESULT_BYTES
+    # (a GeoTIFF result is written whole at the end, by rasterio: it is not streamed)
+    streaming = staged is not None and prep.mode == "real" and nbytes > STREAM_RESULT_BYTES \
+        and config.output_file_type != "geotiff"
     # before the fusion allocates anything: refuse, with the estimate, what cannot fit
     check_run(config, prep, streaming)
     if not streaming:
@@ -547,8 +672,10 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             log.info("auto-selection: %s", selection["summary"])
         stream = _open_result_stream(config, prep, staged)
         units = _output_units(config, prep)
-        if stream is not None and units is not None:
-            stream.set_value_map(units[1], units[0])      # rows reach the file in the input's units
+        no_data = None if prep.masks is None else prep.masks.hr_out
+        if stream is not None and (units is not None or no_data is not None):
+            offset_, span_ = units or (0.0, 1.0)          # rows reach the file in the input's units,
+            stream.set_value_map(span_, offset_, nan_mask=no_data)    # NaN where there is no data
         out = fuse_with_method(run_config, prep, progress, cancel, stages, out_hsi=stream)
         hr_hsi, endmembers, alle = out.hr_hsi, out.endmembers, out.alle
         with stages("metrics"):
@@ -559,11 +686,22 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
                 # the SRF-fit warning, when due, came from prepare_inputs already
                 consistency["warnings"] = quality_warnings(None, consistency["lr_consistency"],
                                                            consistency["msi_consistency"])
+                consistency["warnings"] += _local_misfit_warnings(consistency.get("_misfit"))
+                if consistency["warnings"]:
+                    consistency["warnings"] = [w_ + " " + MISFIT_POINTER for w_ in consistency["warnings"]]
         # Scores above were taken in the engine's scale; the result itself goes back to the
         # LR-HSI's units (the affine map of the normalisation undone).
         if units is not None:
             hr_hsi, endmembers = _to_input_units(hr_hsi, endmembers, units, streamed=stream is not None)
-        result = FusionResult(hr_hsi=hr_hsi, endmembers=endmembers, alle=alle,
+        if no_data is not None:
+            if stream is None:
+                hr_hsi = np.asarray(hr_hsi)
+                hr_hsi[no_data] = np.nan
+            if alle is not None:
+                alle = np.array(alle, dtype=np.float32)
+                alle[no_data] = np.nan
+        misfit = None if consistency is None else consistency.pop("_misfit", None)
+        result = FusionResult(hr_hsi=hr_hsi, endmembers=endmembers, alle=alle, misfit=misfit,
                               units="input" if units is not None else "normalized",
                               loss_history=list(out.loss_history), lr_history=list(out.lr_history),
                               prepared=prep, metrics=metrics_, bicubic_metrics=bicubic_metrics,
@@ -598,6 +736,32 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             log_handler.close()
 
 
+MISFIT_POINTER = "Where: see the misfit map (misfit.npy or misfit.tif beside the result; Misfit in the app)."
+# A local disagreement between the two images: LR pixels whose misfit exceeds this many times
+# the scene's median (and MISFIT_MIN_ABS), when they are at least MISFIT_MIN_SHARE of the scene.
+MISFIT_LOCAL_FACTOR = 10.0
+MISFIT_MIN_ABS = 0.03
+MISFIT_MIN_SHARE = 0.005
+
+
+def _local_misfit_warnings(misfit) -> list:
+    if misfit is None:
+        return []
+    pair = misfit[:, :, 0]
+    ok = np.isfinite(pair)
+    if not ok.any():
+        return []
+    median = float(np.median(pair[ok]))
+    high = ok & (pair > max(MISFIT_LOCAL_FACTOR * median, MISFIT_MIN_ABS))
+    share = float(high.sum()) / float(ok.sum())
+    if share < MISFIT_MIN_SHARE:
+        return []
+    return [f"{int(high.sum())} LR pixels ({100 * share:.1f}%) disagree between the HR-MSI and the LR-HSI "
+            f"far more than the rest of the scene (misfit above {MISFIT_LOCAL_FACTOR:g}x its median): a change "
+            f"between the two acquisitions (moved objects, clouds, shadows) or a misregistration; the result "
+            f"is less reliable there."]
+
+
 def _output_units(config: FusionConfig, prep: PreparedInputs):
     """(offset, span) that takes the result to the LR-HSI's units, or None (synthetic mode, or
     output_scale: normalized)."""
@@ -626,7 +790,7 @@ def _fmt(d: dict) -> str:
 # --------------------------------------------------------------------------
 # outputs
 
-_RESULT_SUFFIX = {"numpy": ".npy", "matlab": ".mat", "h5": ".h5"}
+_RESULT_SUFFIX = {"numpy": ".npy", "matlab": ".mat", "h5": ".h5", "geotiff": ".tif"}
 
 
 def _check_output_dir(folder):
@@ -671,7 +835,8 @@ def write_result(config: FusionConfig, result: FusionResult, progress=None, canc
             extra = {"endmembers": result.endmembers.astype(np.float32), "abundances": result.alle}
         if stream is None:
             ev.check_cancel(cancel)
-            save_cube(staged.path(name), result.hr_hsi, wavelengths=prep.wavelengths, extra=extra)
+            save_cube(staged.path(name), result.hr_hsi, wavelengths=prep.wavelengths, extra=extra,
+                      geo=prep.geo, geotiff=config.output_file_type == "geotiff")
         if name.endswith(".npy") and prep.wavelengths is None:
             staged.obsolete(Path(name).stem + "_wavelengths.txt")   # it described the previous result
         if result.endmembers is not None:      # the classical methods have no endmembers / ALLE
@@ -693,6 +858,14 @@ def write_result(config: FusionConfig, result: FusionResult, progress=None, canc
             ev.check_cancel(cancel)
             atomic_write_text(staged.path("consistency.json"), json.dumps(_jsonable(result.consistency), indent=2))
             files["consistency"] = str(staged.final("consistency.json"))
+        if result.misfit is not None:
+            ev.check_cancel(cancel)
+            geotiff = config.output_file_type == "geotiff"
+            fname = "misfit.tif" if geotiff else "misfit.npy"
+            lr_geo = None if prep.geo is None else prep.geo.scaled(prep.ratio)      # the LR grid
+            save_cube(staged.path(fname), result.misfit, geo=lr_geo, geotiff=geotiff)
+            files["misfit"] = str(staged.final(fname))
+            staged.obsolete("misfit.npy" if geotiff else "misfit.tif")
         if stream is not None:
             ev.check_cancel(cancel)
             for key, value in (extra or {}).items():
@@ -755,6 +928,8 @@ def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
         "versions": _versions(),
         "outputs": result.output_files,
     }
+    if prep.masks is not None:
+        run["nodata"] = prep.masks.summary()
     atomic_write_text(staged.path("run.json"), json.dumps(_jsonable(run), indent=2))
     result.output_files["run"] = str(staged.final("run.json"))
 

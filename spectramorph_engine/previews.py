@@ -78,8 +78,8 @@ def display_levels(image: np.ndarray, low: float = 1.0, high: float = 99.0) -> n
 
 def shared_range(arrays) -> tuple:
     """(min, max) over several arrays, for one colour scale shared by all (max > min)."""
-    lo = min(float(np.min(a)) for a in arrays)
-    hi = max(float(np.max(a)) for a in arrays)
+    lo = min(float(np.nanmin(a)) for a in arrays)      # NaN: pixels without data
+    hi = max(float(np.nanmax(a)) for a in arrays)
     if not hi > lo:
         hi = lo + 1e-6
     return lo, hi

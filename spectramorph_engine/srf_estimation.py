@@ -373,19 +373,41 @@ def _cap_pixels(mask: np.ndarray) -> np.ndarray:
 MAX_ESTIMATION_LR_SIDE = 160
 
 
-def central_crop(hr, lr, ratio: int, max_lr_side: int):
-    """The central part of a pair, at most max_lr_side LR pixels a side (views, no copies)."""
+def central_crop(hr, lr, ratio: int, max_lr_side: int, valid=None):
+    """The central part of a pair, at most max_lr_side LR pixels a side (views, no copies);
+    with `valid` (h x w bool), also its crop (a third item)."""
     h, w = lr.shape[:2]
     ch, cw = min(h, max_lr_side), min(w, max_lr_side)
     r0, c0 = (h - ch) // 2, (w - cw) // 2
-    return (hr[r0 * ratio:(r0 + ch) * ratio, c0 * ratio:(c0 + cw) * ratio],
-            lr[r0:r0 + ch, c0:c0 + cw])
+    out = (hr[r0 * ratio:(r0 + ch) * ratio, c0 * ratio:(c0 + cw) * ratio], lr[r0:r0 + ch, c0:c0 + cw])
+    if valid is None:
+        return out
+    return out + (valid[r0:r0 + ch, c0:c0 + cw],)
+
+
+def _usable(valid, sigma: float, ratio: int):
+    """LR pixels with data whose blur footprint stays clear of pixels without (the valid mask
+    eroded by the blur margin); None when every pixel holds data."""
+    if valid is None or valid.all():
+        return None
+    from scipy import ndimage
+    m = _margin(sigma, ratio, *valid.shape)
+    eroded = ndimage.binary_erosion(valid, iterations=m) if m > 0 else valid
+    return eroded if eroded.sum() >= MIN_FIT_PIXELS else valid
+
+
+def _restrict(mask, usable):
+    if usable is None:
+        return mask
+    both = mask & usable
+    return both if both.sum() >= MIN_FIT_PIXELS else usable
 
 
 def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optional[float] = None,
                  psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS,
                  window: Optional[float] = None, exclude_clipped: bool = False,
-                 max_lr_side: int = MAX_ESTIMATION_LR_SIDE, cancel=None) -> SrfEstimate:
+                 max_lr_side: int = MAX_ESTIMATION_LR_SIDE, cancel=None, valid=None,
+                 robust: int = 3) -> SrfEstimate:
     """Fit the SRF (c x C), an offset per band and the blur width to an image pair.
 
     Large pairs are fitted on their central `max_lr_side` x `max_lr_side` LR pixels (and the
@@ -400,10 +422,18 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
     more physical-looking response at some cost in fit when the camera is not linear).
     `exclude_clipped`: leave out LR pixels touched by clipped values (see module doc).
     `cancel`: a threading.Event checked between candidate blurs and between bands.
+    `valid`: h x w bool of the LR pixels with data (nodata masks): only those are fitted.
+    `robust`: when some LR pixels disagree with the fit far more than the rest (a change between
+    the two acquisitions, a cloud: ROBUST_FACTOR x the median residual, on at most
+    ROBUST_MAX_SHARE of the pixels), fit again without them (blur and SRF), up to `robust` times
+    (a first fit spoilt by the outliers finds only their worst part).
     """
     check_cancel(cancel)
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
-    hr, lr = central_crop(hr, lr, ratio, max_lr_side)
+    if valid is None:
+        hr, lr = central_crop(hr, lr, ratio, max_lr_side)
+    else:
+        hr, lr, valid = central_crop(hr, lr, ratio, max_lr_side, np.asarray(valid, dtype=bool))
     h, w, C = lr.shape
     c = hr.shape[2]
     sigmas = sorted({float(s) for s in psf_sigmas})
@@ -416,7 +446,7 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
 
     # 1. blur width: held-out error of a fixed-mu fit, the same pixels for every candidate
     mask = _fit_pixels(hr, lr, ratio, max(sigmas), max(sigmas), exclude_clipped)
-    mask = _cap_pixels(mask)
+    mask = _cap_pixels(_restrict(mask, _usable(valid, max(sigmas), ratio)))
     scan = _Fitter(lr64[mask], checker[mask])
     mu_scan = SIGMA_SCAN_SMOOTHNESS if smoothness is None else smoothness
     lr_msi_by_sigma = {}
@@ -437,7 +467,7 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
 
     # 2. per band: where it lies, its smoothness by hold-out, then the fit on all pixels
     mask = _fit_pixels(hr, lr, ratio, sigma, sigma, exclude_clipped)
-    mask = _cap_pixels(mask)
+    mask = _cap_pixels(_restrict(mask, _usable(valid, sigma, ratio)))
     A = lr64[mask]
     fitter = _Fitter(A, checker[mask])
     Y = lr_msi_by_sigma[sigma][mask]
@@ -466,8 +496,65 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
     est = SrfEstimate(srf=srf, offset=offset, psf_sigma=sigma, psnr_db=psnr_db, r2=r2,
                       smoothness=mus, sigma_scores=scores, wavelengths=wl,
                       pixels_used=int(mask.sum()), located_centres=located)
+    if robust:
+        outliers = _outlier_pixels(lr64, lr_msi_by_sigma[sigma], srf, offset, mask)
+        if outliers is not None:
+            keep = ~outliers if valid is None else (valid & ~outliers)
+            again = estimate_srf(hr, lr, ratio, wavelengths=wavelengths, smoothness=smoothness,
+                                 psf_sigmas=psf_sigmas, window=window, exclude_clipped=exclude_clipped,
+                                 max_lr_side=max_lr_side, cancel=cancel, valid=keep, robust=int(robust) - 1)
+            # kept only when it explains the other pixels far better: the left-out area spoilt
+            # the first fit (a change between acquisitions), not just a few hard pixels
+            rest = mask & ~outliers
+            before = _residual_rms(lr64, lr_msi_by_sigma[sigma], srf, offset, rest)
+            after = _residual_rms(lr64, msi_to_lr_grid(hr, ratio, again.psf_sigma).astype(np.float64),
+                                  again.srf, again.offset, rest)
+            if after < ROBUST_GAIN * before:
+                log.info("SRF estimation: %d LR pixels in areas that disagree with the fit (over %gx the median "
+                         "residual) left out; the rest fit %.3g instead of %.3g (median RMS)", int(outliers.sum()),
+                         ROBUST_FACTOR, after, before)
+                return again
     log.info("%s", est.summary())
     return est
+
+
+ROBUST_GAIN = 0.5           # a fit without the outlier areas is kept when it halves the rest's median residual
+
+
+def _residual_rms(lr64, msi_lr, srf, offset, where) -> float:
+    """The median over the pixels `where` of their RMS residual over MSI bands (a median: what
+    is left of an outlier area must not decide)."""
+    pred = lr64[where] @ srf.T + offset
+    return float(np.median(np.sqrt(np.mean((msi_lr[where] - pred) ** 2, axis=1))))
+
+
+ROBUST_FACTOR = 3.0         # an LR pixel whose residual exceeds this many times the median ...
+ROBUST_MIN_SHARE = 0.005    # ... on at least this share of the fitted pixels ...
+ROBUST_MAX_SHARE = 0.3      # ... and at most this share is left out, and the fit made again
+
+
+def _outlier_pixels(lr64, msi_lr, srf, offset, mask):
+    """h x w bool of the LR pixels whose RMS residual (over MSI bands) under the fitted SRF
+    exceeds ROBUST_FACTOR x the median of the fitted pixels in clusters (and their neighbours),
+    or None when they are too few or too many to call outliers."""
+    h, w, C = lr64.shape
+    pred = lr64.reshape(-1, C) @ srf.T + offset
+    res = np.sqrt(np.mean((msi_lr.reshape(-1, srf.shape[0]) - pred) ** 2, axis=1)).reshape(h, w)
+    median = float(np.median(res[mask]))
+    if not median > 0:
+        return None
+    # Changes between acquisitions cover areas; lone high residuals (edges under a non-linear
+    # camera) do not: only clusters of at least 2 x 2 LR pixels count, with a pixel of margin
+    # for the blur's spill.
+    from scipy import ndimage
+    out = ndimage.binary_opening(res > ROBUST_FACTOR * median, structure=np.ones((2, 2), dtype=bool))
+    if not out.any():
+        return None
+    out = ndimage.binary_dilation(out, iterations=1)
+    share = float(out[mask].mean())
+    if share < ROBUST_MIN_SHARE or share > ROBUST_MAX_SHARE:
+        return None
+    return out
 
 
 def apply_estimated_srf(lr_hsi, est: SrfEstimate) -> np.ndarray:
@@ -480,12 +567,16 @@ def apply_estimated_srf(lr_hsi, est: SrfEstimate) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _srf_fit_pixels(hr_msi, lr_hsi, ratio: int, srf, psf_sigma, psf_sigmas):
+def _srf_fit_pixels(hr_msi, lr_hsi, ratio: int, srf, psf_sigma, psf_sigmas, valid=None):
     """Shared set-up of fits of a given SRF to a pair: SRF(LR-HSI) on the interior LR pixels
     (n x c, float64), and, lazily per candidate blur width (just `psf_sigma` when given),
-    (sigma, the HR-MSI brought to the LR grid on the same pixels)."""
+    (sigma, the HR-MSI brought to the LR grid on the same pixels). `valid`: h x w bool of the
+    LR pixels with data (nodata masks)."""
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
-    hr, lr = central_crop(hr, lr, ratio, MAX_ESTIMATION_LR_SIDE)   # bounded memory, ample pixels
+    if valid is None:
+        hr, lr = central_crop(hr, lr, ratio, MAX_ESTIMATION_LR_SIDE)   # bounded memory, ample pixels
+    else:
+        hr, lr, valid = central_crop(hr, lr, ratio, MAX_ESTIMATION_LR_SIDE, np.asarray(valid, dtype=bool))
     srf = np.asarray(srf, dtype=np.float64)
     h, w, C = lr.shape
     c = hr.shape[2]
@@ -493,14 +584,17 @@ def _srf_fit_pixels(hr_msi, lr_hsi, ratio: int, srf, psf_sigma, psf_sigmas):
         raise InputError(f"the SRF is {srf.shape} but the pair needs {c} x {C}")
     sigmas = [float(psf_sigma)] if psf_sigma is not None else sorted({float(s) for s in psf_sigmas})
     m = _margin(max(sigmas), ratio, h, w)
-    pred = _interior(lr.astype(np.float64) @ srf.T, m).reshape(-1, c)
-    candidates = ((sg, _interior(msi_to_lr_grid(hr, ratio, sg).astype(np.float64), m).reshape(-1, c))
+    usable = _usable(valid, max(sigmas), ratio)
+    sel = slice(None) if usable is None else _restrict(
+        np.pad(np.ones((h - 2 * m, w - 2 * m), dtype=bool), m), usable)[m:h - m, m:w - m].reshape(-1)
+    pred = _interior(lr.astype(np.float64) @ srf.T, m).reshape(-1, c)[sel]
+    candidates = ((sg, _interior(msi_to_lr_grid(hr, ratio, sg).astype(np.float64), m).reshape(-1, c)[sel])
                   for sg in sigmas)
     return pred, candidates
 
 
 def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
-               psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, offset=None, cancel=None) -> dict:
+               psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, offset=None, cancel=None, valid=None) -> dict:
     """How well a given SRF (e.g. the preset) explains the pair, used as is (no gain or
     offset: exactly what the network would be trained on; pass `offset` for an estimate).
 
@@ -508,7 +602,7 @@ def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = Non
     candidate in `psf_sigmas` that fits best) on the interior LR pixels.
     Returns dict(psnr (mean over bands, dB), psnr_per_band, r2_per_band, psf_sigma).
     """
-    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas)
+    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas, valid)
     c = pred.shape[1]
     if offset is not None:
         pred = pred + np.asarray(offset, dtype=np.float64).reshape(1, -1)
@@ -576,7 +670,7 @@ def choose_training_input(hr_msi, lr_hsi, ratio: int, est: SrfEstimate):
 
 
 def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
-                    psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, cancel=None):
+                    psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, cancel=None, valid=None):
     """Per-band gain and offset that best map SRF(LR-HSI) onto the HR-MSI brought to the LR grid.
 
     A measured SRF gives the shape of each band's response, but the two images are
@@ -585,7 +679,7 @@ def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] 
     numbers per band, fitted by least squares on thousands of pixels, remove that without
     touching the SRF's shape. Returns (gain (c,), offset (c,), psf_sigma).
     """
-    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas)
+    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas, valid)
     c = pred.shape[1]
     best = None
     for sg, Y in candidates:

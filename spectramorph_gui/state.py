@@ -45,6 +45,7 @@ class DataSource:
     key: Optional[str] = None
     wavelengths: Optional[np.ndarray] = None
     value_range: tuple = (0.0, 0.0)
+    geo: object = None            # the file's georeferencing and nodata value (engine georef.GeoInfo)
 
 
 @dataclass
@@ -77,7 +78,8 @@ def source_from_cube(cube, label, path=None, key=None) -> DataSource:
     finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
     rng = (float(finite.min()), float(finite.max())) if finite.size else (float("nan"), float("nan"))
     wl = None if cube.wavelengths is None else np.asarray(cube.wavelengths, dtype=float)
-    return DataSource(data=data, label=label, path=path, key=key, wavelengths=wl, value_range=rng)
+    return DataSource(data=data, label=label, path=path, key=key, wavelengths=wl, value_range=rng,
+                      geo=getattr(cube, "geo", None))
 
 
 def load_demo_source(size: Optional[int] = None) -> DataSource:
@@ -94,7 +96,7 @@ def load_demo_source(size: Optional[int] = None) -> DataSource:
 
 def load_source(path: str, key: Optional[str] = None) -> DataSource:
     from spectramorph_engine import io
-    cube = io.load_cube(path, key=key)
+    cube = io.load_cube(path, key=key, allow_invalid=True)    # NaN/nodata: masked in real-world runs
     label = path if key is None else f"{path} [{key}]"
     return source_from_cube(cube, label, path=path, key=key)
 
@@ -182,7 +184,8 @@ class AppState(QObject):
             return FusionInputs(truth=None if truth is None else truth.data, wavelengths=wl)
         hr, lr = src["hr_msi"], src["lr_hsi"]
         return FusionInputs(hr_msi=None if hr is None else hr.data,
-                            lr_hsi=None if lr is None else lr.data, wavelengths=wl)
+                            lr_hsi=None if lr is None else lr.data, wavelengths=wl,
+                            hr_geo=None if hr is None else hr.geo, lr_geo=None if lr is None else lr.geo)
 
     def num_hsi_bands(self) -> Optional[int]:
         if self.prepared is not None:

@@ -76,26 +76,34 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
 
     stages = stages or _no_stage
     h, w, num_bands = prep.lr_hsi.shape
-    limit = min(h * w, num_bands)
+    valid = prep.lr_valid      # LR pixels with data (None: all); the others are left out of learning
+    used = h * w if valid is None else int(valid.sum())
+    limit = min(used, num_bands)
     if config.num_endmembers > limit:
         raise InputError(f"config key 'num_endmembers' is {config.num_endmembers}; it must be at most "
-                         f"min(LR pixels, bands) = {limit}")
+                         f"min(LR pixels{' with data' if valid is not None else ''}, bands) = {limit}")
     use_prior = config.use_prior_for(prep.hr_msi.shape[2], prep.ratio)
     with stages("nmf"):
-        endmembers = extract_endmembers(prep.lr_hsi, config.num_endmembers, device=device,
+        nmf_input = prep.lr_hsi if valid is None else prep.lr_hsi[valid][:, None, :]
+        endmembers = extract_endmembers(nmf_input, config.num_endmembers, device=device,
                                         progress=progress, cancel=cancel, method=config.endmember_method,
                                         max_iter=config.nmf_max_iter, tol=config.nmf_tol)
     with stages("train"):
         lr_msi = training_input_lr(prep)
         ev.check_cancel(cancel)          # bringing a big HR-MSI to the LR grid takes a while
         x = lr_msi.reshape(-1, lr_msi.shape[2])
+        targets = prep.lr_hsi.reshape(-1, num_bands)
+        keep = None if valid is None else valid.reshape(-1)
+        if keep is not None:
+            x, targets = x[keep], targets[keep]
         prior = None
         if use_prior:
             rows, index = coarse_prior_blocks(prep.lr_hsi, config.prior_downsample)
-            prior = (torch.from_numpy(rows).to(device), torch.from_numpy(index).to(device))
+            if keep is not None:
+                index = index[keep]
+            prior = (torch.from_numpy(rows).to(device), torch.from_numpy(np.ascontiguousarray(index)).to(device))
         inputs_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-        targets_t = torch.from_numpy(np.ascontiguousarray(prep.lr_hsi.reshape(-1, num_bands),
-                                                          dtype=np.float32)).to(device)
+        targets_t = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)).to(device)
         e_t = torch.from_numpy(np.ascontiguousarray(endmembers, dtype=np.float32)).to(device)
         torch.manual_seed(config.seed)
         model = LatentEstimationNetwork(x.shape[1] + (num_bands if use_prior else 0), config.hidden_size,

@@ -20,8 +20,9 @@ from . import dialogs
 from .fields import ConfigForm, Field
 from .method_text import short_name
 
-RESULT_FILTERS = {".npy": "NumPy (*.npy)", ".mat": "MATLAB (*.mat)", ".h5": "HDF5 (*.h5)"}
-SUFFIX_OF_TYPE = {"numpy": ".npy", "matlab": ".mat", "h5": ".h5"}
+RESULT_FILTERS = {".npy": "NumPy (*.npy)", ".mat": "MATLAB (*.mat)", ".h5": "HDF5 (*.h5)",
+                  ".tif": "GeoTIFF (*.tif)"}
+SUFFIX_OF_TYPE = {"numpy": ".npy", "matlab": ".mat", "h5": ".h5", "geotiff": ".tif"}
 FIGURE_FILTER = "PNG (*.png);;JPEG (*.jpg)"
 CONFIG_FILTER = "Configuration (*.yaml *.yml *.json);;All files (*)"
 
@@ -29,7 +30,8 @@ OUTPUT_FIELDS = [
     Field("output_dir", "Output folder", "Where 'Write all outputs' (and the CLI) put the result, figures "
           "and scores.", kind="str"),
     Field("output_file_type", "Result type", "File type of hr_hsi in the output folder; .mat and .h5 also "
-          "hold the endmembers and the abundances.", kind="choice", choices=OUTPUT_TYPES),
+          "hold the endmembers and the abundances; geotiff carries the HR-MSI's map coordinates (CRS and "
+          "transform) and the wavelengths in its band descriptions.", kind="choice", choices=OUTPUT_TYPES),
     Field("figure_format", "Figure type", "Image type of the endmember and ALLE figures.", kind="choice",
           choices=FIGURE_FORMATS),
     Field("log_dir", "Log folder", "Where the CLI writes its log and a copy of the config.", kind="str"),
@@ -39,12 +41,14 @@ OUTPUT_FIELDS = [
 RESULT_NAME = "hr_hsi"     # the variable / dataset name of the result in .mat and .h5 (SPEC 4)
 
 
-def save_result_file(path, hr_hsi, wavelengths=None, extra=None) -> Path:
+def save_result_file(path, hr_hsi, wavelengths=None, extra=None, geo=None) -> Path:
     """Write the result cube to `path` (.npy / .mat / .h5) with the engine's writer, the array
     named `hr_hsi` inside .mat and .h5 files whatever the file is called; one atomic rename,
     so an earlier file of that name is replaced only by a complete one."""
     from spectramorph_engine import io
     target = Path(path)
+    if target.suffix.lower() == ".tif":
+        return io.save_cube(target, hr_hsi, wavelengths=wavelengths, geo=geo, geotiff=True)
     if target.suffix.lower() == ".npy":
         return io.save_cube(target, hr_hsi, wavelengths=wavelengths)
     return io.save_cube(target, hr_hsi, wavelengths=wavelengths, extra=extra, name=RESULT_NAME)
@@ -63,7 +67,8 @@ class ExportPanel(QWidget):
 
         self.save_result_button = QPushButton("Result cube…")
         self.save_result_button.setToolTip("The H × W × C result as .npy, .mat or .h5 (the last two also "
-                                           "hold the endmembers and the abundances).")
+                                           "hold the endmembers and the abundances), or a GeoTIFF .tif "
+                                           "with the HR-MSI's map coordinates.")
         self.save_endmembers_button = QPushButton("Endmember figure…")
         self.save_alle_button = QPushButton("ALLE figure…")
         for b in (self.save_endmembers_button, self.save_alle_button):
@@ -162,16 +167,16 @@ class ExportPanel(QWidget):
                 return
         suffix = Path(path).suffix.lower()
         if suffix not in RESULT_FILTERS:
-            dialogs.show_error(self, f"'{path}': choose a .npy, .mat or .h5 file name.")
+            dialogs.show_error(self, f"'{path}': choose a .npy, .mat, .h5 or .tif file name.")
             return
         hr, wl = r.hr_hsi, r.prepared.wavelengths
         # the endmembers and abundances go beside the result when the method made them
-        extra = None if suffix == ".npy" else \
+        extra = None if suffix in (".npy", ".tif") else \
             {k: v for k, v in (("endmembers", r.endmembers), ("abundances", r.alle)) if v is not None} or None
 
         def job():
             _check_folder(path)
-            return save_result_file(path, hr, wavelengths=wl, extra=extra)
+            return save_result_file(path, hr, wavelengths=wl, extra=extra, geo=r.prepared.geo)
 
         self.state.run_task(job, f"Saving {path}", self._done(f"Result saved to {path}"))
 

@@ -131,6 +131,27 @@ class ImageView(pg.GraphicsLayoutWidget):
     def set_title(self, text: str) -> None:
         self.plot.setTitle(text, size="9pt")
 
+    def set_colormap(self, name: Optional[str], levels=None, label: str = "") -> None:
+        """A single-band image drawn through colormap `name` with a colour bar for `levels`
+        (lo, hi) beside it; None: plain grey / RGB again, no bar."""
+        bar = getattr(self, "_bar", None)
+        if name is None:
+            self.image.setLookupTable(None)
+            if bar is not None:
+                bar.setVisible(False)
+            return
+        cmap = pg.colormap.get(name)
+        if bar is None:
+            bar = pg.ColorBarItem(values=levels, colorMap=cmap, interactive=False, width=12, pen="k")
+            self.addItem(bar, row=0, col=1)
+            self._bar = bar
+        bar.setColorMap(cmap)
+        bar.setLevels(levels)
+        bar.setVisible(True)
+        bar.setImageItem(self.image)
+        if label:
+            bar.axis.setLabel(label)
+
     def set_marker(self, row: Optional[int], col: Optional[int]) -> None:
         if row is None:
             self.marker.clear()

@@ -115,8 +115,15 @@ class ResultsPanel(QWidget):
         self.show_combo = QComboBox()
         self.show_combo.addItem("Result", "result")
         self.show_combo.addItem("Ground truth", "truth")
-        self.show_combo.setToolTip("Which cube the image shows (the ground truth exists in synthetic mode); "
-                                   "the spectra always show all of them.")
+        self.show_combo.addItem("Misfit: HR-MSI vs LR-HSI", "misfit_pair")
+        self.show_combo.addItem("Misfit: result vs LR-HSI", "misfit_result")
+        self.show_combo.setToolTip(
+            "Which cube the image shows (the ground truth exists in synthetic mode); the spectra always show "
+            "all of them.<br><b>Misfit</b> (real-world mode), per LR pixel, RMS in the normalised scale: "
+            "<i>HR-MSI vs LR-HSI</i> = how far the HR-MSI brought to the LR grid and the LR-HSI seen through "
+            "the SRF disagree (high where the scene changed between the two images, clouds, shadows, "
+            "misregistration: trust the result less there); <i>result vs LR-HSI</i> = how far the result "
+            "degraded back is from the LR-HSI.")
         self.mode_combo = QComboBox()
         self.mode_combo.addItem("RGB", "rgb")
         self.mode_combo.addItem("Band", "band")
@@ -426,7 +433,11 @@ class ResultsPanel(QWidget):
         has_truth = prep.truth is not None
         item = self.show_combo.model().item(1)
         item.setEnabled(has_truth)
-        if not has_truth:
+        has_misfit = result.misfit is not None
+        for i in (2, 3):
+            self.show_combo.model().item(i).setEnabled(has_misfit)
+        if (not has_truth and self.show_combo.currentData() == "truth") or \
+                (not has_misfit and str(self.show_combo.currentData()).startswith("misfit")):
             self.show_combo.setCurrentIndex(0)
         wl = prep.wavelengths
         key = (c, None if wl is None else (float(wl[0]), float(wl[-1])))
@@ -469,7 +480,12 @@ class ResultsPanel(QWidget):
         r = self.result
         if r is None:
             return
-        show_truth = self.show_combo.currentData() == "truth" and r.prepared.truth is not None
+        choice = self.show_combo.currentData()
+        if str(choice).startswith("misfit") and r.misfit is not None:
+            self._draw_misfit(0 if choice == "misfit_pair" else 1)
+            return
+        self.view.set_colormap(None)
+        show_truth = choice == "truth" and r.prepared.truth is not None
         cube = r.prepared.truth if show_truth else r.hr_hsi
         what = "Ground truth" if show_truth else "Result (HR-HSI)"
         wl = r.prepared.wavelengths
@@ -487,6 +503,21 @@ class ResultsPanel(QWidget):
             self.view.set_image(np.ascontiguousarray(cube[:, :, b]),
                                 levels=display_levels(r.hr_hsi[:, :, b]))
             self.view.set_title(f"{what}, {band_name(b, wl)}")
+
+    def _draw_misfit(self, which: int) -> None:
+        """One of the two misfit maps, LR pixels drawn as r x r blocks over the result's grid (so
+        the pixel under the mouse is the same everywhere), with its colour scale."""
+        r = self.result
+        ratio = r.prepared.ratio
+        m = r.misfit[:, :, which]
+        image = np.repeat(np.repeat(m, ratio, axis=0), ratio, axis=1)
+        finite = m[np.isfinite(m)]
+        hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+        levels = (0.0, hi if hi > 0 else 1e-6)
+        self.view.set_image(np.ascontiguousarray(image), levels=levels)
+        self.view.set_colormap("viridis", levels, "RMS (normalised)")
+        self.view.set_title("Misfit per LR pixel: " + ("HR-MSI vs LR-HSI through the SRF" if which == 0
+                                                       else "result degraded back vs LR-HSI"))
 
     def _draw_endmembers(self) -> None:
         r = self.result

@@ -369,3 +369,17 @@ def test_lazy_loads_do_not_read_into_memory(tmp_path, cube, wl):
     assert not c.data.id.valid        # closed with the cube
     io.save_cube(tmp_path / "l.hdr", cube)
     assert isinstance(io.load_cube(tmp_path / "l.hdr", lazy=True).data, np.memmap)
+
+
+@pytest.mark.parametrize("name", ["c.h5", "c.npy", "c.mat"])
+def test_cancel_while_loading_is_a_cancel_not_a_bad_file(tmp_path, cube, name):
+    """A cancel request during an eager load ends in Cancelled (the run stops), never in the
+    'cannot be read' InputError a damaged file gets."""
+    import threading
+    from spectramorph_engine import Cancelled
+    big = np.repeat(cube, 8, axis=0)
+    io.save_cube(tmp_path / name, big)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        io.load_cube(tmp_path / name, cancel=cancel)

@@ -249,4 +249,15 @@ def test_real_world_run_shows_consistency_and_warnings(qtbot, window, tmp_path, 
     rp.select_pixel(5, 7)
     _, y = rp.spectrum_data()
     np.testing.assert_array_equal(y, result.hr_hsi[5, 7, :])
+    # where to trust it: the misfit maps, drawn per LR pixel over the result's grid, with a colour bar
+    assert result.misfit is not None and result.misfit.shape[2] == 2
+    combo = rp.show_combo
+    combo.setCurrentIndex(combo.findData("misfit_pair"))
+    shown = rp.view.image.image
+    ratio = result.prepared.ratio
+    assert shown.shape == result.hr_hsi.shape[:2]
+    assert shown[ratio * 2, ratio * 3] == pytest.approx(result.misfit[2, 3, 0])
+    assert rp.view._bar.isVisible() and "Misfit" in rp.view.plot.titleLabel.text
+    combo.setCurrentIndex(combo.findData("result"))
+    assert not rp.view._bar.isVisible() and rp.view.image.image.ndim == 3
     assert not errors
