@@ -651,6 +651,10 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
                inputs: Optional[FusionInputs] = None, write_outputs: bool = True) -> FusionResult:
     """Run SpectraMorph end to end; see docs/pipeline_api.md."""
     stages = _Stages(progress, cancel)
+    if config.method != "glp":
+        # torch's first import takes a second or two and cannot be interrupted: done before the
+        # stages, so a cancel request during any stage is not held up by it (a no-op afterwards)
+        import torch  # noqa: F401
     log_handler = _start_log(config) if write_outputs else None
     stream = staged = None
     try:

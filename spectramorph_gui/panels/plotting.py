@@ -131,7 +131,7 @@ class ImageView(pg.GraphicsLayoutWidget):
     def set_title(self, text: str) -> None:
         self.plot.setTitle(text, size="9pt")
 
-    def set_colormap(self, name: Optional[str], levels=None, label: str = "") -> None:
+    def set_colormap(self, name: Optional[str], levels=None) -> None:
         """A single-band image drawn through colormap `name` with a colour bar for `levels`
         (lo, hi) beside it; None: plain grey / RGB again, no bar."""
         bar = getattr(self, "_bar", None)
@@ -143,14 +143,16 @@ class ImageView(pg.GraphicsLayoutWidget):
         cmap = pg.colormap.get(name)
         if bar is None:
             bar = pg.ColorBarItem(values=levels, colorMap=cmap, interactive=False, width=12, pen="k")
+            bar.axis.enableAutoSIPrefix(False)      # 0.05, not "50" with a hidden "(x0.001)"
             self.addItem(bar, row=0, col=1)
             self._bar = bar
         bar.setColorMap(cmap)
         bar.setLevels(levels)
         bar.setVisible(True)
         bar.setImageItem(self.image)
-        if label:
-            bar.axis.setLabel(label)
+        # the layout makes room for the bar now, not at the next resize
+        self.ci.layout.invalidate()
+        self.ci.layout.activate()
 
     def set_marker(self, row: Optional[int], col: Optional[int]) -> None:
         if row is None:

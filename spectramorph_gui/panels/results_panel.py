@@ -451,7 +451,7 @@ class ResultsPanel(QWidget):
         x_label = "wavelength (nm)" if wl is not None else "band (wavelengths unknown)"
         for plot in (self.spectrum_plot, self.lr_plot, self.endmember_plot):
             plot.setLabel("bottom", x_label)
-            plot.setLabel("left", "value (the LR-HSI's units)" if result.units == "input" else "value (normalised)")
+            plot.setLabel("left", "value (LR-HSI units)" if result.units == "input" else "value (normalised)")
         self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth" if has_truth else
                                     "Pixel spectrum of the result", size="9pt")
         self.spectrum_legend.removeItem(self.truth_curve)
@@ -515,9 +515,8 @@ class ResultsPanel(QWidget):
         hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
         levels = (0.0, hi if hi > 0 else 1e-6)
         self.view.set_image(np.ascontiguousarray(image), levels=levels)
-        self.view.set_colormap("viridis", levels, "RMS (normalised)")
-        self.view.set_title("Misfit per LR pixel: " + ("HR-MSI vs LR-HSI through the SRF" if which == 0
-                                                       else "result degraded back vs LR-HSI"))
+        self.view.set_colormap("viridis", levels)
+        self.view.set_title("Misfit (RMS): " + ("HR-MSI vs LR-HSI" if which == 0 else "result vs LR-HSI"))
 
     def _draw_endmembers(self) -> None:
         r = self.result

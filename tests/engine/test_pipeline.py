@@ -116,11 +116,17 @@ def test_in_memory_real_world_pair_and_bad_ratio():
         run_fusion(FusionConfig(synthetic=False, epochs=5),
                    inputs=FusionInputs(hr_msi=rng.random((30, 30, 3)), lr_hsi=rng.random((8, 8, 40))),
                    write_outputs=False)
-    with pytest.raises(InputError, match="NaN"):
-        bad = rng.random((8, 8, 40))
-        bad[0, 0, 0] = np.nan
+    # a NaN in the LR-HSI marks that pixel as without data: its 4 x 4 HR pixels come back NaN
+    bad = rng.random((8, 8, 40))
+    bad[0, 0, 0] = np.nan
+    result = run_fusion(FusionConfig(synthetic=False, epochs=5, num_endmembers=4, auto_select=False),
+                        inputs=FusionInputs(hr_msi=rng.random((32, 32, 3)), lr_hsi=bad), write_outputs=False)
+    assert np.isnan(result.hr_hsi[:4, :4]).all() and np.isfinite(result.hr_hsi[4:]).all()
+    assert np.isnan(bad[0, 0, 0])                       # the caller's array is left as it was
+    with pytest.raises(InputError, match="no valid pixel"):
         run_fusion(FusionConfig(synthetic=False, epochs=5),
-                   inputs=FusionInputs(hr_msi=rng.random((32, 32, 3)), lr_hsi=bad), write_outputs=False)
+                   inputs=FusionInputs(hr_msi=rng.random((32, 32, 3)), lr_hsi=np.full((8, 8, 40), np.nan)),
+                   write_outputs=False)
 
 
 def test_too_many_endmembers_is_refused():

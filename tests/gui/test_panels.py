@@ -152,7 +152,7 @@ def test_failed_export_keeps_the_earlier_file(qtbot, window, tmp_path, errors, m
     window.export_panel.export_result(str(tmp_path / "result.txt"))      # not a result type
     wait_idle(qtbot, window)
     assert len(errors) == 2
-    assert any("does not exist" in e for e in errors) and any(".npy, .mat or .h5" in e for e in errors)
+    assert any("does not exist" in e for e in errors) and any(".npy, .mat, .h5 or .tif" in e for e in errors)
 
     # a disk that fills up half-way through the write: the earlier file stays as it was
     def half_then_fail(file, arr, *a, **k):
