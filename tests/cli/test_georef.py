@@ -149,3 +149,19 @@ def test_misfit_map_is_high_where_the_msi_was_altered(scene, tmp_path):
     warnings = json.loads((tmp_path / "out" / "consistency.json").read_text())["warnings"]
     assert any("disagree between the HR-MSI and the LR-HSI" in w and "misfit map" in w for w in warnings)
     assert "misfit map" in proc.stderr
+
+
+def test_a_2d_panchromatic_geotiff_is_a_one_band_msi(scene, tmp_path):
+    """A pan image stored as a 2-D array (or a one-band GeoTIFF) needs no reshaping."""
+    _truth, _wl, hr, lr = scene
+    pan = hr.mean(axis=2)
+    np.save(tmp_path / "pan.npy", pan)                                  # H x W, no band axis
+    np.save(tmp_path / "lr.npy", lr)
+    _write_tif(tmp_path / "pan.tif", pan[:, :, None], 10.0)
+    _write_tif(tmp_path / "lr.tif", lr, 30.0)
+    for name, hr_file, lr_file in (("npy", "pan.npy", "lr.npy"), ("tif", "pan.tif", "lr.tif")):
+        cfg = _config(tmp_path, tmp_path / hr_file, tmp_path / lr_file, name, epochs=30)
+        proc = run_cli("run", "--config", str(cfg), "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        run = json.loads((tmp_path / name / "run.json").read_text())
+        assert run["shapes"]["hr_msi"] == [60, 60, 1] and run["shapes"]["hr_hsi"] == [60, 60, 50]

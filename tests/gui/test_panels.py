@@ -478,3 +478,19 @@ def test_last_folder_is_remembered(qtbot, window, tmp_path, monkeypatch):
     from spectramorph_gui.settings import last_folder, settings
     settings().sync()
     assert last_folder() == str(folder)      # kept in the settings (QSettings) between runs
+
+
+def test_a_2d_pan_image_opens_as_a_one_band_msi(qtbot, window, tmp_path, errors):
+    prep = window.state.prepared
+    pan, lr = tmp_path / "pan.npy", tmp_path / "lr.npy"
+    np.save(pan, prep.hr_msi.mean(axis=2))            # H x W: a panchromatic image as it comes
+    np.save(lr, prep.lr_hsi)
+    window.data_panel.real_radio.setChecked(True)
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(pan), str(lr))
+    assert blocker.args == [True]
+    qtbot.waitUntil(lambda: window.state.prepared is not None and window.state.prepared.mode == "real"
+                    and not window.state.preparing and window.state.workers.pending == 0, timeout=60000)
+    assert window.state.prepared.hr_msi.shape[2] == 1
+    assert "1 (the HR-MSI's)" in window.srf_panel.msi_label.text()
+    assert not errors
