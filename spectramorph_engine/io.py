@@ -1027,6 +1027,74 @@ def _read_tif(p: Path, header_only: bool = False):
     return data, shape, dtype, wl
 
 
+class WindowedRaster:
+    """Lazy rows x cols x bands view of a GeoTIFF read through rasterio windows: indexing
+    reads only the rows and columns asked for (`shape`, `dtype`, `ndim`, ints and slices of
+    step 1 on the first two axes, anything on the band axis, `np.asarray`)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.shape = (dataset.height, dataset.width, dataset.count)
+        self.dtype = np.dtype(dataset.dtypes[0])
+        self.ndim = 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        from rasterio.windows import Window
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        spans, squeeze = [], []
+        for axis, k in enumerate(key[:2]):
+            n = self.shape[axis]
+            if isinstance(k, (int, np.integer)):
+                k = int(k) + n if k < 0 else int(k)
+                if not 0 <= k < n:
+                    raise IndexError(f"index {k} out of range for axis {axis} of size {n}")
+                spans.append((k, k + 1))
+                squeeze.append(axis)
+            elif isinstance(k, slice) and k.step in (None, 1):
+                start, stop, _ = k.indices(n)
+                spans.append((start, max(start, stop)))
+            else:
+                raise TypeError("a windowed GeoTIFF takes ints and unit-step slices on rows and columns")
+        (r0, r1), (c0, c1) = spans
+        block = self.dataset.read(window=Window(c0, r0, c1 - c0, r1 - r0))       # bands x rows x cols
+        out = np.moveaxis(block, 0, 2)[:, :, key[2]]
+        for axis in reversed(squeeze):
+            out = np.take(out, 0, axis=axis)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        a = np.moveaxis(self.dataset.read(), 0, 2)
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def close(self) -> None:
+        self.dataset.close()
+
+
+def _load_tif_lazy(p: Path, cancel=None) -> Cube:
+    """A (Geo)TIFF opened for windowed reading (rasterio), like .h5 and .npy with lazy=True."""
+    import warnings
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+    from .georef import read_tiff_band_wavelengths, read_tiff_geo
+    with _reading(p, "TIFF"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        ds = rasterio.open(str(p))
+        if len(set(ds.dtypes)) != 1:
+            ds.close()
+            raise InputError(f"'{p}' mixes band types {sorted(set(ds.dtypes))}: one type is needed")
+    view = WindowedRaster(ds)
+    wl = read_tiff_band_wavelengths(p)
+    with _reading(p, "TIFF"):     # the NaN check reads a few rows
+        cube = _finish(p, view, None, wl, lazy=True, handle=view, cancel=cancel)
+    cube.geo = read_tiff_geo(p)
+    return cube
+
+
 def _load_tif(p: Path) -> Cube:
     from .georef import read_tiff_band_wavelengths, read_tiff_geo
     data, _, _, wl = _read_tif(p)
@@ -1192,6 +1260,8 @@ def _load_any(path: PathLike, key: Optional[str], lazy: bool, cancel) -> Cube:
     if kind == "npz":
         return _load_npz(p, key)
     if kind == "tif":
+        if lazy:
+            return _load_tif_lazy(p, cancel)
         return _load_tif(p)
     return _load_envi(p, lazy, cancel)
 

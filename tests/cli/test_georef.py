@@ -165,3 +165,17 @@ def test_a_2d_panchromatic_geotiff_is_a_one_band_msi(scene, tmp_path):
         assert proc.returncode == 0, proc.stderr
         run = json.loads((tmp_path / name / "run.json").read_text())
         assert run["shapes"]["hr_msi"] == [60, 60, 1] and run["shapes"]["hr_hsi"] == [60, 60, 50]
+
+
+def test_big_geotiffs_open_lazily_and_read_by_window(scene, tmp_path):
+    from spectramorph_engine.io import load_cube
+    _truth, wl, _hr, lr = scene
+    _write_tif(tmp_path / "lr.tif", lr, 30.0, descriptions=[f"{v:.2f} nm" for v in wl])
+    with load_cube(tmp_path / "lr.tif", lazy=True) as cube:
+        assert not isinstance(cube.data, np.ndarray) and cube.shape == lr.shape
+        np.testing.assert_array_equal(cube.data[3:7, 2:5], lr[3:7, 2:5])
+        np.testing.assert_array_equal(cube.data[4], lr[4])
+        np.testing.assert_array_equal(cube.data[2, 3, 10:20], lr[2, 3, 10:20])
+        np.testing.assert_array_equal(np.asarray(cube.data), lr)
+        assert cube.geo.crs_name == "EPSG:32633"
+        np.testing.assert_allclose(cube.wavelengths, np.round(wl, 2))
