@@ -16,19 +16,24 @@ from . import events as ev
 log = logging.getLogger(__name__)
 
 
-def coarse_prior_blocks(lr_hsi: np.ndarray, prior_downsample: int):
+def coarse_prior_blocks(lr_hsi: np.ndarray, prior_downsample: int, cancel=None):
     """The training-time Coarse Spectral Prior as (rows (blocks x C) float32, index (h*w,) int64):
     the LR-HSI block-averaged by `prior_downsample`, one row per block, and each LR pixel's
-    block (raster order). Edge blocks that do not fill p x p pixels average the pixels they have."""
+    block (raster order). Edge blocks that do not fill p x p pixels average the pixels they have.
+    Computed a few bands at a time, the cancel token checked between them."""
     a = np.asarray(lr_hsi, dtype=np.float32)
     p = max(1, int(prior_downsample))
     h, w, C = a.shape
     if p == 1:
         return a.reshape(-1, C).copy(), np.arange(h * w, dtype=np.int64)
     rows, cols = np.arange(0, h, p), np.arange(0, w, p)
-    sums = np.add.reduceat(np.add.reduceat(a.astype(np.float64), rows, axis=0), cols, axis=1)
     counts = np.outer(np.diff(np.append(rows, h)), np.diff(np.append(cols, w)))[:, :, None]
-    coarse = (sums / counts).astype(np.float32)
+    coarse = np.empty((len(rows), len(cols), C), dtype=np.float32)
+    for b0 in range(0, C, 16):
+        ev.check_cancel(cancel)
+        part = a[:, :, b0:b0 + 16].astype(np.float64)
+        sums = np.add.reduceat(np.add.reduceat(part, rows, axis=0), cols, axis=1)
+        coarse[:, :, b0:b0 + 16] = sums / counts
     index = (np.arange(h)[:, None] // p) * len(cols) + (np.arange(w)[None, :] // p)
     return coarse.reshape(-1, C), index.reshape(-1).astype(np.int64)
 

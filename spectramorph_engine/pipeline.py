@@ -8,6 +8,7 @@ cancels. Nothing here prints.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import platform
@@ -652,9 +653,10 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
     """Run SpectraMorph end to end; see docs/pipeline_api.md."""
     stages = _Stages(progress, cancel)
     if config.method != "glp":
-        # torch's first import takes a second or two and cannot be interrupted: done before the
-        # stages, so a cancel request during any stage is not held up by it (a no-op afterwards)
-        import torch  # noqa: F401
+        # torch's first import and its optimizer's first step (which imports hundreds of
+        # modules) take seconds and cannot be interrupted: done before the stages, so a cancel
+        # request during any stage is not held up by them (a no-op afterwards)
+        _warm_up_torch()
     log_handler = _start_log(config) if write_outputs else None
     stream = staged = None
     try:
@@ -785,6 +787,15 @@ def _to_input_units(hr_hsi, endmembers, units, streamed: bool):
     if endmembers is not None:
         endmembers = (np.asarray(endmembers, dtype=np.float64) * span + offset).astype(np.float32)
     return hr_hsi, endmembers
+
+
+@functools.lru_cache(maxsize=1)
+def _warm_up_torch() -> None:
+    import torch
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([p])
+    p.sum().backward()
+    opt.step()
 
 
 def _fmt(d: dict) -> str:

@@ -241,6 +241,7 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
         order, layout = block_major_order(prior_index)
         inputs, targets, prior_index = inputs[order], targets[order], prior_index[order]
         layout = (layout[0], layout[1], layout[2].to(inputs.device))
+        ev.check_cancel(cancel)         # reordering a big scene's pixels takes a moment
     xT, tT = inputs.t().contiguous(), targets.t().contiguous()   # transposed once, see FusedLEN
     params = list(model.parameters())
     use_foreach = inputs.device.type != "mps"

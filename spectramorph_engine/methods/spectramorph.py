@@ -98,7 +98,7 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
             x, targets = x[keep], targets[keep]
         prior = None
         if use_prior:
-            rows, index = coarse_prior_blocks(prep.lr_hsi, config.prior_downsample)
+            rows, index = coarse_prior_blocks(prep.lr_hsi, config.prior_downsample, cancel=cancel)
             if keep is not None:
                 index = index[keep]
             prior = (torch.from_numpy(rows).to(device), torch.from_numpy(np.ascontiguousarray(index)).to(device))
