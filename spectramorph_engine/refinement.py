@@ -58,8 +58,8 @@ class Refinement:
 def subspace_basis(lr_hsi: np.ndarray, dim: int) -> np.ndarray:
     """The `dim` leading right singular vectors of the LR-HSI's pixels (dim x C, float64,
     orthonormal rows), from the C x C Gram matrix of a pixel sample."""
-    x = np.asarray(lr_hsi, dtype=np.float64).reshape(-1, lr_hsi.shape[-1])
-    x = x[::max(1, -(-x.shape[0] // (2 * NOISE_SAMPLE_PIXELS)))]
+    x = np.asarray(lr_hsi).reshape(-1, lr_hsi.shape[-1])
+    x = x[::max(1, -(-x.shape[0] // (2 * NOISE_SAMPLE_PIXELS)))].astype(np.float64)   # sample, then convert
     evals, evecs = np.linalg.eigh(x.T @ x)
     return np.ascontiguousarray(evecs[:, ::-1][:, :dim].T)
 
@@ -70,9 +70,9 @@ def noise_variance(lr_hsi: np.ndarray, rank: Optional[int] = None) -> float:
     (N - rank - 1)(C - rank). Exact for white noise on a signal of rank <= `rank`; a richer
     scene reads a little high, which only makes the refinement more cautious.
     Default rank: min(20, N/8, C/8)."""
-    x = np.asarray(lr_hsi, dtype=np.float64).reshape(-1, lr_hsi.shape[-1])
+    x = np.asarray(lr_hsi).reshape(-1, lr_hsi.shape[-1])
     step = max(1, -(-x.shape[0] // NOISE_SAMPLE_PIXELS))
-    x = x[::step]
+    x = x[::step].astype(np.float64)
     n, c = x.shape
     rank = int(rank or max(1, min(20, n // 8, c // 8)))
     if n - rank - 1 <= 0 or c - rank <= 0:
@@ -129,7 +129,9 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
     c = hr_msi.shape[2] if hr_msi.ndim == 3 else 1
     P = int(max(1, min(subspace_dim, C, h * w)))
     V64 = subspace_basis(lr_hsi, P)
+    ev.check_cancel(cancel)
     sigma2 = noise_variance(lr_hsi)
+    ev.check_cancel(cancel)
     R = np.asarray(srf, dtype=np.float64).reshape(c, C)
     off = np.zeros(c) if offset is None else np.asarray(offset, dtype=np.float64).reshape(c)
     E64 = np.asarray(endmembers, dtype=np.float64)
@@ -140,17 +142,22 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
         A = torch.as_tensor(np.ascontiguousarray(alle.transpose(2, 0, 1)), **f32)        # K x H x W
         # LR residual of the network's result, in the subspace (P x h x w)
         lr_fit = torch.einsum("khw,kc->chw", model.forward(A), torch.as_tensor(E64, **f32))
+        ev.check_cancel(cancel)
         res_h = torch.as_tensor(np.ascontiguousarray(np.asarray(lr_hsi, dtype=np.float32).transpose(2, 0, 1)),
                                 **f32) - lr_fit
         Vt = torch.as_tensor(V64, **f32)                                                   # P x C
         res_h = torch.einsum("chw,pc->phw", res_h, Vt)
         del lr_fit
         visible = float(res_h.square().mean()) - sigma2
-        # MSI residual (c x H x W)
+        ev.check_cancel(cancel)
+        # MSI residual (c x H x W), a block of rows at a time (a big scene takes seconds)
         msi = np.asarray(hr_msi, dtype=np.float32).reshape(H, W, c)
-        res_m = torch.as_tensor(np.ascontiguousarray(msi.transpose(2, 0, 1)), **f32) \
-            - torch.einsum("khw,kc->chw", A, torch.as_tensor(E64 @ R.T, **f32)) \
-            - torch.as_tensor(off, **f32)[:, None, None]
+        res_m = torch.as_tensor(np.ascontiguousarray(msi.transpose(2, 0, 1)), **f32)
+        ER = torch.as_tensor(E64 @ R.T, **f32)
+        off_t = torch.as_tensor(off, **f32)[:, None, None]
+        for r0 in range(0, H, 256):
+            ev.check_cancel(cancel)
+            res_m[:, r0:r0 + 256] -= torch.einsum("khw,kc->chw", A[:, r0:r0 + 256], ER) + off_t
         del A
         RV = torch.as_tensor(R @ V64.T, **f32)                                             # c x P
         G = torch.as_tensor(msi_weight * (V64 @ R.T @ R @ V64.T), **f32)                   # P x P

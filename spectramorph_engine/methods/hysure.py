@@ -143,19 +143,32 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     use_prior = prior_latents is not None and prior_weight > 0
 
     # --- subspace from the LR-HSI (uncentred SVD via the C x C Gram matrix)
-    Y = np.asarray(lr, dtype=np.float64).reshape(-1, C)
+    Y = np.asarray(lr).reshape(-1, C)
+    rows = 1 << 16          # float64 work a block of LR pixels at a time, the cancel token checked between
+
+    def blocks():
+        for i0 in range(0, Y.shape[0], rows):
+            ev.check_cancel(cancel)
+            yield i0, Y[i0:i0 + rows].astype(np.float64)
     if basis is None:
         P = max(1, min(int(subspace), C, Y.shape[0]))
-        evals, evecs = np.linalg.eigh(Y.T @ Y)
+        gram = np.zeros((C, C))
+        for _, yb in blocks():
+            gram += yb.T @ yb
+        evals, evecs = np.linalg.eigh(gram)
         order = np.argsort(evals)[::-1][:P]
         E = evecs[:, order]                                           # C x P, orthonormal
-        kept = float(evals[order].sum() / max(evals.sum(), 1e-300))
     else:
         E = np.ascontiguousarray(np.asarray(basis, dtype=np.float64).T)
         P = E.shape[1]
-        kept = float(np.sum((Y @ E) ** 2) / max(np.sum(Y * Y), 1e-300))
-    yp = Y @ E                                                        # N x P
-    resid_const = float(np.sum(Y * Y) - np.sum(yp * yp))             # ||(I - EE^T) Y_h||^2
+    yp = np.empty((Y.shape[0], P))                                    # N x P
+    total = 0.0
+    for i0, yb in blocks():
+        yp[i0:i0 + rows] = yb @ E
+        total += float(np.sum(yb * yb))
+    inside = float(np.sum(yp * yp))
+    kept = inside / max(total, 1e-300)
+    resid_const = total - inside                                      # ||(I - EE^T) Y_h||^2
     ev.check_cancel(cancel)
     # --- the periodic computation grid: the frame plus a margin the blur can reach into
     zero_out = boundary == "zero"
@@ -228,16 +241,25 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     blur = grid.blur_hat
 
     def objective(XB, X, DH, DV) -> float:
+        # (each term is a few full-size passes: on a big scene a cancel is checked between them)
         lr_err = float(torch.sum((XB[:, sy, sx] - y_lr) ** 2, dtype=torch.float64))
+        ev.check_cancel(cancel)
         msi_err = float(torch.sum((torch.einsum("cp,phw->chw", re_t, X[:, fy_, fx_]) - ym) ** 2,
                                   dtype=torch.float64))
+        ev.check_cancel(cancel)
         tv = float(torch.sum(_vtv_norm(DH, DV, tv_h, tv_v), dtype=torch.float64))
+        ev.check_cancel(cancel)
         prior_err = float(torch.sum((X[:, fy_, fx_] - prior_frame) ** 2, dtype=torch.float64)) if use_prior else 0.0
         return 0.5 * (lr_err + resid_const) + 0.5 * lam_m * msi_err + lam_tv * tv + 0.5 * prior_weight * prior_err
 
+    # On a big scene each of these full-size steps takes a second: a cancel is checked between them
+    ev.check_cancel(cancel)
     XB = blur(torch.fft.rfft2(X))
+    ev.check_cancel(cancel)
     DH, DV = dh(X), dv(X)
+    ev.check_cancel(cancel)
     D1, D2, D3, D4 = (torch.zeros_like(X) for _ in range(4))
+    ev.check_cancel(cancel)
     history = [objective(XB, X, DH, DV)]
     thresh = lam_tv / mu
     tick(0.02)
@@ -248,6 +270,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
         v = XB - D1
         v[:, sy, sx] = (y_lr + mu * v[:, sy, sx]) / (1.0 + mu)
         _dual_step(XB, D1, v)
+        ev.check_cancel(cancel)
         # V2: HR-MSI data term inside the frame; elsewhere V2 = X - D2
         v = X - D2
         inner = torch.einsum("pq,qhw->phw", v2_inv, msi_rhs + mu * v[:, fy_, fx_])
@@ -277,6 +300,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
             v[:, fy_, fx_] = (prior_weight * prior_frame + mu * v[:, fy_, fx_]) / (prior_weight + mu)
             _dual_step(XP, D5, v)
             del v
+        ev.check_cancel(cancel)
         # X: exact solve in the Fourier domain
         rhs = dh_t(DH)
         rhs += dv_t(DV)
@@ -285,9 +309,11 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
             rhs += XP
         x_hat = torch.fft.rfft2(rhs) * inv_denom + torch.fft.rfft2(XB) * torch.conj(b_hat_over)
         del rhs
+        ev.check_cancel(cancel)
         X = torch.fft.irfft2(x_hat, s=(Hp, Wp))
         XB = blur(x_hat)
         del x_hat
+        ev.check_cancel(cancel)
         DH, DV = dh(X), dv(X)
         if use_prior:
             XP = X.clone()
