@@ -107,9 +107,9 @@ def make_seeds() -> Dict[str, List[Seed]]:
     # MATLAB v7.3 (HDF5 behind a 512-byte header), written the way save_cube writes big ones
     def v73(p):
         with h5py.File(str(p), "w", userblock_size=512) as f:
-            sio._mat73_put(f, "im", cube)
-            sio._mat73_put(f, "wavelengths", wl[None])
-        sio._stamp_mat73(p)
+            sio.writers._mat73_put(f, "im", cube)
+            sio.writers._mat73_put(f, "wavelengths", wl[None])
+        sio.writers._stamp_mat73(p)
     add("mat73", "v7.3", {"cube.mat": _bytes_of(v73, ".mat")}, "cube.mat")
 
     def h5_write(chunked):

@@ -387,7 +387,7 @@ def infer_ratio(hr_shape, lr_shape) -> int:
 def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) -> PreparedInputs:
     from . import srf_estimation as est_mod
     from . import srf as srf_mod
-    from .georef import check_same_ground
+    from .io.georef import check_same_ground
     cube = None
     hr_geo, lr_geo = inputs.hr_geo, inputs.lr_geo
     if inputs.hr_msi is not None:

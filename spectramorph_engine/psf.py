@@ -185,7 +185,7 @@ def _read_matrix(path: PathLike, key: Optional[str] = None, what: str = "matrix"
     With several candidates and no key, a name in `preferred` wins, then the
     only array with two dimensions > 1; otherwise InputError listing them.
     """
-    from . import io as sio
+    from .io import readers as sio      # the readers of matrix files (private helpers)
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in _SUFFIXES:

@@ -315,7 +315,8 @@ def test_result_writer_row_blocks(tmp_path, cube, wl, name):
 
 def test_result_writer_mat73_streaming(tmp_path, cube, wl, monkeypatch):
     # Force the > 2 GB path on a small cube: v7.3 written block by block, read back upright.
-    monkeypatch.setattr(io, "MAT_V5_LIMIT_BYTES", 100)
+    monkeypatch.setattr(io.writers, "MAT_V5_LIMIT_BYTES", 100)
+    monkeypatch.setattr(io.streaming, "MAT_V5_LIMIT_BYTES", 100)
     with io.ResultWriter(tmp_path / "big.mat", cube.shape, wavelengths=wl,
                          extra={"endmembers": np.eye(3, 7, dtype=np.float32)}) as w:
         w.write_rows(0, cube[:5])

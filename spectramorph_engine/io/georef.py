@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 # How far (in LR pixels) the two grids' origins may differ: a small fraction of an LR pixel,
 # the half-pixel conventions of some tools and rounding in text headers.
