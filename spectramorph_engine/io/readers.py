@@ -623,6 +623,7 @@ def _load_tif_lazy(p: Path, cancel=None) -> Cube:
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
     from .georef import read_tiff_band_wavelengths, read_tiff_geo
+    _read_tif(p, header_only=True)      # the header checked against the file before anything is read
     with _reading(p, "TIFF"), warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         ds = rasterio.open(str(p))
