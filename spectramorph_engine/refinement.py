@@ -152,7 +152,8 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
         ev.check_cancel(cancel)
         # MSI residual (c x H x W), a block of rows at a time (a big scene takes seconds)
         msi = np.asarray(hr_msi, dtype=np.float32).reshape(H, W, c)
-        res_m = torch.as_tensor(np.ascontiguousarray(msi.transpose(2, 0, 1)), **f32)
+        # a copy: it is updated in place below (for one band the transpose would be a view of the HR-MSI)
+        res_m = torch.tensor(msi.transpose(2, 0, 1), **f32)
         ER = torch.as_tensor(E64 @ R.T, **f32)
         off_t = torch.as_tensor(off, **f32)[:, None, None]
         for r0 in range(0, H, 256):

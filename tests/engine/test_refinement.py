@@ -103,3 +103,19 @@ def test_no_blur_psf_refines_too(pair):
     for psf in (None, np.ones((1, 1))):
         ref = refine(alle, pair["E"], pair["lr"], pair["msi"], psf, 4, pair["srf"], subspace_dim=4)
         assert np.isfinite(ref.delta).all() and ref.info["iterations"] >= 1
+
+
+@pytest.mark.parametrize("bands, tv", [(1, 0.0), (1, 10.0), (3, 10.0)])
+def test_the_inputs_are_left_as_they_were(pair, bands, tv):
+    """The refinement works on copies: a one-band (pan) HR-MSI was once overwritten in place
+    by its residual (its transpose is a view), which wrecked every 1-band result after it."""
+    msi = np.ascontiguousarray(pair["msi"][:, :, :bands])
+    srf = pair["srf"][:bands]
+    msi_before, lr_before, E_before = msi.copy(), pair["lr"].copy(), pair["E"].copy()
+    alle = pair["A"].astype(np.float32)
+    alle_before = alle.copy()
+    refine(alle, pair["E"], pair["lr"], msi, pair["psf"], 4, srf, subspace_dim=4, tv_weight=tv, iterations=5)
+    np.testing.assert_array_equal(msi, msi_before)
+    np.testing.assert_array_equal(pair["lr"], lr_before)
+    np.testing.assert_array_equal(pair["E"], E_before)
+    np.testing.assert_array_equal(alle, alle_before)
