@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
+from spectramorph_engine.config import OUTPUT_SCALES
 from spectramorph_engine.previews import (composite, default_rgb_bands, display_levels, format_wavelengths,
                                           msi_display_bands)
 
@@ -40,6 +41,14 @@ SYNTHETIC_FIELDS = [
 REAL_FIELDS = [
     Field("num_bands_msi_non_synthetic", "MSI bands", "Band count the HR-MSI must have (a check); "
           "'auto' takes the file's own.", kind="opt_int", minimum=1, maximum=64, null_text="auto"),
+    Field("nodata", "Nodata value", "A value that marks a pixel without data when every band holds it, "
+          "besides NaN/Inf and the file's own nodata (GeoTIFF nodata, ENVI data ignore value). Such pixels "
+          "are left out of learning and the scores, and the result is NaN there.", kind="opt_float",
+          minimum=-1e9, maximum=1e9, step=1, decimals=4, null_text="file's"),
+    Field("output_scale", "Result scale", "input: the result in the LR-HSI's own units (reflectance, "
+          "radiance, counts; nothing clipped). normalized: the engine's scale, the LR-HSI's 1st and 99th "
+          "percentiles at 0 and 1.", kind="choice", choices=OUTPUT_SCALES,
+          choice_labels=["the LR-HSI's units", "normalised"]),
 ]
 
 
@@ -351,6 +360,12 @@ class DataPanel(QWidget):
                  f"<b>SRF</b> {escape(p.srf_note)}"]
         if p.mode == "real":
             lines.append(f"<b>Training input</b> {p.training_input}")
+        if getattr(p, "masks", None) is not None:
+            n = p.masks.summary()
+            lines.append(f"<b>No data</b> in {n['hr_pixels_without_data']} HR-MSI and {n['lr_pixels_without_data']} "
+                         f"LR-HSI pixels (NaN, Inf or nodata): {n['lr_pixels_left_out']} of {n['lr_pixels']} LR "
+                         f"pixels left out of learning and the scores, {n['result_pixels_nan']} result pixels "
+                         f"will be NaN")
         for w in p.warnings:
             lines.append(f"<span style='color:#e65100'>⚠ {escape(w)}</span>")
         self.info_label.setText("<br>".join(lines))

@@ -494,3 +494,44 @@ def test_a_2d_pan_image_opens_as_a_one_band_msi(qtbot, window, tmp_path, errors)
     assert window.state.prepared.hr_msi.shape[2] == 1
     assert "1 (the HR-MSI's)" in window.srf_panel.msi_label.text()
     assert not errors
+
+
+def test_nodata_and_result_scale_are_editable_in_real_world_mode(qtbot, window):
+    dp, s = window.data_panel, window.state
+    dp.real_radio.setChecked(True)
+    nodata = dp.real_form.bound["nodata"].widget
+    assert s.config.nodata is None and nodata.check.isChecked()        # null: the file's own
+    nodata.check.setChecked(False)
+    nodata.spin.setValue(-9999.0)
+    assert s.config.nodata == -9999.0
+    scale = dp.real_form.widget("output_scale")
+    _choose(scale, "normalized")
+    assert s.config.output_scale == "normalized"
+    nodata.check.setChecked(True)
+    assert s.config.nodata is None
+
+
+def test_pixels_without_data_are_counted_in_the_data_panel(qtbot, window, tmp_path, errors):
+    prep = window.state.prepared
+    hr, lr = tmp_path / "hr.npy", tmp_path / "lr.npy"
+    lr_data = prep.lr_hsi.copy()
+    lr_data[0, :2] = np.nan                       # two LR pixels without data
+    np.save(hr, prep.hr_msi)
+    np.save(lr, lr_data)
+    window.data_panel.real_radio.setChecked(True)
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(hr), str(lr))
+    assert blocker.args == [True]
+    qtbot.waitUntil(lambda: window.state.prepared is not None and window.state.prepared.mode == "real"
+                    and not window.state.preparing and window.state.workers.pending == 0, timeout=60000)
+    r = window.state.prepared.ratio
+    text = window.data_panel.info_label.text()
+    assert "No data</b> in 0 HR-MSI and 2 LR-HSI pixels" in text and f"{2 * r * r} result pixels" in text
+    # a run: NaN where there is no data, the result, maps and spectra still shown
+    result = run_to_end(qtbot, window, epochs=5)
+    assert np.isnan(result.hr_hsi[:r, :2 * r]).all() and np.isfinite(result.hr_hsi[r:]).all()
+    rp = window.results_panel
+    rp.select_pixel(0, 0)
+    rp.select_pixel(2 * r, 2 * r)
+    assert np.isfinite(rp.spectrum_data()[1]).all()
+    assert not errors
