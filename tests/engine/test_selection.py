@@ -58,7 +58,7 @@ def test_auto_select_records_candidates_and_choice_in_run_json(tmp_path):
         assert used[key] == value
     assert used["auto_select"] is False and run["config"]["auto_select"] is True
     assert result.method_info["num_endmembers"] == chosen["changes"]["num_endmembers"]
-    assert sel["seconds"] > 0 and sel["summary"].startswith("auto-selection")
+    assert "seconds" in sel and sel["summary"].startswith("auto-selection")     # the time is recorded, not judged
 
 
 def test_auto_select_off_runs_exactly_the_configured_settings(tmp_path):
