@@ -69,12 +69,15 @@ def normalize_percentile(cube, low: float = 1, high: float = 99) -> np.ndarray:
     return out
 
 
-def scale_percentile(cube, low: float = 1, high: float = 99, clip: bool = False):
+def scale_percentile(cube, low: float = 1, high: float = 99, clip: bool = False, pixels=None,
+                     copy: bool = True):
     """(scaled, offset, span): the cube mapped affinely so that its `low` and `high` percentiles
     (over all values of all bands together, so band ratios are kept) become 0 and 1, float32,
     a new array; `scaled * span + offset` gives the cube back. With `clip`, values beyond those
     percentiles are clipped to [0, 1] (synthetic mode, the paper's convention); without, bright
-    pixels stay brighter than 1 (real-world mode, whose result goes back to the input's units)."""
+    pixels stay brighter than 1 (real-world mode, whose result goes back to the input's units).
+    `pixels` (rows x cols bool): the percentiles are those of these pixels only (the others hold
+    no data). `copy` False: a float32 `cube` is scaled in place and returned."""
     a = np.asarray(cube)
     if a.size == 0:
         raise InputError(f"the cube of shape {a.shape} is empty")
@@ -83,13 +86,15 @@ def scale_percentile(cube, low: float = 1, high: float = 99, clip: bool = False)
         raise InputError(f"the cube must hold real numbers, got dtype {a.dtype}")
     if not 0 <= low < high <= 100:
         raise InputError(f"percentiles must satisfy 0 <= low < high <= 100, got {low} and {high}")
-    lo, hi = (float(v) for v in np.percentile(a, [low, high]))
+    sample = a if pixels is None or np.all(pixels) else a[np.asarray(pixels, dtype=bool)]
+    lo, hi = (float(v) for v in np.percentile(sample, [low, high]))
+    del sample
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise InputError(f"the cube of shape {a.shape} holds NaN or Inf values")
     if hi <= lo:
         raise InputError(f"the cube of shape {a.shape} is constant between its {low:g}th and {high:g}th "
                          f"percentiles (value {lo:.6g}): nothing to normalise")
-    out = a.astype(np.float32, copy=True)
+    out = a.astype(np.float32, copy=copy)
     if clip:
         np.clip(out, np.float32(lo), np.float32(hi), out=out)
     out -= np.float32(lo)

@@ -183,15 +183,12 @@ def _scale_unclipped(arr, what: str, bad_pixels=None):
     result). A new float32 array; `arr` may be overwritten."""
     from .degradation import scale_percentile
     try:
-        if bad_pixels is None or not bad_pixels.any():
+        if bad_pixels is None:
             return scale_percentile(arr)
-        _, offset, span = scale_percentile(arr[~bad_pixels])
+        # the arrays were copied to be filled: scaled in place
+        return scale_percentile(arr, pixels=~bad_pixels, copy=False)
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from None
-    out = np.asarray(arr, dtype=np.float32)
-    out -= np.float32(offset)
-    out *= np.float32(1.0 / span)
-    return out, offset, span
 
 
 @dataclass

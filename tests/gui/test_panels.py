@@ -480,17 +480,22 @@ def test_last_folder_is_remembered(qtbot, window, tmp_path, monkeypatch):
     assert last_folder() == str(folder)      # kept in the settings (QSettings) between runs
 
 
+def _open_pair_files(qtbot, window, hr, lr):
+    """Real-world mode, the two files opened as a user would, and the pair prepared."""
+    window.data_panel.real_radio.setChecked(True)
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(hr), str(lr))
+    assert blocker.args == [True]
+    qtbot.waitUntil(lambda: window.state.prepared is not None and window.state.prepared.mode == "real"
+                    and not window.state.preparing and window.state.workers.pending == 0, timeout=60000)
+
+
 def test_a_2d_pan_image_opens_as_a_one_band_msi(qtbot, window, tmp_path, errors):
     prep = window.state.prepared
     pan, lr = tmp_path / "pan.npy", tmp_path / "lr.npy"
     np.save(pan, prep.hr_msi.mean(axis=2))            # H x W: a panchromatic image as it comes
     np.save(lr, prep.lr_hsi)
-    window.data_panel.real_radio.setChecked(True)
-    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
-        window.data_panel.open_pair(str(pan), str(lr))
-    assert blocker.args == [True]
-    qtbot.waitUntil(lambda: window.state.prepared is not None and window.state.prepared.mode == "real"
-                    and not window.state.preparing and window.state.workers.pending == 0, timeout=60000)
+    _open_pair_files(qtbot, window, pan, lr)
     assert window.state.prepared.hr_msi.shape[2] == 1
     assert "1 (the HR-MSI's)" in window.srf_panel.msi_label.text()
     assert not errors
@@ -518,12 +523,7 @@ def test_pixels_without_data_are_counted_in_the_data_panel(qtbot, window, tmp_pa
     lr_data[0, :2] = np.nan                       # two LR pixels without data
     np.save(hr, prep.hr_msi)
     np.save(lr, lr_data)
-    window.data_panel.real_radio.setChecked(True)
-    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
-        window.data_panel.open_pair(str(hr), str(lr))
-    assert blocker.args == [True]
-    qtbot.waitUntil(lambda: window.state.prepared is not None and window.state.prepared.mode == "real"
-                    and not window.state.preparing and window.state.workers.pending == 0, timeout=60000)
+    _open_pair_files(qtbot, window, hr, lr)
     r = window.state.prepared.ratio
     text = window.data_panel.info_label.text()
     assert "No data</b> in 0 HR-MSI and 2 LR-HSI pixels" in text and f"{2 * r * r} result pixels" in text
