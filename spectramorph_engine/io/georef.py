@@ -25,7 +25,7 @@ ORIGIN_TOLERANCE_LR_PX = 0.1
 # How far (relative) the LR pixel size may differ from ratio x the HR pixel size.
 PIXEL_SIZE_TOLERANCE = 1e-3
 
-__all__ = ["GeoInfo", "read_tiff_geo", "envi_geo", "envi_map_info", "check_same_ground", "write_geotiff",
+__all__ = ["GeoInfo", "read_tiff_meta", "read_tiff_geo", "read_tiff_band_wavelengths", "envi_geo", "envi_map_info", "check_same_ground", "write_geotiff",
            "describe_extent"]
 
 
@@ -66,21 +66,44 @@ def _crs_name(crs) -> Optional[str]:
 
 
 # ---------------------------------------------------------------------------------- reading
-def read_tiff_geo(path) -> Optional[GeoInfo]:
-    """GeoInfo of a TIFF when it carries a geotransform, a CRS or a nodata value, else None."""
+def read_tiff_meta(path, dataset=None):
+    """(GeoInfo or None, band wavelengths in nm or None) of a TIFF, read in one opening (or from
+    the rasterio `dataset` already open): the GeoInfo when it carries a geotransform, a CRS or a
+    nodata value; the wavelengths from its band descriptions ('492.4 nm', 'B2 (0.49 um)') or its
+    'wavelength' metadata item, as other tools write them."""
+    import warnings
     try:
         import rasterio
-        from rasterio.errors import NotGeoreferencedWarning
     except ImportError:      # pragma: no cover -- rasterio is a dependency
-        return None
-    import warnings
+        return None, None
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        warnings.simplefilter("ignore")          # NotGeoreferencedWarning and kin
         try:
-            with rasterio.open(str(path)) as ds:
-                crs, transform, nodata = ds.crs, ds.transform, ds.nodata
-        except Exception:    # noqa: BLE001 -- tifffile read the pixels; no georeferencing then
-            return None
+            if dataset is None:
+                with rasterio.open(str(path)) as ds:
+                    crs, transform, nodata, descriptions, tags = _tiff_fields(ds)
+            else:
+                crs, transform, nodata, descriptions, tags = _tiff_fields(dataset)
+        except Exception:    # noqa: BLE001 -- tifffile read the pixels; no metadata then
+            return None, None
+    return _tiff_geo(crs, transform, nodata), _tiff_wavelengths(descriptions, tags)
+
+
+def read_tiff_geo(path) -> Optional[GeoInfo]:
+    """GeoInfo of a TIFF when it carries a geotransform, a CRS or a nodata value, else None."""
+    return read_tiff_meta(path)[0]
+
+
+def read_tiff_band_wavelengths(path) -> Optional[np.ndarray]:
+    """Band centres in nm from a GeoTIFF's band descriptions or 'wavelength' item, or None."""
+    return read_tiff_meta(path)[1]
+
+
+def _tiff_fields(ds):
+    return ds.crs, ds.transform, ds.nodata, list(ds.descriptions), ds.tags()
+
+
+def _tiff_geo(crs, transform, nodata) -> Optional[GeoInfo]:
     t = tuple(float(v) for v in (transform.a, transform.b, transform.c, transform.d, transform.e, transform.f))
     if crs is None and _is_identity(t) and nodata is None:
         return None
@@ -88,21 +111,7 @@ def read_tiff_geo(path) -> Optional[GeoInfo]:
                    None if nodata is None else float(nodata), _crs_name(crs))
 
 
-def read_tiff_band_wavelengths(path) -> Optional[np.ndarray]:
-    """Band centres in nm from a GeoTIFF's band descriptions ('492.4 nm', 'B2 (0.49 um)') or
-    its 'wavelength' metadata item, as other tools write them; None when absent."""
-    try:
-        import rasterio
-    except ImportError:      # pragma: no cover
-        return None
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with rasterio.open(str(path)) as ds:
-                descriptions, tags = list(ds.descriptions), ds.tags()
-        except Exception:    # noqa: BLE001
-            return None
+def _tiff_wavelengths(descriptions, tags) -> Optional[np.ndarray]:
     if tags.get("wavelength"):
         values = [float(v) for v in re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", tags["wavelength"])]
         if len(values) == len(descriptions):

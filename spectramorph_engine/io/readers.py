@@ -622,7 +622,7 @@ def _load_tif_lazy(p: Path, cancel=None) -> Cube:
     import warnings
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
-    from .georef import read_tiff_band_wavelengths, read_tiff_geo
+    from .georef import read_tiff_meta
     _read_tif(p, header_only=True)      # the header checked against the file before anything is read
     with _reading(p, "TIFF"), warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -631,20 +631,19 @@ def _load_tif_lazy(p: Path, cancel=None) -> Cube:
             ds.close()
             raise InputError(f"'{p}' mixes band types {sorted(set(ds.dtypes))}: one type is needed")
     view = WindowedRaster(ds)
-    wl = read_tiff_band_wavelengths(p)
+    geo, wl = read_tiff_meta(p, dataset=ds)
     with _reading(p, "TIFF"):     # the NaN check reads a few rows
         cube = _finish(p, view, None, wl, lazy=True, handle=view, cancel=cancel)
-    cube.geo = read_tiff_geo(p)
+    cube.geo = geo
     return cube
 
 
 def _load_tif(p: Path) -> Cube:
-    from .georef import read_tiff_band_wavelengths, read_tiff_geo
+    from .georef import read_tiff_meta
     data, _, _, wl = _read_tif(p)
-    if wl is None:
-        wl = read_tiff_band_wavelengths(p)
-    cube = _finish(p, data, None, wl, lazy=False)
-    cube.geo = read_tiff_geo(p)
+    geo, band_wl = read_tiff_meta(p)          # one more opening, for what tifffile does not read
+    cube = _finish(p, data, None, band_wl if wl is None else wl, lazy=False)
+    cube.geo = geo
     return cube
 
 
