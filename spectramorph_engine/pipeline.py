@@ -125,6 +125,9 @@ class FusionResult:
     # and the LR-HSI seen through the SRF disagree, [1] how far the result degraded back is from
     # the LR-HSI; RMS in the engine's [0, 1] scale; NaN where left out (nodata)
     misfit: Optional[np.ndarray] = None
+    # Training ended early by the finish token: {"epoch": epochs run, "epochs": epochs configured};
+    # None when training ran to its end (or the method trains no network)
+    training_stopped: Optional[dict] = None
 
     @property
     def final_loss(self) -> Optional[float]:
@@ -523,8 +526,10 @@ def _training_input_lr(prep: PreparedInputs) -> np.ndarray:
 
 
 def fuse_with_method(config: FusionConfig, prep: PreparedInputs, progress=None, cancel=None, stages=None,
-                     out_hsi=None):
-    """The configured method (config.method) on a prepared pair -> methods.MethodOutput."""
+                     out_hsi=None, finish=None):
+    """The configured method (config.method) on a prepared pair -> methods.MethodOutput.
+    `finish`: a threading.Event that ends training early (methods with HONOURS_FINISH only;
+    the others run as usual)."""
     from .device import configure_threads, resolve_device
     from .methods import get_method
     stages = stages or _Stages(progress, cancel)
@@ -532,6 +537,8 @@ def fuse_with_method(config: FusionConfig, prep: PreparedInputs, progress=None, 
     device = resolve_device(config.device)
     method = get_method(config.method)
     kwargs = dict(device=device, progress=progress, cancel=cancel, out_hsi=out_hsi)
+    if finish is not None and getattr(method, "HONOURS_FINISH", False):
+        kwargs["finish"] = finish
     if getattr(method, "REPORTS_STAGES", False):
         return method.fuse(config, prep, stages=stages, **kwargs)
     with stages("fuse"):
@@ -603,7 +610,9 @@ def reduced_pair(prep: PreparedInputs, cancel=None):
 
 
 def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, cancel) -> dict:
-    """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI."""
+    """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI.
+    `config`: the settings the result was made with (epochs cut to those run when training
+    was ended early, so the check judges the method as it ran)."""
     from . import metrics
     from .degradation import bicubic_upsample
     sub, lr_ref = reduced_pair(prep, cancel)
@@ -646,8 +655,16 @@ def _open_result_stream(config: FusionConfig, prep: PreparedInputs, staged):
 
 
 def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel=None,
-               inputs: Optional[FusionInputs] = None, write_outputs: bool = True) -> FusionResult:
-    """Run SpectraMorph end to end; see docs/pipeline_api.md."""
+               inputs: Optional[FusionInputs] = None, write_outputs: bool = True,
+               finish_training=None) -> FusionResult:
+    """Run SpectraMorph end to end; see docs/pipeline_api.md.
+
+    `finish_training` (a threading.Event): set while the network trains, it ends training at
+    the next chunk or epoch and the run goes on -- inference, refinement, scores, outputs --
+    with the model as trained so far (`result.training_stopped`, run.json and the log say at
+    which epoch). Only the final training honours it: auto-selection's short trainings run
+    to their end (a token set during selection gives a final training of one epoch), and
+    methods that train no network ignore it."""
     stages = _Stages(progress, cancel)
     if config.method != "glp":
         # torch's first import and its optimizer's first step (which imports hundreds of
@@ -679,12 +696,19 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
         if stream is not None and (units is not None or no_data is not None):
             offset_, span_ = units or (0.0, 1.0)          # rows reach the file in the input's units,
             stream.set_value_map(span_, offset_, nan_mask=no_data)    # NaN where there is no data
-        out = fuse_with_method(run_config, prep, progress, cancel, stages, out_hsi=stream)
+        out = fuse_with_method(run_config, prep, progress, cancel, stages, out_hsi=stream, finish=finish_training)
         hr_hsi, endmembers, alle = out.hr_hsi, out.endmembers, out.alle
+        stopped = _training_stopped(out)
+        if stopped is not None:
+            text = (f"training stopped early at epoch {stopped['epoch']} of {stopped['epochs']}: the result is "
+                    f"made with the model as trained so far")
+            log.info(text)
+            ev.emit(progress, ev.Message("info", text))
         with stages("metrics"):
             metrics_, bicubic_metrics, consistency = _score(run_config, prep, out, cancel)
             if consistency is not None:
-                consistency["reduced_resolution"] = _reduced_resolution(run_config, prep, progress, cancel)
+                check_config = run_config if stopped is None else run_config.replace(epochs=max(1, stopped["epoch"]))
+                consistency["reduced_resolution"] = _reduced_resolution(check_config, prep, progress, cancel)
                 from .consistency import quality_warnings
                 # the SRF-fit warning, when due, came from prepare_inputs already
                 consistency["warnings"] = quality_warnings(None, consistency["lr_consistency"],
@@ -713,7 +737,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
                               method=run_config.method, method_info=out.info,
                               selection=None if selection is None else
                               {k: v for k, v in selection.items() if k != "config"},
-                              config_used=run_config)
+                              config_used=run_config, training_stopped=stopped)
         for text in result.warnings[len(prep.warnings):]:
             ev.emit(progress, ev.Message("warning", text))
         if metrics_:
@@ -763,6 +787,14 @@ def _local_misfit_warnings(misfit) -> list:
             f"far more than the rest of the scene (misfit above {MISFIT_LOCAL_FACTOR:g}x its median): a change "
             f"between the two acquisitions (moved objects, clouds, shadows) or a misregistration; the result "
             f"is less reliable there."]
+
+
+def _training_stopped(out) -> Optional[dict]:
+    """{"epoch": run, "epochs": configured} when the method's training was ended early, else None."""
+    training = (out.info or {}).get("training") or {}
+    if not training.get("stopped_early"):
+        return None
+    return {"epoch": int(training["epochs_run"]), "epochs": int(training["epochs"])}
 
 
 def _output_units(config: FusionConfig, prep: PreparedInputs):
@@ -936,6 +968,7 @@ def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
         "config_used": result.config_used.to_dict() if result.config_used is not None else None,
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         "final_loss": result.final_loss,
+        "training_stopped_early": result.training_stopped,
         "warnings": result.warnings,
         "versions": _versions(),
         "outputs": result.output_files,

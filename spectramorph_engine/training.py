@@ -28,6 +28,8 @@ class TrainingHistory:
     loss: list = field(default_factory=list)   # mean absolute error per epoch
     lr: list = field(default_factory=list)     # learning rate used in each epoch
     seconds: float = 0.0
+    epochs_planned: int = 0                    # the epochs asked for
+    stopped_early: bool = False                # the finish token ended training before them
 
     @property
     def epochs_run(self) -> int:
@@ -67,6 +69,15 @@ def default_chunk(device) -> int:
     return 512 if torch.device(device).type == "cpu" else 65536
 
 
+class _FinishNow(Exception):
+    """Raised inside an epoch when the finish token is set: the epoch's partial gradient is
+    dropped and the model stays as the last complete step left it."""
+
+
+def _is_set(token) -> bool:
+    return token is not None and token.is_set()
+
+
 class FusedLEN:
     """Loss and exact gradient of the LEN + linear mixing + MAE, in chunks, with reused buffers.
 
@@ -82,6 +93,9 @@ class FusedLEN:
         self.model = model
         # checked between chunks: one epoch on a 2048^2 scene with the prior takes seconds
         self.cancel = cancel
+        # train_len sets this once an epoch is complete: a finish request then ends the epoch
+        # in progress at its next chunk (raising _FinishNow) instead of waiting for its end
+        self.finish = None
         p = model.fc1.weight
         self.chunk = int(chunk or default_chunk(p.device))
         hidden = model.fc1.out_features
@@ -147,6 +161,8 @@ class FusedLEN:
         small_input = cm <= 8
         for start, stop in _segments(n_total, self.chunk, full, block):
             ev.check_cancel(self.cancel)
+            if _is_set(self.finish):
+                raise _FinishNow()
             n = stop - start
             in_full = start < full
             xc, tc = xT[:, start:stop], tT[:, start:stop]
@@ -226,10 +242,18 @@ def loss_and_grad_autograd(model, x, target, endmembers) -> torch.Tensor:
 def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: torch.Tensor, *,
               epochs: int, scheduler: str = "one_cycle", init_lr: float = 1e-3, max_lr: float = 1e-2,
               final_lr: float = 1e-6, batch_size: Optional[int] = None, seed: int = 0,
-              chunk: Optional[int] = None, progress=None, cancel=None, prior=None) -> TrainingHistory:
+              chunk: Optional[int] = None, progress=None, cancel=None, prior=None,
+              finish=None) -> TrainingHistory:
     """Train `model` in place; emits EpochEnd per epoch and stops at the cancel token (Cancelled).
     `prior`: (blocks x P rows, index (N,) of each pixel's row), the coarse spectral prior
-    appended to each pixel's input (see FusedLEN)."""
+    appended to each pixel's input (see FusedLEN).
+
+    `finish` (a threading.Event): when set, training ends early and returns normally with the
+    model as trained so far -- checked between epochs, and between chunks / batches inside an
+    epoch (a full-batch epoch in progress is dropped: its gradient was never applied). At
+    least one epoch always completes, so a token set before training starts gives a model
+    trained for one epoch. The history then has fewer entries than `epochs` and
+    `stopped_early` set."""
     n = inputs.shape[0]
     prior_rows, prior_index = (None, None) if prior is None else prior
     if prior_index is not None:
@@ -246,32 +270,46 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
     params = list(model.parameters())
     use_foreach = inputs.device.type != "mps"
     optimizer = torch.optim.Adam(params, lr=init_lr, foreach=use_foreach)
-    history = TrainingHistory()
+    history = TrainingHistory(epochs_planned=int(epochs))
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     t0 = time.perf_counter()
     for epoch in range(epochs):
         ev.check_cancel(cancel)
+        if epoch > 0 and _is_set(finish):
+            history.stopped_early = True
+            break
         lr = lr_at(epoch, epochs, scheduler, init_lr, max_lr, final_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        if batch == n:
-            loss = fused.loss_and_grad_t(xT, tT, prior_index, layout)
-            optimizer.step()
-        else:
-            order = torch.randperm(n, generator=gen).to(inputs.device)
-            loss = torch.zeros((), device=inputs.device)
-            for start in range(0, n, batch):
-                ev.check_cancel(cancel)
-                idx = order[start:start + batch]
-                part = fused.loss_and_grad_t(xT[:, idx], tT[:, idx],
-                                             None if prior_index is None else prior_index[idx])
+        try:
+            if batch == n:
+                loss = fused.loss_and_grad_t(xT, tT, prior_index, layout)
                 optimizer.step()
-                loss += part * (idx.numel() / n)
+            else:
+                order = torch.randperm(n, generator=gen).to(inputs.device)
+                loss = torch.zeros((), device=inputs.device)
+                for start in range(0, n, batch):
+                    ev.check_cancel(cancel)
+                    if epoch > 0 and _is_set(finish):
+                        # the steps of this partial epoch stay applied; it is not counted
+                        raise _FinishNow()
+                    idx = order[start:start + batch]
+                    part = fused.loss_and_grad_t(xT[:, idx], tT[:, idx],
+                                                 None if prior_index is None else prior_index[idx])
+                    optimizer.step()
+                    loss += part * (idx.numel() / n)
+        except _FinishNow:
+            history.stopped_early = True
+            break
         loss_value = float(loss)                  # the one host sync per epoch (progress needs it)
         history.loss.append(loss_value)
         history.lr.append(lr)
         ev.emit(progress, ev.EpochEnd(epoch=epoch + 1, epochs=epochs, loss=loss_value, lr=lr))
+        fused.finish = finish               # from now on a request may end an epoch half-way
     history.seconds = time.perf_counter() - t0
+    if history.stopped_early:
+        log.info("training stopped early at epoch %d of %d (finish requested): the run goes on with the "
+                 "model as trained so far", history.epochs_run, epochs)
     log.info("trained %d epochs in %.2f s (%.1f epochs/s), final loss %.5g", history.epochs_run,
              history.seconds, history.epochs_per_second, history.loss[-1] if history.loss else float("nan"))
     return history

@@ -11,7 +11,9 @@ branch on it elsewhere. `prep` is a pipeline.PreparedInputs: the normalised pair
 PSF (given, or the blur fitted on a real pair) and the SRF in use (`prep.msi_model()`
 gives the c x C matrix and per-band offset that map the LR-HSI's units onto the HR-MSI's).
 Every method honours the cancel token (events.check_cancel) at least every ~0.2 s and
-reports StageProgress for its stage.
+reports StageProgress for its stage. A method that trains and can stop training early with a
+usable result sets HONOURS_FINISH = True and takes `finish` (a threading.Event) too; the
+pipeline passes it only to those.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from . import MethodOutput
 NAME = "spectramorph"
 TITLE = "SpectraMorph"
 REPORTS_STAGES = True
+HONOURS_FINISH = True       # fuse() takes `finish`: training may end early, the rest goes on
 USES = {
     "psf": "Uses the PSF (given, or the blur fitted on a real pair) in its refinement against the LR-HSI.",
     "srf": "Uses the SRF to make its low-resolution training input (or the HR-MSI itself with training_input "
@@ -66,8 +67,11 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
                   boundary=boundary_for(prep), device=device, progress=progress, cancel=cancel)
 
 
-def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stages=None) -> MethodOutput:
-    """NMF + training + inference (+ refinement) on a prepared pair."""
+def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stages=None,
+         finish=None) -> MethodOutput:
+    """NMF + training + inference (+ refinement) on a prepared pair. `finish` (a threading.Event):
+    set during training, it ends training early and the rest runs with the model as trained
+    so far (info["training"] records the epochs run)."""
     import torch
     from ..inference import coarse_prior_blocks, infer, mix_latents
     from ..model import LatentEstimationNetwork
@@ -111,7 +115,8 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
         history = train_len(model, inputs_t, targets_t, e_t, epochs=config.epochs,
                             scheduler=config.scheduler, init_lr=config.init_lr, max_lr=config.max_lr,
                             final_lr=config.final_lr, batch_size=config.training_batch_size,
-                            seed=config.seed, progress=progress, cancel=cancel, prior=prior)
+                            seed=config.seed, progress=progress, cancel=cancel, prior=prior,
+                            finish=finish)
         del inputs_t, targets_t, x, prior
     with stages("inference"):
         hr_hsi, alle = infer(model, prep.hr_msi, e_t, lr_hsi=prep.lr_hsi if use_prior else None,
@@ -119,7 +124,9 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
                              out_hsi=out_hsi, progress=progress, cancel=cancel, mix=not config.refine,
                              value_range=prep.value_range)
     info = {"prior": use_prior, "num_endmembers": config.num_endmembers,
-            "endmember_method": config.endmember_method, "refined": bool(config.refine)}
+            "endmember_method": config.endmember_method, "refined": bool(config.refine),
+            "training": {"epochs": int(config.epochs), "epochs_run": history.epochs_run,
+                         "stopped_early": bool(history.stopped_early)}}
     if config.refine:
         with stages("refine"):
             ref = refine_result(config, prep, alle, endmembers, device=device, progress=progress, cancel=cancel)
