@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # The pipeline imports torch; load it on first use so `import spectramorph_engine`
     # (config checks, CLI --help) stays fast.
-    if name in ("run_fusion", "prepare_inputs", "FusionInputs", "FusionResult", "PreparedInputs"):
+    if name in ("run_fusion", "prepare_inputs", "FusionInputs", "FusionResult", "PreparedInputs",
+                "export_outputs"):
         from . import pipeline
         return getattr(pipeline, name)
     raise AttributeError(name)
@@ -24,4 +25,4 @@ def __getattr__(name):
 
 __all__ = ["FusionConfig", "load_config", "save_config", "apply_overrides", "InputError",
            "Cancelled", "events", "run_fusion", "prepare_inputs", "FusionInputs",
-           "FusionResult", "PreparedInputs"]
+           "FusionResult", "PreparedInputs", "export_outputs"]

@@ -925,6 +925,28 @@ def write_result(config: FusionConfig, result: FusionResult, progress=None, canc
             staged.abort()          # no-op after a commit
 
 
+def export_outputs(config: FusionConfig, result: FusionResult, progress=None, cancel=None) -> dict:
+    """Every output of a finished run -- the result cube, figures, scores, misfit map, run.json
+    and config_used.yaml -- written into config.output_dir (in config.output_file_type), all or
+    nothing, as a run with write_outputs would have written them. `config`: the settings that
+    made `result`, with the output folder and file type wanted (the app's "Write all outputs"
+    of a kept run). The result may be memory-mapped. Returns {what: final path}."""
+    import dataclasses
+    staged = _check_output_dir(config.output_dir)
+    try:
+        files = write_result(config, result, progress, cancel, staged=staged)
+        exported = dataclasses.replace(result, output_files=dict(files))
+        _write_run_json(config, exported, staged)
+        ev.check_cancel(cancel)
+        staged.commit()
+        staged = None
+        save_config(config, Path(config.log_dir) / "config_used.yaml")
+        return exported.output_files
+    finally:
+        if staged is not None:
+            staged.abort()
+
+
 def _jsonable(x):
     if isinstance(x, dict):
         return {k: _jsonable(v) for k, v in x.items()}

@@ -111,7 +111,9 @@ class AppState(QObject):
     runFinished = Signal(object)          # FusionResult
     runFailed = Signal(str)
     runCancelled = Signal(str)
-    resultChanged = Signal(object)        # FusionResult | None
+    resultChanged = Signal(object)        # FusionResult | None (the shown run's)
+    runsChanged = Signal()                # a run was kept or removed
+    comparisonChanged = Signal(object)    # what the shown run is compared with (a key, or None)
     busyChanged = Signal(str)             # label of the background task, "" when idle
     srfEstimateChanged = Signal(object)   # srf_estimation.SrfEstimate | None (real-world mode)
     errorRaised = Signal(str)             # a sentence for an error dialog
@@ -131,7 +133,15 @@ class AppState(QObject):
         self.srf_estimate = None          # the SRF fitted to the real pair (shown beside the one in use)
         self.srf_estimate_error: Optional[str] = None
         self._estimate_cache = None        # (key of the pair, SrfEstimate): the last fit
-        self.result = None
+        self.result = None                # the shown run's result
+        self.runs: list = []              # RunRecord, oldest first (every run since the app started)
+        self.shown_run = None             # RunRecord on screen
+        self.comparison = None            # ("run", number) | "truth" | "bicubic" | "lr_hsi" | "hr_msi" | None
+        from .runs import RunStore
+        self.run_store = RunStore()
+        self._run_folder = None
+        self._run_number = None
+        self._run_config = None
         self.history = History()
         self.progress = RunProgress()
         self._train_t0: Optional[float] = None
@@ -259,7 +269,7 @@ class AppState(QObject):
         changes = {"truth": dict(synthetic=True, mat_file=path, mat_key=key),
                    "hr_msi": dict(synthetic=False, hr_msi_file=path),
                    "lr_hsi": dict(synthetic=False, lr_hsi_file=path)}[role]
-        config = self.config.replace(**changes)
+        config = self._leave_demo_folders(self.config.replace(**changes))
         other = {"hr_msi": self.lr_hsi, "lr_hsi": self.hr_msi}.get(role)
         hint = (" To replace both images with a pair of another size, use Open pair…"
                 if other is not None else "")
@@ -270,9 +280,22 @@ class AppState(QObject):
                   lr_key: Optional[str] = None, on_done: Optional[Callable] = None) -> None:
         """Real-world mode: an HR-MSI and an LR-HSI together (all or nothing), so a new pair of
         another size replaces the old one without meeting it half-way."""
-        config = self.config.replace(synthetic=False, hr_msi_file=hr_path, lr_hsi_file=lr_path)
+        config = self._leave_demo_folders(self.config.replace(synthetic=False, hr_msi_file=hr_path,
+                                                              lr_hsi_file=lr_path))
         self._try_commit(lambda: {"hr_msi": load_source(hr_path, hr_key), "lr_hsi": load_source(lr_path, lr_key)},
                          config, f"Loading {hr_path} and {lr_path}", on_done=on_done)
+
+    @staticmethod
+    def _leave_demo_folders(config):
+        """The demo's own output and log folders (outputs/demo, logs/demo) are not where a
+        real pair's outputs belong: they go back to the general defaults."""
+        from spectramorph_engine.demo import demo_config
+        demo, plain = demo_config(), FusionConfig()
+        if config.synthetic:
+            return config
+        changes = {k: getattr(plain, k) for k in ("output_dir", "log_dir")
+                   if getattr(config, k) == getattr(demo, k)}
+        return config.replace(**changes) if changes else config
 
     def open_config(self, path: str, on_done: Optional[Callable] = None) -> None:
         """Load a YAML/JSON config and the files it names; all or nothing."""
@@ -453,7 +476,9 @@ class AppState(QObject):
         self.progress = RunProgress(stage="starting", method=self.config.method)
         self._run_t0 = time.monotonic()
         self._train_t0 = None
-        self.workers.start_run(self.config, self.current_inputs())
+        self._run_number, self._run_folder = self.run_store.next_run_folder()
+        self._run_config = self.config
+        self.workers.start_run(self.config, self.current_inputs(), self._run_folder)
         self.runStarted.emit()
         self.runProgress.emit(self.progress)
         return True
@@ -503,15 +528,21 @@ class AppState(QObject):
         first = 0 if before_first == 1 else 1
         h.epoch[:] = list(range(first, first + len(h.loss)))
         h.version += 1
-        self.result = result
+        from .runs import RunRecord
+        record = RunRecord(number=self._run_number, config=self._run_config, result=result,
+                           folder=self._run_folder, finished_at=time.strftime("%H:%M:%S"),
+                           seconds=time.monotonic() - self._run_t0)
+        self.runs.append(record)
         self.progress.stage = "done"
         self._emit_progress()
-        self.resultChanged.emit(result)
+        self.runsChanged.emit()
+        self.show_run(record.number)
         self.runFinished.emit(result)
         self.message.emit(f"Run finished in {self.progress.elapsed:.1f} s on {result.device}")
 
     def _on_run_failed(self, text, details=""):
         self.progress.stage = "failed"
+        self._drop_run_folder()
         self.runFailed.emit(text)
         if details:
             self.bugRaised.emit(text, details)
@@ -520,8 +551,52 @@ class AppState(QObject):
 
     def _on_run_cancelled(self, text):
         self.progress.stage = "stopped"
+        self._drop_run_folder()
         self.runCancelled.emit(text)
         self.message.emit(f"Run {text}; no result was produced")
+
+    def _drop_run_folder(self) -> None:
+        if self._run_folder is not None:
+            self.run_store.discard(self._run_folder)
+            self._run_folder = None
+
+    # ------------------------------------------------------------------ kept runs
+    def run_record(self, number: int):
+        return next((r for r in self.runs if r.number == number), None)
+
+    def show_run(self, number: int) -> None:
+        """Put a kept run on screen (its result in every panel that shows one)."""
+        record = self.run_record(number)
+        if record is None:
+            return
+        self.shown_run = record
+        self.result = record.result
+        if self.comparison == ("run", number):
+            self.comparison = None
+            self.comparisonChanged.emit(None)
+        self.resultChanged.emit(record.result)
+
+    def set_comparison(self, key) -> None:
+        """What the shown run is compared with: ("run", number), "truth", "bicubic", "lr_hsi",
+        "hr_msi", or None."""
+        if key == self.comparison:
+            return
+        self.comparison = key
+        self.comparisonChanged.emit(key)
+
+    def remove_run(self, number: int) -> None:
+        """Forget a kept run and delete its folder (the shown one cannot be removed)."""
+        record = self.run_record(number)
+        if record is None or record is self.shown_run:
+            return
+        self.runs.remove(record)
+        if self.comparison == ("run", number):
+            self.set_comparison(None)
+        record.result = None
+        import gc
+        gc.collect()                 # the memory map must be closed before its file goes
+        self.run_store.discard(record.folder)
+        self.runsChanged.emit()
 
     # ------------------------------------------------------------------ other tasks
     def run_task(self, fn: Callable, label: str, on_done: Optional[Callable] = None,
@@ -538,6 +613,9 @@ class AppState(QObject):
     def shutdown(self) -> None:
         self._prepare_timer.stop()
         self.workers.shutdown()
+        self.runs.clear()
+        self.shown_run = self.result = None
+        self.run_store.close()          # the kept runs were this session's; exported ones stay
 
 
 __all__ = ["AppState", "DataSource", "RunProgress", "History", "TRAINING_KEYS", "KEYS"]

@@ -80,10 +80,14 @@ class _FusionWorker(QObject):
             elif isinstance(event, ev.Message):
                 self.message.emit(event.level, event.text)
 
-        config, inputs, cancel = job
+        config, inputs, cancel, folder = job
         try:
-            result = run_fusion(config, progress=progress, cancel=cancel, inputs=inputs,
-                                write_outputs=False)
+            # Written into the run's own folder as the CLI writes (a big result streams to its
+            # file), then kept memory-mapped from there: the app never holds a cube twice.
+            run_config = config.replace(output_dir=str(folder), log_dir=str(folder))
+            result = run_fusion(run_config, progress=progress, cancel=cancel, inputs=inputs,
+                                write_outputs=True)
+            _map_result_from_file(result)
         except Cancelled:
             flush()
             self.cancelled.emit("stopped by the user")
@@ -99,6 +103,25 @@ class _FusionWorker(QObject):
             self.cancelled.emit("stopped by the user")
             return
         self.finished.emit(result)
+
+
+def _map_result_from_file(result) -> None:
+    """The result cube, if still in memory, swapped for a memory map (or lazy dataset) of the
+    file the run wrote, so the kept run costs no RAM for its cube."""
+    import numpy as np
+    from spectramorph_engine import io
+    cube = result.hr_hsi
+    path = result.output_files.get("hr_hsi")
+    if path is None or not isinstance(cube, np.ndarray) or isinstance(cube, np.memmap):
+        return
+    key = "hr_hsi" if path.endswith((".mat", ".h5")) and result.endmembers is not None else None
+    try:
+        mapped = io.load_cube(path, key=key, lazy=True).data
+    except Exception:  # noqa: BLE001 - the in-memory cube stays; showing it matters more
+        log.warning("could not map %s; the result stays in memory", path, exc_info=True)
+        return
+    if tuple(mapped.shape) == tuple(cube.shape):
+        result.hr_hsi = mapped
 
 
 class _TaskWorker(QObject):
@@ -170,11 +193,12 @@ class Workers(QObject):
     def running(self) -> bool:
         return self._cancel is not None
 
-    def start_run(self, config, inputs) -> bool:
+    def start_run(self, config, inputs, folder) -> bool:
+        """Fuse in the background, writing every output into `folder` (the run's own)."""
         if self.running:
             return False
         self._cancel = threading.Event()
-        self._runRequested.emit((config, inputs, self._cancel))
+        self._runRequested.emit((config, inputs, self._cancel, folder))
         return True
 
     def cancel_run(self) -> None:

@@ -74,9 +74,10 @@ class ExportPanel(QWidget):
         for b in (self.save_endmembers_button, self.save_alle_button):
             b.setToolTip("PNG or JPEG, as the CLI writes it.")
         self.write_all_button = QPushButton("Write all outputs (as the CLI)")
-        self.write_all_button.setToolTip("The result, the figures (where the method makes them) and the "
-                                         "scores, exactly as the CLI writes them, into the output folder below.")
-        result_box = QGroupBox("Result of the last run")
+        self.write_all_button.setToolTip("The shown run's result, figures (where the method makes them), "
+                                         "scores, run.json and the settings that made it, exactly as the CLI "
+                                         "writes them, into the output folder below.")
+        result_box = QGroupBox("Result of the shown run")
         grid = QGridLayout(result_box)
         grid.addWidget(self.save_result_button, 0, 0, 1, 2)
         grid.addWidget(self.save_endmembers_button, 1, 0)
@@ -202,14 +203,20 @@ class ExportPanel(QWidget):
         self.state.run_task(job, f"Saving {path}", self._done(f"Figure saved to {path}"))
 
     def write_all(self) -> None:
-        r = self.state.result
-        if r is None:
+        """Every output of the shown run, made with the settings that made it, into the output
+        folder below (in the chosen file type), with its run.json and config_used.yaml."""
+        s = self.state
+        record = s.shown_run
+        if record is None:
             return
-        from spectramorph_engine.pipeline import write_result
-        config = self.state.config
-
-        self.state.run_task(lambda: write_result(config, r), f"Writing to {config.output_dir}",
-                            lambda files: self._done(f"Wrote {len(files)} files to {config.output_dir}")())
+        from spectramorph_engine import export_outputs
+        target = s.config.output_dir
+        config = record.config.replace(output_dir=target, log_dir=target,
+                                       output_file_type=s.config.output_file_type,
+                                       figure_format=s.config.figure_format)
+        result = record.result
+        s.run_task(lambda: export_outputs(config, result), f"Writing {record.name} to {target}",
+                   lambda files: self._done(f"Wrote {len(files)} files of {record.name} to {target}")())
 
     # ------------------------------------------------------------------ configuration
     def save_config(self, path: str | None = None) -> None:

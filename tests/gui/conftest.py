@@ -37,6 +37,7 @@ FAST_HIDDEN = 64        # hidden units for test runs
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECTRAMORPH_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setenv("SPECTRAMORPH_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.chdir(tmp_path)
 
 
