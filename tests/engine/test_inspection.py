@@ -221,3 +221,22 @@ def test_percentile_levels(urban):
     assert percentile_levels(np.full((4, 4), np.nan)) == (0.0, 1.0)
     lo, hi = percentile_levels(np.full((4, 4), 0.3))
     assert hi > lo == 0.3
+
+
+def test_h5py_datasets_are_read_by_blocks(tmp_path, urban, perturbed):
+    import h5py
+    with h5py.File(tmp_path / "pair.h5", "w") as f:
+        f["truth"] = urban.astype(np.float32)
+        f["est"] = perturbed.astype(np.float32)
+    with h5py.File(tmp_path / "pair.h5", "r") as f:
+        truth, est = f["truth"], f["est"]
+        rmse_map, sam_map = pixel_error_maps(est, truth, block_rows=6)
+        want_rmse, want_sam = _direct_maps(est[()].astype(np.float64), truth[()].astype(np.float64))
+        np.testing.assert_allclose(rmse_map, want_rmse, rtol=1e-12)
+        np.testing.assert_allclose(sam_map, want_sam, rtol=1e-9, atol=1e-9)
+        mask = polygon_mask(urban.shape, [(3, 3), (3, 60), (30, 30)])
+        mean, std, n = roi_statistics(truth, mask, block_rows=4)
+        px = truth[()].astype(np.float64)[mask]
+        np.testing.assert_allclose(mean, px.mean(axis=0), rtol=1e-12)
+        assert n == mask.sum()
+        np.testing.assert_array_equal(band_image(truth, 5), truth[:, :, 5])

@@ -194,7 +194,8 @@ def test_csv_round_trip_with_units_and_missing_cells(tmp_path, usgs):
     pick = [10, 20]
     wl = usgs.wavelengths
     rows = ["name_ignored_first,quartz,calcite"]       # first column used: increasing values
-    rows += [f"{w:.4f},{float(usgs.spectra[pick[0], i])!r},{float(usgs.spectra[pick[1], i])!r}" for i, w in enumerate(wl)]
+    a, b = usgs.spectra[pick[0]].tolist(), usgs.spectra[pick[1]].tolist()
+    rows += [f"{w:.4f},{a[i]!r},{b[i]!r}" for i, w in enumerate(wl)]
     (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
     lib = load_library(tmp_path / "a.csv")
     assert lib.names == ["quartz", "calcite"]
@@ -213,6 +214,11 @@ def test_csv_round_trip_with_units_and_missing_cells(tmp_path, usgs):
     lib = load_library(tmp_path / "c.csv")
     np.testing.assert_allclose(lib.wavelengths, [700, 800, 900])
     np.testing.assert_allclose(lib.spectra[0], [1, 2, 3])
+    # Two channels at one wavelength (overlapping spectrometers) become one sample, their mean.
+    (tmp_path / "d.csv").write_text("wavelength,x,y\n0.5,1,4\n0.6,2,\n0.6,4,6\n0.7,5,7\n")
+    lib = load_library(tmp_path / "d.csv")
+    np.testing.assert_allclose(lib.wavelengths, [500, 600, 700])
+    np.testing.assert_allclose(lib.spectra, [[1, 3, 5], [4, 6, 7]])
 
 
 def _bad(path, *fragments):
