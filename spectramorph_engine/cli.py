@@ -2,7 +2,9 @@
 
     spectramorph run --config my.yaml [--set epochs=500 --set device=cpu]
     spectramorph run --demo
+    spectramorph run --config big.yaml --tiles [--scheduler local|tcp://host:8786] [--chunk 512]
     spectramorph cameras            # the named cameras msi_camera accepts
+    spectramorph batch pairs.csv --config base.yaml [--scheduler local|tcp://host:8786|none]
 
 Bad input ends with one line `error: ...` on stderr and exit code 2; an
 interrupted run exits 130; an unexpected failure exits 1 with a one-line
@@ -36,7 +38,43 @@ def _parser() -> argparse.ArgumentParser:
                      help="override one config key (repeatable), e.g. --set epochs=500")
     run.add_argument("--debug", action="store_true", help="show tracebacks")
     run.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    run.add_argument("--tiles", action="store_true",
+                     help="one big scene across Dask workers: train once, infer chunk by chunk into hr_hsi.zarr "
+                          "(refinement off; see README, 'Many scenes / clusters')")
+    run.add_argument("--scheduler", default="local", metavar="local|tcp://HOST:PORT",
+                     help="with --tiles: a Dask LocalCluster (default) or a running scheduler's address")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="with --tiles: worker processes of the local cluster (default: one per core)")
+    run.add_argument("--chunk", type=int, default=None, metavar="N",
+                     help="with --tiles: chunk side in HR pixels (default 512, rounded up to the ratio)")
     sub.add_parser("cameras", help="list the named cameras (config key msi_camera) with their bands")
+    batch = sub.add_parser("batch", help="fuse every pair of a manifest (CSV or YAML), in parallel on Dask",
+                           description="Fuse every pair listed in MANIFEST (one row per scene, columns are "
+                                       "config keys) with the shared settings of --config. Exit 0 when every "
+                                       "scene succeeded or was already complete, 1 when any failed, 2 for a "
+                                       "bad manifest or config.")
+    batch.add_argument("manifest", metavar="MANIFEST", help="CSV or YAML manifest of scenes")
+    batch.add_argument("--config", metavar="BASE", help="YAML or JSON config with the settings every scene shares")
+    batch.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one key of the base config (repeatable)")
+    batch.add_argument("--scheduler", default="local", metavar="local|tcp://HOST:PORT|none",
+                       help="local (default): a Dask LocalCluster on this machine; tcp://host:8786: a running "
+                            "Dask scheduler; none: one scene after another in this process")
+    batch.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="worker processes of the local cluster (default: cores / threads per worker)")
+    batch.add_argument("--threads-per-worker", type=int, default=1, metavar="N",
+                       help="torch threads per worker (default 1)")
+    batch.add_argument("--summary", metavar="FOLDER", default=None,
+                       help="where batch_summary.csv/.json go (default: the manifest's folder)")
+    batch.add_argument("--no-resume", dest="resume", action="store_false",
+                       help="run every scene, also those whose outputs are complete")
+    batch.add_argument("--tiles", action="store_true",
+                       help="fuse each scene tiled across the workers (train once, infer chunk by chunk; "
+                            "see README: what tiled mode does not do)")
+    batch.add_argument("--chunk", type=int, default=None, metavar="N",
+                       help="with --tiles: chunk side in HR pixels (default 512)")
+    batch.add_argument("--debug", action="store_true", help="show tracebacks")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar or per-scene lines")
     return p
 
 
@@ -124,6 +162,9 @@ def main(argv=None) -> int:
     if args.command == "cameras":
         _print_cameras()
         return 0
+    if args.command == "batch":
+        from .batch_cli import main_batch
+        return main_batch(args)
     try:
         inputs = None
         if args.demo:
@@ -135,6 +176,11 @@ def main(argv=None) -> int:
         config = apply_overrides(config, args.overrides)
         if not args.quiet and config.verbose:
             logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        if args.tiles:
+            if args.demo:
+                raise InputError("--tiles needs a real pair from a config (--config), not the demo")
+            from .batch_cli import main_run_tiled
+            return main_run_tiled(args, config)
         from .pipeline import run_fusion
         cancel = threading.Event()
         progress = _ConsoleProgress(enabled=sys.stderr.isatty() and not args.quiet)

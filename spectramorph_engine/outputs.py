@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict
 
-from .atomic import TEMP_MARK, _alive, _writer_pid, temp_name
+from .atomic import TEMP_MARK, _alive, _writer_pid, remove_temporaries, temp_name
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,35 @@ def _stale_folders(target: Path) -> list:
 
 
 def _move_into(staging: Path, target: Path) -> list:
-    """Move every file of `staging` (but the marker) into `target`; the names moved."""
+    """Move every file of `staging` (but the marker) into `target`, and every folder (a chunked
+    result such as a zarr store); the names moved."""
     moved = []
     for entry in sorted(staging.iterdir()):
-        if entry.name == COMPLETE_MARKER or not entry.is_file():
+        if entry.name == COMPLETE_MARKER or entry.is_symlink():
             continue
-        os.replace(entry, target / entry.name)
+        if entry.is_file():
+            os.replace(entry, target / entry.name)
+        elif entry.is_dir():
+            _replace_folder(entry, target / entry.name)
+        else:
+            continue
         moved.append(entry.name)
     return moved
+
+
+def _replace_folder(src: Path, dst: Path) -> None:
+    """A folder output moved over the previous one: a rename cannot replace a non-empty folder,
+    so the previous one is first renamed aside (a hidden temporary name with our pid, which
+    remove_temporaries clears if we die before deleting it), then deleted."""
+    aside = None
+    if dst.is_dir() and not dst.is_symlink():
+        aside = dst.with_name(f"{temp_name(dst)}old")
+        os.replace(dst, aside)
+    elif dst.exists() or dst.is_symlink():
+        dst.unlink()
+    os.replace(src, dst)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def recover(target) -> dict:
@@ -83,6 +104,8 @@ def recover(target) -> dict:
             shutil.rmtree(staging)
         except OSError as exc:
             log.warning("could not clean up '%s': %s", staging, exc)
+    if target.is_dir():       # a previous folder output renamed aside by a run killed while replacing it
+        report["removed"] += remove_temporaries(target)
     if report["finished"]:
         log.info("completed the outputs of an interrupted run in '%s'", target)
     if report["removed"]:

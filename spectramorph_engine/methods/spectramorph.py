@@ -7,6 +7,7 @@ Stages reported: nmf, train, inference, refine.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,13 +68,23 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
                   boundary=boundary_for(prep), device=device, progress=progress, cancel=cancel)
 
 
-def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stages=None,
-         finish=None) -> MethodOutput:
-    """NMF + training + inference (+ refinement) on a prepared pair. `finish` (a threading.Event):
-    set during training, it ends training early and the rest runs with the model as trained
-    so far (info["training"] records the epochs run)."""
+@dataclass
+class FittedNetwork:
+    """What inference needs of a trained run: the network, the endmembers (numpy and on the
+    device), whether the coarse spectral prior is an input, and the training history."""
+    model: object
+    endmembers: np.ndarray
+    endmembers_t: object
+    use_prior: bool
+    history: object
+
+
+def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None, finish=None) -> FittedNetwork:
+    """NMF endmembers and the trained network on a prepared pair (everything before inference;
+    the tiled mode runs this once and the inference chunk by chunk elsewhere). `finish` as in
+    `fuse`."""
     import torch
-    from ..inference import coarse_prior_blocks, infer, mix_latents
+    from ..inference import coarse_prior_blocks
     from ..model import LatentEstimationNetwork
     from ..training import train_len
     from ..unmixing import extract_endmembers
@@ -118,6 +129,22 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
                             seed=config.seed, progress=progress, cancel=cancel, prior=prior,
                             finish=finish)
         del inputs_t, targets_t, x, prior
+    return FittedNetwork(model=model, endmembers=endmembers, endmembers_t=e_t, use_prior=use_prior,
+                         history=history)
+
+
+def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stages=None,
+         finish=None) -> MethodOutput:
+    """NMF + training + inference (+ refinement) on a prepared pair. `finish` (a threading.Event):
+    set during training, it ends training early and the rest runs with the model as trained
+    so far (info["training"] records the epochs run)."""
+    from ..inference import infer, mix_latents
+
+    stages = stages or _no_stage
+    fitted = fit_network(config, prep, device=device, progress=progress, cancel=cancel, stages=stages,
+                         finish=finish)
+    model, endmembers, e_t, use_prior, history = (fitted.model, fitted.endmembers, fitted.endmembers_t,
+                                                  fitted.use_prior, fitted.history)
     with stages("inference"):
         hr_hsi, alle = infer(model, prep.hr_msi, e_t, lr_hsi=prep.lr_hsi if use_prior else None,
                              ratio=prep.ratio, batch_size=config.inference_batch_size, device=device,
