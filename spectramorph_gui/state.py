@@ -484,7 +484,14 @@ class AppState(QObject):
         return True
 
     def stop_run(self) -> None:
+        """Discard the run: it ends with no result. (The app's Stop asks first, see
+        TrainingPanel.stop; this is the answer "discard".)"""
         self.workers.cancel_run()
+
+    def finish_training(self) -> None:
+        """End training now; inference, refinement and scores follow with the network as
+        trained so far and the run ends with a result. No effect outside training."""
+        self.workers.finish_training()
 
     def _on_stage_started(self, stage):
         self.progress.stage = stage

@@ -41,6 +41,10 @@ def describe_error(exc: BaseException, where: str = "a worker") -> tuple:
 
 
 class _FusionWorker(QObject):
+    # The run's "finish training now" token: set by Workers.start_run before it queues the run
+    # (runs never overlap), read once when the run starts.
+    finish_token: Optional[threading.Event] = None
+
     stageStarted = Signal(str)
     stageFinished = Signal(str, float)
     stageProgress = Signal(str, float)
@@ -86,7 +90,7 @@ class _FusionWorker(QObject):
             # file), then kept memory-mapped from there: the app never holds a cube twice.
             run_config = config.replace(output_dir=str(folder), log_dir=str(folder))
             result = run_fusion(run_config, progress=progress, cancel=cancel, inputs=inputs,
-                                write_outputs=True)
+                                write_outputs=True, finish_training=self.finish_token)
             _map_result_from_file(result)
         except Cancelled:
             flush()
@@ -198,6 +202,7 @@ class Workers(QObject):
         if self.running:
             return False
         self._cancel = threading.Event()
+        self._fusion.finish_token = threading.Event()
         self._runRequested.emit((config, inputs, self._cancel, folder))
         return True
 
@@ -205,6 +210,11 @@ class Workers(QObject):
         # threading.Event is thread-safe: the engine sees it at its next check (< 1 s).
         if self._cancel is not None:
             self._cancel.set()
+
+    def finish_training(self) -> None:
+        """End training early; the run goes on with the network as trained so far."""
+        if self._cancel is not None and self._fusion.finish_token is not None:
+            self._fusion.finish_token.set()
 
     def _end_run(self):
         self._cancel = None

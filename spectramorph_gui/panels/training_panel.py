@@ -8,8 +8,8 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
+                               QScrollArea, QVBoxLayout, QWidget)
 
 from spectramorph_engine.config import DEVICES, ENDMEMBER_METHODS, SCHEDULERS
 
@@ -31,6 +31,60 @@ def stage_text(stage: str, method: str = "spectramorph") -> str:
     if stage == "fuse":
         return f"Fusing ({short_name(method)})…"
     return STAGE_TEXT.get(stage, stage)
+
+
+# The answers to Stop's question
+FINISH, DISCARD, KEEP = "finish", "discard", "keep"
+STOP_TIP = ("Stop the run: finish it with the network as trained so far, or discard it (Esc). "
+            "Asks first.")
+
+
+def ask_stop(parent, progress, ended=()) -> str:
+    """Ask what Stop should do; returns FINISH, DISCARD or KEEP. `progress`: the run's
+    RunProgress. FINISH is offered only while the network trains (elsewhere there is nothing to
+    finish early). `ended`: signals that close the question unanswered (KEEP) -- the run ended
+    meanwhile. Tests replace this function."""
+    training = progress.stage == "train"
+    box = QMessageBox(parent)
+    box.setObjectName("stopQuestion")
+    box.setIcon(QMessageBox.Question)
+    box.setWindowTitle("Stop the run?")
+    box.setTextFormat(Qt.PlainText)
+    if training:
+        at = f"epoch {progress.epoch} of {progress.epochs}" if progress.epochs else "the first epoch"
+        loss = "" if progress.loss is None else f", loss {progress.loss:.4g}"
+        box.setText(f"Training is at {at}{loss}.")
+        box.setInformativeText("Finish: the network stops learning now and the run goes on with it as trained "
+                               "so far (inference, refinement and scores take a moment); the result is shown. "
+                               "The loss has usually levelled off well before the last epoch.\n\n"
+                               "Discard: the run ends with no result.")
+    else:
+        doing = stage_text(progress.stage, progress.method).rstrip("…")
+        doing = doing[:1].lower() + doing[1:]
+        box.setText(f"The run is {doing}." if progress.stage not in ("starting", "") else "The run is starting.")
+        box.setInformativeText("Nothing is training now, so there is nothing to finish early.\n\n"
+                               "Discard: the run ends with no result.")
+    finish = box.addButton("Finish with the model trained so far", QMessageBox.AcceptRole) if training else None
+    discard = box.addButton("Discard this run", QMessageBox.DestructiveRole)
+    keep = box.addButton("Keep training" if training else "Keep going", QMessageBox.RejectRole)
+    box.setDefaultButton(finish if training else keep)
+    box.setEscapeButton(keep)                 # Escape again never discards
+    for signal in ended:
+        signal.connect(box.reject)
+    try:
+        box.exec()
+    finally:
+        for signal in ended:
+            try:
+                signal.disconnect(box.reject)
+            except (RuntimeError, TypeError):
+                pass
+    clicked = box.clickedButton()
+    if finish is not None and clicked is finish:
+        return FINISH
+    if clicked is discard:
+        return DISCARD
+    return KEEP
 
 
 SPECTRAMORPH = ("spectramorph",)
@@ -174,7 +228,7 @@ class TrainingPanel(QWidget):
         self.run_button.setToolTip("Fuse the current inputs with these parameters (Ctrl+R).")
         self.stop_button = QPushButton("■  Stop")
         self.stop_button.setObjectName("stopButton")
-        self.stop_button.setToolTip("Stop training within a second; no result is kept (Esc).")
+        self.stop_button.setToolTip(STOP_TIP)
         self.stop_button.setEnabled(False)
         for b in (self.run_button, self.stop_button):
             b.setMinimumHeight(40)
@@ -190,6 +244,7 @@ class TrainingPanel(QWidget):
         self.status_label = QLabel("Ready.")
         self.status_label.setObjectName("runStatus")
         self.status_label.setWordWrap(True)
+        self.status_label.setTextFormat(Qt.RichText)    # every status text is HTML (&nbsp;, <b>)
 
         run_box = QGroupBox("Run")
         buttons = QHBoxLayout()
@@ -225,7 +280,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(scroll, 1)
 
         self.run_button.clicked.connect(self.run)
-        self.stop_button.clicked.connect(state.stop_run)
+        self.stop_button.clicked.connect(self.stop)
         state.runStarted.connect(self._on_started)
         state.runProgress.connect(self._on_progress)
         state.runFinished.connect(lambda r: self._on_ended(finished_text(r)))
@@ -242,6 +297,23 @@ class TrainingPanel(QWidget):
     def run(self) -> None:
         if self.run_button.isEnabled():
             self.state.start_run()
+
+    def stop(self) -> None:
+        """Stop, as the user asks for it: finish with the network trained so far, discard the
+        run, or keep going (ask_stop). Nothing is discarded without that answer."""
+        s = self.state
+        if not s.running:
+            return
+        choice = ask_stop(self, s.progress, ended=(s.runFinished, s.runFailed, s.runCancelled))
+        if not s.running:            # the run ended while the question was open
+            return
+        if choice == DISCARD:
+            s.stop_run()
+        elif choice == FINISH:
+            s.finish_training()
+            p = s.progress
+            self.status_label.setText(f"<b>Finishing</b> with the network as trained at epoch {p.epoch} "
+                                      f"of {p.epochs}…")
 
     # ------------------------------------------------------------------ reactions
     def _show_method(self, config) -> None:
@@ -327,7 +399,10 @@ class TrainingPanel(QWidget):
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(1)
             r = self.state.result
-            if r is not None and r.lr_history:
+            stopped = getattr(r, "training_stopped", None) if r is not None else None
+            if stopped:
+                self.progress_bar.setFormat(f"done – {stopped['epoch']} of {stopped['epochs']} epochs")
+            elif r is not None and r.lr_history:
                 self.progress_bar.setFormat(f"done – {len(r.lr_history)} epochs")
             else:
                 seconds = sum(r.timings.values()) if r is not None else p.elapsed
@@ -344,6 +419,10 @@ class TrainingPanel(QWidget):
 def finished_text(r) -> str:
     """One line on a finished run: the method and its last figure (loss or objective)."""
     name = short_name(r.method)
+    stopped = getattr(r, "training_stopped", None)
+    if stopped:
+        return (f"Finished ({name}) with training stopped at epoch {stopped['epoch']} of {stopped['epochs']}: "
+                f"final loss {r.final_loss:.4g}, device {r.device}.")
     if r.lr_history and r.final_loss is not None:
         return f"Finished ({name}): final loss {r.final_loss:.4g}, device {r.device}."
     if r.final_loss is not None:

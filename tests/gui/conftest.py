@@ -50,6 +50,14 @@ def one_torch_thread(monkeypatch):
     monkeypatch.setattr(device, "available_cores", lambda: 1)
 
 
+@pytest.fixture(autouse=True)
+def stop_discards(monkeypatch):
+    """Stop asks what to do (a modal question, which would wait forever offscreen): in tests it
+    answers "discard", as Stop did before it asked, unless a test patches its own answers."""
+    from spectramorph_gui.panels import training_panel
+    monkeypatch.setattr(training_panel, "ask_stop", lambda *_a, **_k: training_panel.DISCARD)
+
+
 class Dialogs(list):
     """Texts of the error dialogs opened; `details` holds each one's details part ("" when
     it had none: an error the user can fix rather than a bug)."""
