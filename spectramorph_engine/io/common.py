@@ -177,7 +177,30 @@ def _reading(p: Path, label: str) -> Iterator[None]:
     except (InputError, MemoryError, Cancelled):     # a cancel is the user's, not the file's
         raise
     except Exception as exc:
-        raise InputError(f"'{p}' cannot be read as {label}: {_short(exc)}") from None
+        reason = _hdf5_damage(exc) if "HDF5" in label else None
+        raise InputError(f"'{p}' cannot be read as {label}: {reason or _short(exc)}") from None
+
+
+TRUNCATED = "the file is truncated or corrupted"
+# What the HDF5 library says when a file's bytes are missing or garbled (its own words are
+# for HDF5 developers: "truncated file: eof = ..., sblock->base_addr = ...", "bad object
+# header version number", "filter returned failure during read", ...).
+_HDF5_DAMAGE_WORDS = ("truncated file", "bad object header", "filter returned failure", "file read failed",
+                      "addr overflow", "can't read data", "can't synchronously read", "bad symbol table",
+                      "bad heap", "wrong b-tree signature", "incorrect metadata checksum", "bad version number",
+                      "unable to load", "could not read", "corrupt")
+
+
+def _hdf5_damage(exc: BaseException) -> Optional[str]:
+    """The user's sentence for an HDF5 library error that means missing or garbled bytes, else None."""
+    text = str(exc)
+    m = re.search(r"truncated file: eof = (\d+),.*stored_eof = (\d+)", text)
+    if m:
+        return f"{TRUNCATED} (it ends at byte {m.group(1)} but its header says {m.group(2)})"
+    low = text.lower()
+    if any(word in low for word in _HDF5_DAMAGE_WORDS):
+        return f"{TRUNCATED} ({_short(exc)})"
+    return None
 
 
 def _declared_bytes(p: Path, label: str, shape, dtype) -> int:
@@ -200,7 +223,7 @@ def _check_declared(p: Path, label: str, shape, dtype, stored: int, compressed: 
         what = f"{_fmt_shape(shape)} {np.dtype(dtype).name}"
         held = f"{stored} compressed bytes" if compressed else f"only {stored} bytes"
         raise InputError(f"'{p}' cannot be read as {label}: its header declares a {what} array "
-                         f"({need} bytes) but the file holds {held} for it (truncated or damaged)")
+                         f"({need} bytes) but the file holds {held} for it (truncated or corrupted)")
     return need
 
 

@@ -20,7 +20,8 @@ from ..events import check_cancel
 from .common import (CUBE_SUFFIXES, Cube, ENVI_DATA_SUFFIXES, MATRIX_SUFFIXES, PathLike, TransposedDataset,
     WAVELENGTH_NAMES, WAVELENGTH_SUFFIXES, _BLOCK_BYTES, _MATLAB_CLASSES, _MAX_INFLATE, _MAX_META_ELEMENTS,
     _NUMERIC_KINDS, _check_declared, _check_file, _choose, _declared_bytes, _finish, _fmt_shape, _is_hdf5,
-    _is_wavelength_name, _kind, _numeric_dtype, _read_blocks, _reading, _short, _to_nm, _unknown_suffix)
+    _is_wavelength_name, _kind, _numeric_dtype, _read_blocks, _reading, _short, _to_nm, _unknown_suffix,
+    TRUNCATED)
 log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- MATLAB
@@ -53,20 +54,31 @@ def _mat_v5_variables(p: Path) -> Dict[str, _MatVar]:
     out: Dict[str, _MatVar] = {}
     with open(p, "rb") as fh, _reading(p, _MAT_LABEL):
         head = fh.read(128)
+        if len(head) < 128 and head.startswith(b"MATLAB"):
+            raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (it ends inside its "
+                             f"128-byte header, after {len(head)} bytes)")
         if len(head) < 128 or 0 in head[:4] or head[126:128] not in (b"IM", b"MI"):
             raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: not a MATLAB v5 or v7.3 file")
         e = "<" if head[126:128] == b"IM" else ">"
-        if struct.unpack(e + "H", head[124:126])[0] != 0x0100:
+        version = struct.unpack(e + "H", head[124:126])[0]
+        if version == 0x0200:     # a v7.3 header without the HDF5 file that should follow it
+            raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (a MATLAB v7.3 header "
+                             f"without the HDF5 data that follows it; {size} bytes)")
+        if version != 0x0100:
             raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: unknown MAT-file version")
         pos = 128
         while pos + 8 <= size:
             fh.seek(pos)
             mtype, nbytes = struct.unpack(e + "II", fh.read(8))
             if nbytes == 0 or pos + 8 + nbytes > size:
-                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: a variable at byte {pos} declares "
-                                 f"{nbytes} bytes but the file ends {size - pos - 8} bytes later (truncated?)")
+                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (a variable at byte {pos} "
+                                 f"declares {nbytes} bytes but the file ends {size - pos - 8} bytes later)")
             if mtype == 15:       # miCOMPRESSED: the variable's header starts the zlib stream
-                prefix = zlib.decompressobj().decompress(fh.read(min(nbytes, 1 << 16)), 4096)
+                try:
+                    prefix = zlib.decompressobj().decompress(fh.read(min(nbytes, 1 << 16)), 4096)
+                except zlib.error as exc:
+                    raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (the compressed "
+                                     f"variable at byte {pos} does not decompress: {exc})") from None
             elif mtype == 14:     # miMATRIX
                 fh.seek(pos)
                 prefix = fh.read(min(nbytes + 8, 4096 + 8))
@@ -78,13 +90,16 @@ def _mat_v5_variables(p: Path) -> Dict[str, _MatVar]:
                 var.pos, var.nbytes, var.compressed, var.endian = pos, nbytes, mtype == 15, e
                 out[var.name] = var
             pos += 8 + nbytes
+        if pos < size:     # elements follow each other to the end: a few bytes left are a cut tag
+            raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (it ends {size - pos} bytes "
+                             f"into the tag of a variable at byte {pos})")
     return out
 
 
 def _mat_tag(p: Path, b: bytes, off: int, e: str) -> tuple:
     """(type, nbytes, data start, next element) of the data element at `off` of `b`."""
     if off + 8 > len(b):
-        raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: a variable's header is damaged")
+        raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (a variable's header is cut short)")
     t, n = struct.unpack_from(e + "II", b, off)
     if t >> 16:                                  # small element: type and size share 4 bytes
         return t & 0xFFFF, t >> 16, off + 4, off + 8
@@ -94,7 +109,7 @@ def _mat_tag(p: Path, b: bytes, off: int, e: str) -> tuple:
 def _mat_v5_header(p: Path, b: bytes, e: str) -> Optional[_MatVar]:
     """Name, type and dims of the miMATRIX element at the start of `b`; None when the
     variable is not a numeric or logical array."""
-    bad = InputError(f"'{p}' cannot be read as {_MAT_LABEL}: a variable's header is damaged")
+    bad = InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (a variable's header is damaged)")
     t, _, _, _ = _mat_tag(p, b, 0, e)
     if t != 14:
         raise bad
@@ -129,14 +144,19 @@ def _mat_v5_read(p: Path, var: _MatVar) -> np.ndarray:
         raw = fh.read(var.nbytes)
         if var.compressed:
             z = zlib.decompressobj()
-            head = z.decompress(raw, 8)
-            if len(head) < 8:
-                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: variable '{var.name}' is damaged")
-            total = struct.unpack(e + "I", head[4:8])[0] + 8
-            if total <= 8 or total > var.nbytes * _MAX_INFLATE:
-                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: variable '{var.name}' declares more "
-                                 f"data than its compressed bytes can hold (damaged)")
-            body = head + z.decompress(z.unconsumed_tail, total - 8)
+            try:
+                head = z.decompress(raw, 8)
+                if len(head) < 8:
+                    raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (variable "
+                                     f"'{var.name}' is cut short)")
+                total = struct.unpack(e + "I", head[4:8])[0] + 8
+                if total <= 8 or total > var.nbytes * _MAX_INFLATE:
+                    raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (variable "
+                                     f"'{var.name}' declares more data than its compressed bytes can hold)")
+                body = head + z.decompress(z.unconsumed_tail, total - 8)
+            except zlib.error as exc:
+                raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: {TRUNCATED} (the compressed data of "
+                                 f"variable '{var.name}' does not decompress: {exc})") from None
         else:
             body = struct.pack(e + "II", 14, var.nbytes) + raw
     count = 1
@@ -153,7 +173,7 @@ def _mat_v5_read(p: Path, var: _MatVar) -> np.ndarray:
         if not width or n % width or n // width != count or start + n > len(body):
             raise InputError(f"'{p}' cannot be read as {_MAT_LABEL}: variable '{var.name}' declares "
                              f"{_fmt_shape(var.dims)} values but its data does not hold them "
-                             f"(truncated or damaged)")
+                             f"(truncated or corrupted)")
         parts.append(np.frombuffer(body, dtype=e + mi, count=count, offset=start))
     if var.complex:
         a = parts[0].astype(np.complex128) + 1j * parts[1]
@@ -225,15 +245,15 @@ def _h5_guard(p: Path, ds, label: str) -> None:
             offset = ds.id.get_offset()
             if offset is None or offset + need > p.stat().st_size:
                 raise InputError(f"'{p}' cannot be read as {label}: dataset '{ds.name}' lies beyond the "
-                                 f"end of the file (truncated or damaged)")
+                                 f"end of the file (truncated or corrupted)")
         if layout == h5py.h5d.CHUNKED and filtered and need:
             chunks = ds.chunks or shape
             expected = 1
             for n, c in zip(shape, chunks):
                 expected *= -(-n // max(1, c))
             if ds.id.get_num_chunks() < expected:
-                raise InputError(f"'{p}' cannot be read as {label}: dataset '{ds.name}' holds "
-                                 f"{ds.id.get_num_chunks()} of its {expected} chunks (incomplete or damaged)")
+                raise InputError(f"'{p}' cannot be read as {label}: {TRUNCATED} (dataset '{ds.name}' holds "
+                                 f"{ds.id.get_num_chunks()} of its {expected} chunks)")
 
 
 def _h5_wavelengths(f, ds, name: str, matlab: bool):
