@@ -11,5 +11,10 @@ class InputError(ValueError):
     """Bad input the user can fix; the message is shown to the user as is."""
 
 
+class PairSizeError(InputError):
+    """The two images of a real pair do not fit each other in size (no integer ratio between
+    them, or one below 2): a caller may suggest opening both images anew."""
+
+
 class Cancelled(Exception):
     """Raised inside the pipeline when the caller's cancel token is set."""

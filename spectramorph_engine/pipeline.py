@@ -372,14 +372,16 @@ def _prepare_synthetic(config: FusionConfig, inputs: FusionInputs, cancel=None) 
 
 
 def infer_ratio(hr_shape, lr_shape) -> int:
-    """Integer ratio between an HR-MSI and an LR-HSI, or InputError naming both shapes."""
+    """Integer ratio between an HR-MSI and an LR-HSI, or PairSizeError (an InputError) naming
+    both shapes."""
+    from .errors import PairSizeError
     (H, W), (h, w) = hr_shape[:2], lr_shape[:2]
     if H % h or W % w or H // h != W // w:
-        raise InputError(f"HR-MSI {tuple(hr_shape)} and LR-HSI {tuple(lr_shape)} are not an integer "
+        raise PairSizeError(f"HR-MSI {tuple(hr_shape)} and LR-HSI {tuple(lr_shape)} are not an integer "
                          f"ratio apart (need H = r*h and W = r*w)")
     r = H // h
     if r < 2:
-        raise InputError(f"HR-MSI {tuple(hr_shape)} and LR-HSI {tuple(lr_shape)} have ratio {r}; "
+        raise PairSizeError(f"HR-MSI {tuple(hr_shape)} and LR-HSI {tuple(lr_shape)} have ratio {r}; "
                          f"fusion needs an HR-MSI at least 2x finer")
     return r
 

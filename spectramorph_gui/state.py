@@ -325,6 +325,7 @@ class AppState(QObject):
                     fit_wavelengths: bool = True, error_hint: str = "") -> None:
         """Load on the task thread, prepare the candidate pair, and commit only on success."""
         from spectramorph_engine import prepare_inputs
+        from spectramorph_engine.errors import PairSizeError
         self._generation += 1
         gen = self._generation
         self._preparing = True
@@ -339,7 +340,11 @@ class AppState(QObject):
             inputs = self.current_inputs(cfg, sources)
             complete = (cfg.synthetic and (inputs.truth is not None or cfg.mat_file)) or \
                 (not cfg.synthetic and inputs.hr_msi is not None and inputs.lr_hsi is not None)
-            prepared = prepare_inputs(cfg, inputs) if complete else None
+            try:
+                prepared = prepare_inputs(cfg, inputs) if complete else None
+            except PairSizeError as exc:
+                # the hint is for a pair whose sizes do not fit each other, not for a bad file
+                raise InputError(f"{exc}{error_hint}") from None
             return cfg, sources, prepared
 
         def done(value):
@@ -364,7 +369,7 @@ class AppState(QObject):
             if gen == self._generation:
                 self._preparing = False
             if user:          # a bug has its own dialog (bugRaised), with its details
-                self.errorRaised.emit(message + error_hint)
+                self.errorRaised.emit(message)
             if on_done is not None:
                 on_done(False)
             self.loadFinished.emit(False)

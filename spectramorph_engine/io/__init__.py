@@ -29,7 +29,8 @@ cube (or a 2-D single band) from:
   TIFF wavelengths are read from tifffile's JSON description when present.
 
 Several arrays and no `key` is refused with a list of the candidates
-(`list_arrays` gives the same list to the GUI's picker); an array named
+(`list_arrays` gives the same list to the GUI's picker, and `suggest_array` the one that
+best fits the image asked for: most bands for an LR-HSI, fewest for an HR-MSI); an array named
 `wavelength`, `wavelengths` or `wl` is never a candidate: it is read as the
 cube's band wavelengths instead.
 
@@ -99,6 +100,6 @@ from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa:
 from .common import (CUBE_SUFFIXES, ENVI_DATA_SUFFIXES, ENVI_SUFFIXES, H5_SUFFIXES, MAT_SUFFIXES,  # noqa: F401
                      MAT_V5_LIMIT_BYTES, MATRIX_SUFFIXES, SAVE_SUFFIXES, TIF_SUFFIXES, WAVELENGTH_NAMES,
                      WAVELENGTH_SUFFIXES, Cube, PathLike, TransposedDataset, _check_file)
-from .readers import WindowedRaster, list_arrays, load_cube, load_matrix, load_wavelengths  # noqa: F401
+from .readers import WindowedRaster, list_arrays, load_cube, load_matrix, load_wavelengths, suggest_array  # noqa: F401
 from .streaming import ResultWriter  # noqa: F401
 from .writers import save_cube  # noqa: F401

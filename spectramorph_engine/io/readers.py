@@ -792,6 +792,46 @@ def list_arrays(path: PathLike) -> list:
     return [e for e in entries if not _is_wavelength_name(e[0])]
 
 
+ARRAY_ROLES = ("truth", "hr_msi", "lr_hsi")
+
+
+def suggest_array(arrays, role: str) -> Optional[str]:
+    """The name of the array of `arrays` ((name, shape, dtype) as list_arrays gives them) that
+    best fits `role`, or None when no array fits or two fit equally well (the user chooses).
+
+    lr_hsi: a 3-D cube with the most bands, the smaller grid first (an LR-HSI beside its ground
+    truth); truth: a 3-D cube with the most bands, the larger grid first; hr_msi: not one of the
+    arrays with the most bands (those are hyperspectral), a multi-band image before a 2-D one
+    (a mask or a single band beside it), then the fewest bands and the larger grid."""
+    if role not in ARRAY_ROLES:
+        raise ValueError(f"role must be one of {ARRAY_ROLES}, got {role!r}")
+
+    def bands(shape):
+        return 1 if len(shape) == 2 else int(shape[2])
+
+    def pixels(shape):
+        return int(shape[0]) * int(shape[1])
+
+    cubes = [(n, tuple(s)) for n, s, _ in arrays if len(s) in (2, 3) and 0 not in tuple(s)]
+    if role != "hr_msi":
+        cubes = [(n, s) for n, s in cubes if len(s) == 3 and s[2] > 1]
+    elif len({bands(s) for _, s in cubes}) > 1:
+        most = max(bands(s) for _, s in cubes)
+        cubes = [(n, s) for n, s in cubes if bands(s) < most]
+    if not cubes:
+        return None
+    if role == "lr_hsi":
+        key = lambda ns: (bands(ns[1]), -pixels(ns[1]))          # noqa: E731
+    elif role == "truth":
+        key = lambda ns: (bands(ns[1]), pixels(ns[1]))           # noqa: E731
+    else:
+        key = lambda ns: (len(ns[1]) == 3, -bands(ns[1]), pixels(ns[1]))   # noqa: E731
+    ranked = sorted(cubes, key=key, reverse=True)
+    if len(ranked) > 1 and key(ranked[0]) == key(ranked[1]):
+        return None
+    return ranked[0][0]
+
+
 def load_cube(path: PathLike, key: Optional[str] = None, lazy: bool = False, cancel=None,
               allow_invalid: bool = False) -> Cube:
     """Read a rows x cols x bands cube (or a 2-D band) and its wavelengths; see the module doc.

@@ -52,6 +52,11 @@ REAL_FIELDS = [
 ]
 
 
+# What the variable picker says it is asking for
+ROLE_NAMES = {"truth": "ground-truth cube", "hr_msi": "HR-MSI (high-resolution multispectral image)",
+              "lr_hsi": "LR-HSI (low-resolution hyperspectral image)"}
+
+
 def _fmt_shape(shape) -> str:
     return " × ".join(str(s) for s in shape)
 
@@ -218,7 +223,7 @@ class DataPanel(QWidget):
             path = dialogs.ask_open_file(self, titles[role], CUBE_FILTER)
             if not path:
                 return
-        self._with_key(path, lambda key: self.state.open_cube(role, path, key))
+        self._with_key(path, role, lambda key: self.state.open_cube(role, path, key))
 
     def open_pair(self, hr_path: str | None = None, lr_path: str | None = None) -> None:
         """Real-world mode: the HR-MSI, then the LR-HSI (each with its variable picker), opened
@@ -231,25 +236,29 @@ class DataPanel(QWidget):
             lr_path = dialogs.ask_open_file(self, "Open the LR-HSI (2 of 2)", CUBE_FILTER)
             if not lr_path:
                 return
-        self._with_key(hr_path, lambda hr_key: self._with_key(
-            lr_path, lambda lr_key: self.state.open_pair(hr_path, lr_path, hr_key, lr_key)))
+        self._with_key(hr_path, "hr_msi", lambda hr_key: self._with_key(
+            lr_path, "lr_hsi", lambda lr_key: self.state.open_pair(hr_path, lr_path, hr_key, lr_key)))
 
-    def _with_key(self, path: str, then) -> None:
-        """Call then(key): the variable the user picks when the file holds several arrays, else None."""
+    def _with_key(self, path: str, role: str, then) -> None:
+        """Call then(key): the variable the user picks for `role` when the file holds several
+        arrays, else None."""
         if not Path(path).is_file():
             dialogs.show_error(self, f"File '{path}' does not exist.")
             return
         if Path(path).suffix.lower() in (".mat", ".h5", ".hdf5", ".he5", ".npz"):
-            self.state.list_arrays(path, lambda arrays: self._picked(path, arrays, then))
+            self.state.list_arrays(path, lambda arrays: self._picked(path, role, arrays, then))
         else:
             then(None)
 
-    def _picked(self, path, arrays, then) -> None:
+    def _picked(self, path, role, arrays, then) -> None:
+        from spectramorph_engine.io import suggest_array
         candidates = [a for a in arrays if len(a[1]) in (2, 3)]
         key = None
         if len(candidates) > 1:
             labels = [f"{name}  ({_fmt_shape(shape)}, {dtype})" for name, shape, dtype in candidates]
-            choice = dialogs.pick_variable(self, path, labels)
+            best = suggest_array(candidates, role)
+            suggested = next((lab for lab, c in zip(labels, candidates) if c[0] == best), None)
+            choice = dialogs.pick_variable(self, path, labels, role=ROLE_NAMES[role], suggested=suggested)
             if choice is None:
                 return
             key = candidates[labels.index(choice)][0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from ..settings import last_folder, remember_folder
 
@@ -48,9 +48,42 @@ def ask_folder(parent, title: str) -> Optional[str]:
     return path or None
 
 
-def pick_variable(parent, path: str, choices: Sequence[str]) -> Optional[str]:
-    """Which array of a file holding several (.mat / .h5); None when cancelled."""
-    item, ok = QInputDialog.getItem(parent, "Choose an array",
-                                    f"'{path}' holds several arrays. Which one is the cube?",
-                                    list(choices), 0, False)
-    return item if ok else None
+def pick_variable(parent, path: str, choices: Sequence[str], role: str = "the cube",
+                  suggested: Optional[str] = None) -> Optional[str]:
+    """Which array of a file holding several (.mat / .h5) is `role` (e.g. "LR-HSI (low-resolution
+    hyperspectral image)"); `suggested` is selected at the start, and with none the user must
+    pick one before OK is enabled. None when cancelled."""
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QListWidget, QVBoxLayout
+    short = role.split(" (")[0]
+    dialog = QDialog(parent)
+    dialog.setObjectName("variablePicker")
+    dialog.setWindowTitle(f"Choose the {short}")
+    label = QLabel(f"<b>{Path(path).name}</b> holds several arrays. Which one is the <b>{role}</b>?"
+                   + ("" if suggested else "<br>None fits better than the others: choose one."))
+    label.setWordWrap(True)
+    label.setToolTip(str(path))
+    listing = QListWidget()
+    listing.setObjectName("variableList")
+    listing.addItems(list(choices))
+    buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+    ok = buttons.button(QDialogButtonBox.Ok)
+    if suggested in choices:
+        listing.setCurrentRow(list(choices).index(suggested))
+    else:
+        listing.setCurrentRow(-1)
+        listing.clearSelection()
+    ok.setEnabled(bool(listing.selectedItems()))
+    listing.itemSelectionChanged.connect(lambda: ok.setEnabled(bool(listing.selectedItems())))
+    listing.itemDoubleClicked.connect(lambda _item: dialog.accept())
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(label)
+    layout.addWidget(listing)
+    layout.addWidget(buttons)
+    dialog.resize(460, 260)
+    if dialog.exec() != QDialog.Accepted or not listing.selectedItems():
+        return None
+    return listing.selectedItems()[0].text()

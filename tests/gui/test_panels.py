@@ -301,7 +301,7 @@ def test_variable_picker_for_files_with_several_arrays(qtbot, window, tmp_path, 
     scipy.io.savemat(path, {"aaa_small": np.ones((3, 3)), "scene": truth * 2})
     asked = []
 
-    def pick(parent, p, choices):
+    def pick(parent, p, choices, **_kw):
         asked.append(list(choices))
         return next(c for c in choices if c.startswith("scene"))
     monkeypatch.setattr(dialogs, "pick_variable", pick)

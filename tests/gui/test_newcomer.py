@@ -1,0 +1,115 @@
+"""What a new user ran into (issue 11, part 8): errors that say what applies, the array picker,
+previews, the PSF the run used, the SRF legend."""
+import numpy as np
+import pytest
+
+from .test_panels import open_real_pair
+
+PAIR_HINT = "Open pair"
+
+
+def _open_one(qtbot, window, role, path):
+    with qtbot.waitSignal(window.state.loadFinished, timeout=20000) as blocker:
+        window.data_panel.open_file(role, str(path))
+    return blocker.args == [True]
+
+
+def test_the_open_pair_hint_comes_only_with_a_size_mismatch(qtbot, window, tmp_path, errors):
+    open_real_pair(qtbot, window, tmp_path)
+    rng = np.random.default_rng(2)
+    # a 4-D array: wrong shape, nothing to do with the pair's sizes
+    bad_shape = tmp_path / "four_d.npy"
+    np.save(bad_shape, rng.random((4, 4, 4, 4), dtype=np.float32))
+    assert not _open_one(qtbot, window, "hr_msi", bad_shape)
+    assert "four_d.npy" in errors[-1] and PAIR_HINT not in errors[-1]
+    # an unreadable file
+    garbage = tmp_path / "garbage.npy"
+    garbage.write_bytes(b"this is not an array at all" * 20)
+    assert not _open_one(qtbot, window, "lr_hsi", garbage)
+    assert "garbage.npy" in errors[-1] and PAIR_HINT not in errors[-1]
+    # a truncated .mat says so, without the hint
+    import scipy.io
+    whole = tmp_path / "whole.mat"
+    scipy.io.savemat(str(whole), {"cube": rng.random((8, 8, 20), dtype=np.float32)})
+    cut = tmp_path / "cut.mat"
+    cut.write_bytes(whole.read_bytes()[:900])
+    count = len(errors)
+    window.data_panel.open_file("lr_hsi", str(cut))      # the variable list is read first: it fails there
+    qtbot.waitUntil(lambda: len(errors) > count, timeout=20000)
+    assert "cut.mat" in errors[-1] and "truncated or corrupted" in errors[-1] and PAIR_HINT not in errors[-1]
+    # an image whose size does not fit the other one: the hint applies
+    other = tmp_path / "other_size.npy"
+    np.save(other, rng.random((50, 50, 3), dtype=np.float32))
+    assert not _open_one(qtbot, window, "hr_msi", other)
+    assert "(50, 50, 3)" in errors[-1] and PAIR_HINT in errors[-1]
+
+
+# ---------------------------------------------------------------------------- the array picker
+
+def _two_role_file(tmp_path):
+    """One .mat holding an HR-MSI, an LR-HSI and a name that sorts first (as a user's might)."""
+    import scipy.io
+    rng = np.random.default_rng(3)
+    path = tmp_path / "scene.mat"
+    scipy.io.savemat(str(path), {"a_mask": np.ones((64, 64), dtype=np.float32),
+                                 "hsi": rng.random((16, 16, 30), dtype=np.float32),
+                                 "msi": rng.random((64, 64, 4), dtype=np.float32)})
+    return path
+
+
+def test_the_picker_says_which_image_it_asks_for_and_suggests_the_fitting_array(qtbot, window, tmp_path,
+                                                                                 monkeypatch):
+    from spectramorph_gui.panels import dialogs
+    path = _two_role_file(tmp_path)
+    asked = []
+
+    def pick(parent, p, choices, role="", suggested=None):
+        asked.append((role, suggested, list(choices)))
+        return suggested
+    monkeypatch.setattr(dialogs, "pick_variable", pick)
+    window.data_panel.real_radio.setChecked(True)
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(path), str(path))
+    assert blocker.args == [True]
+    (hr_role, hr_pick, choices), (lr_role, lr_pick, _) = asked
+    assert choices[0].startswith("a_mask")                    # alphabetically first, not suggested
+    assert hr_role.startswith("HR-MSI") and hr_pick.startswith("msi")
+    assert lr_role.startswith("LR-HSI") and lr_pick.startswith("hsi")
+    p = window.state.prepared
+    assert p.hr_msi.shape == (64, 64, 4) and p.lr_hsi.shape == (16, 16, 30)
+
+
+def test_the_picker_dialog_names_the_image_and_preselects(qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialogButtonBox, QListWidget
+
+    from spectramorph_gui.panels import dialogs
+    choices = ["a_mask  (64x64, float32)", "hsi  (16x16x30, float32)", "msi  (64x64x4, float32)"]
+    seen = {}
+
+    def answer(ok=True):
+        box = QApplication.activeModalWidget()
+        if box is None:
+            QTimer.singleShot(20, lambda: answer(ok))
+            return
+        listing = box.findChild(QListWidget, "variableList")
+        seen["title"] = box.windowTitle()
+        seen["selected"] = [i.text() for i in listing.selectedItems()]
+        ok_button = box.findChild(QDialogButtonBox).button(QDialogButtonBox.Ok)
+        seen["ok_enabled"] = ok_button.isEnabled()
+        box.grab().save(str(seen.get("shot", "/dev/null")))
+        if not listing.selectedItems():
+            listing.setCurrentRow(2)
+        ok_button.click()
+
+    QTimer.singleShot(0, answer)
+    got = dialogs.pick_variable(None, "/data/scene.mat", choices, role="LR-HSI (low-resolution hyperspectral image)",
+                                suggested=choices[1])
+    assert got == choices[1]
+    assert seen["title"] == "Choose the LR-HSI" and seen["selected"] == [choices[1]] and seen["ok_enabled"]
+    # no suggestion: nothing selected, OK waits for the user's choice
+    seen.clear()
+    QTimer.singleShot(0, answer)
+    got = dialogs.pick_variable(None, "/data/scene.mat", choices, role="HR-MSI (high-resolution multispectral image)")
+    assert seen["title"] == "Choose the HR-MSI" and seen["selected"] == [] and not seen["ok_enabled"]
+    assert got == choices[2]
