@@ -54,6 +54,7 @@ class PreparedInputs:
     srf_fit: Optional[dict] = None  # how well the SRF in use explains the pair (real mode)
     warnings: list = field(default_factory=list)
     psf_note: str = ""             # where the PSF came from (real mode: file, estimated, config)
+    psf_fitted_sigma: Optional[float] = None   # real mode: width (px) of the Gaussian blur fitted on the pair, when fitted
     srf_gain_offset: Optional[tuple] = None  # (gain (c,), offset (c,)) fitted for an SRF file
     # How the LR-HSI's blur treats the image border: "zero" (padding with zeros, as this engine
     # degrades: synthetic pairs, the reduced-resolution pair) or "free" (a real sensor saw past
@@ -479,13 +480,10 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
             note += f"; training input: {training_input} ({reason})"
         else:
             training_input = "srf"
-    fit_psnr = srf_fit.get("psnr") if srf_fit else None
-    if fit_psnr is not None and fit_psnr < 25.0 and training_input == "srf":
-        warnings.append(f"The SRF explains the HR-MSI poorly (fit {fit_psnr:.1f} dB PSNR): the result may be a "
-                        f"recoloured HR-MSI. Try srf_source: estimate, training_input: msi_lr, or a measured SRF file.")
     # The blur between the pair matters twice: to bring the HR-MSI to the LR grid (msi_lr) and
     # to degrade the result back (consistency). A PSF file wins; else the blur fitted on the
     # pair (the config's psf_type/sigma describe synthetic mode's own degradation only).
+    blur_fitted, fitted_sigma = False, None
     if config.provide_psf:
         psf_note = f"PSF from '{config.psf_file}'"
     else:
@@ -493,18 +491,30 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
             # fitted for the blur only; the SRF in use stays the one chosen above
             estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid)
             psf = estimate_blur.psf
+            blur_fitted = True
+            fitted_sigma = float(estimate_blur.psf_sigma)
             psf_note = f"Gaussian blur fitted on the pair (sigma {estimate_blur.psf_sigma:g} px)"
         elif estimate is not None:
             psf = estimate.psf
+            fitted_sigma = float(estimate.psf_sigma)
             psf_note = f"Gaussian blur fitted on the pair (sigma {estimate.psf_sigma:g} px)"
         else:   # an SRF file: its gain/offset fit found the blur already
             psf = est_mod.gaussian_kernel(file_sigma)
+            fitted_sigma = float(file_sigma)
             psf_note = f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px)"
+    fit_psnr = srf_fit.get("psnr") if srf_fit else None
+    if fit_psnr is not None and fit_psnr < est_mod.POOR_SRF_FIT_DB and training_input == "srf":
+        # the advice follows the same rule as training_input: auto, on the blur fitted on the pair
+        blur_fit = estimate if estimate is not None else (estimate_blur if blur_fitted else None)
+        verdict = None if blur_fit is None else est_mod.blur_verdict(blur_fit)
+        warnings.append(est_mod.poor_srf_warning(fit_psnr, source, config.training_input, verdict,
+                                                 psf_given=bool(config.provide_psf)))
     for w_ in warnings:
         ev.emit(progress, ev.Message("warning", w_))
     prep = PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,
                           wavelengths=wl, srf_note=note, training_input=training_input,
                           srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings, psf_note=psf_note,
+                          psf_fitted_sigma=fitted_sigma,
                           srf_gain_offset=(gain, offset) if source in ("file", "camera") else None,
                           lr_units=(float(lr_offset), float(lr_span)), masks=masks,
                           geo=hr_geo if hr_geo is not None and hr_geo.georeferenced else None)

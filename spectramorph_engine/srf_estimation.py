@@ -644,15 +644,24 @@ def choose_training_input(hr_msi, lr_hsi, ratio: int, est: SrfEstimate):
       true blur 2.5, candidates <= 3 (R2 0.986, edge):  msi_lr 26.6/5.2, srf 25.9/6.2
     (bicubic 24.1/4.4; 20.7/6.1 with the wide blur). The rule picks the better PSNR in
     all four. `hr_msi`, `lr_hsi` and `ratio` are accepted for callers; the rule reads
-    `est` only.
+    `est` only (blur_verdict).
     """
+    trusted, why = blur_verdict(est)
+    if trusted:
+        return "msi_lr", f"{why}: training on the HR-MSI brought to the LR grid, which needs no SRF"
+    return "srf", f"{why}: training on the estimated SRF, which does not depend on the blur"
+
+
+def blur_verdict(est: SrfEstimate):
+    """(trusted, why): whether the blur fitted on the pair can be trusted to bring the HR-MSI to
+    the LR grid -- the rule of choose_training_input, shared with the advice of
+    poor_srf_warning so that the two never disagree."""
     scores = dict(est.sigma_scores or {})
     sigma = float(est.psf_sigma)
     worst_r2 = float(np.min(est.r2))
     fit = f"SRF fit {float(np.min(est.psnr_db)):.1f} dB, R2 {worst_r2:.3f} on the worst band"
     if worst_r2 >= BLUR_TRUSTED_MIN_R2:
-        return "msi_lr", (f"blur sigma {sigma:g} px and SRF explain the HR-MSI well ({fit}): "
-                          f"training on the HR-MSI brought to the LR grid, which needs no SRF")
+        return True, f"blur sigma {sigma:g} px and SRF explain the HR-MSI well ({fit})"
     margin, at_edge = 0.0, True
     if len(scores) >= 2:
         best = scores.get(sigma, min(scores.values()))
@@ -660,13 +669,55 @@ def choose_training_input(hr_msi, lr_hsi, ratio: int, est: SrfEstimate):
         at_edge = sigma >= max(scores)
         margin = min(others) / best - 1.0 if best > 0 else float("inf")
     if not at_edge and margin >= BLUR_IDENTIFIED_MARGIN:
-        return "msi_lr", (f"the blur is clearly identified (sigma {sigma:g} px fits {100 * margin:.0f}% "
-                          f"better than any other width; {fit}): training on the HR-MSI brought to "
-                          f"the LR grid, which needs no SRF")
+        return True, (f"the blur is clearly identified (sigma {sigma:g} px fits {100 * margin:.0f}% "
+                      f"better than any other width; {fit})")
     why = ("the best blur width is the largest one tried" if at_edge
            else f"no blur width fits clearly best (margin {100 * margin:.0f}%)")
-    return "srf", (f"the blur is uncertain ({why}; {fit}): training on the estimated SRF, "
-                   f"which does not depend on the blur")
+    return False, f"the blur is uncertain ({why}; {fit})"
+
+
+# An SRF whose fit explains the HR-MSI less well than this (PSNR, dB) makes a network trained
+# on it ("srf" training input) see other inputs at training than at inference.
+POOR_SRF_FIT_DB = 25.0
+
+
+def poor_srf_warning(fit_psnr: float, source: str, training_input_setting: str, blur=None,
+                     psf_given: bool = False) -> str:
+    """The warning for an SRF that explains the HR-MSI poorly while the network trains on it
+    (training input "srf"), with advice that agrees with choose_training_input and names only
+    settings not already in use.
+
+    `source`: the SRF in use ("estimate", "preset", "camera" or "file"); `training_input_setting`:
+    the config's value ("auto" or "srf"); `blur`: blur_verdict's (trusted, why) for the blur
+    fitted on this pair (None when none was fitted); `psf_given`: a PSF file sets the blur."""
+    what = {"estimate": "estimated from the pair", "preset": "a preset", "camera": "the named camera's",
+            "file": "from the SRF file"}.get(source, source)
+    text = (f"The SRF in use ({what}) explains the HR-MSI poorly (fit {fit_psnr:.1f} dB PSNR) and the network "
+            f"trains on it: the result may be a recoloured HR-MSI.")
+    tips = []
+    if source != "estimate":
+        tips.append("srf_source: estimate (an SRF fitted on this pair)")
+    trusted, why = blur if blur is not None else (None, "")
+    if psf_given:
+        tips.append("training_input: msi_lr (the PSF file gives the blur it needs, and it needs no SRF)")
+    elif trusted:
+        # the rule of training_input: auto trusts this blur: training on the HR-MSI itself needs no SRF
+        tips.append(f"training_input: msi_lr ({why}; it trains on the HR-MSI brought to the LR grid, "
+                    f"which needs no SRF)")
+    else:
+        if trusted is False:
+            chosen = source == "estimate" and training_input_setting == "auto"
+            text += (f" Training on the HR-MSI itself (training_input: msi_lr) "
+                     f"{'was not chosen' if chosen else 'is no safer here'}: {why}.")
+        tips.append("a PSF file (psf_file, provide_psf: true) if you know the blur between the images, "
+                    "then training_input: msi_lr")
+    if source != "file":
+        tips.append("a measured SRF file (srf_file)")
+        if source != "camera":
+            tips.append("msi_camera when the camera is a named one (spectramorph cameras)")
+    else:
+        tips.append("check that the SRF file describes this camera")
+    return text + " Try " + "; or ".join(tips) + "."
 
 
 def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
