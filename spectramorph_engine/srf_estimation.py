@@ -691,9 +691,9 @@ def poor_srf_warning(fit_psnr: float, source: str, training_input_setting: str, 
     the config's value ("auto" or "srf"); `blur`: blur_verdict's (trusted, why) for the blur
     fitted on this pair (None when none was fitted); `psf_given`: a PSF file sets the blur."""
     what = {"estimate": "estimated from the pair", "preset": "a preset", "camera": "the named camera's",
-            "file": "from the SRF file"}.get(source, source)
-    text = (f"The SRF in use ({what}) explains the HR-MSI poorly (fit {fit_psnr:.1f} dB PSNR) and the network "
-            f"trains on it: the result may be a recoloured HR-MSI.")
+            "file": "the SRF file's"}.get(source, source)
+    text = (f"The SRF explains the HR-MSI poorly (fit {fit_psnr:.1f} dB PSNR; the SRF in use is {what}) and the "
+            f"network trains on it: the result may be a recoloured HR-MSI.")
     tips = []
     if source != "estimate":
         tips.append("srf_source: estimate (an SRF fitted on this pair)")
