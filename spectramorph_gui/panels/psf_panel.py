@@ -3,7 +3,10 @@
 Type, sigma and kernel size (or a kernel file), with the kernel drawn live,
 its radial profile, its sum and its FWHM. Every number comes from the
 engine's `psf` module; the kernel is small, so it is recomputed on the GUI
-thread at every edit.
+thread at every edit. In real-world mode without a kernel file the run uses
+the Gaussian blur the engine fitted on the pair (PreparedInputs.psf): that is
+the kernel shown, and type / sigma (synthetic mode's own degradation) are
+greyed out.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from html import escape
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
@@ -41,7 +45,9 @@ class PsfPanel(QWidget):
         self.kernel = None
 
         self.note = QLabel()
+        self.note.setObjectName("psfNote")
         self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.RichText)
         self.form = ConfigForm(state, PSF_FIELDS)
         self.grid_label = QLabel()
         self.form.form.addRow("Grid", self.grid_label)
@@ -86,6 +92,7 @@ class PsfPanel(QWidget):
         self.file_check.toggled.connect(self._file_toggled)
         self.browse.clicked.connect(lambda: self.choose_file())
         state.configChanged.connect(self._on_config)
+        state.preparedChanged.connect(lambda _p: self._on_config(self.state.config))
         state.runStarted.connect(lambda: self.setEnabled(False))
         for sig in (state.runFinished, state.runFailed, state.runCancelled):
             sig.connect(lambda *_: self.setEnabled(True))
@@ -120,22 +127,47 @@ class PsfPanel(QWidget):
         self.file_check.setChecked(config.provide_psf)
         self.file_check.blockSignals(False)
         self.file_edit.setText(config.psf_file or "")
+        fitted = self.fitted_psf(config)
+        settable = not config.provide_psf and config.synthetic
         for key in ("psf_type", "sigma", "kernel_size"):
-            self.form.widget(key).setEnabled(not config.provide_psf)
-        self.form.widget("sigma").setEnabled(not config.provide_psf and config.psf_type != "delta")
-        self.note.setText("Synthetic mode: blurs the ground truth before it is downsampled into the LR-HSI."
-                          if config.synthetic else
-                          "Real-world mode: the blur assumed for the consistency check (the result "
-                          "degraded back against the LR-HSI).")
-        n = 2 * config.kernel_size + 1
+            self.form.widget(key).setEnabled(settable)
+        self.form.widget("sigma").setEnabled(settable and config.psf_type != "delta")
+        if config.synthetic:
+            note = "Synthetic mode: blurs the ground truth before it is downsampled into the LR-HSI."
+        elif config.provide_psf:
+            note = ("Real-world mode: the run uses this kernel file to bring the HR-MSI to the LR grid and "
+                    "to degrade the result back against the LR-HSI (the consistency check).")
+        elif fitted is not None:
+            note = (f"Real-world mode: the run uses the <b>blur fitted on the pair</b> (Gaussian, sigma "
+                    f"<b>{fitted[1]:g} px</b>) to bring the HR-MSI to the LR grid and to degrade the result "
+                    f"back against the LR-HSI. Type and sigma below are for synthetic mode; give a kernel "
+                    f"file to use another blur.")
+        else:
+            note = ("Real-world mode: the blur is fitted on the pair once both images are open (type and "
+                    "sigma below are for synthetic mode; a kernel file overrides the fit).")
+        self.note.setText(note)
+        n = 2 * config.kernel_size + 1 if fitted is None else fitted[0].shape[0]
         self.grid_label.setText(f"{n} × {n} px")
         self.redraw(config)
+
+    def fitted_psf(self, config=None):
+        """(kernel, sigma) of the blur the engine fitted on the real pair, when the run uses it
+        (real-world mode, no kernel file, inputs prepared); else None."""
+        config = config or self.state.config
+        p = self.state.prepared
+        if config.synthetic or config.provide_psf or p is None or p.mode != "real" or p.psf is None:
+            return None
+        sigma = getattr(p, "psf_fitted_sigma", None)
+        return (np.asarray(p.psf), float(sigma)) if sigma is not None else None
 
     def redraw(self, config=None) -> None:
         from spectramorph_engine import psf
         config = config or self.state.config
+        fitted = self.fitted_psf(config)
         try:
-            if config.provide_psf and config.psf_file:
+            if fitted is not None:
+                kernel = fitted[0]
+            elif config.provide_psf and config.psf_file:
                 kernel = psf.load_psf(config.psf_file)
             else:
                 kernel = psf.make_psf(config.psf_type, config.sigma, config.kernel_size)
@@ -150,7 +182,8 @@ class PsfPanel(QWidget):
         self.kernel = kernel
         peak = float(kernel.max()) or 1.0
         self.kernel_view.set_image(np.asarray(kernel, dtype=np.float32), levels=(0.0, peak))
-        self.kernel_view.set_title(f"Kernel {kernel.shape[0]}×{kernel.shape[1]} (peak {peak:.3g})")
+        what = "Fitted kernel" if fitted is not None else "Kernel"
+        self.kernel_view.set_title(f"{what} {kernel.shape[0]}×{kernel.shape[1]} (peak {peak:.3g})")
         self.profile_curve.setData(np.asarray(r, dtype=float), np.asarray(values, dtype=float))
         self.half_line.setValue(fwhm / 2.0)
         self.stats.setText(f"<b>Sum</b> {float(kernel.sum()):.6f} &nbsp; <b>FWHM</b> {fwhm:.2f} px "

@@ -113,3 +113,26 @@ def test_the_picker_dialog_names_the_image_and_preselects(qtbot):
     got = dialogs.pick_variable(None, "/data/scene.mat", choices, role="HR-MSI (high-resolution multispectral image)")
     assert seen["title"] == "Choose the HR-MSI" and seen["selected"] == [] and not seen["ok_enabled"]
     assert got == choices[2]
+
+
+# ---------------------------------------------------------------------------- the PSF the run used
+
+def test_psf_panel_shows_the_blur_fitted_on_a_real_pair(qtbot, window, tmp_path):
+    from PySide6.QtGui import QTextDocument
+    panel = window.psf_panel
+    assert window.state.config.sigma == pytest.approx(3.4)          # the configured (synthetic) sigma
+    open_real_pair(qtbot, window, tmp_path)
+    p = window.state.prepared
+    assert p.mode == "real" and p.psf_fitted_sigma is not None
+    doc = QTextDocument()
+    doc.setHtml(panel.note.text())
+    note = doc.toPlainText()
+    assert f"sigma {p.psf_fitted_sigma:g} px" in note and "fitted on the pair" in note
+    assert "3.4" not in note
+    np.testing.assert_allclose(panel.kernel, p.psf)                  # the kernel drawn is the run's
+    assert not panel.form.widget("sigma").isEnabled() and not panel.form.widget("psf_type").isEnabled()
+    # back to synthetic mode: the configured kernel again, editable
+    window.data_panel.synthetic_radio.setChecked(True)
+    qtbot.waitUntil(lambda: window.state.config.synthetic, timeout=10000)
+    assert panel.form.widget("sigma").isEnabled()
+    assert "Synthetic mode" in panel.note.text()
