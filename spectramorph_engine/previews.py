@@ -53,6 +53,47 @@ def msi_display_bands(srf: np.ndarray, hsi_bands: Sequence[int]) -> list:
     return [int(np.argmax(srf[:, min(max(int(b), 0), last)])) for b in hsi_bands]
 
 
+def msi_band_centres(srf: np.ndarray, wavelengths: Optional[Sequence[float]] = None,
+                     located: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Centre of each MSI band (c,): the centres an SRF estimate located (`located`, already in
+    nm when the wavelengths are known) when given, else the response-weighted mean position of
+    each SRF row (c x C). In nm when `wavelengths` (C,) are given, else in HSI band numbers
+    (0-based)."""
+    srf = np.asarray(srf, dtype=np.float64)
+    if located is not None and len(located) == srf.shape[0]:
+        return np.asarray(located, dtype=np.float64)
+    axis = (np.asarray(wavelengths, dtype=np.float64) if wavelengths is not None
+            and len(wavelengths) == srf.shape[1] else np.arange(srf.shape[1], dtype=np.float64))
+    weights = np.clip(srf, 0.0, None)
+    total = weights.sum(axis=1)
+    centres = np.where(total > 0, (weights @ axis) / np.where(total > 0, total, 1.0), np.nan)
+    # a row without response keeps its place in the file's band order
+    order = np.arange(srf.shape[0], dtype=np.float64)
+    return np.where(np.isfinite(centres), centres, axis[0] + order * 1e-9)
+
+
+VISIBLE_MAX_NM = 700.0
+
+
+def msi_rgb_bands(centres: Sequence[float], in_nm: bool) -> list:
+    """(r, g, b) MSI band indices for a preview of the HR-MSI in its own colours, from its band
+    centres (msi_band_centres): three different bands whenever it has three or more. With the
+    centres in nm and at least three visible bands, the ones nearest 640 / 550 / 460 nm; else
+    the three shortest, the longest of them as red. Fewer than three bands: grey (0, 0, 0)."""
+    c = np.asarray(centres, dtype=np.float64)
+    if c.size < 3:
+        return [0, 0, 0]
+    order = [int(k) for k in np.argsort(c, kind="stable")]
+    visible = [k for k in order if c[k] <= VISIBLE_MAX_NM] if in_nm else []
+    if len(visible) >= 3:
+        chosen: list = []
+        for target in RGB_TARGETS_NM:
+            k = min((k for k in visible if k not in chosen), key=lambda k: abs(c[k] - target))
+            chosen.append(k)
+        return chosen
+    return [order[2], order[1], order[0]]
+
+
 def display_levels(image: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
     """Display levels of a percentile stretch: (2,) [lo, hi] for an H x W image, (n, 2) one
     row per channel for H x W x n. hi > lo always (a flat channel gets lo + 1e-6)."""

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout
 
 from spectramorph_engine.config import OUTPUT_SCALES
 from spectramorph_engine.previews import (composite, default_rgb_bands, display_levels, format_wavelengths,
-                                          msi_display_bands)
+                                          msi_band_centres, msi_rgb_bands)
 
 from . import dialogs
 from .fields import ConfigForm, Field, tooltip
@@ -361,6 +361,11 @@ class DataPanel(QWidget):
                                     if s.prepare_error else text)
             self.hr_view.set_image(None)
             self.lr_view.set_image(None)
+            # no pair: no shapes above the empty previews (they described the previous pair)
+            self.hr_view.set_title("HR-MSI")
+            self.lr_view.set_title("LR-HSI composite")
+            self.hr_view.setToolTip("")
+            self.lr_view.setToolTip("")
             return
         p = prepared
         wl = p.wavelengths
@@ -387,6 +392,15 @@ class DataPanel(QWidget):
             self.band_picker.configure(p.lr_hsi.shape[2], wl, default_rgb_bands(p.lr_hsi.shape[2], wl))
         self._draw_previews()
 
+    @staticmethod
+    def msi_bands(p) -> list:
+        """(r, g, b) bands of the HR-MSI preview (engine previews.msi_rgb_bands)."""
+        if p.hr_msi.shape[2] < 3:
+            return [0, 0, 0]
+        located = getattr(p.srf_estimate, "located_centres", None) if p.srf_estimate is not None else None
+        centres = msi_band_centres(p.srf, p.wavelengths, located=located)
+        return msi_rgb_bands(centres, in_nm=p.wavelengths is not None)
+
     def _draw_previews(self) -> None:
         p = self.state.prepared
         if p is None:
@@ -394,9 +408,9 @@ class DataPanel(QWidget):
         bands = self.band_picker.bands()
         lr = composite(p.lr_hsi, bands)
         self.lr_view.set_image(lr, levels=display_levels(lr))
-        # The HR-MSI in the same colours: each channel takes the MSI band that responds most
-        # at the HSI band chosen for it.
-        msi_bands = msi_display_bands(p.srf, bands) if p.hr_msi.shape[2] >= 3 else [0, 0, 0]
+        # The HR-MSI in its own colours: three of its own bands, chosen by their centres (where
+        # the SRF in use puts them), whatever bands the LR-HSI composite shows.
+        msi_bands = self.msi_bands(p)
         hr = composite(p.hr_msi, msi_bands)
         self.hr_view.set_image(hr, levels=display_levels(hr))
         c = p.hr_msi.shape[2]

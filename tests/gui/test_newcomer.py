@@ -136,3 +136,38 @@ def test_psf_panel_shows_the_blur_fitted_on_a_real_pair(qtbot, window, tmp_path)
     qtbot.waitUntil(lambda: window.state.config.synthetic, timeout=10000)
     assert panel.form.widget("sigma").isEnabled()
     assert "Synthetic mode" in panel.note.text()
+
+
+# ---------------------------------------------------------------------------- data previews
+
+def _title(view) -> str:
+    return view.plot.titleLabel.text
+
+
+def test_no_stale_shapes_above_empty_previews_in_real_world_mode(qtbot, window):
+    dp = window.data_panel
+    assert "64 × 64" in _title(dp.hr_view)
+    dp.real_radio.setChecked(True)
+    qtbot.waitUntil(lambda: not window.state.config.synthetic and window.state.prepared is None, timeout=10000)
+    assert dp.hr_view.image.image is None and dp.lr_view.image.image is None
+    assert _title(dp.hr_view) == "HR-MSI" and _title(dp.lr_view) == "LR-HSI composite"
+
+
+def test_hr_preview_keeps_its_colours_when_wavelengths_are_typed(qtbot, window, tmp_path):
+    dp = window.data_panel
+    open_real_pair(qtbot, window, tmp_path)          # a 4-band HR-MSI, no wavelengths in the files
+
+    def channels_differ():
+        img = dp.hr_view.image.image
+        return img is not None and img.ndim == 3 and not (
+            np.allclose(img[..., 0], img[..., 1]) and np.allclose(img[..., 1], img[..., 2]))
+
+    before = dp.msi_bands(window.state.prepared)
+    assert len(set(before)) == 3 and channels_differ()
+    assert dp.apply_wavelengths("400..2500")
+    qtbot.waitUntil(lambda: window.state.prepared is not None and window.state.prepared.wavelengths is not None
+                    and window.state.workers.pending == 0, timeout=30000)
+    after = dp.msi_bands(window.state.prepared)
+    assert after == [2, 1, 0] and channels_differ()           # red, green, blue of a B/G/R/NIR camera
+    np.testing.assert_array_equal(dp.hr_view.image.image, window.state.prepared.hr_msi[:, :, after])
+    assert "MSI bands 3/2/1 as R/G/B" in dp.hr_view.toolTip()
