@@ -320,17 +320,32 @@ def start_client(scheduler: str = "local", workers: Optional[int] = None, thread
     """A dask.distributed Client: `local` starts a LocalCluster of worker processes sized to
     this machine (`workers`, default cores // threads_per_worker); an address such as
     tcp://host:8786 connects to a running scheduler. Raises ImportError without dask."""
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+    # Dask's own INFO lines (scheduler, nannies, workers coming and going) would bury the
+    # scenes' lines on a console that shows the engine's log
+    for name in ("distributed", "dask"):
+        if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
     if scheduler == "local":
         from .device import available_cores
         n = int(workers or max(1, available_cores() // max(1, threads_per_worker)))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        return Client(cluster)
+        return Client(local_cluster(n, threads_per_worker))
     try:
         return Client(scheduler, timeout="20s")
     except (OSError, TimeoutError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at '{scheduler}': {exc}") from None
+
+
+def local_cluster(n_workers: int, threads_per_worker: int = 1):
+    """A LocalCluster of worker processes for the engine. Dask starts its workers with glibc's
+    malloc trim threshold at 64 kB (MALLOC_TRIM_THRESHOLD_), which hands every freed buffer
+    back to the system: the engine's stages allocate and free large arrays in loops, and ran
+    1.7x slower so (bench/README.md, batch); the workers start with glibc's default instead."""
+    import dask
+    from dask.distributed import LocalCluster
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                            dashboard_address=None, silence_logs=logging.ERROR)
 
 
 def close_client(client) -> None:

@@ -81,14 +81,15 @@ class TiledModel:
     info: dict = field(default_factory=dict)   # for run.json (SRF note, loss, timings, ...)
 
 
-def check_config(config: FusionConfig, where: str = "tiled mode") -> FusionConfig:
+def check_config(config: FusionConfig, where: Optional[str] = None) -> FusionConfig:
     """The settings a tiled run uses (refinement and auto-selection off), or InputError for a
-    configuration tiled mode cannot run."""
+    configuration tiled mode cannot run (`where`: the scene, for the sentence)."""
+    where = f"{where}: " if where else ""
     if config.synthetic:
-        raise InputError(f"{where}: tiled mode needs a real pair (synthetic: false, hr_msi_file, lr_hsi_file); "
+        raise InputError(f"{where}tiled mode needs a real pair (synthetic: false, hr_msi_file, lr_hsi_file); "
                          f"synthetic mode makes its HR-MSI from a ground-truth cube held in memory")
     if config.method != "spectramorph":
-        raise InputError(f"{where}: tiled mode runs method spectramorph only; method '{config.method}' solves for "
+        raise InputError(f"{where}tiled mode runs method spectramorph only; method '{config.method}' solves for "
                          f"the whole cube at once (run it without --tiles)")
     return config.replace(refine=False, auto_select=False)
 
@@ -277,10 +278,12 @@ def hr_msi_array(spec: TiledModel, side: int):
 
 
 def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads: Optional[int] = 1,
-              on_note: Optional[Callable[[str], None]] = None) -> dict:
+              on_note: Optional[Callable[[str], None]] = None,
+              on_phase: Optional[Callable[[str], None]] = None) -> dict:
     """Fuse one scene tiled across the client's workers; writes output_dir all or nothing.
-    Returns {"seconds", "output_files", "chunks", "workers"}; InputError for bad input (raised
-    on the worker and passed on)."""
+    Returns {"seconds", "output_files", "chunks", "workers", "timings"}; InputError for bad
+    input (raised on the worker and passed on). `on_phase("train" | "inference" | "write")` is
+    called as each phase starts."""
     import dask.array as da
     from . import figures
     from .io import atomic_write_text
@@ -294,9 +297,13 @@ def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads
             on_note(n)
     staged = StagedOutputs(config.output_dir)
     try:
+        if on_phase:
+            on_phase("train")
         t_fit = time.perf_counter()
         spec = client.submit(fit_for_tiles, run_config.to_dict(), threads, pure=False, retries=1).result()
         t_fit = time.perf_counter() - t_fit
+        if on_phase:
+            on_phase("inference")
         t_inf = time.perf_counter()
         side = chunk_side(chunk, spec.ratio)
         [spec_future] = client.scatter([spec], broadcast=True, hash=False)
@@ -308,6 +315,8 @@ def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads
         t_inf = time.perf_counter() - t_inf
         n_chunks = int(np.prod(hr.numblocks))
         workers = len(client.scheduler_info().get("workers", {}))
+        if on_phase:
+            on_phase("write")
         _describe_store(store, spec)
         files = {"hr_hsi": str(staged.final(RESULT_NAME))}
         fig = figures.endmember_figure(spec.endmembers if spec.units is None else
