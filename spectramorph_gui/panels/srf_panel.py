@@ -21,17 +21,69 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLin
 
 from spectramorph_engine import InputError
 from spectramorph_engine.config import SRF_PRESET_BANDS, SRF_SOURCES, TRAINING_INPUTS
+from spectramorph_engine.previews import msi_band_centres
 from spectramorph_engine.srf import CAMERAS
 
 from . import dialogs
 from .fields import ConfigForm, Field, tooltip
 from .method_text import short_name
-from .plotting import curve_pen, plain_axes
+from .plotting import plain_axes
 
 PRESET_NAMES = {1: "IKONOS panchromatic", 3: "IKONOS RGB", 4: "IKONOS B, G, R, NIR",
                 8: "WorldView-2", 16: "WorldView-3 (VNIR + SWIR)"}
 SRF_FILTER = "SRF tables (*.mat *.npy *.txt *.csv *.h5);;All files (*)"
 SRF_SAVE_FILTER = "CSV table (*.csv);;NumPy (*.npy);;MATLAB (*.mat);;Text (*.txt)"
+
+# Bands beyond the visible (NIR, SWIR) in turn: dark colours that no visible band takes
+INFRARED_COLOURS = ("#6d4c41", "#7b1fa2", "#455a64", "#ad1457", "#33691e", "#5d4037", "#283593", "#827717")
+
+
+def visible_colour(nm: float) -> tuple:
+    """(r, g, b) 0-255 of light at `nm` (380-700 nm; a piecewise-linear spectrum), darkened a
+    little so that yellows read on a white plot."""
+    if nm < 440:
+        r, g, b = (440 - nm) / 60, 0.0, 1.0
+    elif nm < 490:
+        r, g, b = 0.0, (nm - 440) / 50, 1.0
+    elif nm < 510:
+        r, g, b = 0.0, 1.0, (510 - nm) / 20
+    elif nm < 580:
+        r, g, b = (nm - 510) / 70, 1.0, 0.0
+    elif nm < 645:
+        r, g, b = 1.0, (645 - nm) / 65, 0.0
+    else:
+        r, g, b = 1.0, 0.0, 0.0
+    r, g, b = (max(0.0, min(1.0, v)) for v in (r, g, b))
+    return int(215 * r), int(185 * g), int(230 * b)
+
+
+def band_colours(centres, in_nm: bool) -> list:
+    """A colour per MSI band that matches the band: the colour of its centre wavelength in the
+    visible, a dark colour of its own beyond; with no wavelengths, blue to red in the order of
+    the bands' positions along the spectrum."""
+    centres = np.asarray(centres, dtype=float)
+    n = centres.size
+    out: list = [None] * n
+    if in_nm:
+        infrared = 0
+        for k in np.argsort(centres, kind="stable"):
+            if centres[k] <= 700:
+                out[k] = visible_colour(max(380.0, float(centres[k])))
+            else:
+                out[k] = INFRARED_COLOURS[infrared % len(INFRARED_COLOURS)]
+                infrared += 1
+        return out
+    for rank, k in enumerate(np.argsort(centres, kind="stable")):
+        out[k] = visible_colour(450.0 + (200.0 * rank / max(n - 1, 1)))
+    return out
+
+
+def band_pen(colour, width: float = 2.0, style=None):
+    pen = pg.mkPen(colour, width=width)
+    if style is not None:
+        pen.setStyle(style)
+    return pen
+
 
 SRF_FIELDS = [
     Field("num_msi_bands", "Preset", "MSI band count of the synthetic HR-MSI; each preset is a set of "
@@ -105,6 +157,8 @@ class SrfPanel(QWidget):
         plain_axes(self.plot)
         self.legend = self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=(255, 255, 255, 210))
         self.curves: list = []            # the SRF in use, one curve per MSI band
+        self.band_centres = np.zeros(0)   # where each MSI band sits (nm, or HSI band number)
+        self.band_colours: list = []      # and the colour its curves are drawn in
         self.estimate_curves: list = []   # the estimate, dashed, when it is not the SRF in use
 
         self.fit_title = QLabel("<b>Fit of the SRF to the pair</b> (per MSI band)")
@@ -366,15 +420,30 @@ class SrfPanel(QWidget):
         if estimate is not None:
             title += " — dashed: estimated from the pair"
         self.plot.setTitle(title, size="9pt")
+        # each band in the colour of where it sits on the spectrum (blue band blue, ...)
+        in_nm = label.startswith("wavelength")
+        # an estimated SRF: the centres its estimator located (its rows' tails pull a weighted mean off)
+        fitted = self.state.prepared.srf_estimate if kind == "estimate" and self.state.prepared is not None else (
+            estimate if matrix is None else None)
+        located = getattr(fitted, "located_centres", None)
+        if located is not None and in_nm != (getattr(fitted, "wavelengths", None) is not None):
+            located = None          # the estimate's centres are in other units than this axis
+        self.band_centres = msi_band_centres(ref, x if in_nm else None, located=located)
+        colours = band_colours(self.band_centres, in_nm)
+        self.band_colours = colours
+
+        def name(i, extra=""):
+            at = f" · {self.band_centres[i]:.0f} nm" if in_nm else ""
+            return f"MSI band {i + 1}{at}{extra}"
         if matrix is not None:
             for i in range(c):
-                self.curves.append(self.plot.plot(x, matrix[i], pen=curve_pen(i, c), name=f"MSI band {i + 1}"))
+                self.curves.append(self.plot.plot(x, matrix[i], pen=band_pen(colours[i]), name=name(i)))
         if estimate is not None:
             est = estimate.srf_normalized
             for i in range(est.shape[0]):
-                name = None if matrix is not None else f"MSI band {i + 1} (estimated)"
                 self.estimate_curves.append(self.plot.plot(
-                    x, est[i], pen=curve_pen(i, est.shape[0], width=1.5, style=Qt.DashLine), name=name))
+                    x, est[i], pen=band_pen(colours[i % len(colours)], width=1.5, style=Qt.DashLine),
+                    name=None if matrix is not None else name(i, " (estimated)")))
         self.legend.setVisible(c <= 8)
         self.plot.enableAutoRange()
 

@@ -171,3 +171,28 @@ def test_hr_preview_keeps_its_colours_when_wavelengths_are_typed(qtbot, window, 
     assert after == [2, 1, 0] and channels_differ()           # red, green, blue of a B/G/R/NIR camera
     np.testing.assert_array_equal(dp.hr_view.image.image, window.state.prepared.hr_msi[:, :, after])
     assert "MSI bands 3/2/1 as R/G/B" in dp.hr_view.toolTip()
+
+
+# ---------------------------------------------------------------------------- SRF legend colours
+
+def _rgb(curve):
+    c = curve.opts["pen"].color()
+    return c.red(), c.green(), c.blue()
+
+
+def test_srf_curves_are_drawn_in_the_colour_of_their_band(qtbot, window):
+    """The demo's 4-band preset (blue, green, red, NIR on the true wavelengths): the blue band is
+    drawn blue, the green green, the red red; the legend names each band's centre."""
+    panel = window.srf_panel
+    qtbot.waitUntil(lambda: len(panel.curves) == 4, timeout=10000)
+    (r0, g0, b0), (r1, g1, b1), (r2, g2, b2) = (_rgb(panel.curves[i]) for i in range(3))
+    assert b0 > r0 and b0 > g0 * 0.8                   # blue
+    assert g1 > r1 and g1 > b1                         # green
+    assert r2 > g2 and r2 > b2                         # red
+    assert len({_rgb(c) for c in panel.curves}) == 4   # the NIR band has a colour of its own
+    labels = [item.text for _sample, item in panel.legend.items]
+    assert labels[0].startswith("MSI band 1 · 4") and "nm" in labels[0]
+    # wavelengths unknown (a real pair without them): still blue to red along the spectrum
+    from spectramorph_gui.panels.srf_panel import band_colours
+    cols = band_colours([30.0, 5.0, 15.0], in_nm=False)
+    assert cols[1][2] > cols[1][0] and cols[0][0] > cols[0][2]
