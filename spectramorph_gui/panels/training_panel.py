@@ -87,6 +87,22 @@ def ask_stop(parent, progress, ended=()) -> str:
     return KEEP
 
 
+def stop_asking(state, parent=None) -> str:
+    """What every Stop of the app does (the button, Escape, the results' Stop): ask (ask_stop),
+    then finish training, discard the run, or keep going. Returns the answer acted on
+    (KEEP when no run is going or it ended while the question was open)."""
+    if not state.running:
+        return KEEP
+    choice = ask_stop(parent, state.progress, ended=(state.runFinished, state.runFailed, state.runCancelled))
+    if not state.running:            # the run ended while the question was open
+        return KEEP
+    if choice == DISCARD:
+        state.stop_run()
+    elif choice == FINISH:
+        state.finish_training()
+    return choice
+
+
 SPECTRAMORPH = ("spectramorph",)
 NOT_SPECTRAMORPH = ("{method} does not read this SpectraMorph setting: it trains no network and has no "
                     "endmembers, prior, refinement or auto-selection.")
@@ -301,17 +317,8 @@ class TrainingPanel(QWidget):
     def stop(self) -> None:
         """Stop, as the user asks for it: finish with the network trained so far, discard the
         run, or keep going (ask_stop). Nothing is discarded without that answer."""
-        s = self.state
-        if not s.running:
-            return
-        choice = ask_stop(self, s.progress, ended=(s.runFinished, s.runFailed, s.runCancelled))
-        if not s.running:            # the run ended while the question was open
-            return
-        if choice == DISCARD:
-            s.stop_run()
-        elif choice == FINISH:
-            s.finish_training()
-            p = s.progress
+        if stop_asking(self.state, self) == FINISH:
+            p = self.state.progress
             self.status_label.setText(f"<b>Finishing</b> with the network as trained at epoch {p.epoch} "
                                       f"of {p.epochs}…")
 
