@@ -100,7 +100,9 @@ class RunRecord:
         parts = [short_name(c.method)]
         if c.method == "spectramorph":
             info = self.result.method_info or {}
-            parts += [f"K {c.num_endmembers}", f"{c.epochs} ep", f"hidden {c.hidden_size}",
+            stopped = getattr(self.result, "training_stopped", None)
+            epochs = f"{stopped['epoch']} of {stopped['epochs']} ep" if stopped else f"{c.epochs} ep"
+            parts += [f"K {c.num_endmembers}", epochs, f"hidden {c.hidden_size}",
                       f"prior {'on' if info.get('prior') else 'off'}" if "prior" in info else "",
                       "refined" if info.get("refinement") else ""]
         elif c.method == "hysure":

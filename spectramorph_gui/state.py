@@ -541,7 +541,9 @@ class AppState(QObject):
         h.epoch[:] = list(range(first, first + len(h.loss)))
         h.version += 1
         from .runs import RunRecord
-        record = RunRecord(number=self._run_number, config=self._run_config, result=result,
+        # kept runs are numbered 1, 2, ... (a stopped or failed run is not one)
+        number = (self.runs[-1].number if self.runs else 0) + 1
+        record = RunRecord(number=number, config=self._run_config, result=result,
                            folder=self._run_folder, finished_at=time.strftime("%H:%M:%S"),
                            seconds=time.monotonic() - self._run_t0)
         self.runs.append(record)

@@ -14,6 +14,11 @@ Writes into this folder:
   09_methods.png     the Training panel with each method chosen (SpectraMorph, GLP-HS, HySure):
                      what each uses and ignores, the settings it ignores greyed out
   10_camera_srf.png  the SRF panel with a named camera (Sentinel-2, 10 m + 20 m bands) on the demo cube
+  11_compare.png     two kept runs side by side in linked views (SpectraMorph | GLP-HS), two regions
+                     with their mean +/- sd spectra, the Runs list
+  12_swipe_library.png  the same as a swipe, and a region's best matches in a spectral library
+  13_difference_band_scores.png  the per-pixel spectral angle between the two runs, one band with its
+                     levels histogram, and the PSNR of each band against the truth
 The settings of the real user are not touched (a throw-away settings folder). Offscreen, Qt's
 screen is made 1920 x 1200 (its default 800 x 800 would clamp the window), and torch gets one
 thread (a shared machine runs the tiny scenes fastest that way; the timings shown are not the point).
@@ -139,6 +144,49 @@ def main() -> int:
     side_by_side([(tp, lambda m=m: choose_method(w, m)) for m in ("spectramorph", "glp", "hysure")],
                  "09_methods.png")
     choose_method(w, "spectramorph")
+
+    # --- inspecting: the SpectraMorph run beside GLP-HS, regions, a library match, levels, bands
+    import csv
+    import numpy as np
+    from spectramorph_engine.demo import MATERIALS, material_spectra
+    first, glp = s.runs[0].number, s.runs[-1].number       # SpectraMorph, then GLP-HS
+    s.show_run(first)
+    s.set_comparison(("run", glp))
+    rp.compare_mode.setCurrentIndex(rp.compare_mode.findData("side"))
+    rp.regions.add_rectangle(int(h * 0.12), int(wd * 0.58), int(h * 0.24), int(wd * 0.74))     # a roof
+    rp.regions.add_polygon([(h * 0.55, wd * 0.05), (h * 0.62, wd * 0.3), (h * 0.85, wd * 0.2),
+                            (h * 0.8, wd * 0.05)])                                           # the field
+    grid = np.arange(400.0, 2501.0, 5.0)
+    spectra = material_spectra(grid)
+    lib_path = Path.cwd() / "demo_materials.csv"
+    with open(lib_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["wavelength_nm"] + list(MATERIALS))
+        for k, lam in enumerate(grid):
+            writer.writerow([lam] + [spectra[m][k] for m in MATERIALS])
+    rp.library_tab.open_library(str(lib_path))
+    pump(until=lambda: rp.library_tab.resampled is not None, timeout=60)
+    w.runs_dock.raise_()
+    rp.select_pixel(int(h * 0.3), int(wd * 0.25))
+    grab(w, "11_compare.png")
+    rp.spectra_tabs.setCurrentIndex(2)
+    tab = rp.library_tab
+    tab.target_combo.setCurrentIndex(max(tab.target_combo.findText("R1 mean"), 0))
+    if tab.table.rowCount():
+        tab.set_overlay(0)
+    rp.compare_mode.setCurrentIndex(rp.compare_mode.findData("swipe"))
+    rp.swipe_to(wd * 0.55)
+    grab(w, "12_swipe_library.png")
+    rp.spectra_tabs.setCurrentIndex(1)
+    rp.compare_mode.setCurrentIndex(rp.compare_mode.findData("diff_sam"))
+    rp.mode_combo.setCurrentIndex(rp.mode_combo.findData("band"))
+    rp.band_slider.setValue(int(np.argmin(np.abs(s.result.prepared.wavelengths - 860))))
+    grab(w, "13_difference_band_scores.png")
+    rp.mode_combo.setCurrentIndex(rp.mode_combo.findData("rgb"))
+    rp.spectra_tabs.setCurrentIndex(0)
+    rp._clear_regions()
+    s.set_comparison(None)
+    w.curves_dock.raise_()
 
     # --- a named camera's SRF on the demo cube's true wavelengths
     cam = w.srf_panel.form.widget("msi_camera")

@@ -20,10 +20,11 @@ from .data_panel import DataPanel
 from .export_panel import ExportPanel
 from .psf_panel import PsfPanel
 from .results_panel import ResultsPanel
+from .runs_panel import RunsPanel
 from .srf_panel import SrfPanel
 from .training_panel import TrainingPanel
 
-LAYOUT_VERSION = 2   # bump when the docks change so an old saved layout is not applied
+LAYOUT_VERSION = 3   # bump when the docks change so an old saved layout is not applied
 DEFAULT_SIZE = (1400, 900)
 
 
@@ -48,6 +49,7 @@ class MainWindow(QMainWindow):
         self.training_panel = TrainingPanel(self.state)
         self.curves_panel = CurvesPanel(self.state)
         self.export_panel = ExportPanel(self.state)
+        self.runs_panel = RunsPanel(self.state)
         self.setCentralWidget(self.results_panel)
         self._default_size()
         self._arranged = False
@@ -59,6 +61,7 @@ class MainWindow(QMainWindow):
         self.training_dock = self._dock("training", "Training", self.training_panel, Qt.RightDockWidgetArea)
         self.curves_dock = self._dock("curves", "Live curves", self.curves_panel, Qt.RightDockWidgetArea)
         self.export_dock = self._dock("export", "Export", self.export_panel, Qt.RightDockWidgetArea, scroll=True)
+        self.runs_dock = self._dock("runs", "Runs", self.runs_panel, Qt.RightDockWidgetArea)
         self._build_menus()
         self._build_status_bar()
 
@@ -90,6 +93,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.data_dock, self.psf_dock)
         self.tabifyDockWidget(self.psf_dock, self.srf_dock)
         self.tabifyDockWidget(self.curves_dock, self.export_dock)
+        self.tabifyDockWidget(self.export_dock, self.runs_dock)
         self.data_dock.raise_()
         self.curves_dock.raise_()
         # The untabbed docks, stacked, had stretched the window: back to its size.
@@ -148,7 +152,7 @@ class MainWindow(QMainWindow):
 
         run_menu = bar.addMenu("&Run")
         self.run_action = self._action(run_menu, "Run", self.training_panel.run, QKeySequence("Ctrl+R"))
-        self.stop_action = self._action(run_menu, "Stop", self.state.stop_run, QKeySequence("Escape"))
+        self.stop_action = self._action(run_menu, "Stop…", self.training_panel.stop, QKeySequence("Escape"))
 
         view_menu = bar.addMenu("&View")
         for dock in self.docks.values():

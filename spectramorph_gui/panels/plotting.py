@@ -74,6 +74,8 @@ class ImageView(pg.GraphicsLayoutWidget):
     """An image in a ViewBox with square pixels, rows going down; reports hovered / clicked pixels."""
     pixelHovered = Signal(int, int)     # row, col
     pixelClicked = Signal(int, int)
+    pointClicked = Signal(float, float, bool, bool)   # row, col (image coordinates), double, shift
+    left = Signal()                     # the mouse left the view
 
     def __init__(self, title: str = "", parent=None, levels=(0.0, 1.0), square: bool = False):
         super().__init__(parent)
@@ -89,13 +91,18 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.plot.hideAxis("bottom")
         self.plot.hideAxis("left")
         self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
+        # the "A" button in the corner (shown once zoomed) puts the whole image back
+        # No setLevels before the first image: pyqtgraph defers such levels and applies them
+        # *after* the first setImage, overriding the levels given there (the first composite
+        # after a run came out stretched 0..1, unlike the same view redrawn).
         self.image = pg.ImageItem()
-        self.image.setLevels(levels)
         self.plot.addItem(self.image)
         self.levels = levels
         self.marker = pg.ScatterPlotItem(size=11, pen=pg.mkPen("m", width=2), brush=None, symbol="s")
         self.plot.addItem(self.marker)
+        # where the mouse is, in this view and in any view linked to it (same pixel everywhere)
+        self.cursor = pg.ScatterPlotItem(size=15, pen=pg.mkPen("#ffea00", width=1.5), brush=None, symbol="+")
+        self.plot.addItem(self.cursor)
         self._shape = None
         self.scene().sigMouseMoved.connect(self._moved)
         self.scene().sigMouseClicked.connect(self._clicked)
@@ -127,6 +134,55 @@ class ImageView(pg.GraphicsLayoutWidget):
         if new_shape != self._shape:
             self._shape = new_shape
             self.plot.autoRange(padding=0.01)
+
+    @property
+    def shape(self):
+        """(rows, cols) of the image shown, or None."""
+        return self._shape
+
+    def fit(self) -> None:
+        """Back to the whole image (after zooming with the wheel or panning)."""
+        self.plot.autoRange(padding=0.01)
+
+    def set_cursor(self, row: Optional[int], col: Optional[int]) -> None:
+        if row is None:
+            self.cursor.clear()
+        else:
+            self.cursor.setData([col + 0.5], [row + 0.5])
+
+    def set_pins(self, pins) -> None:
+        """Markers at several pinned pixels: [(row, col, colour), ...]."""
+        if not pins:
+            self.marker.clear()
+            return
+        self.marker.setData([c + 0.5 for _r, c, _k in pins], [r + 0.5 for r, _c, _k in pins],
+                            pen=[pg.mkPen(k, width=2) for _r, _c, k in pins])
+
+    def link_to(self, other: "ImageView") -> None:
+        """Same zoom and pan as `other`, both ways: the same part of the image in both views.
+        (pyqtgraph's own axis links match ranges by screen position, made for stacked plots:
+        two images side by side would show different parts.)"""
+        a, b = self.plot.getViewBox(), other.plot.getViewBox()
+        busy = [False]
+
+        def follow(src, dst):
+            def copy(*_):
+                if busy[0] or not dst.isVisible() or not src.isVisible():
+                    return
+                busy[0] = True
+                try:
+                    (x0, x1), (y0, y1) = src.viewRange()
+                    dst.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+                finally:
+                    busy[0] = False
+            src.sigRangeChangedManually.connect(copy)
+            src.sigRangeChanged.connect(copy)
+        follow(a, b)
+        follow(b, a)
+
+    def leaveEvent(self, event) -> None:
+        super().leaveEvent(event)
+        self.left.emit()
 
     def set_title(self, text: str) -> None:
         self.plot.setTitle(text, size="9pt")
@@ -177,13 +233,58 @@ class ImageView(pg.GraphicsLayoutWidget):
     def _clicked(self, event):
         if event.button() != Qt.LeftButton:
             return
+        if self._shape is not None and self.plot.sceneBoundingRect().contains(event.scenePos()):
+            p = self.image.mapFromScene(event.scenePos())
+            self.pointClicked.emit(float(p.y()), float(p.x()), bool(event.double()),
+                                   bool(event.modifiers() & Qt.ShiftModifier))
         hit = self._pixel_at(event.scenePos())
         if hit is not None:
             self.pixelClicked.emit(*hit)
 
 
+class WavelengthSpin(QSpinBox):
+    """A band index shown as its wavelength ("650 nm") when the cube's wavelengths are known;
+    typing a wavelength picks the nearest band (typing "b12" picks band 12)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.wavelengths = None
+
+    def textFromValue(self, value: int) -> str:
+        wl = self.wavelengths
+        if wl is not None and 0 <= value < len(wl):
+            return f"{wl[value]:.0f} nm"
+        return f"band {value}"
+
+    def valueFromText(self, text: str) -> int:
+        t = text.strip().lower().replace("nm", "").replace("band", "").strip()
+        if t.startswith("b"):
+            t, by_index = t[1:], True
+        else:
+            by_index = self.wavelengths is None
+        try:
+            v = float(t)
+        except ValueError:
+            return self.value()
+        if by_index:
+            return int(round(v))
+        return int(np.argmin(np.abs(np.asarray(self.wavelengths) - v)))
+
+    def validate(self, text, pos):
+        from PySide6.QtGui import QValidator
+        t = text.strip().lower().replace("nm", "").replace("band", "").strip().lstrip("b")
+        try:
+            float(t)
+            return QValidator.Acceptable, text, pos
+        except ValueError:
+            return QValidator.Intermediate, text, pos
+
+    def fixup(self, text):
+        return self.textFromValue(self.valueFromText(text))
+
+
 class BandPicker(QWidget):
-    """Three band spin boxes (R, G, B) for a composite."""
+    """Three band spin boxes (R, G, B) for a composite, shown and typed as wavelengths."""
     changed = Signal(tuple)
 
     def __init__(self, parent=None):
@@ -193,9 +294,11 @@ class BandPicker(QWidget):
         self.spins = []
         for name, colour in (("R", "#c62828"), ("G", "#2e7d32"), ("B", "#1565c0")):
             label = QLabel(f"<b style='color:{colour}'>{name}</b>")
-            spin = QSpinBox()
+            spin = WavelengthSpin()
             spin.setRange(0, 0)
-            spin.setToolTip(f"Hyperspectral band shown in the {name} channel")
+            spin.setMinimumWidth(70)
+            spin.setToolTip(f"Band shown in the {name} channel: type a wavelength (nm) for the nearest "
+                            f"band, or b and a band number")
             spin.valueChanged.connect(lambda _v: self.changed.emit(self.bands()))
             lay.addWidget(label)
             lay.addWidget(spin)
@@ -206,12 +309,25 @@ class BandPicker(QWidget):
     def bands(self) -> tuple:
         return tuple(s.value() for s in self.spins)
 
+    def set_wavelengths_nm(self, targets) -> None:
+        """Pick the bands nearest to these (R, G, B) wavelengths, e.g. (650, 550, 450)."""
+        from spectramorph_engine.inspection import rgb_by_wavelength
+        bands = rgb_by_wavelength(self.wavelengths, targets)
+        for spin, b in zip(self.spins, bands):
+            spin.blockSignals(True)
+            spin.setValue(b)
+            spin.blockSignals(False)
+        self.changed.emit(self.bands())
+
     def configure(self, num_bands: int, wavelengths, bands: Sequence[int]) -> None:
         """New cube: new range, and the default bands when the band count changed."""
         self.wavelengths = wavelengths
         for spin, b in zip(self.spins, bands):
             spin.blockSignals(True)
+            spin.wavelengths = None if wavelengths is None or len(wavelengths) != num_bands else \
+                np.asarray(wavelengths, dtype=float)
             spin.setRange(0, max(num_bands - 1, 0))
             spin.setValue(b)
             spin.blockSignals(False)
-            spin.setToolTip(band_name(b, wavelengths))
+            spin.setToolTip(f"{band_name(b, wavelengths)}: type a wavelength (nm) for the nearest band, or "
+                            f"b and a band number")

@@ -11,25 +11,59 @@ Before the first result the panel is a short guide with a big Run button
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 import math
 import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QScrollArea, QSizePolicy, QSlider, QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QRectF, QSignalBlocker, Qt, QTimer
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+                               QPushButton, QScrollArea, QSizePolicy, QSlider, QSplitter, QStackedWidget, QTabWidget,
+                               QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
-from spectramorph_engine.previews import composite, default_rgb_bands, display_levels, shared_range
+from spectramorph_engine import InputError
+from spectramorph_engine.inspection import percentile_levels
+from spectramorph_engine.previews import composite, default_rgb_bands, shared_range
 
 from .fields import format_clock
 from .method_text import has_training, short_name
+from . import dialogs
 from .plotting import BandPicker, ImageView, band_name, curve_pen, plain_axes
+from .regions import RegionTools
 from .style import RUN_STYLE, STOP_STYLE, WARNING_STYLE
 
 ALLE_COLORMAP = "viridis"
+PLAY_INTERVAL_MS = 150            # band playback: about 7 bands a second
+# Band images of cubes bigger than this are read on the task thread (a memory-mapped
+# 2048 x 2048 x 200 result takes a second or more per read), so the window never blocks.
+SYNC_READ_BYTES = 256 << 20
+LIBRARY_COLOURS = ("#6d4c41", "#546e7a", "#8d6e63", "#78909c", "#a1887f")
+
+
+def _key_to_data(key):
+    """A comparison key as combo-box data (Qt turns a Python tuple into a list)."""
+    return f"run:{key[1]}" if isinstance(key, tuple) else key
+
+
+def _key_from_data(data):
+    return ("run", int(data[4:])) if isinstance(data, str) and data.startswith("run:") else data
+
+
+def cube_image(cube, spec) -> np.ndarray:
+    """The H x W x 3 composite (spec ("rgb", bands)) or H x W band (spec ("band", b)) of a cube."""
+    if spec[0] == "rgb":
+        return np.asarray(composite(cube, spec[1]), dtype=np.float32)
+    return np.ascontiguousarray(cube[:, :, int(spec[1])], dtype=np.float32)
+
+
+def stretch(image, percentiles) -> np.ndarray:
+    """Levels of a percentile stretch: (2,) for one band, (channels, 2) for a composite."""
+    lo, hi = percentile_levels(image, *percentiles)
+    if np.ndim(lo) == 0:
+        return np.array([lo, hi], dtype=float)
+    return np.column_stack([lo, hi]).astype(float)
 
 
 def _group(title: str, widget: QWidget, extra: QWidget | None = None) -> QWidget:
@@ -56,7 +90,16 @@ class ResultsPanel(QWidget):
         self.endmember_curves: list = []
         self._band_key = None
         self._finished_at = ""
-        self._levels = None        # display levels of the result composite, reused for the truth
+        self._levels = None        # display levels of the result's image, reused for the truth and comparison
+        self._levels_spec = None   # the bands they were taken for
+        self._preset = (1.0, 99.0)  # percentile stretch of new levels
+        self._syncing_levels = False
+        self._fetch_gen: dict = {}
+        self._compare = None       # compare.Comparison shown, or None
+        self._primary_image = None
+        self._compare_image = None
+        self._compare_levels = None
+        self._difference = None    # the difference map shown, for tests and exports
 
         self.banner = QLabel("")
         self.banner.setObjectName("resultsBanner")
@@ -109,82 +152,8 @@ class ResultsPanel(QWidget):
         wl.addLayout(progress_row)
         wl.addStretch(2)
 
-        # --- result image and its controls ---
-        self.view = ImageView("Result (HR-HSI)")
-        self.view.setMinimumSize(200, 200)
-        self.show_combo = QComboBox()
-        self.show_combo.addItem("Result", "result")
-        self.show_combo.addItem("Ground truth", "truth")
-        self.show_combo.addItem("Misfit: HR-MSI vs LR-HSI", "misfit_pair")
-        self.show_combo.addItem("Misfit: result vs LR-HSI", "misfit_result")
-        self.show_combo.setToolTip(
-            "Which cube the image shows (the ground truth exists in synthetic mode); the spectra always show "
-            "all of them.<br><b>Misfit</b> (real-world mode), per LR pixel, RMS in the normalised scale: "
-            "<i>HR-MSI vs LR-HSI</i> = how far the HR-MSI brought to the LR grid and the LR-HSI seen through "
-            "the SRF disagree (high where the scene changed between the two images, clouds, shadows, "
-            "misregistration: trust the result less there); <i>result vs LR-HSI</i> = how far the result "
-            "degraded back is from the LR-HSI.")
-        self.mode_combo = QComboBox()
-        self.mode_combo.addItem("RGB", "rgb")
-        self.mode_combo.addItem("Band", "band")
-        self.mode_combo.setToolTip("RGB composite of three bands, or one band in grey")
-        self.band_slider = QSlider(Qt.Horizontal)
-        self.band_slider.setRange(0, 0)
-        self.band_slider.setToolTip("Band shown in single-band mode")
-        self.band_label = QLabel("band 0")
-        self.band_label.setMinimumWidth(110)
-        self.band_picker = BandPicker()
-        self.band_stack = QStackedWidget()
-        self.band_stack.addWidget(self.band_picker)
-        slider_box = QWidget()
-        sl = QHBoxLayout(slider_box)
-        sl.setContentsMargins(0, 0, 0, 0)
-        sl.addWidget(self.band_slider, 1)
-        sl.addWidget(self.band_label)
-        self.band_stack.addWidget(slider_box)
-        self.band_stack.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        self.band_stack.setFixedHeight(self.band_picker.sizeHint().height())
-        controls = QWidget()
-        cl = QGridLayout(controls)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.setVerticalSpacing(2)
-        cl.addWidget(self.show_combo, 0, 0)
-        cl.addWidget(self.mode_combo, 0, 1)
-        cl.setColumnStretch(2, 1)
-        cl.addWidget(self.band_stack, 1, 0, 1, 3)
-        image_box = QWidget()
-        il = QVBoxLayout(image_box)
-        il.setContentsMargins(2, 2, 2, 2)
-        il.setSpacing(2)
-        il.addWidget(controls)
-        il.addWidget(self.view, 1)
-
-        # --- spectra of one pixel ---
-        self.pixel_label = QLabel("Hover over or click the image to see a pixel's spectra.")
-        self.pixel_label.setObjectName("pixelLabel")
-        self.pixel_label.setWordWrap(True)
-        self.spectrum_plot = pg.PlotWidget()
-        self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth", size="9pt")
-        self.spectrum_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.spectrum_plot.setLabel("left", "value (normalised)")
-        self.spectrum_legend = self.spectrum_plot.addLegend(offset=(-5, -5), labelTextSize="8pt",
-                                                            brush=(255, 255, 255, 210))
-        self.result_curve = self.spectrum_plot.plot(pen=pg.mkPen("#c62828", width=2), name="reconstructed")
-        self.truth_curve = self.spectrum_plot.plot(pen=pg.mkPen("k", width=1.5, style=Qt.DashLine),
-                                                   name="ground truth")
-        self.lr_plot = pg.PlotWidget()
-        self.lr_plot.setTitle("LR-HSI spectrum of the LR pixel containing it", size="9pt")
-        self.lr_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.lr_plot.setLabel("left", "value")
-        self.lr_plot.setXLink(self.spectrum_plot)
-        self.lr_curve = self.lr_plot.plot(pen=pg.mkPen("#1565c0", width=2))
-        spectra_box = QWidget()
-        spl = QVBoxLayout(spectra_box)
-        spl.setContentsMargins(2, 2, 2, 2)
-        spl.setSpacing(2)
-        spl.addWidget(self.pixel_label)
-        spl.addWidget(self.spectrum_plot, 3)
-        spl.addWidget(self.lr_plot, 2)
+        image_box = self._build_image_area()
+        spectra_box = self._build_spectra_area()
 
         # --- endmembers, ALLE grid, scores ---
         self.endmember_plot = pg.PlotWidget()
@@ -227,7 +196,7 @@ class ResultsPanel(QWidget):
         top = QSplitter(Qt.Horizontal)
         top.addWidget(image_box)
         top.addWidget(spectra_box)
-        top.setSizes([500, 500])
+        top.setSizes([620, 380])
         bottom = QSplitter(Qt.Horizontal)
         bottom.addWidget(_group("Endmember spectra (NMF of the LR-HSI)", self.endmember_stack))
         bottom.addWidget(_group("Abundance-like maps (ALLE), shared colour scale", self.alle_stack))
@@ -235,7 +204,7 @@ class ResultsPanel(QWidget):
         self.splitter = QSplitter(Qt.Vertical)
         self.splitter.addWidget(top)
         self.splitter.addWidget(bottom)
-        self.splitter.setSizes([520, 380])
+        self.splitter.setSizes([580, 320])
         self.splitter.setObjectName("resultsSplitter")
         for w in (top, bottom, self.splitter):
             w.setChildrenCollapsible(False)
@@ -266,14 +235,12 @@ class ResultsPanel(QWidget):
         layout.addWidget(self.pages, 1)
 
         # --- connections ---
-        self.show_combo.currentIndexChanged.connect(lambda _i: self._draw_image())
-        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
-        self.band_slider.valueChanged.connect(lambda _v: self._draw_image())
-        self.band_picker.changed.connect(lambda _b: self._draw_image(new_levels=True))
-        self.view.pixelHovered.connect(self._hovered)
-        self.view.pixelClicked.connect(self.select_pixel)
+        self._connect_image_area()
+        self._connect_spectra_area()
         self.welcome_run.clicked.connect(self._welcome_clicked)
         state.resultChanged.connect(self.set_result)
+        state.comparisonChanged.connect(self._on_comparison_changed)
+        state.runsChanged.connect(self._fill_compare_combo)
         state.runStarted.connect(self._on_run_started)
         state.runProgress.connect(self._on_progress)
         state.runCancelled.connect(lambda _t: self._on_run_ended("Stopped"))
@@ -291,7 +258,8 @@ class ResultsPanel(QWidget):
     def _welcome_clicked(self) -> None:
         s = self.state
         if s.running:
-            s.stop_run()
+            from .training_panel import stop_asking
+            stop_asking(s, self)
         elif s.prepared is not None:
             s.start_run()
 
@@ -300,7 +268,8 @@ class ResultsPanel(QWidget):
         if s.running:
             self.welcome_run.setText("■  Stop")
             self.welcome_run.setStyleSheet(STOP_STYLE)
-            self.welcome_run.setToolTip("Stop training within a second; no result is kept (Esc).")
+            self.welcome_run.setToolTip("Stop: finish with the network trained so far, or discard the run "
+                                        "(asks first; Esc).")
             self.welcome_run.setEnabled(True)
         else:
             self.welcome_run.setText("▶  Run")
@@ -401,7 +370,8 @@ class ResultsPanel(QWidget):
                             f"The inputs have changed since: press <b>Run</b> for a result of the current ones.")
 
     def _enable(self, on: bool) -> None:
-        for w in (self.show_combo, self.mode_combo, self.band_stack):
+        for w in (self.show_combo, self.mode_combo, self.band_stack, self.compare_combo, self.fit_button,
+                  self.clear_regions_button, *self.tool_buttons.values(), *self.preset_buttons.values()):
             w.setEnabled(on)
 
     # ------------------------------------------------------------------ a new result
@@ -431,14 +401,16 @@ class ResultsPanel(QWidget):
         self.warnings_label.setVisible(bool(warnings))
         self._enable(True)
         has_truth = prep.truth is not None
-        item = self.show_combo.model().item(1)
-        item.setEnabled(has_truth)
         has_misfit = result.misfit is not None
-        for i in (2, 3):
-            self.show_combo.model().item(i).setEnabled(has_misfit)
-        if (not has_truth and self.show_combo.currentData() == "truth") or \
-                (not has_misfit and str(self.show_combo.currentData()).startswith("misfit")):
+        for key, on in (("truth", has_truth), ("err_rmse", has_truth), ("err_sam", has_truth),
+                        ("misfit_pair", has_misfit), ("misfit_result", has_misfit)):
+            self.show_combo.model().item(self.show_combo.findData(key)).setEnabled(on)
+        choice = str(self.show_combo.currentData())
+        if (not has_truth and (choice == "truth" or choice.startswith("err"))) or \
+                (not has_misfit and choice.startswith("misfit")):
+            self.show_combo.blockSignals(True)
             self.show_combo.setCurrentIndex(0)
+            self.show_combo.blockSignals(False)
         wl = prep.wavelengths
         key = (c, None if wl is None else (float(wl[0]), float(wl[-1])))
         if key != self._band_key:
@@ -457,66 +429,28 @@ class ResultsPanel(QWidget):
         self.spectrum_legend.removeItem(self.truth_curve)
         if has_truth:
             self.spectrum_legend.addItem(self.truth_curve, "ground truth")
+        for plot in (self.band_scores_plot, self.band_rmse_plot):
+            plot.setLabel("bottom", x_label)
         if self.pixel is None or self.pixel[0] >= h or self.pixel[1] >= w:
             self.pixel = (h // 2, w // 2)
+        self._fill_compare_combo()
+        self.compare_mode.setEnabled(self.state.comparison is not None)
+        self._levels = None
         self._draw_image(new_levels=True)
         self._draw_endmembers()
         self._draw_alle()
         self._draw_metrics()
-        self.select_pixel(*self.pixel)
+        self.library_tab.set_wavelengths(wl)
+        if self.regions.pins and self.regions.pins[0] == self.pixel:
+            self._pins_changed()
+        else:
+            self.select_pixel(*self.pixel)
+        self._refresh_spectra()
 
     def _x(self):
         wl = self.result.prepared.wavelengths
         return np.asarray(wl, dtype=float) if wl is not None else np.arange(self.result.hr_hsi.shape[2],
                                                                             dtype=float)
-
-    def _mode_changed(self, _i) -> None:
-        self.band_stack.setCurrentIndex(0 if self.mode_combo.currentData() == "rgb" else 1)
-        self._draw_image(new_levels=True)
-
-    def _draw_image(self, new_levels: bool = False) -> None:
-        """The result (or the truth) as an RGB composite or one band. The display stretch is
-        taken from the result and kept for the truth, so the two compare as they are."""
-        r = self.result
-        if r is None:
-            return
-        choice = self.show_combo.currentData()
-        if str(choice).startswith("misfit") and r.misfit is not None:
-            self._draw_misfit(0 if choice == "misfit_pair" else 1)
-            return
-        self.view.set_colormap(None)
-        show_truth = choice == "truth" and r.prepared.truth is not None
-        cube = r.prepared.truth if show_truth else r.hr_hsi
-        what = "Ground truth" if show_truth else "Result (HR-HSI)"
-        wl = r.prepared.wavelengths
-        if self.mode_combo.currentData() == "rgb":
-            bands = self.band_picker.bands()
-            if new_levels or self._levels is None:
-                self._levels = display_levels(composite(r.hr_hsi, bands))
-            self.view.set_image(composite(cube, bands), levels=self._levels)
-            names = "/".join(f"{wl[b]:.0f}" if wl is not None else str(b) for b in bands)
-            self.view.set_title(f"{what}, R/G/B = {names}{' nm' if wl is not None else ''}")
-        else:
-            b = self.band_slider.value()
-            self.band_label.setText(band_name(b, wl))
-            self._levels = None
-            self.view.set_image(np.ascontiguousarray(cube[:, :, b]),
-                                levels=display_levels(r.hr_hsi[:, :, b]))
-            self.view.set_title(f"{what}, {band_name(b, wl)}")
-
-    def _draw_misfit(self, which: int) -> None:
-        """One of the two misfit maps, LR pixels drawn as r x r blocks over the result's grid (so
-        the pixel under the mouse is the same everywhere), with its colour scale."""
-        r = self.result
-        ratio = r.prepared.ratio
-        m = r.misfit[:, :, which]
-        image = np.repeat(np.repeat(m, ratio, axis=0), ratio, axis=1)
-        finite = m[np.isfinite(m)]
-        hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
-        levels = (0.0, hi if hi > 0 else 1e-6)
-        self.view.set_image(np.ascontiguousarray(image), levels=levels)
-        self.view.set_colormap("viridis", levels)
-        self.view.set_title("Misfit (RMS): " + ("HR-MSI vs LR-HSI" if which == 0 else "result vs LR-HSI"))
 
     def _draw_endmembers(self) -> None:
         r = self.result
@@ -627,17 +561,641 @@ class ResultsPanel(QWidget):
                 return float(t.item(row, col).text())
         raise KeyError(name)
 
+    # ------------------------------------------------------------------ building: image area
+    def _build_image_area(self) -> QWidget:
+        """The shown run's image, its comparison (side by side, swipe or difference), the
+        levels histogram, the band controls and the region tools."""
+        self.view = ImageView("Result (HR-HSI)")
+        self.view.setMinimumSize(200, 200)
+        self.compare_view = ImageView("")
+        self.compare_view.setObjectName("compareView")
+        self.compare_view.setMinimumSize(150, 150)
+        self.compare_view.link_to(self.view)          # same zoom and pan
+        self.compare_view.hide()
+        # swipe: the comparison drawn over the right part of the result, left of it the result
+        self.swipe_item = pg.ImageItem()
+        self.swipe_item.setZValue(5)
+        self.view.plot.addItem(self.swipe_item)
+        self.swipe_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#ffea00", width=3))
+        self.swipe_line.setZValue(20)
+        self.view.plot.addItem(self.swipe_line)
+        self.swipe_item.hide()
+        self.swipe_line.hide()
+        self.histogram = pg.HistogramLUTWidget(image=self.view.image)
+        self.histogram.setObjectName("levelsHistogram")
+        self.histogram.setMinimumWidth(96)
+        self.histogram.setMaximumWidth(112)
+        self.histogram.setToolTip("Display levels: drag the band's ends (per colour channel for RGB); the "
+                                  "buttons below set a percentile stretch. The comparison shares them.")
+        self.regions = RegionTools(self.view, self)
+
+        self.show_combo = QComboBox()
+        for text, key in (("Result", "result"), ("Ground truth", "truth"),
+                          ("Error vs truth: RMSE", "err_rmse"), ("Error vs truth: SAM", "err_sam"),
+                          ("Misfit: HR-MSI vs LR-HSI", "misfit_pair"), ("Misfit: result vs LR-HSI", "misfit_result")):
+            self.show_combo.addItem(text, key)
+        self.show_combo.setToolTip(
+            "What the image shows. <b>Error vs truth</b> (synthetic mode): per pixel, the RMSE over the bands "
+            "or the spectral angle (degrees) between the result and the ground truth.<br><b>Misfit</b> "
+            "(real-world mode), per LR pixel, RMS in the normalised scale: <i>HR-MSI vs LR-HSI</i> = how far "
+            "the HR-MSI brought to the LR grid and the LR-HSI seen through the SRF disagree (high where the "
+            "scene changed between the two images, clouds, shadows, misregistration: trust the result less "
+            "there); <i>result vs LR-HSI</i> = how far the result degraded back is from the LR-HSI.")
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItem("RGB", "rgb")
+        self.mode_combo.addItem("Band", "band")
+        self.mode_combo.setToolTip("RGB composite of three bands (picked by wavelength), or one band in grey")
+        self.compare_combo = QComboBox()
+        self.compare_combo.setObjectName("compareCombo")
+        self.compare_combo.setToolTip("Compare the shown run with another kept run, the ground truth, bicubic "
+                                      "interpolation, the LR-HSI or the HR-MSI: same zoom, pan and cursor.")
+        self.compare_mode = QComboBox()
+        for text, key in (("side by side", "side"), ("swipe", "swipe"), ("difference: RMSE", "diff_rmse"),
+                          ("difference: SAM", "diff_sam")):
+            self.compare_mode.addItem(text, key)
+        self.compare_mode.setToolTip("Side by side in linked views; a swipe (drag the yellow line); or the "
+                                     "per-pixel difference over the bands (RMSE, or spectral angle in degrees).")
+        self.compare_mode.setEnabled(False)
+        self.fit_button = QToolButton()
+        self.fit_button.setText("Fit")
+        self.fit_button.setToolTip("Show the whole image again (the mouse wheel zooms, dragging pans)")
+
+        self.band_slider = QSlider(Qt.Horizontal)
+        self.band_slider.setRange(0, 0)
+        self.band_slider.setToolTip("Band shown in single-band mode")
+        self.band_label = QLabel("band 0")
+        self.band_label.setObjectName("bandLabel")
+        self.band_label.setMinimumWidth(120)
+        self.play_button = QToolButton()
+        self.play_button.setText("▶")
+        self.play_button.setCheckable(True)
+        self.play_button.setToolTip("Play through the bands")
+        self.play_timer = QTimer(self)
+        self.play_timer.setInterval(PLAY_INTERVAL_MS)
+        self.band_picker = BandPicker()
+        self.band_stack = QStackedWidget()
+        self.band_stack.addWidget(self.band_picker)
+        slider_box = QWidget()
+        sl = QHBoxLayout(slider_box)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.play_button)
+        sl.addWidget(self.band_slider, 1)
+        sl.addWidget(self.band_label)
+        self.band_stack.addWidget(slider_box)
+        self.band_stack.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.band_stack.setFixedHeight(max(self.band_picker.sizeHint().height(), slider_box.sizeHint().height()))
+
+        # region tools and level presets
+        self.tool_buttons = {}
+        self.tool_group = QButtonGroup(self)
+        self.tool_group.setExclusive(True)
+        tools = QHBoxLayout()
+        tools.setContentsMargins(0, 0, 0, 0)
+        tools.setSpacing(2)
+        for key, text, tip in (("pixel", "Pixel", "Click pins a pixel; Shift+click pins another beside it"),
+                               ("rectangle", "Rect", "Drag out a rectangle region"),
+                               ("polygon", "Polygon", "Click the corners; double-click closes the polygon"),
+                               ("freehand", "Freehand", "Drag around a region")):
+            b = QToolButton()
+            b.setText(text)
+            b.setCheckable(True)
+            b.setToolTip(tip + ". Regions can be moved and reshaped; right-click one to remove it.")
+            self.tool_group.addButton(b)
+            self.tool_buttons[key] = b
+            tools.addWidget(b)
+        self.tool_buttons["pixel"].setChecked(True)
+        self.clear_regions_button = QToolButton()
+        self.clear_regions_button.setText("Clear")
+        self.clear_regions_button.setToolTip("Remove every region and extra pinned pixel")
+        tools.addWidget(self.clear_regions_button)
+        tools.addStretch(1)
+        # level presets, under the histogram they set
+        self.preset_buttons = {}
+        presets = QVBoxLayout()
+        presets.setContentsMargins(0, 0, 0, 0)
+        presets.setSpacing(1)
+        for key, text in (((2.0, 98.0), "2–98%"), ((1.0, 99.0), "1–99%"), ((0.0, 100.0), "min–max")):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(f"Stretch each channel from its {text.replace('%', ' percentiles')}")
+            b.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+            self.preset_buttons[key] = b
+            presets.addWidget(b)
+
+        controls = QWidget()
+        cl = QGridLayout(controls)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setVerticalSpacing(2)
+        for combo in (self.show_combo, self.compare_combo, self.compare_mode):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        row0 = QHBoxLayout()
+        row0.addWidget(self.show_combo, 2)
+        row0.addWidget(self.mode_combo)
+        row0.addWidget(self.fit_button)
+        row1 = QHBoxLayout()
+        row1.addWidget(QLabel("compare with:"))
+        row1.addWidget(self.compare_combo, 2)
+        row1.addWidget(self.compare_mode, 1)
+        cl.addLayout(row0, 0, 0)
+        cl.addLayout(row1, 1, 0)
+        cl.addWidget(self.band_stack, 2, 0)
+        cl.addLayout(tools, 3, 0)
+        views = QSplitter(Qt.Horizontal)
+        views.addWidget(self.view)
+        views.addWidget(self.compare_view)
+        views.setChildrenCollapsible(False)
+        self.views_splitter = views
+        image_row = QHBoxLayout()
+        image_row.setContentsMargins(0, 0, 0, 0)
+        image_row.addWidget(views, 1)
+        levels_column = QVBoxLayout()
+        levels_column.setContentsMargins(0, 0, 0, 0)
+        levels_column.setSpacing(2)
+        levels_column.addWidget(self.histogram, 1)
+        levels_column.addLayout(presets)
+        image_row.addLayout(levels_column)
+        image_box = QWidget()
+        il = QVBoxLayout(image_box)
+        il.setContentsMargins(2, 2, 2, 2)
+        il.setSpacing(2)
+        il.addWidget(controls)
+        il.addLayout(image_row, 1)
+        self._fill_compare_combo()
+        return image_box
+
+    def _connect_image_area(self) -> None:
+        self.show_combo.currentIndexChanged.connect(lambda _i: self._draw_image())
+        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
+        self.band_slider.valueChanged.connect(lambda _v: self._draw_image(new_levels=True))
+        self.band_picker.changed.connect(lambda _b: self._draw_image(new_levels=True))
+        self.compare_combo.activated.connect(
+            lambda _i: self.state.set_comparison(_key_from_data(self.compare_combo.currentData())))
+        self.compare_mode.currentIndexChanged.connect(lambda _i: self._draw_compare())
+        self.fit_button.clicked.connect(self.view.fit)
+        self.play_button.toggled.connect(self._play)
+        self.play_timer.timeout.connect(self._next_band)
+        self.swipe_line.sigPositionChanged.connect(lambda _l: self._place_swipe())
+        self.histogram.item.sigLevelsChanged.connect(self._levels_dragged)
+        for key, b in self.preset_buttons.items():
+            b.clicked.connect(lambda _c=False, k=key: self.set_level_preset(k))
+        for key, b in self.tool_buttons.items():
+            b.toggled.connect(lambda on, k=key: on and self.regions.set_tool(k))
+        self.clear_regions_button.clicked.connect(self._clear_regions)
+        for view in (self.view, self.compare_view):
+            view.pixelHovered.connect(self._hovered)
+            view.left.connect(self._hover_ended)
+        self.compare_view.pixelClicked.connect(lambda r, c: self.regions.pin(r, c))
+        self.regions.pinsChanged.connect(self._pins_changed)
+        self.regions.changed.connect(self._region_changed)
+
+    # ------------------------------------------------------------------ image: what is drawn
+    def _mode_changed(self, _i) -> None:
+        self.band_stack.setCurrentIndex(0 if self.mode_combo.currentData() == "rgb" else 1)
+        if self.mode_combo.currentData() != "band":
+            self.play_button.setChecked(False)
+        self._draw_image(new_levels=True)
+
+    def _image_spec(self) -> tuple:
+        if self.mode_combo.currentData() == "rgb":
+            return ("rgb", tuple(self.band_picker.bands()))
+        return ("band", self.band_slider.value())
+
+    def _big(self, cube) -> bool:
+        """Reading bands of this cube takes long enough (a memory-mapped 2048^2 result) to be
+        done on the task thread, not here."""
+        shape = getattr(cube, "shape", (0,))
+        return int(np.prod(shape)) * 4 > SYNC_READ_BYTES
+
+    def _fetch(self, what: str, fn, on_ready, big: bool) -> None:
+        """on_ready(fn()): at once for small cubes, else fn on the task thread; only the newest
+        request of each kind `what` is computed and drawn (a dragged slider does not queue)."""
+        gen = self._fetch_gen[what] = self._fetch_gen.get(what, 0) + 1
+        if not big:
+            on_ready(fn())
+            return
+        result = self.result
+
+        def job():
+            return fn() if self._fetch_gen.get(what) == gen else None
+
+        def done(value):
+            if value is not None and self._fetch_gen.get(what) == gen and self.result is result:
+                on_ready(value)
+        self.state.workers.submit(job, done, lambda *_a: None, "Reading bands")
+
+    def _draw_image(self, new_levels: bool = False) -> None:
+        """The shown run's result (or the truth, an error map, a misfit map) in the main view,
+        then its comparison. The levels are the result's, kept for the truth and the
+        comparison so they compare as they are; new ones only for a new run, new bands or a
+        preset (or dragged in the histogram)."""
+        r = self.result
+        if r is None:
+            return
+        choice = self.show_combo.currentData()
+        if str(choice).startswith("misfit") and r.misfit is not None:
+            self._draw_misfit(0 if choice == "misfit_pair" else 1)
+            self._draw_compare()
+            return
+        if choice in ("err_rmse", "err_sam") and r.prepared.truth is not None:
+            kind = choice[4:]
+            self._fetch("primary", lambda: self._error_maps(), lambda maps: self._show_map(
+                self.view, maps[kind], f"Error vs truth: {'RMSE' if kind == 'rmse' else 'SAM (°)'} per pixel"),
+                self._big(r.hr_hsi))
+            self._draw_compare()
+            return
+        self.view.set_colormap(None)
+        show_truth = choice == "truth" and r.prepared.truth is not None
+        cube = r.prepared.truth if show_truth else r.hr_hsi
+        what = "Ground truth" if show_truth else "Result (HR-HSI)"
+        spec = self._image_spec()
+        need_levels = new_levels or self._levels is None or self._levels_spec != spec
+        preset = self._preset
+
+        def job():
+            shown = cube_image(cube, spec)
+            base = shown if cube is r.hr_hsi or not need_levels else cube_image(r.hr_hsi, spec)
+            return shown, (stretch(base, preset) if need_levels else None)
+
+        def ready(value):
+            shown, levels = value
+            if levels is not None:
+                self._levels, self._levels_spec = levels, spec
+            self._primary_image = shown
+            self._show_primary(shown, self._levels)
+            self.view.set_title(f"{what}, {self._spec_text(spec)}")
+            if spec[0] == "band":
+                self.band_label.setText(self._band_text(spec[1]))
+            self._draw_compare()
+        self._fetch("primary", job, ready, self._big(cube))
+
+    def _spec_text(self, spec) -> str:
+        wl = self.result.prepared.wavelengths
+        if spec[0] == "band":
+            return band_name(spec[1], wl)
+        names = "/".join(f"{wl[b]:.0f}" if wl is not None else str(b) for b in spec[1])
+        return f"R/G/B = {names}{' nm' if wl is not None else ''}"
+
+    def _band_text(self, b: int) -> str:
+        wl = self.result.prepared.wavelengths if self.result is not None else None
+        if wl is not None and 0 <= b < len(wl):
+            return f"{wl[b]:.1f} nm (band {b})"
+        return f"band {b}"
+
+    def _draw_misfit(self, which: int) -> None:
+        """One of the two misfit maps, LR pixels drawn as r x r blocks over the result's grid (so
+        the pixel under the mouse is the same everywhere), with its colour scale."""
+        r = self.result
+        ratio = r.prepared.ratio
+        m = r.misfit[:, :, which]
+        image = np.repeat(np.repeat(m, ratio, axis=0), ratio, axis=1)
+        self._show_map(self.view, image, "Misfit (RMS): " + ("HR-MSI vs LR-HSI" if which == 0 else "result vs LR-HSI"),
+                       cmap="viridis")
+
+    def _show_map(self, view, image, title: str, cmap: str = "magma") -> None:
+        """A per-pixel map (error, difference, misfit) with its colour bar, 0 to its 99.5th percentile."""
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        finite = image[np.isfinite(image)]
+        hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+        levels = (0.0, hi if hi > 0 else 1e-6)
+        if view is self.view:
+            self._primary_image = image
+            self._show_primary(image, levels)
+        else:
+            view.set_image(image, levels=levels)
+        view.set_colormap(cmap, levels)
+        view.set_title(title)
+
+    def _error_maps(self) -> dict:
+        """Per-pixel RMSE and SAM of the shown run against the truth (computed once per run)."""
+        rec = self.state.shown_run
+        notes = rec.notes if rec is not None else {}
+        if "error_maps" not in notes:
+            from spectramorph_engine.inspection import pixel_error_maps
+            rmse, sam = pixel_error_maps(self.result.hr_hsi, self.result.prepared.truth)
+            notes["error_maps"] = {"rmse": rmse, "sam": sam}
+        return notes["error_maps"]
+
+    # ------------------------------------------------------------------ levels
+    def _show_primary(self, image, levels) -> None:
+        """The main view's image, then the histogram switched to its kind (one band / RGB) and
+        its levels: in that order, as the histogram reads the image when it changes."""
+        blocker = QSignalBlocker(self.view.image)
+        self.view.set_image(image, levels=levels)
+        blocker.unblock()
+        self._sync_histogram(np.ndim(image) == 3, levels)
+
+    def _sync_histogram(self, rgb: bool, levels=None) -> None:
+        """The histogram follows the main view's image and shows its levels."""
+        h = self.histogram.item
+        mode = "rgba" if rgb else "mono"
+        if h.levelMode != mode:
+            h.setLevelMode(mode)
+        lv = np.asarray(self._levels if levels is None else levels, dtype=float).reshape(-1, 2)
+        self._syncing_levels = True
+        try:
+            h.imageChanged()
+            if rgb:
+                h.setLevels(rgba=[tuple(row) for row in lv[:3]])
+            else:
+                h.setLevels(float(lv[0, 0]), float(lv[0, 1]))
+        finally:
+            self._syncing_levels = False
+
+    def _levels_dragged(self, _item) -> None:
+        if self._syncing_levels or self.result is None:
+            return
+        levels = np.asarray(self.view.image.levels, dtype=float)
+        if self.show_combo.currentData() in ("result", "truth"):
+            self._levels = levels
+            if self.compare_view.isVisible() and self._compare is not None and self._compare.same_bands \
+                    and self.compare_mode.currentData() == "side":
+                self.compare_view.image.setLevels(levels)
+            if self.swipe_item.isVisible() and self._compare is not None and self._compare.same_bands:
+                self.swipe_item.setLevels(levels)
+
+    def set_level_preset(self, percentiles) -> None:
+        """Stretch from these (low, high) percentiles of the result's image (per channel)."""
+        self._preset = tuple(float(p) for p in percentiles)
+        self._draw_image(new_levels=True)
+
+    def displayed_levels(self) -> np.ndarray:
+        """The levels the main image is drawn with: (2,) or (channels, 2)."""
+        return np.asarray(self.view.image.levels, dtype=float)
+
+    # ------------------------------------------------------------------ bands
+    def _play(self, on: bool) -> None:
+        if on:
+            if self.mode_combo.currentData() != "band":
+                self.mode_combo.setCurrentIndex(self.mode_combo.findData("band"))
+            self.play_button.setText("■")
+            self.play_timer.start()
+        else:
+            self.play_button.setText("▶")
+            self.play_timer.stop()
+
+    def _next_band(self) -> None:
+        if self._fetch_busy():
+            return                     # a big cube: wait for the band being read
+        n = self.band_slider.maximum() + 1
+        self.band_slider.setValue((self.band_slider.value() + 1) % max(n, 1))
+
+    def _fetch_busy(self) -> bool:
+        return self.state.workers.pending > 0 and self._big(getattr(self.result, "hr_hsi", None))
+
+    # ------------------------------------------------------------------ comparison
+    def _fill_compare_combo(self) -> None:
+        from ..compare import FIXED_KEYS, unavailable_reason
+        combo = self.compare_combo
+        current = self.state.comparison
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("nothing", None)
+        record = self.state.shown_run
+        keys = [(("run", rec.number), f"{rec.name}: {rec.settings_text()}") for rec in self.state.runs]
+        keys += list(FIXED_KEYS)
+        for key, text in keys:
+            why = None if record is None else unavailable_reason(self.state, record, key)
+            if isinstance(key, tuple) and record is not None and key[1] == record.number:
+                continue
+            combo.addItem(text, _key_to_data(key))
+            item = combo.model().item(combo.count() - 1)
+            item.setEnabled(why is None)
+            item.setToolTip(why or "")
+        i = combo.findData(_key_to_data(current)) if current is not None else 0
+        combo.setCurrentIndex(max(i, 0))
+        combo.blockSignals(False)
+
+    def _on_comparison_changed(self, key) -> None:
+        i = self.compare_combo.findData(_key_to_data(key)) if key is not None else 0
+        self.compare_combo.setCurrentIndex(max(i, 0))
+        self.compare_mode.setEnabled(key is not None)
+        self._draw_compare()
+        self._refresh_spectra()
+
+    def _draw_compare(self) -> None:
+        """The comparison beside the result (linked), over it (swipe), or their difference."""
+        from ..compare import resolve
+        r, rec, key = self.result, self.state.shown_run, self.state.comparison
+        self._compare = None
+        if r is None or rec is None or key is None:
+            self.compare_view.hide()
+            self.swipe_item.hide()
+            self.swipe_line.hide()
+            return
+        if key == "bicubic" and "bicubic" not in rec.notes and self._big(r.hr_hsi):
+            # interpolating a big cube takes seconds: on the task thread, then drawn
+            def made(_comp):
+                if self.state.shown_run is rec and self.state.comparison == key:
+                    self._draw_compare()
+                    self._refresh_spectra()
+            self.state.run_task(lambda: resolve(self.state, rec, key), "Interpolating bicubic", made)
+            return
+        try:
+            comp = resolve(self.state, rec, key)
+        except InputError as exc:
+            self.state.message.emit(str(exc))
+            self.state.set_comparison(None)
+            return
+        self._compare = comp
+        mode = self.compare_mode.currentData()
+        if mode.startswith("diff") and not comp.same_bands:
+            self.state.message.emit(f"{comp.label} has other bands than the result: no difference map; "
+                                    f"shown side by side.")
+            mode = "side"
+        swipe = mode == "swipe"
+        self.swipe_item.setVisible(swipe)
+        self.swipe_line.setVisible(swipe)
+        self.compare_view.setVisible(not swipe)
+        if mode.startswith("diff"):
+            kind = mode[5:]
+            cube = r.hr_hsi
+
+            def job():
+                from spectramorph_engine.inspection import difference_map
+                return difference_map(cube, comp.cube, kind=kind)
+
+            def ready(diff):
+                self._difference = diff
+                unit = "RMSE" if kind == "rmse" else "SAM (°)"
+                self._show_map(self.compare_view, diff, f"Difference ({unit}): {rec.name} vs {comp.label}")
+            self._fetch("compare", job, ready, self._big(cube))
+            return
+        spec = self._image_spec()
+        if self.show_combo.currentData() not in ("result", "truth"):
+            spec = ("rgb", tuple(self.band_picker.bands())) if self._levels_spec is None else self._levels_spec
+        own_levels = not comp.same_bands
+        preset = self._preset
+
+        def job():
+            if comp.same_bands:
+                image = cube_image(comp.cube, spec)
+            else:      # the HR-MSI: its own bands (three, or its only one)
+                from spectramorph_engine.previews import composite, default_rgb_bands
+                c = comp.cube.shape[2]
+                image = composite(comp.cube, default_rgb_bands(c) if c >= 3 else (0, 0, 0))
+            return image, (stretch(image, preset) if own_levels else None)
+
+        def ready(value):
+            image, levels = value
+            levels = self._levels if levels is None else levels
+            self._compare_image, self._compare_levels = image, levels
+            title = f"{comp.label}" + ("" if own_levels else f", {self._spec_text(spec)}")
+            if swipe:
+                self._place_swipe(reset=True)
+                self.view.set_title(f"Swipe: {rec.name} (left) | {comp.label} (right)")
+            else:
+                self.compare_view.set_colormap(None)
+                self.compare_view.set_image(image, levels=levels)
+                self.compare_view.set_title(title)
+        self._fetch("compare", job, ready, self._big(getattr(comp.cube, "shape", None) and comp.cube))
+
+    def _place_swipe(self, reset: bool = False) -> None:
+        image = getattr(self, "_compare_image", None)
+        if image is None or not self.swipe_item.isVisible():
+            return
+        h, w = image.shape[:2]
+        if reset and not 0 < self.swipe_line.value() < w:
+            self.swipe_line.blockSignals(True)
+            self.swipe_line.setValue(w / 2)
+            self.swipe_line.blockSignals(False)
+        x = int(np.clip(round(self.swipe_line.value()), 0, w))
+        part = np.ascontiguousarray(image[:, x:]) if x < w else np.zeros((h, 1) + image.shape[2:], image.dtype)
+        self.swipe_item.setImage(part, autoLevels=False, levels=self._compare_levels)
+        self.swipe_item.setRect(QRectF(x, 0, max(w - x, 1e-3), h))
+
+    def swipe_to(self, column: float) -> None:
+        """Move the swipe line (tests, keyboard)."""
+        self.swipe_line.setValue(column)
+
+    # ------------------------------------------------------------------ building: spectra
+    def _build_spectra_area(self) -> QWidget:
+        """Tabs: the spectra of pinned pixels and regions; the per-band scores; the library."""
+        self.pixel_label = QLabel("Hover over or click the image to see a pixel's spectra.")
+        self.pixel_label.setObjectName("pixelLabel")
+        self.pixel_label.setWordWrap(True)
+        self.spectrum_plot = pg.PlotWidget()
+        self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth", size="9pt")
+        self.spectrum_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.spectrum_plot.setLabel("left", "value (normalised)")
+        self.spectrum_legend = self.spectrum_plot.addLegend(offset=(-5, -5), labelTextSize="8pt",
+                                                            brush=(255, 255, 255, 210))
+        self.result_curve = self.spectrum_plot.plot(pen=pg.mkPen("#c62828", width=2), name="reconstructed")
+        self.truth_curve = self.spectrum_plot.plot(pen=pg.mkPen("k", width=1.5, style=Qt.DashLine),
+                                                   name="ground truth")
+        self.compare_curve = self.spectrum_plot.plot(pen=pg.mkPen("#1565c0", width=1.5, style=Qt.DashDotLine))
+        self.lr_plot = pg.PlotWidget()
+        self.lr_plot.setTitle("LR-HSI spectrum of the LR pixel containing it", size="9pt")
+        self.lr_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.lr_plot.setLabel("left", "value")
+        self.lr_plot.setXLink(self.spectrum_plot)
+        self.lr_curve = self.lr_plot.plot(pen=pg.mkPen("#1565c0", width=2))
+        self.export_csv_button = QPushButton("Spectra → CSV…")
+        self.export_csv_button.setToolTip("Every spectrum plotted above (pixels, region means and standard "
+                                          "deviations, library spectra), one column each, over wavelength")
+        self.export_plot_button = QPushButton("Plot → PNG/SVG…")
+        self.export_plot_button.setToolTip("The spectrum plot as an image (.png) or a vector drawing (.svg)")
+        self.regions_label = QLabel("")
+        self.regions_label.setObjectName("regionsLabel")
+        self.regions_label.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.export_csv_button)
+        buttons.addWidget(self.export_plot_button)
+        buttons.addStretch(1)
+        spectra_tab = QWidget()
+        spl = QVBoxLayout(spectra_tab)
+        spl.setContentsMargins(2, 2, 2, 2)
+        spl.setSpacing(2)
+        spl.addWidget(self.pixel_label)
+        spl.addWidget(self.regions_label)
+        spl.addWidget(self.spectrum_plot, 3)
+        spl.addWidget(self.lr_plot, 2)
+        spl.addLayout(buttons)
+
+        # per-band scores against the truth
+        self.band_scores_plot = pg.PlotWidget()
+        self.band_scores_plot.setObjectName("bandScoresPlot")
+        self.band_scores_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.band_scores_plot.setTitle("PSNR per band against the ground truth", size="9pt")
+        self.band_scores_plot.setLabel("left", "PSNR (dB)")
+        self.band_scores_legend = self.band_scores_plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
+        self.band_rmse_plot = pg.PlotWidget()
+        self.band_rmse_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.band_rmse_plot.setTitle("RMSE per band", size="9pt")
+        self.band_rmse_plot.setLabel("left", "RMSE")
+        self.band_rmse_plot.setXLink(self.band_scores_plot)
+        self.band_psnr_curve = self.band_scores_plot.plot(pen=pg.mkPen("#c62828", width=2), name="shown run")
+        self.band_psnr_compare = self.band_scores_plot.plot(pen=pg.mkPen("#1565c0", width=1.5, style=Qt.DashLine),
+                                                            name="comparison")
+        self.band_rmse_curve = self.band_rmse_plot.plot(pen=pg.mkPen("#c62828", width=2))
+        self.band_rmse_compare = self.band_rmse_plot.plot(pen=pg.mkPen("#1565c0", width=1.5, style=Qt.DashLine))
+        self.band_scores_note = _note_label("bandScoresNote")
+        self.band_scores_note.setText("Per-band scores need a ground truth (synthetic mode). In real-world mode "
+                                      "see the misfit maps (image menu) and the consistency scores below.")
+        scores_page = QWidget()
+        bl = QVBoxLayout(scores_page)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(self.band_scores_plot, 1)
+        bl.addWidget(self.band_rmse_plot, 1)
+        self.band_scores_stack = QStackedWidget()
+        self.band_scores_stack.addWidget(scores_page)
+        self.band_scores_stack.addWidget(self.band_scores_note)
+
+        from .library_tab import LibraryTab
+        self.library_tab = LibraryTab(self.state, self._match_targets)
+        self.spectra_tabs = QTabWidget()
+        self.spectra_tabs.setObjectName("spectraTabs")
+        self.spectra_tabs.addTab(spectra_tab, "Spectra")
+        self.spectra_tabs.addTab(self.band_scores_stack, "Per-band scores")
+        self.spectra_tabs.addTab(self.library_tab, "Library")
+        for plot in (self.band_scores_plot, self.band_rmse_plot):
+            plain_axes(plot)
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.spectra_tabs)
+        self._pin_curves: list = []
+        self._region_items: dict = {}      # region number -> plot items
+        self.region_stats: dict = {}       # region number -> {source: (mean, std, n)}
+        self._library_curves: list = []
+        return box
+
+    def _connect_spectra_area(self) -> None:
+        self.export_csv_button.clicked.connect(lambda: self.export_spectra_csv())
+        self.export_plot_button.clicked.connect(lambda: self.export_spectrum_plot())
+        self.library_tab.overlaysChanged.connect(self._draw_library_overlays)
+
     # ------------------------------------------------------------------ pixels
     def _hovered(self, row: int, col: int) -> None:
+        self.view.set_cursor(row, col)
+        self.compare_view.set_cursor(row, col)
         self.show_pixel(row, col, pinned=False)
+
+    def _hover_ended(self) -> None:
+        """The mouse left the image: the plots go back to the pinned pixel (as the marker shows)."""
+        self.view.set_cursor(None, None)
+        self.compare_view.set_cursor(None, None)
+        if self.pixel is not None and self.result is not None:
+            self.show_pixel(*self.pixel, pinned=True)
 
     def select_pixel(self, row: int, col: int) -> None:
         """Pin a pixel: its spectra stay in the plots and a marker shows where it is."""
         if self.result is None:
             return
-        self.pixel = (row, col)
-        self.view.set_marker(row, col)
-        self.show_pixel(row, col, pinned=True)
+        self.regions.pin(row, col)
+
+    def _pins_changed(self) -> None:
+        if self.result is None or not self.regions.pins:
+            return
+        h, w = self.result.hr_hsi.shape[:2]
+        self.regions.pins = [(r_, c_) for r_, c_ in self.regions.pins if r_ < h and c_ < w] or [(h // 2, w // 2)]
+        self.pixel = self.regions.pins[0]
+        pins = [(r_, c_, self.regions.pin_colour(i)) for i, (r_, c_) in enumerate(self.regions.pins)]
+        self.view.set_pins(pins)
+        self.compare_view.set_pins(pins)
+        self.show_pixel(*self.pixel, pinned=True)
+        self._draw_extra_pins()
+        self.library_tab.targets_changed()
 
     def show_pixel(self, row: int, col: int, pinned: bool = True) -> None:
         r = self.result
@@ -645,25 +1203,309 @@ class ResultsPanel(QWidget):
             return
         prep = r.prepared
         x = self._x()
-        self.result_curve.setData(x, r.hr_hsi[row, col, :])
+        self.result_curve.setData(x, np.asarray(r.hr_hsi[row, col, :], dtype=np.float64))
         if prep.truth is not None:
             self.truth_curve.setData(x, prep.truth[row, col, :])
             self.truth_curve.show()
         else:
             self.truth_curve.setData([], [])
             self.truth_curve.hide()
+        comp = self._compare
+        self.spectrum_legend.removeItem(self.compare_curve)
+        if comp is not None and comp.same_bands and comp.key != "truth":
+            self.compare_curve.setData(x, np.asarray(comp.cube[row, col, :], dtype=np.float64))
+            self.compare_curve.show()
+            self.spectrum_legend.addItem(self.compare_curve, comp.label)
+        else:
+            self.compare_curve.setData([], [])
+            self.compare_curve.hide()
         lr_row, lr_col = row // prep.ratio, col // prep.ratio
         lr_spectrum = np.asarray(prep.lr_hsi[lr_row, lr_col, :], dtype=np.float64)
         if r.units == "input" and prep.lr_units is not None:    # shown in the same units as the result
             lr_spectrum = lr_spectrum * prep.lr_units[1] + prep.lr_units[0]
         self.lr_curve.setData(x, lr_spectrum)
-        self.pixel_label.setText(f"{'Pinned' if pinned else 'Hovered'} pixel <b>(row {row}, col {col})</b>, "
-                                 f"in LR pixel (row {lr_row}, col {lr_col}); "
-                                 f"{'click the image to pin another' if pinned else 'click to pin it'}.")
+        more = len(self.regions.pins) - 1
+        self.pixel_label.setText(
+            f"{'Pinned' if pinned else 'Hovered'} pixel <b>(row {row}, col {col})</b>, in LR pixel (row {lr_row}, "
+            f"col {lr_col}); " + (f"{more} more pinned (Shift+click); " if more > 0 else "")
+            + ("click the image to pin another" if pinned else "click to pin it") + ".")
+
+    def _draw_extra_pins(self) -> None:
+        """Pinned pixels after the first: their result spectra in their marker's colour."""
+        for c in self._pin_curves:
+            self.spectrum_plot.removeItem(c)
+        self._pin_curves = []
+        if self.result is None:
+            return
+        x = self._x()
+        for i, (row, col) in enumerate(self.regions.pins[1:], start=1):
+            curve = self.spectrum_plot.plot(x, np.asarray(self.result.hr_hsi[row, col, :], dtype=np.float64),
+                                            pen=pg.mkPen(self.regions.pin_colour(i), width=1.5),
+                                            name=f"pixel ({row}, {col})")
+            self._pin_curves.append(curve)
 
     def spectrum_data(self):
         """(x, reconstructed spectrum) now drawn; for tests."""
         return self.result_curve.getOriginalDataset()
+
+    # ------------------------------------------------------------------ regions
+    def _clear_regions(self) -> None:
+        self.regions.clear()
+        if self.pixel is not None:
+            self.regions.pin(*self.pixel)
+
+    def _region_sources(self) -> list:
+        """(name, cube) whose statistics a region shows: result, comparison, truth, LR-HSI."""
+        from ..compare import NearestUpsampled, unit_map
+        r = self.result
+        prep = r.prepared
+        scale, offset = unit_map(r)
+        out = [("result", r.hr_hsi)]
+        comp = self._compare
+        if comp is not None and comp.same_bands and comp.key not in ("truth", "lr_hsi"):
+            out.append((comp.label, comp.cube))
+        if prep.truth is not None:
+            out.append(("truth", prep.truth))
+        out.append(("LR-HSI", NearestUpsampled(prep.lr_hsi, prep.ratio, r.hr_hsi.shape[:2], scale, offset)))
+        return out
+
+    def _region_changed(self, region) -> None:
+        if self.result is None:
+            return
+        targets = self.regions.regions if region is None else [region]
+        if region is None:       # removed or cleared: forget what is gone
+            for number in list(self._region_items):
+                if number not in {g.number for g in self.regions.regions}:
+                    for item in self._region_items.pop(number):
+                        self.spectrum_plot.removeItem(item)
+                    self.region_stats.pop(number, None)
+        for g in targets:
+            self._compute_region(g)
+        self._update_regions_label()
+        self.library_tab.targets_changed()
+
+    def _compute_region(self, region) -> None:
+        from spectramorph_engine.inspection import roi_statistics
+        shape = self.result.hr_hsi.shape
+        mask = region.mask(shape)
+        sources = self._region_sources()
+
+        def job():
+            return {name: roi_statistics(cube, mask) for name, cube in sources}
+
+        def ready(stats):
+            if region in self.regions.regions:
+                self.region_stats[region.number] = stats
+                self._draw_region(region)
+                self._update_regions_label()
+                self.library_tab.targets_changed()
+        self._fetch(f"region{region.number}", job, ready, self._big(self.result.hr_hsi))
+
+    def _draw_region(self, region) -> None:
+        for item in self._region_items.pop(region.number, []):
+            self.spectrum_plot.removeItem(item)
+        stats = self.region_stats.get(region.number)
+        if not stats:
+            return
+        x = self._x()
+        items = []
+        styles = {"result": Qt.SolidLine, "truth": Qt.DotLine, "LR-HSI": Qt.DashDotDotLine}
+        for name, (mean, std, n) in stats.items():
+            style = styles.get(name, Qt.DashLine)
+            width = 2.0 if name == "result" else 1.3
+            curve = self.spectrum_plot.plot(x, mean, pen=pg.mkPen(region.colour, width=width, style=style))
+            # named for the CSV export, kept out of the legend (the regions line explains the styles)
+            curve.opts["name"] = f"{region.name} {name} mean"
+            curve.region_std = std
+            items.append(curve)
+            if name == "result":       # mean +/- sd as a shaded band
+                lo = pg.PlotDataItem(x, mean - std, pen=None)
+                hi = pg.PlotDataItem(x, mean + std, pen=None)
+                colour = pg.mkColor(region.colour)
+                colour.setAlpha(45)
+                fill = pg.FillBetweenItem(lo, hi, brush=colour)
+                self.spectrum_plot.addItem(fill)
+                items.append(fill)
+        self._region_items[region.number] = items
+
+    def _update_regions_label(self) -> None:
+        parts = []
+        for g in self.regions.regions:
+            stats = self.region_stats.get(g.number, {})
+            n = stats.get("result", (None, None, 0))[2]
+            parts.append(f"<span style='color:{g.colour}'>■</span> {g.name} ({g.kind}, {n} px)")
+        self.regions_label.setText("Regions: " + ", ".join(parts) + " — mean (line) ± standard deviation "
+                                   "(shaded) of the result; dashed: comparison, dotted: truth, dash-dot: LR-HSI"
+                                   if parts else "")
+        self.regions_label.setVisible(bool(parts))
+
+    def _refresh_spectra(self) -> None:
+        """Comparison or result changed: redraw pixel spectra, region statistics and scores."""
+        if self.result is None:
+            return
+        if self.pixel is not None:
+            self.show_pixel(*self.pixel, pinned=True)
+        self._draw_extra_pins()
+        for g in self.regions.regions:
+            self._compute_region(g)
+        self._draw_band_scores()
+
+    # ------------------------------------------------------------------ per-band scores
+    def _band_scores(self, cube, key) -> dict:
+        rec = self.state.shown_run
+        cache = rec.notes.setdefault("band_scores", {}) if rec is not None else {}
+        if key not in cache:
+            from spectramorph_engine.inspection import per_band_scores
+            cache[key] = per_band_scores(cube, self.result.prepared.truth)
+        return cache[key]
+
+    def _draw_band_scores(self) -> None:
+        r = self.result
+        if r is None:
+            return
+        if r.prepared.truth is None:
+            self.band_scores_stack.setCurrentIndex(1)
+            return
+        self.band_scores_stack.setCurrentIndex(0)
+        x = self._x()
+        comp = self._compare
+        sources = [("shown", r.hr_hsi)]
+        if comp is not None and comp.same_bands and comp.key != "truth":
+            sources.append((comp.key, comp.cube))
+
+        def job():
+            return [self._band_scores(cube, key) for key, cube in sources]
+
+        def ready(scores):
+            self.band_psnr_curve.setData(x, scores[0]["psnr"])
+            self.band_rmse_curve.setData(x, scores[0]["rmse"])
+            self.band_scores_legend.removeItem(self.band_psnr_compare)
+            self.band_scores_legend.removeItem(self.band_psnr_curve)
+            name = self.state.shown_run.name if self.state.shown_run is not None else "result"
+            self.band_scores_legend.addItem(self.band_psnr_curve, name)
+            if len(scores) > 1:
+                self.band_psnr_compare.setData(x, scores[1]["psnr"])
+                self.band_rmse_compare.setData(x, scores[1]["rmse"])
+                self.band_scores_legend.addItem(self.band_psnr_compare, comp.label)
+            else:
+                for c in (self.band_psnr_compare, self.band_rmse_compare):
+                    c.setData([], [])
+        self._fetch("band_scores", job, ready, self._big(r.hr_hsi))
+
+    # ------------------------------------------------------------------ library
+    def _match_targets(self) -> list:
+        """(label, spectrum) a library can be matched against: the pinned pixels, then each
+        region's mean (the result's)."""
+        r = self.result
+        if r is None:
+            return []
+        truth = r.prepared.truth
+        out = []
+        for row, col in self.regions.pins:
+            out.append((f"pixel ({row}, {col})", np.asarray(r.hr_hsi[row, col, :], dtype=np.float64)))
+            if truth is not None:
+                out.append((f"pixel ({row}, {col}), truth", np.asarray(truth[row, col, :], dtype=np.float64)))
+        for g in self.regions.regions:
+            stats = self.region_stats.get(g.number)
+            if stats:
+                out.append((f"{g.name} mean", stats["result"][0]))
+                if "truth" in stats:
+                    out.append((f"{g.name} mean, truth", stats["truth"][0]))
+        return out
+
+    def _draw_library_overlays(self) -> None:
+        """Chosen library spectra over the spectra, each scaled to the matched spectrum (least
+        squares; the match itself is by angle, which ignores brightness)."""
+        for c in self._library_curves:
+            self.spectrum_plot.removeItem(c)
+        self._library_curves = []
+        if self.result is None:
+            return
+        x = self._x()
+        for i, (name, spectrum) in enumerate(self.library_tab.overlays()):
+            curve = self.spectrum_plot.plot(x, spectrum, pen=pg.mkPen(LIBRARY_COLOURS[i % len(LIBRARY_COLOURS)],
+                                                                     width=1.5, style=Qt.DotLine),
+                                            name=f"library: {name}")
+            self._library_curves.append(curve)
+
+    # ------------------------------------------------------------------ exports
+    def plotted_spectra(self) -> tuple:
+        """(x, [(name, values), ...]): every spectrum now in the spectrum plot -- pixels, region
+        means and standard deviations, library spectra -- as the CSV export writes them."""
+        x = self._x() if self.result is not None else np.zeros(0)
+        columns = []
+        for item in self.spectrum_plot.getPlotItem().listDataItems():
+            if not item.isVisible() or item.name() is None:
+                continue
+            xs, ys = item.getOriginalDataset()
+            if ys is None or len(ys) != len(x):
+                continue
+            columns.append((item.name(), np.asarray(ys, dtype=float)))
+            std = getattr(item, "region_std", None)
+            if std is not None and item.name().endswith("result mean"):
+                columns.append((item.name()[:-len("mean")] + "sd", np.asarray(std, dtype=float)))
+        return x, columns
+
+    def export_spectra_csv(self, path: str | None = None) -> None:
+        if self.result is None:
+            return
+        if path is None:
+            path = dialogs.ask_save_file(self, "Export the plotted spectra", "CSV (*.csv)", "spectra.csv")
+            if not path:
+                return
+        x, columns = self.plotted_spectra()
+        wl_known = self.result.prepared.wavelengths is not None
+        header = ["wavelength_nm" if wl_known else "band"] + [name for name, _ in columns]
+        table = np.column_stack([x] + [v for _, v in columns])
+
+        def job():
+            import csv
+            import io as _io
+            from spectramorph_engine.io import atomic_write_text
+            buf = _io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(header)
+            for row in table:
+                writer.writerow([repr(float(v)) for v in row])
+            atomic_write_text(path, buf.getvalue())
+        self.state.run_task(job, f"Saving {path}", lambda _v: self.state.message.emit(
+            f"{len(columns)} spectra saved to {path}"))
+
+    def export_spectrum_plot(self, path: str | None = None) -> None:
+        if path is None:
+            path = dialogs.ask_save_file(self, "Export the spectrum plot", "PNG image (*.png);;SVG drawing (*.svg)",
+                                         "spectra.png")
+            if not path:
+                return
+        widget = self.spectrum_plot
+        if str(path).lower().endswith(".svg"):
+            # Qt's own SVG painter: pyqtgraph's SVGExporter fails on the shaded +/- sd bands
+            from PySide6.QtCore import QRect
+            from PySide6.QtGui import QPainter
+            from PySide6.QtSvg import QSvgGenerator
+            gen = QSvgGenerator()
+            gen.setFileName(str(path))
+            gen.setSize(widget.size())
+            gen.setViewBox(QRect(0, 0, widget.width(), widget.height()))
+            gen.setTitle("SpectraMorph Studio spectra")
+            painter = QPainter()
+            ok = painter.begin(gen)
+            if ok:
+                widget.render(painter)
+                painter.end()
+        else:
+            import pyqtgraph.exporters as exporters
+            exporter = exporters.ImageExporter(widget.getPlotItem())
+            exporter.parameters()["width"] = max(int(widget.width()) * 2, 800)
+            try:
+                exporter.export(str(path))
+                ok = True
+            except OSError:
+                ok = False
+        if not ok or not Path(path).is_file():
+            self.state.errorRaised.emit(f"Cannot write the plot to '{path}'.")
+            return
+        self.state.message.emit(f"Plot saved to {path}")
 
 
 def _note_label(name: str) -> QLabel:

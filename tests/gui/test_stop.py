@@ -132,8 +132,6 @@ def test_the_question_closes_itself_when_the_run_ends(qtbot):
     assert ASK_STOP(None, RunProgress(stage="train", epoch=3, epochs=10), ended=(ends.ended,)) == tp.KEEP
 
 
-@pytest.mark.xfail(reason="main_window.py binds Escape to state.stop_run (discards at once); its owner "
-                          "routes it to training_panel.stop", strict=False)
 def test_escape_asks_before_discarding(qtbot, window, answers):
     asked = answers(tp.KEEP, tp.DISCARD)
     _start_long_run(qtbot, window)
