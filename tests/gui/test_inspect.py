@@ -109,6 +109,20 @@ def test_regions_give_the_mean_spectrum_of_their_pixels_and_export_to_csv(qtbot,
     inside = (i + j) <= 14
     np.testing.assert_allclose(rp.region_stats[tri.number]["result"][0], cube[inside].mean(axis=0), rtol=1e-6)
     assert "R1" in rp.regions_label.text() and "R2" in rp.regions_label.text()
+    # drawn with the mouse: the polygon tool takes clicks as corners, a double-click closes it
+    qtbot.mouseClick(rp.tool_buttons["polygon"], Qt.LeftButton)
+    assert rp.regions.tool == "polygon"
+    for r_, c_ in ((40.0, 40.0), (40.0, 60.0), (60.0, 60.0)):
+        rp.view.pointClicked.emit(r_, c_, False, False)
+    rp.view.pointClicked.emit(60.0, 60.0, True, False)
+    drawn = rp.regions.regions[-1]
+    assert drawn.kind == "polygon" and drawn.number == 3
+    got = drawn.mask((DEMO_SIZE, DEMO_SIZE))
+    ii, jj = np.nonzero(got)
+    assert ii.min() >= 40 and jj.max() < 60 and np.all(jj >= ii)            # above the diagonal
+    assert abs(int(got.sum()) - 190) <= 20                                  # 190 strictly above, + the edge
+    np.testing.assert_allclose(rp.region_stats[drawn.number]["result"][0], cube[got].mean(axis=0), rtol=1e-6)
+    qtbot.mouseClick(rp.tool_buttons["pixel"], Qt.LeftButton)
     # moved: the statistics follow
     rect.item.setPos((12, 30), finish=True)
     np.testing.assert_allclose(rp.region_stats[rect.number]["result"][0], cube[30:40, 12:30].mean(axis=(0, 1)),
