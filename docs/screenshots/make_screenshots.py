@@ -150,6 +150,9 @@ def main() -> int:
     import numpy as np
     from spectramorph_engine.demo import MATERIALS, material_spectra
     first, glp = s.runs[0].number, s.runs[-1].number       # SpectraMorph, then GLP-HS
+    w.data_dock.hide()                 # room for two images side by side (as a user would)
+    w.psf_dock.hide()
+    w.srf_dock.hide()
     s.show_run(first)
     s.set_comparison(("run", glp))
     rp.compare_mode.setCurrentIndex(rp.compare_mode.findData("side"))
@@ -186,6 +189,7 @@ def main() -> int:
     rp.spectra_tabs.setCurrentIndex(0)
     rp._clear_regions()
     s.set_comparison(None)
+    w.reset_layout()
     w.curves_dock.raise_()
 
     # --- a named camera's SRF on the demo cube's true wavelengths

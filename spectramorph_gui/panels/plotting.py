@@ -99,10 +99,10 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.plot.addItem(self.image)
         self.levels = levels
         self.marker = pg.ScatterPlotItem(size=11, pen=pg.mkPen("m", width=2), brush=None, symbol="s")
-        self.plot.addItem(self.marker)
+        self.plot.addItem(self.marker, ignoreBounds=True)
         # where the mouse is, in this view and in any view linked to it (same pixel everywhere)
         self.cursor = pg.ScatterPlotItem(size=15, pen=pg.mkPen("#ffea00", width=1.5), brush=None, symbol="+")
-        self.plot.addItem(self.cursor)
+        self.plot.addItem(self.cursor, ignoreBounds=True)
         self._shape = None
         self.scene().sigMouseMoved.connect(self._moved)
         self.scene().sigMouseClicked.connect(self._clicked)
@@ -133,7 +133,7 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.image.setImage(array, autoLevels=False, levels=levels)
         if new_shape != self._shape:
             self._shape = new_shape
-            self.plot.autoRange(padding=0.01)
+            self.fit()
 
     @property
     def shape(self):
@@ -141,8 +141,12 @@ class ImageView(pg.GraphicsLayoutWidget):
         return self._shape
 
     def fit(self) -> None:
-        """Back to the whole image (after zooming with the wheel or panning)."""
-        self.plot.autoRange(padding=0.01)
+        """Back to the whole image (after zooming with the wheel or panning); it stays fitted
+        as the view is resized until the user zooms or pans again."""
+        vb = self.plot.getViewBox()
+        vb.setDefaultPadding(0.01)
+        vb.autoRange(padding=0.01)
+        vb.enableAutoRange()
 
     def set_cursor(self, row: Optional[int], col: Optional[int]) -> None:
         if row is None:

@@ -67,7 +67,7 @@ class RegionTools(QObject):
         self._count = 0
         self._draft: list = []          # polygon / freehand vertices being drawn, (row, col)
         self._draft_curve = pg.PlotCurveItem(pen=pg.mkPen("#ff1744", width=2, style=Qt.DashLine))
-        view.plot.addItem(self._draft_curve)
+        view.plot.addItem(self._draft_curve, ignoreBounds=True)
         self._rect_start = None
         vb = view.plot.getViewBox()
         self._vb = vb
@@ -110,9 +110,9 @@ class RegionTools(QObject):
         return self._add(Region(self._count, kind, item, colour))
 
     def _add(self, region: Region) -> Region:
-        self.view.plot.addItem(region.item)
+        self.view.plot.addItem(region.item, ignoreBounds=True)
         region.label = pg.TextItem(region.name, color=region.colour, anchor=(0, 1))
-        self.view.plot.addItem(region.label)
+        self.view.plot.addItem(region.label, ignoreBounds=True)
         self._place_label(region)
         region.item.sigRegionChangeFinished.connect(lambda _i, r=region: self._moved(r))
         region.item.sigRemoveRequested.connect(lambda _i, r=region: self.remove(r))

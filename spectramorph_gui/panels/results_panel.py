@@ -575,10 +575,10 @@ class ResultsPanel(QWidget):
         # swipe: the comparison drawn over the right part of the result, left of it the result
         self.swipe_item = pg.ImageItem()
         self.swipe_item.setZValue(5)
-        self.view.plot.addItem(self.swipe_item)
+        self.view.plot.addItem(self.swipe_item, ignoreBounds=True)
         self.swipe_line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#ffea00", width=3))
         self.swipe_line.setZValue(20)
-        self.view.plot.addItem(self.swipe_line)
+        self.view.plot.addItem(self.swipe_line, ignoreBounds=True)
         self.swipe_item.hide()
         self.swipe_line.hide()
         self.histogram = pg.HistogramLUTWidget(image=self.view.image)
@@ -1334,9 +1334,11 @@ class ResultsPanel(QWidget):
             stats = self.region_stats.get(g.number, {})
             n = stats.get("result", (None, None, 0))[2]
             parts.append(f"<span style='color:{g.colour}'>■</span> {g.name} ({g.kind}, {n} px)")
-        self.regions_label.setText("Regions: " + ", ".join(parts) + " — mean (line) ± standard deviation "
-                                   "(shaded) of the result; dashed: comparison, dotted: truth, dash-dot: LR-HSI"
-                                   if parts else "")
+        self.regions_label.setText("Regions: " + ", ".join(parts) if parts else "")
+        self.regions_label.setToolTip("Each region's mean spectrum: solid with its ± standard deviation shaded, "
+                                      "the result; dashed, the comparison; dotted, the ground truth; dash-dot, "
+                                      "the LR-HSI. Right-click a region to remove it; drag it or its corners "
+                                      "to change it.")
         self.regions_label.setVisible(bool(parts))
 
     def _refresh_spectra(self) -> None:
