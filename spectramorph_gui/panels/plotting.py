@@ -143,6 +143,9 @@ class ImageView(pg.GraphicsLayoutWidget):
     def fit(self) -> None:
         """Back to the whole image (after zooming with the wheel or panning); it stays fitted
         as the view is resized until the user zooms or pans again."""
+        if getattr(self, "_follow_other", None) is not None:      # a linked view shows what its partner shows
+            self._follow_other()
+            return
         vb = self.plot.getViewBox()
         vb.setDefaultPadding(0.01)
         vb.autoRange(padding=0.01)
@@ -163,26 +166,44 @@ class ImageView(pg.GraphicsLayoutWidget):
                             pen=[pg.mkPen(k, width=2) for _r, _c, k in pins])
 
     def link_to(self, other: "ImageView") -> None:
-        """Same zoom and pan as `other`, both ways: the same part of the image in both views.
-        (pyqtgraph's own axis links match ranges by screen position, made for stacked plots:
-        two images side by side would show different parts.)"""
-        a, b = self.plot.getViewBox(), other.plot.getViewBox()
+        """Show the same part of the image as `other`: its centre and its image pixels per screen
+        pixel, whatever it does (fit, zoom, resize); and `other` follows this view when the user
+        pans or zooms here. (pyqtgraph's own axis links match ranges by screen position, made for
+        stacked plots; copying ranges both ways made two aspect-locked views of different shapes
+        widen each other's range back and forth.)"""
+        mine, theirs = self.plot.getViewBox(), other.plot.getViewBox()
         busy = [False]
 
         def follow(src, dst):
             def copy(*_):
                 if busy[0] or not dst.isVisible() or not src.isVisible():
                     return
+                sw, sh = src.boundingRect().width(), src.boundingRect().height()
+                dw, dh = dst.boundingRect().width(), dst.boundingRect().height()
+                if min(sw, sh, dw, dh) <= 1:
+                    return
                 busy[0] = True
                 try:
                     (x0, x1), (y0, y1) = src.viewRange()
-                    dst.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+                    scale = max((x1 - x0) / sw, (y1 - y0) / sh)
+                    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                    dst.setRange(xRange=(cx - scale * dw / 2, cx + scale * dw / 2),
+                                 yRange=(cy - scale * dh / 2, cy + scale * dh / 2), padding=0)
                 finally:
                     busy[0] = False
-            src.sigRangeChangedManually.connect(copy)
-            src.sigRangeChanged.connect(copy)
-        follow(a, b)
-        follow(b, a)
+            return copy
+
+        from_other = follow(theirs, mine)
+        theirs.sigRangeChanged.connect(from_other)
+        mine.sigResized.connect(from_other)
+        self._follow_other = from_other
+        mine.sigRangeChangedManually.connect(follow(mine, theirs))
+
+    def sync_to_link(self) -> None:
+        """Take the linked view's part of the image now (after being shown)."""
+        follow = getattr(self, "_follow_other", None)
+        if follow is not None:
+            follow()
 
     def leaveEvent(self, event) -> None:
         super().leaveEvent(event)

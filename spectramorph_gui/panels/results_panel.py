@@ -1019,6 +1019,7 @@ class ResultsPanel(QWidget):
                 self._difference = diff
                 unit = "RMSE" if kind == "rmse" else "SAM (°)"
                 self._show_map(self.compare_view, diff, f"Difference ({unit}): {rec.name} vs {comp.label}")
+                self.compare_view.sync_to_link()
             self._fetch("compare", job, ready, self._big(cube))
             return
         spec = self._image_spec()
@@ -1048,6 +1049,7 @@ class ResultsPanel(QWidget):
                 self.compare_view.set_colormap(None)
                 self.compare_view.set_image(image, levels=levels)
                 self.compare_view.set_title(title)
+                self.compare_view.sync_to_link()
         self._fetch("compare", job, ready, self._big(getattr(comp.cube, "shape", None) and comp.cube))
 
     def _place_swipe(self, reset: bool = False) -> None:
