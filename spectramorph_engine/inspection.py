@@ -48,8 +48,11 @@ def _rows_per_block(shape, block_rows) -> int:
 
 
 def _read(cube, r0, r1, c0=None, c1=None) -> np.ndarray:
+    from .io.common import release_pages
     block = cube[r0:r1] if c0 is None else cube[r0:r1, c0:c1]
-    return np.asarray(block, dtype=np.float64)
+    out = np.array(block, dtype=np.float64)
+    release_pages(cube)          # a memory-mapped cube does not stay resident block after block
+    return out
 
 
 # ------------------------------------------------------------------------------ error maps

@@ -39,6 +39,7 @@ PLAY_INTERVAL_MS = 150            # band playback: about 7 bands a second
 # Band images of cubes bigger than this are read on the task thread (a memory-mapped
 # 2048 x 2048 x 200 result takes a second or more per read), so the window never blocks.
 SYNC_READ_BYTES = 256 << 20
+MAPPED_BLOCK_BYTES = 64 << 20     # rows of a memory-mapped result read at a time
 LIBRARY_COLOURS = ("#6d4c41", "#546e7a", "#8d6e63", "#78909c", "#a1887f")
 
 
@@ -52,10 +53,24 @@ def _key_from_data(data):
 
 
 def cube_image(cube, spec) -> np.ndarray:
-    """The H x W x 3 composite (spec ("rgb", bands)) or H x W band (spec ("band", b)) of a cube."""
-    if spec[0] == "rgb":
-        return np.asarray(composite(cube, spec[1]), dtype=np.float32)
-    return np.ascontiguousarray(cube[:, :, int(spec[1])], dtype=np.float32)
+    """The H x W x 3 composite (spec ("rgb", bands)) or H x W band (spec ("band", b)) of a cube.
+    A memory-mapped cube is read by blocks of rows whose pages are released as it goes (its
+    bands are interleaved by pixel: one band touches the whole file)."""
+    if not isinstance(cube, np.memmap):
+        if spec[0] == "rgb":
+            return np.asarray(composite(cube, spec[1]), dtype=np.float32)
+        return np.ascontiguousarray(cube[:, :, int(spec[1])], dtype=np.float32)
+    from spectramorph_engine.io.common import release_pages
+    h, w, c = cube.shape
+    idx = [min(max(int(b), 0), c - 1) for b in (spec[1] if spec[0] == "rgb" else (spec[1],))]
+    if c == 1:
+        idx = [0]
+    out = np.empty((h, w, len(idx)), dtype=np.float32)
+    step = max(1, MAPPED_BLOCK_BYTES // max(w * c * cube.itemsize, 1))
+    for r0 in range(0, h, step):
+        out[r0:r0 + step] = cube[r0:r0 + step][:, :, idx]
+        release_pages(cube)
+    return out[:, :, 0] if len(idx) == 1 else out
 
 
 def stretch(image, percentiles) -> np.ndarray:
