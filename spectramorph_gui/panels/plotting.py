@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QWidget
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
@@ -68,6 +68,20 @@ def band_name(band: int, wavelengths) -> str:
     if wavelengths is not None and 0 <= band < len(wavelengths):
         return f"band {band} ({wavelengths[band]:.0f} nm)"
     return f"band {band}"
+
+
+# Images larger than this (rows or columns) are drawn from every k-th pixel: a screen shows
+# no more, and colouring a 2048 x 2048 RGB float image takes the window ~0.8 s on each redraw.
+DISPLAY_MAX_SIDE = 1024
+
+
+def display_copy(array: np.ndarray, max_side: int = DISPLAY_MAX_SIDE):
+    """(what to draw, k): every k-th row and column of `array` so that neither side exceeds
+    `max_side` (k = 1: the array itself)."""
+    step = max(1, int(np.ceil(max(array.shape[:2]) / max_side)))
+    if step == 1:
+        return array, 1
+    return np.ascontiguousarray(array[::step, ::step]), step
 
 
 class ImageView(pg.GraphicsLayoutWidget):
@@ -130,7 +144,12 @@ class ImageView(pg.GraphicsLayoutWidget):
             return
         new_shape = array.shape[:2]
         levels = self.levels if levels is None else levels
-        self.image.setImage(array, autoLevels=False, levels=levels)
+        shown, step = display_copy(array)
+        self.image.setImage(shown, autoLevels=False, levels=levels)
+        # drawn over the full image's extent: coordinates stay the full image's pixels
+        self.image.setRect(QRectF(0, 0, new_shape[1], new_shape[0]) if step > 1 else
+                           QRectF(0, 0, shown.shape[1], shown.shape[0]))
+        self.display_step = step
         if new_shape != self._shape:
             self._shape = new_shape
             self.fit()
@@ -244,7 +263,7 @@ class ImageView(pg.GraphicsLayoutWidget):
     def _pixel_at(self, scene_pos):
         if self._shape is None or not self.plot.sceneBoundingRect().contains(scene_pos):
             return None
-        p = self.image.mapFromScene(scene_pos)
+        p = self.plot.getViewBox().mapSceneToView(scene_pos)      # the full image's pixels
         row, col = int(np.floor(p.y())), int(np.floor(p.x()))
         if 0 <= row < self._shape[0] and 0 <= col < self._shape[1]:
             return row, col
@@ -259,7 +278,7 @@ class ImageView(pg.GraphicsLayoutWidget):
         if event.button() != Qt.LeftButton:
             return
         if self._shape is not None and self.plot.sceneBoundingRect().contains(event.scenePos()):
-            p = self.image.mapFromScene(event.scenePos())
+            p = self.plot.getViewBox().mapSceneToView(event.scenePos())
             self.pointClicked.emit(float(p.y()), float(p.x()), bool(event.double()),
                                    bool(event.modifiers() & Qt.ShiftModifier))
         hit = self._pixel_at(event.scenePos())

@@ -30,7 +30,7 @@ from spectramorph_engine.previews import composite, default_rgb_bands, shared_ra
 from .fields import format_clock
 from .method_text import has_training, short_name
 from . import dialogs
-from .plotting import BandPicker, ImageView, band_name, curve_pen, plain_axes
+from .plotting import BandPicker, ImageView, band_name, curve_pen, display_copy, plain_axes
 from .regions import RegionTools
 from .style import RUN_STYLE, STOP_STYLE, WARNING_STYLE
 
@@ -40,6 +40,7 @@ PLAY_INTERVAL_MS = 150            # band playback: about 7 bands a second
 # 2048 x 2048 x 200 result takes a second or more per read), so the window never blocks.
 SYNC_READ_BYTES = 256 << 20
 MAPPED_BLOCK_BYTES = 64 << 20     # rows of a memory-mapped result read at a time
+ALLE_MAX_SIDE = 384               # the abundance maps are thumbnails
 LIBRARY_COLOURS = ("#6d4c41", "#546e7a", "#8d6e63", "#78909c", "#a1887f")
 
 
@@ -514,7 +515,10 @@ class ResultsPanel(QWidget):
             plot.hideAxis("bottom")
             plot.setMenuEnabled(False)
             plot.hideButtons()
-            img = pg.ImageItem(np.ascontiguousarray(alle[:, :, i]), levels=(lo, hi))
+            shown, step = display_copy(np.asarray(alle[:, :, i]), ALLE_MAX_SIDE)     # thumbnails
+            img = pg.ImageItem(np.ascontiguousarray(shown), levels=(lo, hi))
+            if step > 1:
+                img.setRect(QRectF(0, 0, alle.shape[1], alle.shape[0]))
             img.setColorMap(cmap)
             plot.addItem(img)
             plot.autoRange(padding=0.01)
