@@ -668,7 +668,7 @@ def _open_result_stream(config: FusionConfig, prep: PreparedInputs, staged):
 
 def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel=None,
                inputs: Optional[FusionInputs] = None, write_outputs: bool = True,
-               finish_training=None) -> FusionResult:
+               finish_training=None, write_figures: bool = True) -> FusionResult:
     """Run SpectraMorph end to end; see docs/pipeline_api.md.
 
     `finish_training` (a threading.Event): set while the network trains, it ends training at
@@ -758,6 +758,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
         if write_outputs:
             with stages("save"):
                 result.output_files = write_result(config, result, progress, cancel, stream=stream,
+                                                   draw_figures=write_figures,
                                                    staged=staged)
                 stream = None
             result.timings = stages.timings
@@ -871,7 +872,7 @@ def _commit_outputs(config: FusionConfig, result: FusionResult, staged, cancel=N
 
 
 def write_result(config: FusionConfig, result: FusionResult, progress=None, cancel=None,
-                 stream=None, staged=None) -> dict:
+                 stream=None, staged=None, draw_figures: bool = True) -> dict:
     """Write the HR-HSI, figures and scores for config.output_dir, all or nothing: into the
     staging folder `staged` (outputs.StagedOutputs; the caller commits it), or, when None,
     into one made and committed here. The cancel token is checked before each file.
@@ -895,7 +896,10 @@ def write_result(config: FusionConfig, result: FusionResult, progress=None, canc
                       geo=prep.geo, geotiff=config.output_file_type == "geotiff")
         if name.endswith(".npy") and prep.wavelengths is None:
             staged.obsolete(Path(name).stem + "_wavelengths.txt")   # it described the previous result
-        if result.endmembers is not None:      # the classical methods have no endmembers / ALLE
+        # the classical methods have no endmembers / ALLE; `draw_figures` False: not drawn (the app
+        # keeps runs without them -- matplotlib holds the interpreter for a second or more on a
+        # big scene, which froze the window -- and draws them when a run is exported)
+        if result.endmembers is not None and draw_figures:
             for what, make in (("endmembers", lambda: figures.endmember_figure(result.endmembers, prep.wavelengths)),
                                ("abundances", lambda: figures.abundance_figure(result.alle))):
                 ev.check_cancel(cancel)

@@ -90,7 +90,8 @@ class _FusionWorker(QObject):
             # file), then kept memory-mapped from there: the app never holds a cube twice.
             run_config = config.replace(output_dir=str(folder), log_dir=str(folder))
             result = run_fusion(run_config, progress=progress, cancel=cancel, inputs=inputs,
-                                write_outputs=True, finish_training=self.finish_token)
+                                write_outputs=True, finish_training=self.finish_token,
+                                write_figures=False)      # drawn on export: matplotlib would hold the window
             _map_result_from_file(result)
         except Cancelled:
             flush()

@@ -270,4 +270,7 @@ def test_write_all_outputs_writes_the_shown_run_with_its_own_settings(qtbot, win
     assert Path(run["outputs"]["hr_hsi"]) == out / "hr_hsi.npy"
     np.testing.assert_array_equal(io.load_cube(str(out / "hr_hsi.npy")).data, np.asarray(result.hr_hsi))
     assert (out / "metrics.json").exists() and (out / "config_used.yaml").exists()
+    # the kept run's folder has no figures (drawn on export, off the run): the export has them
+    assert (out / "endmembers.png").exists() and (out / "abundances.png").exists()
+    assert not list(Path(window.state.shown_run.folder).glob("*.png"))
     wait_idle(qtbot, window)
