@@ -7,7 +7,12 @@ Two QThreads, each with one worker QObject moved onto it:
   that the window keeps repainting while they work, even during training.
 
 Signals emitted from a worker thread reach slots of GUI-thread objects as
-queued calls, so no widget is ever touched from a worker thread. Epoch events
+queued calls, so no widget is ever touched from a worker thread. Python's cyclic
+garbage collector would break that rule: it runs in whichever thread happens to
+allocate, and freeing a cycle that holds a Qt object (pyqtgraph's parentless
+menus, a closed panel's widgets) runs that object's C++ destructor there. While
+the workers exist, collection therefore happens on a GUI-thread timer only
+(`GuiThreadGarbageCollector`). Epoch events
 are batched here (at most ~10 signals a second) because a small scene trains
 at thousands of epochs a second and one queued call per epoch would flood the
 GUI's event loop; the curves then redraw from the accumulated history on
@@ -15,13 +20,14 @@ their own timer.
 """
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import threading
 import time
 from typing import Callable, Optional
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +150,66 @@ class _TaskWorker(QObject):
         self.done.emit(job_id, value)
 
 
+class GuiThreadGarbageCollector(QObject):
+    """Python's automatic cycle collection off, and done instead by a timer in the GUI thread.
+
+    A worker thread that allocates heavily (matplotlib drawing a figure for an export, a
+    training loop) would otherwise run the collection itself and with it the C++ destructors
+    of any Qt objects in the garbage: a widget destroyed outside the GUI thread can crash
+    Qt or deadlock it against the interpreter lock (the test suite hung so in CI, in an
+    export after a few hundred windows had been closed). pyqtgraph has the same idea
+    (`util.garbage_collector`) but never turns collection back on; this one does when the
+    last instance stops, so several windows (or tests) may start and stop it in turn.
+    """
+    _active = 0               # instances started and not stopped, process-wide like gc itself
+    _was_enabled = True
+
+    def __init__(self, parent=None, interval_ms: int = 500):
+        super().__init__(parent)
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.collect)
+        self._running = False
+
+    def start(self) -> None:
+        if self._running:
+            return
+        cls = GuiThreadGarbageCollector
+        if cls._active == 0:
+            cls._was_enabled = gc.isenabled()
+            gc.disable()
+        cls._active += 1
+        self._running = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        if not self._running:
+            return
+        self._timer.stop()
+        self._running = False
+        cls = GuiThreadGarbageCollector
+        cls._active -= 1
+        if cls._active == 0:
+            self.collect()
+            if cls._was_enabled:
+                gc.enable()
+
+    @staticmethod
+    def collect() -> None:
+        """The generations automatic collection would have collected by now (CPython's rule:
+        a generation is collected when its count passes its threshold)."""
+        thresholds = gc.get_threshold()
+        counts = gc.get_count()
+        generation = -1
+        for g in range(3):
+            if counts[g] > thresholds[g]:
+                generation = g
+            else:
+                break
+        if generation >= 0:
+            gc.collect(generation)
+
+
 class Workers(QObject):
     """The GUI thread's handle on both worker threads."""
 
@@ -171,6 +237,8 @@ class Workers(QObject):
         self._callbacks: dict = {}
         self._labels: dict = {}
         self._cancel: Optional[threading.Event] = None
+        self._collector = GuiThreadGarbageCollector(self)
+        self._collector.start()
 
         self._fusion_thread = QThread(self)
         self._fusion_thread.setObjectName("spectramorph-fusion")
@@ -285,3 +353,4 @@ class Workers(QObject):
             thread.quit()
         for thread in (self._fusion_thread, self._task_thread):
             thread.wait(timeout_ms)
+        self._collector.stop()

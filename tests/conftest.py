@@ -1,9 +1,33 @@
 """Fixtures shared by all test folders."""
+import faulthandler
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# A hung test must end the run with every thread's stack, not hold CI for its whole limit.
+# pytest-timeout (pyproject, 300 s) names the test but needs the interpreter lock to fire;
+# a deadlock in native code that holds that lock (CI hung once so, 80 minutes, with no
+# pytest-timeout output) is ended by faulthandler's own C watchdog thread a minute later.
+HANG_LIMIT_S = float(os.environ.get("SPECTRAMORPH_TEST_HANG_S", "360"))
+_terminal_fd = None
+
+
+def pytest_configure(config):
+    global _terminal_fd
+    _terminal_fd = os.dup(sys.__stderr__.fileno())     # pytest captures fd 2 during each test
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    faulthandler.dump_traceback_later(HANG_LIMIT_S, exit=True, file=_terminal_fd)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")
