@@ -200,7 +200,8 @@ def render(report: dict) -> str:
         busy_warning(m),
         f"Scenes: USGS-library mixtures, {report['bands']} bands, sizes {report['sizes']}, ratios "
         f"{report['ratios']}; real-world mode from {report['input_format']} files, 4-band preset SRF on the "
-        f"true wavelengths, hidden {HIDDEN}, K {K}, no spectral prior.",
+        f"true wavelengths, hidden {HIDDEN}, K {K}, no spectral prior, no auto-selection, the "
+        f"refinement at its defaults; [6] runs the CLI's defaults (auto-selection on).",
         f"TRAINING IS TIMED OVER {report['epochs']} EPOCHS per scene ({report['orig_epochs']} on the "
         f"original's shapes), not the 2500 of a full run: ep/s = epochs / training-loop seconds; "
         f"no figure is extrapolated. Times are wall seconds."]
@@ -209,17 +210,16 @@ def render(report: dict) -> str:
     for c in report["cases"]:
         f = c["fusion"] or {}
         if not f.get("ok"):
-            rows.append([c["name"], None, None, None, None, None, None, None, None, None, None,
-                         f"FAILED: {f.get('error', '?')[:140]}"])
+            rows.append([c["name"]] + [None] * 11 + [f"FAILED: {f.get('error', '?')[:140]}"])
             continue
         t, s = f["timings"], f.get("save_s", {})
         rows.append([c["name"], f["lr_pixels"], f["epochs"], t.get("load"), t.get("nmf"), t.get("train"),
-                     f["epochs_per_s"], f.get("inference_compute_s"), s.get("h5"), s.get("numpy"),
-                     f["peak_rss_mb"], f["device"]])
+                     f["epochs_per_s"], f.get("inference_compute_s"), t.get("refine"), s.get("h5"),
+                     s.get("numpy"), f["peak_rss_mb"], f["device"]])
         sp = f.get("stage_peak_rss_mb", {})
         gb = f.get("result_gbytes", {})
         mem_rows.append([c["name"], f.get("rss_start_mb")] + [sp.get(k) for k in ("load", "nmf", "train",
-                                                                               "inference", "save")]
+                                                                               "inference", "refine", "save")]
                         + [f["peak_rss_mb"], f.get("gpu_peak_mb"), gb.get("h5"), gb.get("numpy")])
         ref = c.get("reference") or {}
         mm = ref.get("matmul") if ref.get("ok") else None
@@ -241,23 +241,23 @@ def render(report: dict) -> str:
         if p is not None:
             if p.get("ok"):
                 pt, psp = p["timings"], p.get("stage_peak_rss_mb", {})
-                pipe_rows.append([c["name"], p["format"], pt.get("load"), pt.get("nmf"), pt.get("train"),
-                                  pt.get("inference"), pt.get("metrics"), pt.get("save"),
-                                  psp.get("inference"), psp.get("metrics"), psp.get("save"), p["peak_rss_mb"],
-                                  p.get("hr_hsi_type"), ""])
+                pipe_rows.append([c["name"], p["format"], pt.get("load"), pt.get("select"), pt.get("nmf"),
+                                  pt.get("train"), pt.get("inference"), pt.get("refine"), pt.get("metrics"),
+                                  pt.get("save"), psp.get("select"), psp.get("inference"), psp.get("refine"),
+                                  psp.get("metrics"), psp.get("save"), p["peak_rss_mb"], p.get("hr_hsi_type"), ""])
             else:
-                pipe_rows.append([c["name"]] + [None] * 12 + [f"FAILED: {p.get('error', '?')[:100]}"])
+                pipe_rows.append([c["name"]] + [None] * 16 + [f"FAILED: {p.get('error', '?')[:100]}"])
 
-    parts.append(table(["scene", "LR px", "epochs", "load", "nmf", "train", "ep/s", "infer", "save h5",
-                        "save npy", "peak MiB", "device"], rows,
-                       ["", "d", "d", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".0f", ""],
+    parts.append(table(["scene", "LR px", "epochs", "load", "nmf", "train", "ep/s", "infer", "refine",
+                        "save h5", "save npy", "peak MiB", "device"], rows,
+                       ["", "d", "d", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".0f", ""],
                        title="\n[1] Stages (wall s; engine stages, result streamed to files) and peak resident "
                              "memory (ru_maxrss of the scenario's own process)\n"
                              "    infer = inference computing only; save = writing that format's rows during "
                              "inference + committing the file (h5: gzip level 1, with endmembers and abundances)"))
-    parts.append(table(["scene", "start", "load", "nmf", "train", "inference", "save", "overall",
+    parts.append(table(["scene", "start", "load", "nmf", "train", "inference", "refine", "save", "overall",
                         "GPU MiB", "h5 GB", "npy GB"], mem_rows,
-                       ["", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".2f", ".2f"],
+                       ["", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".2f", ".2f"],
                        title="\n[2] Resident memory, MiB: at start (interpreter + torch, no data), highest "
                              "sample during each stage (every 50 ms), overall peak (ru_maxrss); GPU = torch's "
                              "peak allocation; result file sizes"))
@@ -301,9 +301,11 @@ def render(report: dict) -> str:
                                  f"author on the 2-core machine, not re-measured here. autograd = plain torch "
                                  f"autograd + Adam, full batch, same model/data/epochs."))
     if pipe_rows:
-        parts.append(table(["scene", "fmt", "load", "nmf", "train", "infer", "metrics", "save",
-                            "MiB infer", "MiB metrics", "MiB save", "peak MiB", "hr_hsi is", "note"], pipe_rows,
-                           ["", "", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".0f", ".0f", ".0f", ".0f", "", ""],
+        parts.append(table(["scene", "fmt", "load", "select", "nmf", "train", "infer", "refine", "metrics",
+                            "save", "MiB select", "MiB infer", "MiB refine", "MiB metrics", "MiB save",
+                            "peak MiB", "hr_hsi is", "note"], pipe_rows,
+                           ["", "", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".0f", ".0f", ".0f",
+                            ".0f", ".0f", ".0f", "", ""],
                            title="\n[6] The same pair through pipeline.run_fusion(write_outputs=True) as the CLI "
                                  "runs it (real-world mode: 'metrics' includes the consistency figures and the "
                                  "reduced-resolution fusion, which trains again)"))

@@ -93,13 +93,16 @@ def _gpu_peak_mb(device) -> float | None:
     return None
 
 
-def _config(args, fmt: str = "numpy", out_dir: str = "out"):
+def _config(args, fmt: str = "numpy", out_dir: str = "out", fixed: bool = True):
     from spectramorph_engine import FusionConfig
     wl = [float(v) for v in np.load(args.wavelengths)] if args.wavelengths else None
+    # fixed: every scene times the same stages -- no prior and no auto-selection (it would choose
+    # per scene), the refinement as the defaults run it (its own column). Else the CLI's defaults.
+    choices = dict(spec_prior=False, auto_select=False) if fixed else {}
     return FusionConfig(synthetic=False, hr_msi_file=args.hr, lr_hsi_file=args.lr,
                         srf_source="preset", training_input="srf", wavelengths=wl,
                         epochs=args.epochs, hidden_size=args.hidden, num_endmembers=args.k,
-                        device=args.device, output_file_type=fmt, output_dir=out_dir,
+                        **choices, device=args.device, output_file_type=fmt, output_dir=out_dir,
                         log_dir=str(Path(out_dir) / "logs"), verbose=0)
 
 
@@ -178,7 +181,7 @@ def _fusion(args) -> dict:
     h, w_, _ = prep.lr_hsi.shape
     c = prep.hr_msi.shape[2]
     n = h * w_
-    c_in = c + (C if config.use_prior else 0)
+    c_in = c + (C if config.use_prior_for(c, prep.ratio) else 0)
     flops = training_flops_per_epoch(n, c_in, config.hidden_size, config.num_endmembers, C)
     eps = history.epochs_per_second
     infer_total = timings.get("inference", 0.0)
@@ -203,7 +206,7 @@ def _pipeline(args) -> dict:
     from spectramorph_engine.pipeline import run_fusion
     fmt = args.formats.split(",")[0] or "h5"
     out = Path(args.out)
-    config = _config(args, fmt=fmt, out_dir=str(out))
+    config = _config(args, fmt=fmt, out_dir=str(out), fixed=False)
     rss_start = current_rss_mb()
     timings: dict = {}
     with RssSampler() as sampler:
