@@ -132,8 +132,8 @@ def _fusion(args) -> dict:
     from spectramorph_engine import events
     from spectramorph_engine.device import describe
     from spectramorph_engine.io import ResultWriter
-    from spectramorph_engine.pipeline import fuse, prepare_inputs
-    from spectramorph_engine.training import training_flops_per_epoch
+    from spectramorph_engine.pipeline import fuse_with_method, prepare_inputs
+    from spectramorph_engine.training import TrainingHistory, training_flops_per_epoch
 
     formats = [f for f in args.formats.split(",") if f]
     out = Path(args.out)
@@ -160,8 +160,11 @@ def _fusion(args) -> dict:
                                      wavelengths=prep.wavelengths) for fmt in formats}
         sinks = TimedSinks(writers)
         try:
-            _, endmembers, alle, history, device = fuse(config, prep, progress=progress,
-                                                        out_hsi=sinks if writers else None)
+            fused = fuse_with_method(config, prep, progress=progress, out_hsi=sinks if writers else None)
+            endmembers, alle, device = fused.endmembers, fused.alle, fused.device
+            # the training loop's own time (model set-up excluded), as run.json records it
+            history = TrainingHistory(loss=fused.loss_history, lr=fused.lr_history,
+                                      seconds=fused.info["training"]["loop_seconds"])
             sampler.set_stage("save")
             save_s = dict(sinks.seconds)          # streamed writes during inference
             close_s = {}

@@ -153,7 +153,8 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
     info = {"prior": use_prior, "num_endmembers": config.num_endmembers,
             "endmember_method": config.endmember_method, "refined": bool(config.refine),
             "training": {"epochs": int(config.epochs), "epochs_run": history.epochs_run,
-                         "stopped_early": bool(history.stopped_early)}}
+                         "stopped_early": bool(history.stopped_early),
+                         "loop_seconds": round(history.seconds, 4)}}
     if config.refine:
         with stages("refine"):
             ref = refine_result(config, prep, alle, endmembers, device=device, progress=progress, cancel=cancel)
