@@ -1169,6 +1169,8 @@ class ResultsPanel(QWidget):
         self.spectra_tabs.addTab(spectra_tab, "Spectra")
         self.spectra_tabs.addTab(self.band_scores_stack, "Per-band scores")
         self.spectra_tabs.addTab(self.library_tab, "Library")
+        self._band_scores_stale = False
+        self.spectra_tabs.currentChanged.connect(self._on_spectra_tab)
         for plot in (self.band_scores_plot, self.band_rmse_plot):
             plain_axes(plot)
         box = QWidget()
@@ -1382,6 +1384,10 @@ class ResultsPanel(QWidget):
             cache[key] = per_band_scores(cube, self.result.prepared.truth)
         return cache[key]
 
+    def _on_spectra_tab(self, _index) -> None:
+        if self._band_scores_stale:
+            self._draw_band_scores()
+
     def _draw_band_scores(self) -> None:
         r = self.result
         if r is None:
@@ -1390,6 +1396,10 @@ class ResultsPanel(QWidget):
             self.band_scores_stack.setCurrentIndex(1)
             return
         self.band_scores_stack.setCurrentIndex(0)
+        # a pass over the whole cube per source: only for a tab someone looks at
+        self._band_scores_stale = self.spectra_tabs.currentWidget() is not self.band_scores_stack
+        if self._band_scores_stale:
+            return
         x = self._x()
         comp = self._compare
         sources = [("shown", r.hr_hsi)]

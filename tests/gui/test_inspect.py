@@ -274,3 +274,19 @@ def test_write_all_outputs_writes_the_shown_run_with_its_own_settings(qtbot, win
     assert (out / "endmembers.png").exists() and (out / "abundances.png").exists()
     assert not list(Path(window.state.shown_run.folder).glob("*.png"))
     wait_idle(qtbot, window)
+
+
+def test_per_band_scores_wait_until_their_tab_is_shown(qtbot, window, monkeypatch):
+    # a pass over the whole cube per run shown: not spent while the tab is hidden
+    from spectramorph_engine import inspection
+    calls = []
+    real = inspection.per_band_scores
+    monkeypatch.setattr(inspection, "per_band_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rp = window.results_panel
+    rp.spectra_tabs.setCurrentIndex(0)
+    run_to_end(qtbot, window, epochs=5)
+    assert calls == []
+    rp.spectra_tabs.setCurrentIndex(1)
+    assert len(calls) == 1
+    _, psnr = rp.band_psnr_curve.getOriginalDataset()
+    assert psnr is not None and len(psnr) == window.state.result.hr_hsi.shape[2]
