@@ -214,7 +214,7 @@ def render(report: dict) -> str:
             continue
         t, s = f["timings"], f.get("save_s", {})
         rows.append([c["name"], f["lr_pixels"], f["epochs"], t.get("load"), t.get("nmf"), t.get("train"),
-                     f["epochs_per_s"], f.get("inference_compute_s"), t.get("refine"), s.get("h5"),
+                     f["epochs_per_s"], f.get("inference_compute_s"), t.get("refine_compute"), s.get("h5"),
                      s.get("numpy"), f["peak_rss_mb"], f["device"]])
         sp = f.get("stage_peak_rss_mb", {})
         gb = f.get("result_gbytes", {})
@@ -253,8 +253,9 @@ def render(report: dict) -> str:
                        ["", "d", "d", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".3g", ".0f", ""],
                        title="\n[1] Stages (wall s; engine stages, result streamed to files) and peak resident "
                              "memory (ru_maxrss of the scenario's own process)\n"
-                             "    infer = inference computing only; save = writing that format's rows during "
-                             "inference + committing the file (h5: gzip level 1, with endmembers and abundances)"))
+                             "    infer, refine = computing only; save = writing that format's rows (during inference, or "
+                             "during the refinement when it is on) + committing the file (h5: gzip level 1, with "
+                             "endmembers and abundances)"))
     parts.append(table(["scene", "start", "load", "nmf", "train", "inference", "refine", "save", "overall",
                         "GPU MiB", "h5 GB", "npy GB"], mem_rows,
                        ["", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".0f", ".2f", ".2f"],
