@@ -173,7 +173,7 @@ def _fusion(args) -> dict:
             history = TrainingHistory(loss=fused.loss_history, lr=fused.lr_history,
                                       seconds=fused.info["training"]["loop_seconds"])
             sampler.set_stage("save")
-            save_s = dict(sinks.seconds)          # streamed writes during inference
+            save_s = dict(sinks.seconds)          # rows streamed during inference or the refinement
             close_s = {}
             for fmt, w in writers.items():
                 t = time.perf_counter()

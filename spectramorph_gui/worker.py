@@ -169,24 +169,21 @@ class GuiThreadGarbageCollector(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.collect)
-        self._running = False
 
     def start(self) -> None:
-        if self._running:
+        if self._timer.isActive():
             return
         cls = GuiThreadGarbageCollector
         if cls._active == 0:
             cls._was_enabled = gc.isenabled()
             gc.disable()
         cls._active += 1
-        self._running = True
         self._timer.start()
 
     def stop(self) -> None:
-        if not self._running:
+        if not self._timer.isActive():
             return
         self._timer.stop()
-        self._running = False
         cls = GuiThreadGarbageCollector
         cls._active -= 1
         if cls._active == 0:
