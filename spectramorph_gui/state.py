@@ -130,9 +130,10 @@ class AppState(QObject):
         self.lr_hsi: Optional[DataSource] = None
         self.prepared = None
         self.prepare_error: Optional[str] = None
-        self.srf_estimate = None          # the SRF fitted to the real pair (shown beside the one in use)
-        self.srf_estimate_error: Optional[str] = None
-        self._estimate_cache = None        # (key of the pair, SrfEstimate): the last fit
+        # The SRF fitted to the real pair (shown beside the one in use), kept with the prepared
+        # pair it was fitted to: readers get it only while that pair is the one prepared.
+        self._srf_estimate = (None, None, None)   # (prepared, SrfEstimate | None, error | None)
+        self._estimate_cache = None        # (pair arrays, wavelengths, SrfEstimate): the last fit
         self.result = None                # the shown run's result
         self.runs: list = []              # RunRecord, oldest first (every run since the app started)
         self.shown_run = None             # RunRecord on screen
@@ -427,51 +428,66 @@ class AppState(QObject):
         self.workers.submit(lambda: prepare_inputs(config, inputs), done, failed, "Preparing the inputs")
 
     def _set_prepared(self, prepared, error: Optional[str]) -> None:
+        # The estimate is settled before anyone hears of the new pair: a panel redrawing on
+        # preparedChanged must not meet the last pair's estimate (another band count).
+        pending = self._settle_srf_estimate(prepared)
         self.prepared = prepared
         self.prepare_error = error
         if error:
             self.prepareFailed.emit(error)
         self.preparedChanged.emit(prepared)
-        self._update_srf_estimate(prepared)
+        self.srfEstimateChanged.emit(self.srf_estimate)
+        if pending is not None:
+            self.workers.submit(*pending)
 
-    def _update_srf_estimate(self, prepared) -> None:
+    @property
+    def srf_estimate(self):
+        """The SRF fitted to the prepared real pair; None while it is being fitted, or when the
+        pair is synthetic, or when the fit belongs to a pair that is no longer prepared."""
+        owner, estimate, _error = self._srf_estimate
+        return estimate if owner is not None and owner is self.prepared else None
+
+    @property
+    def srf_estimate_error(self) -> Optional[str]:
+        owner, _estimate, error = self._srf_estimate
+        return error if owner is not None and owner is self.prepared else None
+
+    def _settle_srf_estimate(self, prepared):
         """Real-world mode: the SRF fitted to the pair, whatever SRF the run uses (the pipeline's
-        own when it estimated one, else `estimate_srf` on the task thread)."""
-        self.srf_estimate_error = None
+        own when it estimated one, a cached fit of the same arrays, else `estimate_srf` on the
+        task thread). Returns the job to submit for the last case (after preparedChanged)."""
+        self._srf_estimate = (prepared, None, None)
         if prepared is None or prepared.mode != "real":
-            self._set_srf_estimate(None)
-            return
+            return None
         if prepared.srf_estimate is not None:
-            self._set_srf_estimate(prepared.srf_estimate)
-            return
+            self._srf_estimate = (prepared, prepared.srf_estimate, None)
+            return None
         hr, lr, ratio, wl = prepared.hr_msi, prepared.lr_hsi, prepared.ratio, prepared.wavelengths
         # The same pair (and wavelengths) as last time: the fit is the same, do not redo it
-        # (an fwhm_factor or preset edit prepares again but leaves the pair as it was).
-        key = tuple(None if src is None else (id(src.data), src.data.shape) for src in (self.hr_msi, self.lr_hsi)) \
-            + (None if wl is None else np.asarray(wl).tobytes(),)
+        # (an fwhm_factor or preset edit prepares again but leaves the pair as it was). The
+        # cache holds the arrays themselves: an id() of a freed array can name a new one.
+        arrays = tuple(None if src is None else src.data for src in (self.hr_msi, self.lr_hsi))
+        wl_key = None if wl is None else np.asarray(wl).tobytes()
         cached = self._estimate_cache
-        if cached is not None and cached[0] == key:
-            self._set_srf_estimate(cached[1])
-            return
-        self._set_srf_estimate(None)
+        if cached is not None and len(cached[0]) == len(arrays) \
+                and all(a is b for a, b in zip(cached[0], arrays)) and cached[1] == wl_key:
+            self._srf_estimate = (prepared, cached[2], None)
+            return None
         from spectramorph_engine.srf_estimation import estimate_srf
 
         def done(estimate):
-            self._estimate_cache = (key, estimate)
+            self._estimate_cache = (arrays, wl_key, estimate)
             if self.prepared is prepared:
-                self._set_srf_estimate(estimate)
+                self._srf_estimate = (prepared, estimate, None)
+                self.srfEstimateChanged.emit(estimate)
 
         def failed(message, _user):
             if self.prepared is prepared:
-                self.srf_estimate_error = message
-                self._set_srf_estimate(None)
+                self._srf_estimate = (prepared, None, message)
+                self.srfEstimateChanged.emit(None)
 
-        self.workers.submit(lambda: estimate_srf(hr, lr, ratio, wavelengths=wl), done, failed,
-                            "Estimating the SRF from the pair")
-
-    def _set_srf_estimate(self, estimate) -> None:
-        self.srf_estimate = estimate
-        self.srfEstimateChanged.emit(estimate)
+        return (lambda: estimate_srf(hr, lr, ratio, wavelengths=wl), done, failed,
+                "Estimating the SRF from the pair")
 
     # ------------------------------------------------------------------ the run
     def start_run(self) -> bool:

@@ -535,3 +535,43 @@ def test_pixels_without_data_are_counted_in_the_data_panel(qtbot, window, tmp_pa
     rp.select_pixel(2 * r, 2 * r)
     assert np.isfinite(rp.spectrum_data()[1]).all()
     assert not errors
+
+
+@pytest.mark.parametrize("first_bands, second_bands", [(3, 4), (4, 3)])
+def test_srf_panel_never_shows_another_pairs_estimate(qtbot, window, tmp_path, errors,
+                                                      first_bands, second_bands):
+    """Opening a pair with another MSI band count: at every moment the state and the SRF panel
+    show the estimate of the pair they are told about (or none yet), never the last pair's.
+    (The estimate of a 3-band pair drawn over a 4-band pair indexed past its end.)"""
+    rng = np.random.default_rng(7)
+    truth = window.state.prepared.lr_hsi
+
+    def pair(name, c):
+        hr, lr = tmp_path / f"{name}_hr.npy", tmp_path / f"{name}_lr.npy"
+        weights = rng.random((truth.shape[2], c))
+        hsi = np.clip(truth + 0.01 * rng.random(truth.shape), 0, 1).astype(np.float32)
+        hr_img = np.kron(hsi, np.ones((4, 4, 1))) @ (weights / weights.sum(0))
+        np.save(hr, hr_img.astype(np.float32))
+        np.save(lr, hsi)
+        return hr, lr
+
+    seen = []
+
+    def check(prepared):
+        est = window.state.srf_estimate
+        if prepared is None or prepared.mode != "real" or est is None:
+            return
+        seen.append((prepared.hr_msi.shape[2], len(est.psnr_db)))
+    window.state.preparedChanged.connect(check)
+    window.state.srfEstimateChanged.connect(lambda _e: check(window.state.prepared))
+    for name, c in (("first", first_bands), ("second", second_bands)):
+        _open_pair_files(qtbot, window, *pair(name, c))
+        qtbot.waitUntil(lambda: window.state.srf_estimate is not None and window.state.workers.pending == 0,
+                        timeout=60000)
+        assert window.state.prepared.hr_msi.shape[2] == c
+        t = window.srf_panel.fit_table
+        assert t.rowCount() == c
+        for k in range(c):
+            assert float(t.item(k, 1).text()) == pytest.approx(float(window.state.srf_estimate.psnr_db[k]), abs=0.05)
+    assert seen and all(msi == est for msi, est in seen), seen
+    assert not errors
