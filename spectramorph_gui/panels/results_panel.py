@@ -32,6 +32,7 @@ from .method_text import has_training, short_name
 from . import dialogs
 from .plotting import BandPicker, ImageView, band_name, curve_pen, display_copy, plain_axes
 from .regions import RegionTools
+from ..view_state import Scene, fit_to_scene
 from .style import RUN_STYLE, STOP_STYLE, WARNING_STYLE
 
 ALLE_COLORMAP = "viridis"
@@ -105,6 +106,7 @@ class ResultsPanel(QWidget):
         self.alle_images: list = []
         self.endmember_curves: list = []
         self._band_key = None
+        self._scene = None                 # view_state.Scene of the result on screen
         self._finished_at = ""
         self._levels = None        # display levels of the result's image, reused for the truth and comparison
         self._levels_spec = None   # the bands they were taken for
@@ -397,6 +399,7 @@ class ResultsPanel(QWidget):
         self._update_welcome_button()
         if result is None:
             return
+        self._fit_scene(result)
         self._finished_at = time.strftime("%H:%M:%S")
         self.pages.setCurrentIndex(1)
         self.banner.show()
@@ -462,6 +465,33 @@ class ResultsPanel(QWidget):
         else:
             self.select_pixel(*self.pixel)
         self._refresh_spectra()
+
+    def _fit_scene(self, result) -> None:
+        """Pins and regions re-validated for the new result before anything reads them: kept
+        where they still fit the image, dropped with a note where they do not. Region statistics
+        belong to the last result and are recomputed (another band count would draw the old
+        means on the new axis and match them against a library resampled to the new bands)."""
+        for number in list(self._region_items):
+            for item in self._region_items.pop(number):
+                self.spectrum_plot.removeItem(item)
+        self.region_stats.clear()
+        scene = Scene.of(result.hr_hsi.shape, result.prepared.wavelengths)
+        previous, self._scene = self._scene, scene
+        if scene == previous:
+            return
+        regions = list(self.regions.regions)
+        fit = fit_to_scene(self.regions.pins, [g.vertices() for g in regions], [g.name for g in regions], scene)
+        self.regions.pins = fit.pins
+        self.pixel = fit.pins[0]
+        self.regions.blockSignals(True)      # the panel redraws once, below, for the new scene
+        try:
+            for i, g in enumerate(regions):
+                if i not in fit.keep_regions:
+                    self.regions.remove(g)
+        finally:
+            self.regions.blockSignals(False)
+        if fit.notes:
+            self.state.message.emit("New scene: " + "; ".join(fit.notes) + ".")
 
     def _x(self):
         wl = self.result.prepared.wavelengths
@@ -1342,8 +1372,9 @@ class ResultsPanel(QWidget):
             curve.region_std = std
             items.append(curve)
             if name == "result":       # mean +/- sd as a shaded band
-                lo = pg.PlotDataItem(x, mean - std, pen=None)
-                hi = pg.PlotDataItem(x, mean + std, pen=None)
+                # plain curves: a PlotDataItem with pen=None builds no path, and the band was empty
+                lo = pg.PlotCurveItem(x, mean - std)
+                hi = pg.PlotCurveItem(x, mean + std)
                 colour = pg.mkColor(region.colour)
                 colour.setAlpha(45)
                 fill = pg.FillBetweenItem(lo, hi, brush=colour)
@@ -1355,7 +1386,7 @@ class ResultsPanel(QWidget):
         parts = []
         for g in self.regions.regions:
             stats = self.region_stats.get(g.number, {})
-            n = stats.get("result", (None, None, 0))[2]
+            n = stats["result"][2] if "result" in stats else "…"     # … while it is computed
             parts.append(f"<span style='color:{g.colour}'>■</span> {g.name} ({g.kind}, {n} px)")
         self.regions_label.setText("Regions: " + ", ".join(parts) if parts else "")
         self.regions_label.setToolTip("Each region's mean spectrum: solid with its ± standard deviation shaded, "
