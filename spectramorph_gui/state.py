@@ -115,6 +115,7 @@ class AppState(QObject):
     runsChanged = Signal()                # a run was kept or removed
     comparisonChanged = Signal(object)    # what the shown run is compared with (a key, or None)
     busyChanged = Signal(str)             # label of the background task, "" when idle
+    trainingHeld = Signal(int, int, float)  # epoch, epochs, loss: training waits (hold_training)
     srfEstimateChanged = Signal(object)   # srf_estimation.SrfEstimate | None (real-world mode)
     errorRaised = Signal(str)             # a sentence for an error dialog
     bugRaised = Signal(str, str)          # a bug: sentence and traceback, for the error dialog
@@ -160,6 +161,7 @@ class AppState(QObject):
         self.workers.runFailed.connect(self._on_run_failed)
         self.workers.bugRaised.connect(self.bugRaised)
         self.workers.runCancelled.connect(self._on_run_cancelled)
+        self.workers.trainingHeld.connect(self.trainingHeld)
 
         self._prepare_timer = QTimer(self)
         self._prepare_timer.setSingleShot(True)
@@ -513,6 +515,14 @@ class AppState(QObject):
         """End training now; inference, refinement and scores follow with the network as
         trained so far and the run ends with a result. No effect outside training."""
         self.workers.finish_training()
+
+    def hold_training(self) -> None:
+        """While Stop's question is open: training waits at its next epoch's end
+        (trainingHeld), so "finish" keeps the model of the epoch the question names."""
+        self.workers.hold_training()
+
+    def release_training(self) -> None:
+        self.workers.release_training()
 
     def _on_stage_started(self, stage):
         self.progress.stage = stage

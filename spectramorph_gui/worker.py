@@ -50,6 +50,10 @@ class _FusionWorker(QObject):
     # The run's "finish training now" token: set by Workers.start_run before it queues the run
     # (runs never overlap), read once when the run starts.
     finish_token: Optional[threading.Event] = None
+    # Set while the app asks the user whether to stop: training waits at its next epoch's end
+    # (the progress callback runs in this thread, between epochs), so the epoch the question
+    # names is the epoch "finish" keeps. The engine knows nothing of it.
+    hold_token: Optional[threading.Event] = None
 
     stageStarted = Signal(str)
     stageFinished = Signal(str, float)
@@ -59,6 +63,7 @@ class _FusionWorker(QObject):
     finished = Signal(object)         # FusionResult
     failed = Signal(str, str)         # message, details (a traceback for a bug, else "")
     cancelled = Signal(str)
+    held = Signal(int, int, float)    # epoch, epochs, loss: training waits there
 
     @Slot(object)
     def run(self, job) -> None:
@@ -79,6 +84,11 @@ class _FusionWorker(QObject):
                 pending.append((event.epoch, event.epochs, event.loss, event.lr))
                 if event.epoch == event.epochs or time.monotonic() - last_emit[0] >= EPOCH_EMIT_INTERVAL:
                     flush()
+                if hold is not None and hold.is_set():
+                    flush()
+                    self.held.emit(event.epoch, event.epochs, float(event.loss))
+                    while hold.is_set() and not cancel.is_set():
+                        time.sleep(0.02)
             elif isinstance(event, ev.StageStarted):
                 flush()
                 self.stageStarted.emit(event.stage)
@@ -91,6 +101,7 @@ class _FusionWorker(QObject):
                 self.message.emit(event.level, event.text)
 
         config, inputs, cancel, folder = job
+        hold = self.hold_token
         try:
             # Written into the run's own folder as the CLI writes (a big result streams to its
             # file), then kept memory-mapped from there: the app never holds a cube twice.
@@ -223,6 +234,7 @@ class Workers(QObject):
     runFinished = Signal(object)
     runFailed = Signal(str, str)      # message, details (a traceback for a bug, else "")
     runCancelled = Signal(str)
+    trainingHeld = Signal(int, int, float)   # epoch, epochs, loss: training waits (hold_training)
     # background tasks: the label of what is running ("" when idle)
     busyChanged = Signal(str)
     # a bug in a background task: (sentence, traceback), for the error dialog
@@ -242,6 +254,7 @@ class Workers(QObject):
         self._fusion = _FusionWorker()
         self._fusion.moveToThread(self._fusion_thread)
         self._runRequested.connect(self._fusion.run)
+        self._fusion.held.connect(self.trainingHeld)
         for name in ("stageStarted", "stageFinished", "stageProgress", "epochs", "message"):
             getattr(self._fusion, name).connect(getattr(self, name))
         self._fusion.finished.connect(self._on_run_finished)
@@ -269,6 +282,7 @@ class Workers(QObject):
             return False
         self._cancel = threading.Event()
         self._fusion.finish_token = threading.Event()
+        self._fusion.hold_token = threading.Event()
         self._runRequested.emit((config, inputs, self._cancel, folder))
         return True
 
@@ -281,6 +295,15 @@ class Workers(QObject):
         """End training early; the run goes on with the network as trained so far."""
         if self._cancel is not None and self._fusion.finish_token is not None:
             self._fusion.finish_token.set()
+
+    def hold_training(self) -> None:
+        """Training waits at its next epoch's end (trainingHeld says which) until released."""
+        if self._cancel is not None and self._fusion.hold_token is not None:
+            self._fusion.hold_token.set()
+
+    def release_training(self) -> None:
+        if self._fusion.hold_token is not None:
+            self._fusion.hold_token.clear()
 
     def _end_run(self):
         self._cancel = None

@@ -39,11 +39,21 @@ STOP_TIP = ("Stop the run: finish it with the network as trained so far, or disc
             "Asks first.")
 
 
-def ask_stop(parent, progress, ended=()) -> str:
+def _training_text(epoch, epochs, loss, held: bool) -> str:
+    at = f"epoch {epoch} of {epochs}" if epochs else "the first epoch"
+    loss = "" if loss is None else f", loss {loss:.4g}"
+    if held:
+        return f"Training is paused at {at}{loss}."
+    return f"Training is at {at}{loss}; it pauses at the end of this epoch while you choose."
+
+
+def ask_stop(parent, progress, ended=(), held=None) -> str:
     """Ask what Stop should do; returns FINISH, DISCARD or KEEP. `progress`: the run's
     RunProgress. FINISH is offered only while the network trains (elsewhere there is nothing to
     finish early). `ended`: signals that close the question unanswered (KEEP) -- the run ended
-    meanwhile. Tests replace this function."""
+    meanwhile. `held`: a signal (epoch, epochs, loss) saying where training waits while the
+    question is open: the text then names the epoch that "finish" keeps. Tests replace this
+    function."""
     training = progress.stage == "train"
     box = QMessageBox(parent)
     box.setObjectName("stopQuestion")
@@ -51,11 +61,9 @@ def ask_stop(parent, progress, ended=()) -> str:
     box.setWindowTitle("Stop the run?")
     box.setTextFormat(Qt.PlainText)
     if training:
-        at = f"epoch {progress.epoch} of {progress.epochs}" if progress.epochs else "the first epoch"
-        loss = "" if progress.loss is None else f", loss {progress.loss:.4g}"
-        box.setText(f"Training is at {at}{loss}.")
-        box.setInformativeText("Finish: the network stops learning now and the run goes on with it as trained "
-                               "so far (inference, refinement and scores take a moment); the result is shown. "
+        box.setText(_training_text(progress.epoch, progress.epochs, progress.loss, held=False))
+        box.setInformativeText("Finish: the run goes on with the network as trained up to that epoch "
+                               "(inference, refinement and scores take a moment); the result is shown. "
                                "The loss has usually levelled off well before the last epoch.\n\n"
                                "Discard: the run ends with no result.")
     else:
@@ -69,14 +77,23 @@ def ask_stop(parent, progress, ended=()) -> str:
     keep = box.addButton("Keep training" if training else "Keep going", QMessageBox.RejectRole)
     box.setDefaultButton(finish if training else keep)
     box.setEscapeButton(keep)                 # Escape again never discards
+    def paused(epoch, epochs, loss):
+        box.setText(_training_text(epoch, epochs, loss, held=True))
     for signal in ended:
         signal.connect(box.reject)
+    if training and held is not None:
+        held.connect(paused)
     try:
         box.exec()
     finally:
         for signal in ended:
             try:
                 signal.disconnect(box.reject)
+            except (RuntimeError, TypeError):
+                pass
+        if training and held is not None:
+            try:
+                held.disconnect(paused)
             except (RuntimeError, TypeError):
                 pass
     clicked = box.clickedButton()
@@ -93,13 +110,18 @@ def stop_asking(state, parent=None) -> str:
     (KEEP when no run is going or it ended while the question was open)."""
     if not state.running:
         return KEEP
-    choice = ask_stop(parent, state.progress, ended=(state.runFinished, state.runFailed, state.runCancelled))
-    if not state.running:            # the run ended while the question was open
-        return KEEP
-    if choice == DISCARD:
-        state.stop_run()
-    elif choice == FINISH:
-        state.finish_training()
+    state.hold_training()            # the epoch the question names is the one "finish" keeps
+    try:
+        choice = ask_stop(parent, state.progress, ended=(state.runFinished, state.runFailed, state.runCancelled),
+                          held=state.trainingHeld)
+        if not state.running:            # the run ended while the question was open
+            return KEEP
+        if choice == DISCARD:
+            state.stop_run()
+        elif choice == FINISH:
+            state.finish_training()
+    finally:
+        state.release_training()         # after the answer: finish / cancel is seen first
     return choice
 
 

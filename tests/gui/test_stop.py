@@ -21,7 +21,7 @@ class Answers:
         self.choices = list(choices)
         self.asked = []
 
-    def __call__(self, parent, progress, ended=()):
+    def __call__(self, parent, progress, ended=(), held=None):
         self.asked.append(progress.stage)
         return self.choices.pop(0)
 
@@ -149,3 +149,35 @@ def test_stage_status_shows_no_html_entities(window):
         doc.setHtml(panel.status_label.text())
         shown = doc.toPlainText()
         assert "&nbsp;" not in shown and "elapsed" in shown, shown
+
+
+def test_training_waits_while_the_question_is_open_and_finish_keeps_that_epoch(qtbot, window, monkeypatch):
+    """The question names the epoch where training waits; however long the user takes, Finish
+    gives the model of that epoch (it had gone on training under the dialog: asked at epoch
+    2897, the model came from epoch 5478)."""
+    import re
+    monkeypatch.setattr(tp, "ask_stop", ASK_STOP)
+    _start_long_run(qtbot, window)
+    seen = {"tries": 0}
+
+    def act():
+        box = QApplication.activeModalWidget()
+        seen["tries"] += 1
+        waiting = not isinstance(box, QMessageBox) or "paused" not in box.text()
+        if waiting and (seen["tries"] < 250 or not isinstance(box, QMessageBox)):   # up to ~5 s
+            QTimer.singleShot(20, act)
+            return
+        seen["text"] = box.text()
+        seen["losses"] = len(window.state.history.loss)
+
+        def later():           # a user reading the question: training must not move meanwhile
+            seen["losses_later"] = len(window.state.history.loss)
+            next(b for b in box.buttons() if b.text() == "Finish with the model trained so far").click()
+        QTimer.singleShot(700, later)
+    QTimer.singleShot(0, act)
+    with qtbot.waitSignal(window.state.runFinished, timeout=60000):
+        qtbot.mouseClick(window.training_panel.stop_button, Qt.LeftButton)
+    assert "paused" in seen["text"], seen["text"]
+    epoch = int(re.search(r"paused at epoch (\d+) of", seen["text"]).group(1))
+    assert seen["losses"] == seen["losses_later"] == epoch
+    assert window.state.result.training_stopped["epoch"] == epoch
