@@ -446,15 +446,7 @@ class TrainingPanel(QWidget):
 
 
 def finished_text(r) -> str:
-    """One line on a finished run: the method and its last figure (loss or objective)."""
-    name = short_name(r.method)
-    stopped = getattr(r, "training_stopped", None)
-    if stopped:
-        return (f"Finished ({name}) with training stopped at epoch {stopped['epoch']} of {stopped['epochs']}: "
-                f"final loss {r.final_loss:.4g}, device {r.device}.")
-    if r.lr_history and r.final_loss is not None:
-        return f"Finished ({name}): final loss {r.final_loss:.4g}, device {r.device}."
-    if r.final_loss is not None:
-        iterations = (r.method_info or {}).get("iterations", len(r.loss_history))
-        return f"Finished ({name}): {iterations} iterations, final objective {r.final_loss:.4g}, device {r.device}."
-    return f"Finished ({name}) on {r.device}."
+    """One line on a finished run in its method's own terms (the engine's method_report: a loss
+    for a trained network, an objective for a solver, neither for GLP-HS)."""
+    from spectramorph_engine.method_report import facts_text, result_figures
+    return f"Finished ({short_name(r.method)}): {facts_text(result_figures(r))}, device {r.device}."
