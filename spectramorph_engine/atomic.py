@@ -22,6 +22,7 @@ become `InputError` naming the target: the user can fix them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -91,13 +92,37 @@ def _folder_of(target: Path) -> Path:
     return folder
 
 
+# fsync errors that say "this file system cannot sync files at all", not "your data did not
+# reach the disk": EINVAL (Linux: the file system or special file does not implement fsync --
+# some FUSE and network mounts), ENOTSUP/EOPNOTSUPP (the same on BSD and macOS, some Linux
+# file systems), ENOSYS. Nothing more can be done there; the rename still keeps every reader
+# from seeing a partial file. Every other error (EIO, ENOSPC, EDQUOT: a delayed write failed,
+# e.g. on NFS or a thin volume; EROFS: the file system went read-only under us) means the data
+# may be lost, and renaming it over the previous file would replace good data with bad.
+_FSYNC_UNSUPPORTED = frozenset(getattr(errno, name) for name in ("EINVAL", "ENOTSUP", "EOPNOTSUPP", "ENOSYS")
+                               if hasattr(errno, name))
+
+
+def fsync_fd(fd: int) -> None:
+    """os.fsync that raises only when the data may not be on disk (see _FSYNC_UNSUPPORTED)."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _FSYNC_UNSUPPORTED:
+            raise
+
+
 def _fsync_file(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Flush a file we have just written to disk; OSError when its data may not be there (the
+    callers then drop it and keep the previous file). A file that cannot even be opened again
+    (gone, or a umask that denies its owner reading) fails the write too: it is unchecked."""
+    # POSIX fsyncs a read-only descriptor; Windows' _commit needs one open for writing (EBADF)
+    flags = os.O_RDWR | getattr(os, "O_BINARY", 0) if os.name == "nt" else os.O_RDONLY
+    fd = os.open(path, flags)
+    try:
+        fsync_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -1,5 +1,6 @@
 """One atomic writer for every file: complete or untouched, the user's permissions, and no
 temporary file left behind (or, after a kill, removed by the next run)."""
+import errno
 import logging
 import os
 import stat
@@ -102,6 +103,28 @@ def test_a_full_disk_is_an_input_error_naming_the_file(tmp_path):
         with atomic.atomic_open(tmp_path / "out.bin") as fh:
             raise OSError(28, "No space left on device")
     assert _temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ENOSPC, errno.EDQUOT])
+def test_a_failed_fsync_keeps_the_old_file(tmp_path, monkeypatch, code):
+    """The data of the new file may not be on disk: it must not replace the old one."""
+    target = tmp_path / "run.json"
+    io.atomic_write_text(target, '{"old": true}')
+
+    def fail(fd):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(atomic.os, "fsync", fail)
+    with pytest.raises(InputError, match=rf"cannot write '.*run\.json': {os.strerror(code)}"):
+        io.atomic_write_text(target, '{"new": true}')
+    assert target.read_text() == '{"old": true}' and _temporaries(tmp_path) == []
+
+
+def test_a_file_system_that_cannot_fsync_still_gets_its_files(tmp_path, monkeypatch):
+    def unsupported(fd):
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    monkeypatch.setattr(atomic.os, "fsync", unsupported)
+    io.atomic_write_text(tmp_path / "run.json", "{}")
+    assert (tmp_path / "run.json").read_text() == "{}" and _temporaries(tmp_path) == []
 
 
 def test_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
