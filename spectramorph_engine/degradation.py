@@ -181,12 +181,18 @@ def _cubic_weights(n_in: int, r: int, a: float) -> Tuple[np.ndarray, np.ndarray]
     return np.clip(idx, 0, n_in - 1), w
 
 
-def bicubic_upsample(cube, r: int, a: float = -0.5) -> np.ndarray:
+def bicubic_upsample(cube, r: int, a: float = -0.5, value_range=None) -> np.ndarray:
     """The bicubic baseline: separable Keys cubic convolution (a = -0.5, as
     MATLAB imresize; torch uses -0.75) with pixel-centre alignment (the
     align_corners=False convention, right for area-downsampled images),
-    replicated borders, clipped to [0, 1]. Reproduces a linear ramp exactly
-    away from the borders. float32 for float32 input."""
+    replicated borders. Reproduces a linear ramp exactly away from the borders.
+    float32 for float32 input.
+
+    Not clipped: real-world data (reflectance above 1, radiance, counts; or the
+    engine's percentile scale, where bright pixels stay above 1) keep their range.
+    `value_range` (low, high), either None for no bound, clips the result: a
+    caller whose data are known to lie in a range says so (synthetic scoring
+    clips the baseline to [0, 1] as it clips the fused result)."""
     x0 = _float_cube(cube)
     r = _ratio(r)
     x, flat = _bands_view(x0)
@@ -201,7 +207,8 @@ def bicubic_upsample(cube, r: int, a: float = -0.5) -> np.ndarray:
         # four taps accumulated one at a time: temporaries stay one chunk in size
         rows = sum(wy[:, k, None, None] * chunk[iy[:, k]] for k in range(4))        # (h*r, w, c)
         out[:, :, s:s + _BAND_CHUNK] = sum(wx[None, :, k, None] * rows[:, ix[:, k]] for k in range(4))
-    np.clip(out, 0.0, 1.0, out=out)
+    if value_range is not None and (value_range[0] is not None or value_range[1] is not None):
+        np.clip(out, value_range[0], value_range[1], out=out)
     return out[:, :, 0] if flat else out
 
 

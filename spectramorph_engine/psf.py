@@ -195,40 +195,12 @@ def _read_matrix(path: PathLike, key: Optional[str] = None, what: str = "matrix"
                          f"supported: {', '.join(_SUFFIXES)}")
     p = sio._check_file(p, what)
     if suffix in _TEXT_SUFFIXES:
-        return _read_text(p, what)
+        return sio.read_text_table(p, what)     # the one text-table reader (BOM, separators, header)
     layout, entries = sio._array_entries(p)
     if layout in ("npy", "tif"):
         return np.asarray(sio._read_entry(p, layout, entries[0][0]))
     name = _pick(p, entries, key, what, preferred)
     return np.asarray(sio._read_entry(p, layout, name))
-
-
-def _read_text(p: Path, what: str) -> np.ndarray:
-    text = p.read_text(encoding="utf-8", errors="replace")
-    rows = [ln.strip() for ln in text.splitlines()]
-    rows = [ln for ln in rows if ln and not ln.startswith(("#", "%"))]
-    if not rows:
-        raise InputError(f"{what} file '{p}' holds no numbers")
-    delim = "," if "," in rows[0] else (";" if ";" in rows[0] else None)
-
-    def numbers(line):
-        parts = line.split(delim) if delim else line.split()
-        return [float(v) for v in parts if v.strip() != ""]
-
-    try:
-        numbers(rows[0])
-    except ValueError:   # one header line (column names) is allowed
-        rows = rows[1:]
-    try:
-        data = [numbers(ln) for ln in rows]
-    except ValueError as exc:
-        raise InputError(f"{what} file '{p}' holds a non-numeric value ({exc})") from None
-    if not data:
-        raise InputError(f"{what} file '{p}' holds no numbers")
-    widths = {len(r) for r in data}
-    if len(widths) != 1:
-        raise InputError(f"{what} file '{p}' has rows of different lengths ({sorted(widths)})")
-    return np.asarray(data, dtype=np.float64)
 
 
 def _pick(p: Path, entries: list, key, what: str, preferred) -> str:

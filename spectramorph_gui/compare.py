@@ -123,7 +123,8 @@ def resolve(state, record, key) -> Comparison:
         cached = record.notes.get("bicubic")
         if cached is None:
             from spectramorph_engine.degradation import bicubic_upsample
-            cached = bicubic_upsample(prep.lr_hsi, prep.ratio).astype(np.float32)
+            # clipped as the result is (and as its scores clip it): the same range on screen
+            cached = bicubic_upsample(prep.lr_hsi, prep.ratio, value_range=prep.value_range).astype(np.float32)
             cached = cached[:r.hr_hsi.shape[0], :r.hr_hsi.shape[1]]
             if (scale, offset) != (1.0, 0.0):
                 cached = cached * np.float32(scale) + np.float32(offset)

@@ -9,6 +9,7 @@ cover the same ground. rasterio is imported only here.
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import InputError
+
+log = logging.getLogger(__name__)
 
 # How far (in LR pixels) the two grids' origins may differ: a small fraction of an LR pixel,
 # the half-pixel conventions of some tools and rounding in text headers.
@@ -58,9 +61,10 @@ def _is_identity(t) -> bool:
 def _crs_name(crs) -> Optional[str]:
     if crs is None:
         return None
+    from rasterio.errors import CRSError
     try:
         epsg = crs.to_epsg()
-    except Exception:       # noqa: BLE001 -- a CRS GDAL cannot match to a code is still a CRS
+    except CRSError:        # a CRS PROJ cannot match to a code is still a CRS
         epsg = None
     return f"EPSG:{epsg}" if epsg else (crs.to_string()[:60] or None)
 
@@ -70,23 +74,73 @@ def read_tiff_meta(path, dataset=None):
     """(GeoInfo or None, band wavelengths in nm or None) of a TIFF, read in one opening (or from
     the rasterio `dataset` already open): the GeoInfo when it carries a geotransform, a CRS or a
     nodata value; the wavelengths from its band descriptions ('492.4 nm', 'B2 (0.49 um)') or its
-    'wavelength' metadata item, as other tools write them."""
+    'wavelength' metadata item, as other tools write them.
+
+    A nodata tag that is not a number is an InputError naming the file and the tag (GDAL would
+    read 'abc' as 0 and every 0 pixel would be taken for nodata). A TIFF GDAL cannot open (its
+    pixels were read by tifffile) has no metadata but its nodata tag; if it carries GeoTIFF tags,
+    a warning says they are not used. Anything else that fails is an InputError."""
     import warnings
-    try:
-        import rasterio
-    except ImportError:      # pragma: no cover -- rasterio is a dependency
-        return None, None
-    with warnings.catch_warnings():
+    import rasterio
+    from rasterio.errors import RasterioIOError
+    from .common import _reading
+    p = Path(path)
+    tags = _tiff_tags(p)
+    nodata = _tiff_nodata(p, tags.get(NODATA_TAG))        # checked before GDAL reads it its way
+    with warnings.catch_warnings(), _reading(p, "TIFF metadata"):
         warnings.simplefilter("ignore")          # NotGeoreferencedWarning and kin
         try:
             if dataset is None:
-                with rasterio.open(str(path)) as ds:
-                    crs, transform, nodata, descriptions, tags = _tiff_fields(ds)
+                with rasterio.open(str(p)) as ds:
+                    crs, transform, nodata, descriptions, band_tags = _tiff_fields(ds)
             else:
-                crs, transform, nodata, descriptions, tags = _tiff_fields(dataset)
-        except Exception:    # noqa: BLE001 -- tifffile read the pixels; no metadata then
-            return None, None
-    return _tiff_geo(crs, transform, nodata), _tiff_wavelengths(descriptions, tags)
+                crs, transform, nodata, descriptions, band_tags = _tiff_fields(dataset)
+        except RasterioIOError as exc:     # GDAL cannot open what tifffile read: no GDAL metadata
+            geo_tags = sorted(GEOTIFF_TAGS[c] for c in tags if c in GEOTIFF_TAGS)
+            if geo_tags:
+                log.warning("'%s': its georeferencing (%s) cannot be read (GDAL: %s); the result is not "
+                            "georeferenced and the two images' ground is not checked", p,
+                            ", ".join(geo_tags), str(exc).splitlines()[0][:160])
+            return (None if nodata is None else GeoInfo(None, None, nodata)), None
+    return _tiff_geo(crs, transform, nodata), _tiff_wavelengths(descriptions, band_tags)
+
+
+# TIFF tags (first IFD) read here: GDAL_NODATA holds the nodata value as text; the GeoTIFF tags
+# hold the georeferencing.
+NODATA_TAG = 42113
+GEOTIFF_TAGS = {33550: "ModelPixelScale", 33922: "ModelTiepoint", 34264: "ModelTransformation",
+                34735: "GeoKeyDirectory"}
+
+
+def _tiff_tags(p: Path) -> dict:
+    """{code: value} of the GDAL_NODATA and GeoTIFF tags in the first IFD of the TIFF `p`."""
+    import tifffile
+    from .common import _reading
+    with _reading(p, "TIFF"), tifffile.TiffFile(str(p)) as tf:
+        page_tags = tf.pages[0].tags
+        return {code: page_tags[code].value for code in (NODATA_TAG, *GEOTIFF_TAGS) if code in page_tags}
+
+
+def _tiff_nodata(p: Path, value) -> Optional[float]:
+    """The GDAL_NODATA tag's value as a number (None: no tag, or an empty one, as GDAL reads it);
+    InputError naming the file and the tag when it is not a number."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, (int, float, np.number)):
+        return float(value)
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    text = str(value).strip().strip("\x00").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"'{p}': its nodata tag (GDAL_NODATA, TIFF tag {NODATA_TAG}) holds {text[:40]!r}, "
+                         f"not a number; set it (gdal_edit.py -a_nodata VALUE) or remove it "
+                         f"(gdal_edit.py -unsetnodata)") from None
 
 
 def read_tiff_geo(path) -> Optional[GeoInfo]:
@@ -172,19 +226,23 @@ def envi_geo(metadata: dict) -> Optional[GeoInfo]:
 
 
 def _wkt_name(wkt: str) -> Optional[str]:
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
     try:
-        from rasterio.crs import CRS
         return _crs_name(CRS.from_wkt(wkt))
-    except Exception:        # noqa: BLE001
+    except CRSError:         # a WKT PROJ cannot parse: its name as written
         m = re.match(r'\s*\w+\["([^"]+)"', wkt)
         return m.group(1) if m else None
 
 
 def _epsg_wkt(name: str) -> Optional[str]:
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
     try:
-        from rasterio.crs import CRS
         return CRS.from_string(name).to_wkt()
-    except Exception:        # noqa: BLE001
+    except CRSError as exc:  # PROJ without its database: the name is kept, the WKT is not written
+        log.warning("the coordinate system %s cannot be described (%s); results carry only its name",
+                    name, str(exc).splitlines()[0][:160])
         return None
 
 
@@ -255,10 +313,11 @@ def check_same_ground(hr_geo: Optional[GeoInfo], hr_shape, hr_what: str,
 def _same_crs(wkt_a: str, wkt_b: str) -> bool:
     if wkt_a == wkt_b:
         return True
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
     try:
-        from rasterio.crs import CRS
         return CRS.from_wkt(wkt_a) == CRS.from_wkt(wkt_b)
-    except Exception:        # noqa: BLE001 -- cannot parse: compare the text
+    except CRSError:         # cannot parse: different texts (the caller says the systems differ)
         return False
 
 

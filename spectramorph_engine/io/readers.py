@@ -300,7 +300,7 @@ def _load_hdf5(p: Path, key, lazy: bool, matlab: bool, cancel=None) -> Cube:
             ds = f[name]
         _h5_guard(p, ds, label)
         wl = _h5_wavelengths(f, ds, name, matlab)
-        nodata = _h5_nodata(ds)
+        nodata = _h5_nodata(p, ds, name)
         if lazy:
             data = TransposedDataset(ds) if matlab else ds
             with _reading(p, label):     # the NaN check reads a few rows
@@ -318,16 +318,23 @@ def _load_hdf5(p: Path, key, lazy: bool, matlab: bool, cancel=None) -> Cube:
         raise
 
 
-def _h5_nodata(ds) -> Optional[float]:
-    """A nodata value declared on an HDF5 dataset ('nodata', '_FillValue', 'missing_value')."""
-    for name in ("nodata", "_FillValue", "missing_value", "no_data_value"):
-        if name in ds.attrs:
+def _h5_nodata(p: Path, ds, name: str) -> Optional[float]:
+    """A nodata value declared on an HDF5 dataset ('nodata', '_FillValue', 'missing_value'):
+    one number (or the same number repeated, one per band). Anything else is an InputError
+    naming the file, the dataset and the attribute: a nodata value lost in silence would make
+    nodata pixels data."""
+    for attr in ("nodata", "_FillValue", "missing_value", "no_data_value"):
+        if attr in ds.attrs:
+            raw = ds.attrs[attr]
             try:
-                value = np.asarray(ds.attrs[name], dtype=np.float64).ravel()
+                value = np.asarray(_text_attr(raw) if isinstance(raw, (bytes, str)) else raw,
+                                   dtype=np.float64).ravel()
             except (TypeError, ValueError):
-                continue
-            if value.size == 1:
-                return float(value[0])
+                value = None
+            if value is None or value.size == 0 or not (np.all(value == value[0]) or np.all(np.isnan(value))):
+                raise InputError(f"'{p}': the nodata attribute '{attr}' of dataset '{name}' holds "
+                                 f"{str(raw)[:40]!r}, not one number; fix or remove it")
+            return float(value[0])
     return None
 
 
@@ -868,41 +875,82 @@ def _load_any(path: PathLike, key: Optional[str], lazy: bool, cancel) -> Cube:
     return _load_envi(p, lazy, cancel)
 
 
-def _read_text_table(p: Path) -> np.ndarray:
-    """Numbers from a .txt/.csv: comma, semicolon, tab or space separated; one header line allowed."""
+# Text tables (PSF kernels, SRF response tables, wavelength lists): the one reader for them all
+# (io.load_matrix / load_wavelengths and the PSF / SRF file loaders in psf.py).
+TEXT_COMMENT_PREFIXES = ("#", "%", ";")
+
+
+def _decode_text(p: Path, label: str) -> str:
+    """A text file's characters: UTF-8 with or without a byte-order mark, UTF-16 with one (Excel's
+    "Unicode text"), else Latin-1 (a header such as 'Wellenlänge' saved by an older tool; the
+    numbers are ASCII in every one of them). Binary bytes (NUL) are refused."""
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"'{p}' cannot be read as text: {_short(exc)}") from None
-    lines = [ln.strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith(("#", "%", ";"))]
-    if not lines:
-        raise InputError(f"file '{p}' holds no numbers")
-
-    def split(line):
-        return [t for t in re.split(r"[,;\t ]+", line) if t]
-
-    def numeric(line):
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{label} cannot be read: {exc.strerror or exc}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            [float(t) for t in split(line)]
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{label} cannot be read as UTF-16 text: {_short(exc)}") from None
+    if b"\x00" in raw:
+        raise InputError(f"{label} cannot be read as text: it holds binary bytes (NUL)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_text_table(path: PathLike, what: str = "") -> np.ndarray:
+    """The numbers of a .txt/.csv/.tsv/.dat table as a 2-D float64 array (rows x columns).
+
+    Separators: comma, semicolon (a decimal comma is then allowed: '0,5' is 0.5), tab or
+    spaces, taken from the first data row. Blank lines and lines starting with '#', '%' or
+    ';' are skipped; one header line (column names) before the numbers is allowed; a trailing
+    separator at the end of a row is allowed. A byte-order mark is not part of the first value.
+    `what` ("PSF", "SRF") names the file in the messages (InputError, one line).
+    """
+    p = Path(path)
+    label = f"{what} file '{p}'" if what else f"'{p}'"
+    lines = [ln.strip() for ln in _decode_text(p, label).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(TEXT_COMMENT_PREFIXES)]
+
+    def loose(line):         # only to tell a header from numbers, whatever the separator
+        try:
+            [float(t) for t in re.split(r"[,;\s]+", line) if t]
             return True
         except ValueError:
             return False
 
-    if not numeric(lines[0]):
-        lines = lines[1:]            # a header row such as "wavelength_nm"
+    if lines and not loose(lines[0]):
+        lines = lines[1:]            # a header row such as "wavelength_nm,band1"
+    if not lines:
+        raise InputError(f"{label} holds no numbers")
+    first = lines[0]
+    sep = ";" if ";" in first else ("," if "," in first else None)
+
+    def values(line):
+        cells = [c.strip() for c in line.split(sep)] if sep else line.split()
+        if cells and cells[-1] == "":
+            cells.pop()                  # "1,2," as spreadsheets export it
+        if sep == ";":
+            cells = [c.replace(",", ".") for c in cells]
+        return [float(c) for c in cells]     # an empty cell inside a row is a missing value: refused
+
     rows = []
     for i, line in enumerate(lines):
         try:
-            rows.append([float(t) for t in split(line)])
+            rows.append(values(line))
         except ValueError:
-            raise InputError(f"'{p}' has a non-numeric value on data line {i + 1}: {line[:60]!r}") from None
-    if not rows:
-        raise InputError(f"file '{p}' holds no numbers")
+            raise InputError(f"{label} has a non-numeric or empty value on data line {i + 1}: "
+                             f"{line[:60]!r}") from None
     widths = {len(r) for r in rows}
     if len(widths) != 1:
-        raise InputError(f"'{p}' has rows of different lengths ({', '.join(map(str, sorted(widths)))} values)")
+        raise InputError(f"{label} has rows of different lengths ({', '.join(map(str, sorted(widths)))} values)")
+    if 0 in widths:
+        raise InputError(f"{label} holds no numbers")
     return np.asarray(rows, dtype=np.float64)
+
 
 
 def load_matrix(path: PathLike, key: Optional[str] = None) -> np.ndarray:
@@ -914,7 +962,7 @@ def load_matrix(path: PathLike, key: Optional[str] = None) -> np.ndarray:
     p = _check_file(path)
     s = p.suffix.lower()
     if s in (".txt", ".csv"):
-        a = _read_text_table(p)
+        a = read_text_table(p)
         key = None
     elif s in MATRIX_SUFFIXES:
         layout, entries = _array_entries(p)

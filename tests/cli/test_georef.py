@@ -179,3 +179,26 @@ def test_big_geotiffs_open_lazily_and_read_by_window(scene, tmp_path):
         np.testing.assert_array_equal(np.asarray(cube.data), lr)
         assert cube.geo.crs_name == "EPSG:32633"
         np.testing.assert_allclose(cube.wavelengths, np.round(wl, 2))
+
+
+def test_a_garbage_nodata_tag_is_reported_not_lost(scene, tmp_path):
+    """Issue 17: a GeoTIFF whose GDAL_NODATA tag (42113) is not a number. GDAL reads 'n/a' as 0
+    (every 0 pixel would be nodata) and io.georef swallowed every error while reading the
+    metadata; now the user is told, naming the file and the tag."""
+    import tifffile
+    from spectramorph_engine.errors import InputError
+    from spectramorph_engine.io import load_cube
+    _truth, _wl, hr, lr = scene
+    tifffile.imwrite(tmp_path / "lr_bad.tif", lr, extratags=[(42113, "s", 0, "n/a", True)])
+    for lazy in (False, True):
+        with pytest.raises(InputError, match=r"lr_bad\.tif.*GDAL_NODATA.*42113.*'n/a'.*not a number") as err:
+            load_cube(tmp_path / "lr_bad.tif", lazy=lazy)
+        assert "\n" not in str(err.value)
+    # a number (tifffile writes it as GDAL does) and an empty tag (no nodata) still read
+    tifffile.imwrite(tmp_path / "lr_ok.tif", lr, extratags=[(42113, "s", 0, " -9999 ", True)])
+    assert load_cube(tmp_path / "lr_ok.tif").geo.nodata == NODATA
+    tifffile.imwrite(tmp_path / "lr_empty.tif", lr, extratags=[(42113, "s", 0, "", True)])
+    assert load_cube(tmp_path / "lr_empty.tif").geo is None
+    np.save(tmp_path / "hr.npy", hr)
+    proc = run_cli("run", "--config", str(_config(tmp_path, tmp_path / "hr.npy", tmp_path / "lr_bad.tif", "out")))
+    assert proc.returncode == 2 and "GDAL_NODATA" in proc.stderr and "lr_bad.tif" in proc.stderr, proc.stderr

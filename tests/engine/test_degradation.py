@@ -185,3 +185,56 @@ def test_detect_boundary_tells_a_simulated_pair_from_a_sensor_that_saw_past_the_
     choice, errors = detect_boundary(msi, free_lr, 4, k, srf)
     assert choice == "free" and errors["free"] < 0.01 * errors["zero"]
     assert detect_boundary(msi, zero_lr, 4, np.ones((1, 1)), srf)[0] == "free"      # no blur: nothing to tell
+
+
+def test_bicubic_keeps_a_real_world_range():
+    """Issue 17: bicubic_upsample clipped to [0, 1] whatever the data; real-world cubes
+    (counts, radiance, reflectance above 1) lost everything above 1. It no longer clips
+    unless the caller names a range."""
+    H, W, r = 48, 40, 4
+    yy, xx = np.mgrid[0:H, 0:W]
+    ramp = (500 + 2500 * (0.6 * yy / H + 0.4 * xx / W)).astype(np.float32)    # counts 500..3000
+    cube = np.stack([ramp, 3500 - ramp], axis=-1)
+    up = dg.bicubic_upsample(dg.area_downsample(cube, r), r)
+    m = 2 * r
+    assert up.max() > 2500 and np.allclose(up[m:-m, m:-m], cube[m:-m, m:-m], rtol=1e-5)
+    # an edge's overshoot below 0 (a dark offset-corrected band) is kept too
+    step = np.zeros((16, 16), np.float32)
+    step[:, 8:] = 1.5
+    out = dg.bicubic_upsample(step[::2, ::2], 2)
+    assert out.max() > 1.5 and out.min() < 0
+    assert np.array_equal(dg.bicubic_upsample(step[::2, ::2], 2, value_range=(0.0, 1.0)), np.clip(out, 0, 1))
+    assert np.array_equal(dg.bicubic_upsample(step[::2, ::2], 2, value_range=(0.0, None)), np.clip(out, 0, None))
+
+
+def test_real_world_baselines_are_not_clipped(tmp_path):
+    """The pipeline's bicubic baseline on a real pair (engine scale: bright pixels above 1):
+    the reduced-resolution figures and the consistency figures come from the unclipped
+    upsampling."""
+    from spectramorph_engine import FusionConfig, FusionInputs, consistency as cons, metrics, run_fusion
+    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.pipeline import reduced_pair
+    from spectramorph_engine.psf import make_psf
+    from spectramorph_engine.srf import preset_srf
+    truth = demo_scene(size=64, num_bands=20, seed=5)[0]
+    truth = truth * 3000.0                                   # digital numbers
+    truth[16:20, 16:20] = 2.5 * truth.max()                  # a bright roof well above the 99th percentile
+    _, hr, lr = dg.make_synthetic_pair(truth, make_psf("gaussian", 1.0, 2), preset_srf(3, 20), 2, None, None, 0)
+    cfg = FusionConfig(synthetic=False, method="glp", device="cpu", output_dir=str(tmp_path / "out"),
+                       log_dir=str(tmp_path / "logs"))
+    result = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False)
+    prep = result.prepared
+    assert prep.lr_hsi.max() > 1.2                           # the engine's scale goes above 1 here
+    sub, lr_ref = reduced_pair(prep)
+    up = dg.bicubic_upsample(sub.lr_hsi, prep.ratio)
+    assert up.max() > 1.2
+    reported = result.consistency["reduced_resolution"]["bicubic"]
+    assert reported == pytest.approx(metrics.compute_all(lr_ref, up, prep.ratio), rel=1e-6)
+    clipped = metrics.compute_all(lr_ref, np.clip(up, 0, 1), prep.ratio)
+    assert reported["PSNR"] > clipped["PSNR"] + 0.1        # clipping the roof cost the baseline
+    # the consistency figures of the baseline (result degraded back, SRF applied) likewise
+    srf_raw, offset = prep.msi_model()
+    full = cons.bicubic_consistency(prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio, prep.psf, offset=offset)
+    assert result.consistency["bicubic"]["lr"]["PSNR"] == pytest.approx(full["lr"]["PSNR"], rel=1e-4)
+    clipped_up = np.clip(dg.bicubic_upsample(prep.lr_hsi, prep.ratio), 0, 1)
+    assert full["lr"]["PSNR"] > cons.lr_consistency(clipped_up, prep.lr_hsi, prep.ratio, prep.psf)["PSNR"] + 0.1

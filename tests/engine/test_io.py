@@ -384,3 +384,23 @@ def test_cancel_while_loading_is_a_cancel_not_a_bad_file(tmp_path, cube, name):
     cancel.set()
     with pytest.raises(Cancelled):
         io.load_cube(tmp_path / name, cancel=cancel)
+
+
+def test_hdf5_nodata_attribute_is_read_or_reported(tmp_path, cube):
+    """Issue 17: an HDF5 nodata attribute that is not one number was skipped in silence (the
+    nodata pixels then count as data); now it is named. A number, as text or per band, reads."""
+    for name, value, expected in (("num.h5", -9999.0, -9999.0), ("text.h5", "-9999", -9999.0),
+                                  ("per_band.h5", np.full(7, -1.0), -1.0), ("nan.h5", np.nan, None)):
+        with h5py.File(tmp_path / name, "w") as f:
+            f["cube"] = cube
+            f["cube"].attrs["_FillValue"] = value
+        got = io.load_cube(tmp_path / name).geo.nodata
+        assert (np.isnan(got) if expected is None else got == expected), name
+    for name, value in (("garbage.h5", "n/a"), ("mixed.h5", np.array([1.0, 2.0]))):
+        with h5py.File(tmp_path / name, "w") as f:
+            f["cube"] = cube
+            f["cube"].attrs["nodata"] = value
+        for lazy in (False, True):
+            with pytest.raises(InputError,
+                               match=rf"{name}.*nodata attribute 'nodata' of dataset 'cube'.*not one number"):
+                io.load_cube(tmp_path / name, lazy=lazy)

@@ -158,3 +158,15 @@ def test_missing_unknown_and_garbled_files(tmp_path):
     (tmp_path / "ragged.csv").write_text("1,2,3\n4,5\n")
     with pytest.raises(InputError, match=r"ragged\.csv.*different lengths"):
         psf.load_psf(tmp_path / "ragged.csv")
+
+
+def test_bom_csv_kernel_keeps_its_first_row(tmp_path):
+    """Issue 17: a UTF-8 CSV kernel with a byte-order mark lost its first row (the BOM made it
+    look like a header) and then failed as a 2 x 3 kernel; psf and io read text the same way."""
+    from spectramorph_engine import io
+    k = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
+    for name, sep in (("k_bom.csv", ","), ("k_bom.txt", "\t")):
+        path = tmp_path / name
+        path.write_text("\n".join(sep.join(f"{v:g}" for v in row) for row in k) + "\n", encoding="utf-8-sig")
+        assert np.allclose(psf.load_psf(path), k / k.sum()), name
+        assert np.array_equal(io.load_matrix(path), k), name

@@ -193,3 +193,46 @@ def test_scipy_savemat_matrix_with_key(tmp_path):
     scipy.io.savemat(path, {"R": np.ones((3, 10)), "other": np.ones((5, 5))})
     assert srf.load_srf(path, 10).shape == (3, 10)       # 'R' is a known SRF name
     assert srf.load_srf(path, 5, key="other").shape == (5, 5)
+
+
+def test_bom_csv_srf_keeps_its_first_row(tmp_path):
+    """Issue 17: a UTF-8 CSV with a byte-order mark (as Excel saves it) read the BOM into the
+    first value, took the first data row for a header and dropped it; now one text reader
+    (io.readers.read_text_table) reads every row, through the real loaders."""
+    m = np.arange(1.0, 13.0).reshape(3, 4)          # c x C, every row distinct
+    path = tmp_path / "srf_bom.csv"
+    path.write_text("\n".join(",".join(f"{v:g}" for v in row) for row in m) + "\n", encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    got = srf.load_srf(path, 4)
+    assert got.shape == (3, 4)
+    assert np.allclose(got, m / m.sum(axis=1, keepdims=True))
+    # a response table (wavelength column first), semicolons, a header and a BOM: every row
+    wl = np.linspace(400, 700, 31)
+    resp = np.exp(-0.5 * ((wl - 550) / 40) ** 2)
+    table = tmp_path / "table_bom.csv"
+    table.write_text("wavelength_nm;green\n" + "".join(f"{w:g};{r:.6f}\n" for w, r in zip(wl, resp)),
+                     encoding="utf-8-sig")
+    got_wl, got_resp = srf.load_srf_table(table)
+    assert got_wl.shape == (31,) and got_wl[0] == 400 and np.allclose(got_resp[0], resp, atol=1e-6)
+
+
+@pytest.mark.parametrize("text", [
+    "400,0.1\n500,0.2\n600,0.3\n",                 # comma
+    "400;0.1\n500;0.2\n600;0.3\n",                 # semicolon
+    "400;0,1\n500;0,2\n600;0,3\n",                 # semicolon with decimal commas
+    "400\t0.1\n500\t0.2\n600\t0.3\n",              # tab
+    "# comment\nwl resp\n400  0.1\n500 0.2\n\n600 0.3\n",     # spaces, comment, header, blank line
+    "400,0.1,\n500,0.2,\n600,0.3,\n",              # a trailing separator
+])
+def test_text_tables_every_separator(tmp_path, text):
+    path = tmp_path / "t.csv"
+    path.write_text(text, encoding="utf-8-sig")
+    wl, resp = srf.load_srf_table(path)
+    assert wl.tolist() == [400, 500, 600] and np.allclose(resp, [[0.1, 0.2, 0.3]])
+
+
+def test_text_table_empty_cell_is_refused_not_shifted(tmp_path):
+    path = tmp_path / "gap.csv"
+    path.write_text("400,,0.1\n500,,0.2\n600,,0.3\n")      # used to read as two columns
+    with pytest.raises(InputError, match=r"SRF file .*gap\.csv.*empty value on data line 1"):
+        srf.load_srf_table(path)
