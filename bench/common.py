@@ -5,7 +5,6 @@ anything the engine does not already need.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -13,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
+
+# the engine's strict encoder (NaN/Inf -> null), so bench reports and run outputs agree
+from spectramorph_engine.strict_json import dumps as json_dumps
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"   # ../shared/data from the project root
@@ -145,29 +147,12 @@ def table(headers: Sequence[str], rows: Iterable[Sequence], specs: Optional[Sequ
     return "\n".join(out)
 
 
-def _jsonable(x):
-    import numpy as np
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
 def write_json(path, payload: dict) -> Path:
     """Write `payload` as JSON (temporary name, then rename: never a half-written file)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2), encoding="utf-8")
+    tmp.write_text(json_dumps(payload), encoding="utf-8")
     os.replace(tmp, p)
     return p
 

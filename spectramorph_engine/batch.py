@@ -36,6 +36,7 @@ import yaml
 
 from .config import KEYS, FusionConfig, from_dict
 from .errors import Cancelled, InputError
+from .strict_json import dumps as json_dumps
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,8 @@ def complete_run(config: FusionConfig) -> Optional[dict]:
     run = _read_json(out / "run.json")
     if not isinstance(run, dict) or not isinstance(run.get("config"), dict):
         return None
-    if run["config"] != json.loads(json.dumps(config.to_dict())):
+    # compared as run.json holds it (strict JSON: a NaN nodata reads back as null)
+    if run["config"] != json.loads(json_dumps(config.to_dict())):
         return None          # made with other settings: run again
     outputs = run.get("outputs") or {}
     if "hr_hsi" not in outputs:
@@ -429,7 +431,7 @@ def write_summary(rows: List[dict], folder, info: Optional[dict] = None) -> tupl
         writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in SUMMARY_COLUMNS})
     csv_path = atomic_write_text(folder / f"{SUMMARY_NAME}.csv", buf.getvalue())
     doc = {**(info or {}), "counts": counts(rows), "scenes": rows}
-    json_path = atomic_write_text(folder / f"{SUMMARY_NAME}.json", json.dumps(doc, indent=2))
+    json_path = atomic_write_text(folder / f"{SUMMARY_NAME}.json", json_dumps(doc))
     return csv_path, json_path
 
 

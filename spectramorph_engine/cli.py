@@ -132,28 +132,40 @@ class _ConsoleProgress:
 
 
 def _print_summary(result) -> None:
+    """What the run made, in its method's own terms (method_report): a training loss for
+    SpectraMorph, an objective for HySure, neither for GLP-HS."""
+    from .method_report import facts_text, result_figures, short_name
     out = sys.stdout
-    print(f"HR-HSI {result.hr_hsi.shape} on {result.device}; final loss {result.final_loss:.5g}", file=out)
+    name = short_name(result.method)
+    print(f"{name}: HR-HSI {tuple(result.hr_hsi.shape)} on {result.device}; "
+          f"{facts_text(result_figures(result))}", file=out)
     print("stage times: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()), file=out)
     if result.metrics:
-        names = list(result.metrics)
-        print(f"{'':14s}" + "".join(f"{n:>9s}" for n in names), file=out)
-        for label, m in (("SpectraMorph", result.metrics), ("bicubic", result.bicubic_metrics)):
-            print(f"{label:14s}" + "".join(f"{m[n]:9.4f}" for n in names), file=out)
+        _print_metrics(out, ((name, result.metrics), ("bicubic", result.bicubic_metrics)))
     if result.consistency:
-        c = result.consistency
-        lr, msi, bic = c["lr_consistency"], c["msi_consistency"], c["bicubic"]
-        print(f"SRF: {c.get('srf_note', '')}", file=out)
-        print(f"consistency with the LR-HSI: PSNR {lr['PSNR']:.2f} dB, SAM {lr['SAM']:.2f} deg", file=out)
-        print(f"consistency with the HR-MSI: PSNR {msi['PSNR']:.2f} dB", file=out)
-        rr = c.get("reduced_resolution")
-        if rr:
-            print(f"reduced-resolution protocol: PSNR {rr['fusion']['PSNR']:.2f} dB, SAM "
-                  f"{rr['fusion']['SAM']:.2f} deg (bicubic {rr['bicubic']['PSNR']:.2f} dB, "
-                  f"{rr['bicubic']['SAM']:.2f} deg)", file=out)
-        del bic
-    for name, path in result.output_files.items():
-        print(f"wrote {name}: {path}", file=out)
+        _print_consistency(out, result.consistency)
+    for what, path in result.output_files.items():
+        print(f"wrote {what}: {path}", file=out)
+
+
+def _print_metrics(out, rows) -> None:
+    rows = [(label, m) for label, m in rows if m]
+    names = list(rows[0][1])
+    print(f"{'':14s}" + "".join(f"{n:>9s}" for n in names), file=out)
+    for label, m in rows:
+        print(f"{label:14s}" + "".join(f"{m[n]:9.4f}" for n in names), file=out)
+
+
+def _print_consistency(out, c: dict) -> None:
+    lr, msi = c["lr_consistency"], c["msi_consistency"]
+    print(f"SRF: {c.get('srf_note', '')}", file=out)
+    print(f"consistency with the LR-HSI: PSNR {lr['PSNR']:.2f} dB, SAM {lr['SAM']:.2f} deg", file=out)
+    print(f"consistency with the HR-MSI: PSNR {msi['PSNR']:.2f} dB", file=out)
+    rr = c.get("reduced_resolution")
+    if rr:
+        print(f"reduced-resolution protocol: PSNR {rr['fusion']['PSNR']:.2f} dB, SAM "
+              f"{rr['fusion']['SAM']:.2f} deg (bicubic {rr['bicubic']['PSNR']:.2f} dB, "
+              f"{rr['bicubic']['SAM']:.2f} deg)", file=out)
 
 
 def main(argv=None) -> int:

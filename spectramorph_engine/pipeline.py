@@ -9,7 +9,6 @@ cancels. Nothing here prints.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import platform
 import time
@@ -23,6 +22,8 @@ import numpy as np
 from . import events as ev
 from .config import FusionConfig, SRF_PRESET_BANDS, save_config
 from .errors import InputError
+from .method_report import facts_text, result_figures, short_name
+from .strict_json import dumps as json_dumps
 
 log = logging.getLogger(__name__)
 
@@ -572,7 +573,7 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
     from . import metrics
     from .degradation import bicubic_upsample
     if prep.truth is not None:
-        bicubic = bicubic_upsample(prep.lr_hsi, prep.ratio)
+        bicubic = bicubic_upsample(prep.lr_hsi, prep.ratio, value_range=prep.value_range)  # as the result
         return metrics.compute_all(prep.truth, np.asarray(out.hr_hsi), prep.ratio, cancel=cancel), \
             metrics.compute_all(prep.truth, bicubic, prep.ratio, cancel=cancel), None
     from . import consistency as cons
@@ -752,8 +753,9 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
                               config_used=run_config, training_stopped=stopped)
         for text in result.warnings[len(prep.warnings):]:
             ev.emit(progress, ev.Message("warning", text))
+        log.info("%s: %s", short_name(result.method), facts_text(result_figures(result)))
         if metrics_:
-            log.info("metrics: %s", _fmt(metrics_))
+            log.info("metrics (%s): %s", short_name(result.method), _fmt(metrics_))
             log.info("bicubic: %s", _fmt(bicubic_metrics))
         if write_outputs:
             with stages("save"):
@@ -911,12 +913,12 @@ def write_result(config: FusionConfig, result: FusionResult, progress=None, canc
         if result.metrics is not None:
             ev.check_cancel(cancel)
             atomic_write_text(staged.path("metrics.json"),
-                              json.dumps({"method": result.method, result.method: result.metrics,
-                                          "bicubic": result.bicubic_metrics, "ratio": prep.ratio}, indent=2))
+                              json_dumps({"method": result.method, result.method: result.metrics,
+                                          "bicubic": result.bicubic_metrics, "ratio": prep.ratio}))
             files["metrics"] = str(staged.final("metrics.json"))
         if result.consistency is not None:
             ev.check_cancel(cancel)
-            atomic_write_text(staged.path("consistency.json"), json.dumps(_jsonable(result.consistency), indent=2))
+            atomic_write_text(staged.path("consistency.json"), json_dumps(result.consistency))
             files["consistency"] = str(staged.final("consistency.json"))
         if result.misfit is not None:
             ev.check_cancel(cancel)
@@ -963,18 +965,6 @@ def export_outputs(config: FusionConfig, result: FusionResult, progress=None, ca
             staged.abort()
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
 def _versions() -> dict:
     import scipy
     import torch
@@ -987,6 +977,7 @@ def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
     """run.json into the staging folder; it lists the outputs at their final places."""
     from .io import atomic_write_text
     prep = result.prepared
+    figures = result_figures(result)
     run = {
         "config": config.to_dict(),
         "mode": prep.mode,
@@ -1005,7 +996,9 @@ def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
         "auto_select": result.selection,
         "config_used": result.config_used.to_dict() if result.config_used is not None else None,
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
-        "final_loss": result.final_loss,
+        # in the method's own terms: a training loss, a solver's objective, or neither
+        "method_figures": figures,
+        **({"final_loss": figures["final_loss"]} if "final_loss" in figures else {}),
         "training_stopped_early": result.training_stopped,
         "warnings": result.warnings,
         "versions": _versions(),
@@ -1013,7 +1006,7 @@ def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
     }
     if prep.masks is not None:
         run["nodata"] = prep.masks.summary()
-    atomic_write_text(staged.path("run.json"), json.dumps(_jsonable(run), indent=2))
+    atomic_write_text(staged.path("run.json"), json_dumps(run))
     result.output_files["run"] = str(staged.final("run.json"))
 
 

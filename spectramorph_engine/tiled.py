@@ -32,7 +32,6 @@ Dask is imported inside the functions that need it only.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -288,7 +287,8 @@ def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads
     from . import figures
     from .io import atomic_write_text
     from .outputs import StagedOutputs
-    from .pipeline import _jsonable, _versions
+    from .pipeline import _versions
+    from .strict_json import dumps as json_dumps
     t0 = time.perf_counter()
     run_config = check_config(config)
     notes = tiled_notes(config)
@@ -348,7 +348,7 @@ def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads
             "versions": _versions(),
             "outputs": {**files, "run": str(staged.final("run.json"))},
         }
-        atomic_write_text(staged.path("run.json"), json.dumps(_jsonable(run), indent=2))
+        atomic_write_text(staged.path("run.json"), json_dumps(run))
         staged.commit()
         return {"seconds": time.perf_counter() - t0, "output_files": run["outputs"], "chunks": n_chunks,
                 "workers": workers, "timings": timings}
