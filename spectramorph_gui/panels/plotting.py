@@ -100,6 +100,7 @@ class ImageView(pg.GraphicsLayoutWidget):
             self.setSizePolicy(policy)
         self.ci.setContentsMargins(2, 2, 2, 2)
         self.plot = self.addPlot(title=title)
+        self._title, self._title_override = title, None
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
         self.plot.hideAxis("bottom")
@@ -229,7 +230,16 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.left.emit()
 
     def set_title(self, text: str) -> None:
-        self.plot.setTitle(text, size="9pt")
+        """What the view shows; an override (a swipe's title) stands above it until cleared."""
+        self._title = text
+        self.plot.setTitle(self._title_override or text, size="9pt")
+
+    def set_title_override(self, text: Optional[str]) -> None:
+        self._title_override = text
+        self.plot.setTitle(text or self._title, size="9pt")
+
+    def title(self) -> str:
+        return self._title_override or self._title
 
     def set_colormap(self, name: Optional[str], levels=None) -> None:
         """A single-band image drawn through colormap `name` with a colour bar for `levels`

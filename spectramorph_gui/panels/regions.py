@@ -17,7 +17,8 @@ from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
 from spectramorph_engine.inspection import polygon_mask, rectangle_mask
 
-REGION_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#00a3a3", "#f032e6", "#9a6324")
+# no red among the first: the reconstructed spectrum is drawn red
+REGION_COLOURS = ("#3cb44b", "#4363d8", "#f58231", "#911eb4", "#00a3a3", "#9a6324", "#f032e6", "#e6194b")
 PIN_COLOURS = ("#d500f9", "#00b8d4", "#ff6d00", "#64dd17", "#2962ff", "#c51162")
 TOOLS = ("pixel", "rectangle", "polygon", "freehand")
 MAX_FREEHAND_VERTICES = 200

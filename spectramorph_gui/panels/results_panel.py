@@ -472,8 +472,7 @@ class ResultsPanel(QWidget):
         belong to the last result and are recomputed (another band count would draw the old
         means on the new axis and match them against a library resampled to the new bands)."""
         for number in list(self._region_items):
-            for item in self._region_items.pop(number):
-                self.spectrum_plot.removeItem(item)
+            self._remove_region_items(number)
         self.region_stats.clear()
         scene = Scene.of(result.hr_hsi.shape, result.prepared.wavelengths)
         previous, self._scene = self._scene, scene
@@ -1031,6 +1030,7 @@ class ResultsPanel(QWidget):
             self.compare_view.hide()
             self.swipe_item.hide()
             self.swipe_line.hide()
+            self.view.set_title_override(None)
             return
         if key == "bicubic" and "bicubic" not in rec.notes and self._big(r.hr_hsi):
             # interpolating a big cube takes seconds: on the task thread, then drawn
@@ -1055,7 +1055,13 @@ class ResultsPanel(QWidget):
         swipe = mode == "swipe"
         self.swipe_item.setVisible(swipe)
         self.swipe_line.setVisible(swipe)
+        if not swipe:
+            self.view.set_title_override(None)      # the main view's own title again
+        opening = self.compare_view.isHidden() and not swipe
         self.compare_view.setVisible(not swipe)
+        if opening:          # side by side opens at half the width each, not as a strip
+            half = max(self.views_splitter.width(), 2) // 2
+            self.views_splitter.setSizes([half, half])
         if mode.startswith("diff"):
             kind = mode[5:]
             cube = r.hr_hsi
@@ -1093,7 +1099,7 @@ class ResultsPanel(QWidget):
             title = f"{comp.label}" + ("" if own_levels else f", {self._spec_text(spec)}")
             if swipe:
                 self._place_swipe(reset=True)
-                self.view.set_title(f"Swipe: {rec.name} (left) | {comp.label} (right)")
+                self.view.set_title_override(f"Swipe: {rec.name} (left) | {comp.label} (right)")
             else:
                 self.compare_view.set_colormap(None)
                 self.compare_view.set_image(image, levels=levels)
@@ -1129,8 +1135,9 @@ class ResultsPanel(QWidget):
         self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth", size="9pt")
         self.spectrum_plot.showGrid(x=True, y=True, alpha=0.3)
         self.spectrum_plot.setLabel("left", "value (normalised)")
+        # see-through: the legend sits over the curves' long-wavelength ends (drag it elsewhere)
         self.spectrum_legend = self.spectrum_plot.addLegend(offset=(-5, -5), labelTextSize="8pt",
-                                                            brush=(255, 255, 255, 210))
+                                                            brush=(255, 255, 255, 150))
         self.result_curve = self.spectrum_plot.plot(pen=pg.mkPen("#c62828", width=2), name="reconstructed")
         self.truth_curve = self.spectrum_plot.plot(pen=pg.mkPen("k", width=1.5, style=Qt.DashLine),
                                                    name="ground truth")
@@ -1329,8 +1336,7 @@ class ResultsPanel(QWidget):
         if region is None:       # removed or cleared: forget what is gone
             for number in list(self._region_items):
                 if number not in {g.number for g in self.regions.regions}:
-                    for item in self._region_items.pop(number):
-                        self.spectrum_plot.removeItem(item)
+                    self._remove_region_items(number)
                     self.region_stats.pop(number, None)
         for g in targets:
             self._compute_region(g)
@@ -1354,9 +1360,13 @@ class ResultsPanel(QWidget):
                 self.library_tab.targets_changed()
         self._fetch(f"region{region.number}", job, ready, self._big(self.result.hr_hsi))
 
-    def _draw_region(self, region) -> None:
-        for item in self._region_items.pop(region.number, []):
+    def _remove_region_items(self, number) -> None:
+        for item in self._region_items.pop(number, []):
+            self.spectrum_legend.removeItem(item)
             self.spectrum_plot.removeItem(item)
+
+    def _draw_region(self, region) -> None:
+        self._remove_region_items(region.number)
         stats = self.region_stats.get(region.number)
         if not stats:
             return
@@ -1367,10 +1377,13 @@ class ResultsPanel(QWidget):
             style = styles.get(name, Qt.DashLine)
             width = 2.0 if name == "result" else 1.3
             curve = self.spectrum_plot.plot(x, mean, pen=pg.mkPen(region.colour, width=width, style=style))
-            # named for the CSV export, kept out of the legend (the regions line explains the styles)
+            # named for the CSV export; the result's mean is in the legend (an exported plot says
+            # which curve is which), the other sources' means are explained by the regions line
             curve.opts["name"] = f"{region.name} {name} mean"
             curve.region_std = std
             items.append(curve)
+            if name == "result":
+                self.spectrum_legend.addItem(curve, f"{region.name} mean ± sd")
             if name == "result":       # mean +/- sd as a shaded band
                 # plain curves: a PlotDataItem with pen=None builds no path, and the band was empty
                 lo = pg.PlotCurveItem(x, mean - std)

@@ -27,6 +27,10 @@ class RunsPanel(QWidget):
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(QHeaderView.ResizeToContents)
         head.setSectionResizeMode(1, QHeaderView.Stretch)
+        # settings are what tells runs apart: wrapped onto more lines in a narrow dock, never "..."
+        self.table.setWordWrap(True)
+        self.table.setTextElideMode(Qt.ElideNone)
+        head.sectionResized.connect(lambda *_: self.table.resizeRowsToContents())
         self.show_button = QPushButton("Show")
         self.show_button.setToolTip("Show the selected run in the Results panel (double-click does the same)")
         self.compare_button = QPushButton("Compare")
@@ -66,12 +70,14 @@ class RunsPanel(QWidget):
             texts = (rec.name, rec.settings_text(), rec.score_text(), f"{rec.finished_at} ({rec.seconds:.0f} s)")
             for col, text in enumerate(texts):
                 item = QTableWidgetItem(text)
+                item.setToolTip(text)
                 item.setData(Qt.UserRole, rec.number)
                 font = item.font()
                 font.setBold(rec is s.shown_run)
                 font.setItalic(s.comparison == ("run", rec.number))
                 item.setFont(font)
                 t.setItem(row, col, item)
+        t.resizeRowsToContents()
         if selected is not None:
             self.select(selected)
         self._update_buttons()
