@@ -281,3 +281,71 @@ def test_the_engine_imports_no_dask():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'zarr')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- what resume accepts
+# Issue 17 item 3: a resume that accepted any run.json (no settings or file check) passed every
+# test above, and --no-resume had none. In this process, one small scene each.
+
+@pytest.fixture()
+def one_done(tmp_path):
+    """One scene fused (in this process) into outputs/a_hr: (scenes, its output folder)."""
+    make_pair(tmp_path, "a", seed=0)
+    write_csv(tmp_path / "pairs.csv", [{"hr_msi_file": "a_hr.npy", "lr_hsi_file": "a_lr.npy"}])
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    base, keys = batch.load_base(tmp_path / "base.yaml")
+    scenes = batch.load_manifest(tmp_path / "pairs.csv", base, keys)
+    assert [r["status"] for r in batch.run_batch(scenes)] == ["ok"]
+    out = tmp_path / "outputs" / "a_hr"
+    assert batch.complete_run(scenes[0].config) is not None
+    assert [r["status"] for r in batch.run_batch(scenes)] == [batch.STATUS_SKIPPED]
+    return scenes, out
+
+
+def _stamp(out: Path) -> int:
+    return (out / "run.json").stat().st_mtime_ns
+
+
+def test_resume_reruns_a_scene_made_with_other_settings(one_done):
+    scenes, out = one_done
+    before = _stamp(out)
+    other = [batch.Scene(s.name, s.row, s.config.replace(epochs=s.config.epochs + 1)) for s in scenes]
+    assert batch.complete_run(other[0].config) is None
+    assert [r["status"] for r in batch.run_batch(other)] == ["ok"]
+    assert _stamp(out) != before
+    assert json.loads((out / "run.json").read_text())["config"]["epochs"] == BASE["epochs"] + 1
+    # a run.json with no settings at all is no finished run either
+    run = json.loads((out / "run.json").read_text())
+    del run["config"]
+    (out / "run.json").write_text(json.dumps(run))
+    assert batch.complete_run(other[0].config) is None
+
+
+def test_resume_reruns_a_scene_whose_listed_file_is_missing(one_done):
+    scenes, out = one_done
+    run = json.loads((out / "run.json").read_text())
+    assert Path(run["outputs"]["hr_hsi"]).exists()
+    Path(run["outputs"]["hr_hsi"]).unlink()
+    assert batch.complete_run(scenes[0].config) is None
+    assert [r["status"] for r in batch.run_batch(scenes)] == ["ok"]
+    assert np.load(out / "hr_hsi.npy").shape == (32, 32, 24)
+    # a run.json that lists no result is not complete
+    run = json.loads((out / "run.json").read_text())
+    run["outputs"] = {k: v for k, v in run["outputs"].items() if k != "hr_hsi"}
+    (out / "run.json").write_text(json.dumps(run))
+    assert batch.complete_run(scenes[0].config) is None
+
+
+def test_no_resume_reruns_a_complete_scene(one_done, capsys):
+    from spectramorph_engine import cli
+    scenes, out = one_done
+    tmp_path = out.parent.parent
+    args = ["batch", str(tmp_path / "pairs.csv"), "--config", str(tmp_path / "base.yaml"), "--scheduler", "none",
+            "--quiet"]
+    before = _stamp(out)
+    assert cli.main(args) == 0
+    assert "0 succeeded, 1 skipped (complete), 0 failed" in capsys.readouterr().out
+    assert _stamp(out) == before
+    assert cli.main(args + ["--no-resume"]) == 0
+    assert "1 succeeded, 0 skipped (complete), 0 failed" in capsys.readouterr().out
+    assert _stamp(out) != before and batch.complete_run(scenes[0].config) is not None

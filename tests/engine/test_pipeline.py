@@ -188,3 +188,80 @@ def test_cancelled_streaming_run_leaves_no_result_file(tmp_path, monkeypatch):
     with pytest.raises(Cancelled):
         run_fusion(cfg, progress=progress, cancel=cancel, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr))
     assert folder_listing(tmp_path / "out") == []
+
+
+# --------------------------------------------------------------------------- HR-only nodata
+# Issue 17 item 3: nodata masks that ignored the HR-MSI's own nodata passed every test (the
+# tests had nodata in the LR-HSI, or in both images at the same place). SPEC 9-10 and
+# pipeline.NodataMasks: an LR pixel whose r x r HR block is not wholly valid is left out of
+# learning and the scores; an HR pixel with no MSI data is NaN in the result.
+
+def _hr_only_nodata_pair(seed=0, size=32, bands=24, ratio=4):
+    """A smooth real-mode pair (HR-MSI 4 bands) with nodata in the HR-MSI only: a block of
+    6 x 3 HR pixels at the top-left corner (it reaches into LR pixels (0, 0) and (1, 0)) as NaN,
+    and one HR pixel at (21, 22) (LR pixel (5, 5)) holding -9999 in every band."""
+    from scipy.ndimage import gaussian_filter
+    from spectramorph_engine.degradation import apply_srf, area_downsample, blur
+    from spectramorph_engine.psf import make_psf
+    from spectramorph_engine.srf import preset_srf
+    rng = np.random.default_rng(seed)
+    spectra = rng.uniform(0.1, 1.0, (3, bands))
+    maps = gaussian_filter(rng.dirichlet(np.ones(3), (size, size)), (2, 2, 0))
+    truth = (maps @ spectra).astype(np.float32)
+    msi = apply_srf(truth, preset_srf(4, bands)).astype(np.float32)
+    lr = area_downsample(blur(truth, make_psf("gaussian", 1.0, 5)), ratio).astype(np.float32)
+    hr_bad = np.zeros((size, size), dtype=bool)
+    hr_bad[:6, :3] = True
+    hr_bad[21, 22] = True
+    msi[:6, :3] = np.nan
+    msi[21, 22] = -9999.0
+    lr_out = np.zeros((size // ratio, size // ratio), dtype=bool)
+    lr_out[0, 0] = lr_out[1, 0] = lr_out[5, 5] = True
+    return msi, lr, hr_bad, lr_out
+
+
+def test_hr_only_nodata_masks():
+    """pipeline._nodata_masks on its own: HR-only nodata leaves out every LR pixel it touches
+    and makes exactly those HR pixels NaN."""
+    from spectramorph_engine.pipeline import _nodata_masks
+    msi, lr, hr_bad, lr_out = _hr_only_nodata_pair()
+    cfg = FusionConfig(synthetic=False, nodata=-9999.0)
+    masks = _nodata_masks(cfg, msi, "HR", None, lr, "LR", None, 4, None)
+    np.testing.assert_array_equal(masks.hr_bad, hr_bad)
+    assert not masks.lr_bad.any()
+    np.testing.assert_array_equal(masks.lr_out, lr_out)
+    np.testing.assert_array_equal(masks.hr_out, hr_bad)
+    assert masks.summary()["lr_pixels_left_out"] == 3 and masks.summary()["result_pixels_nan"] == 19
+
+
+def test_hr_only_nodata_is_left_out_of_training_and_nan_in_the_result(monkeypatch):
+    """End to end: the network trains on the LR pixels whose HR block is wholly valid, NMF sees
+    those only, the consistency scores and misfit map leave the others out, and the result is
+    NaN exactly where the HR-MSI has no data (finite everywhere else, including the valid HR
+    pixels of a left-out LR pixel)."""
+    from spectramorph_engine import training, unmixing
+    msi, lr, hr_bad, lr_out = _hr_only_nodata_pair()
+    seen = {}
+    train, extract = training.train_len, unmixing.extract_endmembers
+
+    def train_spy(model, inputs, targets, *args, **kwargs):
+        seen.setdefault("train", (inputs.shape[0], bool(np.isfinite(inputs.numpy()).all())))
+        return train(model, inputs, targets, *args, **kwargs)
+
+    def nmf_spy(cube, *args, **kwargs):
+        seen.setdefault("nmf", cube.shape[0] * cube.shape[1])
+        return extract(cube, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_len", train_spy)
+    monkeypatch.setattr(unmixing, "extract_endmembers", nmf_spy)
+    cfg = FusionConfig(synthetic=False, nodata=-9999.0, epochs=20, hidden_size=32, num_endmembers=3,
+                       auto_select=False, refine=False, device="cpu")
+    result = run_fusion(cfg, inputs=FusionInputs(hr_msi=msi, lr_hsi=lr), write_outputs=False)
+    kept = int((~lr_out).sum())
+    assert seen == {"train": (kept, True), "nmf": kept}     # the main run's (the first) NMF and training
+    np.testing.assert_array_equal(result.prepared.masks.lr_out, lr_out)
+    hr = np.asarray(result.hr_hsi)
+    np.testing.assert_array_equal(np.isnan(hr).all(axis=2), hr_bad)
+    assert np.isfinite(hr[~hr_bad]).all()
+    np.testing.assert_array_equal(np.isnan(result.misfit).any(axis=2), lr_out)
+    assert np.isnan(msi[0, 0]).all() and (msi[21, 22] == -9999.0).all()    # the caller's arrays as they were

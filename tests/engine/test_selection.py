@@ -90,3 +90,60 @@ def test_classical_methods_write_their_outputs_without_endmember_figures(tmp_pat
     run = json.loads((out / "run.json").read_text())
     assert run["method"] == method and run["auto_select"] is None
     assert result.endmembers is None and result.hr_hsi.shape == (64, 64, 24)
+
+
+# --------------------------------------------------------------------------- the winner is what runs
+# Issue 17 item 3: a selection that always keeps the configured setting, or that records the
+# winner but runs the configured settings, passed every test above whenever "configured" won
+# (or won by a K the scene did not tell apart). Here the configured setting is deliberately
+# bad -- one endmember for a five-material scene, no refinement to hide it -- so K 3 wins by
+# ~10 dB on the reduced pair (measured 26-28 dB against 16-19 dB, seeds 0-2), far beyond the margin.
+
+def _bad_k_config(tmp_path, **kw):
+    return _config(tmp_path, **{"num_msi_bands": 3, "epochs": 500, "num_endmembers": 1, "refine": False, **kw})
+
+
+@pytest.fixture(scope="module")
+def bad_k_run(tmp_path_factory):
+    """run_fusion with auto_select on the badly configured scene, every fuse_with_method call
+    recorded (the selection's trials and the final run, in order)."""
+    from spectramorph_engine import pipeline
+    tmp_path = tmp_path_factory.mktemp("bad_k")
+    calls = []
+    inner = pipeline.fuse_with_method
+
+    def spy(config, prep, *args, **kwargs):
+        calls.append((config, prep.hr_msi.shape))
+        return inner(config, prep, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "fuse_with_method", spy)
+        result = run_fusion(_bad_k_config(tmp_path), inputs=FusionInputs(truth=_truth(64, 64)), write_figures=False)
+    return result, calls, tmp_path
+
+
+def test_a_clearly_better_candidate_replaces_the_configured_setting(bad_k_run):
+    result, _, tmp_path = bad_k_run
+    sel = result.selection
+    scores = {c["label"]: c["PSNR"] for c in sel["candidates"]}
+    assert scores["K 3"] > scores["configured"] + 10 * SWITCH_MARGIN_DB, scores
+    assert sel["chosen"] == max(scores, key=scores.get) == "K 3", sel["summary"]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["auto_select"]["chosen"] == "K 3" and run["config_used"]["num_endmembers"] == 3
+    assert run["config"]["num_endmembers"] == 1
+
+
+def test_the_run_uses_the_winners_settings(bad_k_run):
+    """What ran is the winner: the final fuse was called with the selection's config, the
+    result has its endmembers, and it is the very result of a run with those settings fixed."""
+    result, calls, tmp_path = bad_k_run
+    final_config, final_shape = calls[-1]
+    assert final_shape == (64, 64, 3) and all(shape != final_shape for _, shape in calls[:-1])
+    assert final_config == result.config_used
+    assert final_config.num_endmembers == 3 and final_config.auto_select is False
+    assert result.endmembers.shape[0] == 3 and result.alle.shape[2] == 3
+    assert result.method_info["num_endmembers"] == 3
+    fixed = run_fusion(_bad_k_config(tmp_path, num_endmembers=3, auto_select=False),
+                       inputs=FusionInputs(truth=_truth(64, 64)), write_outputs=False)
+    np.testing.assert_allclose(result.hr_hsi, fixed.hr_hsi, atol=1e-6)
+    assert result.metrics["PSNR"] > fixed.metrics["PSNR"] - 1e-6
