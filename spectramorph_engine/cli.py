@@ -86,18 +86,30 @@ def _print_cameras() -> None:
         print(" " * 19 + f"source: {cam.source}")
 
 
+class _LevelPrefix(logging.Formatter):
+    """Plain messages; a warning or an error says so ('warning: ...'), as the messages did."""
+
+    def format(self, record):
+        text = super().format(record)
+        return f"{record.levelname.lower()}: {text}" if record.levelno >= logging.WARNING else text
+
+
 class _ConsoleProgress:
     """tqdm bars for NMF, training and inference when stderr is a terminal."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, echo_messages: bool = True):
         self.enabled = enabled
+        # the engine logs every message it emits: with the log on stderr, printing them too
+        # said each one twice
+        self.echo_messages = echo_messages
         self.bar = None
         self.stage = None
 
     def __call__(self, event):
         if isinstance(event, ev.Message):
-            self._close()
-            print(f"{event.level}: {event.text}", file=sys.stderr)
+            if self.echo_messages:
+                self._close()
+                print(f"{event.level}: {event.text}", file=sys.stderr)
             return
         if not self.enabled:
             return
@@ -186,8 +198,11 @@ def main(argv=None) -> int:
         else:
             config = load_config(args.config)
         config = apply_overrides(config, args.overrides)
-        if not args.quiet and config.verbose:
-            logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        logging_on = not args.quiet and config.verbose
+        if logging_on:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(_LevelPrefix())
+            logging.basicConfig(level=logging.INFO, handlers=[handler])
         if args.tiles:
             if args.demo:
                 raise InputError("--tiles needs a real pair from a config (--config), not the demo")
@@ -195,7 +210,7 @@ def main(argv=None) -> int:
             return main_run_tiled(args, config)
         from .pipeline import run_fusion
         cancel = threading.Event()
-        progress = _ConsoleProgress(enabled=sys.stderr.isatty() and not args.quiet)
+        progress = _ConsoleProgress(enabled=sys.stderr.isatty() and not args.quiet, echo_messages=not logging_on)
         try:
             result = run_fusion(config, progress=progress, cancel=cancel, inputs=inputs)
         finally:

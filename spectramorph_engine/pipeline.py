@@ -262,7 +262,7 @@ def _nodata_masks(config: FusionConfig, hr, hr_what, hr_geo, lr, lr_what, lr_geo
     text = (f"nodata: {int(hr_bad.sum())} HR-MSI pixels and {int(lr_bad.sum())} LR-HSI pixels hold no data "
             f"(NaN, Inf or the nodata value); {int(lr_out.sum())} of {lr_out.size} LR pixels are left out of "
             f"learning and the scores, and {int(hr_out.sum())} result pixels will be NaN")
-    ev.emit(progress, ev.Message("info", text))
+    _say(progress, "info", text)
     if lr_out.mean() > NODATA_WARN_FRACTION:
         warn = (f"More than half of the pair holds no data ({100 * lr_out.mean():.0f}% of the LR pixels are left "
                 f"out): the endmembers, the network and the SRF are learnt from the remaining "
@@ -460,7 +460,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         srf, note = _preset_or_file_srf(config.replace(srf_source="preset", provide_srf=False), c,
                                         num_bands, wl)
     else:  # estimate from the pair
-        ev.emit(progress, ev.Message("info", "estimating the SRF from the image pair"))
+        _say(progress, "info", "estimating the SRF from the image pair")
         estimate = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid)
         srf = estimate.srf_normalized
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
@@ -511,7 +511,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         warnings.append(est_mod.poor_srf_warning(fit_psnr, source, config.training_input, verdict,
                                                  psf_given=bool(config.provide_psf)))
     for w_ in warnings:
-        ev.emit(progress, ev.Message("warning", w_))
+        _say(progress, "warning", w_)
     prep = PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,
                           wavelengths=wl, srf_note=note, training_input=training_input,
                           srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings, psf_note=psf_note,
@@ -701,8 +701,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             with stages("select"):
                 selection = select_settings(config, prep, progress=progress, cancel=cancel)
             run_config = selection["config"]
-            ev.emit(progress, ev.Message("info", selection["summary"]))
-            log.info("auto-selection: %s", selection["summary"])
+            _say(progress, "info", selection["summary"])
         stream = _open_result_stream(config, prep, staged)
         units = _output_units(config, prep)
         no_data = None if prep.masks is None else prep.masks.hr_out
@@ -715,8 +714,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
         if stopped is not None:
             text = (f"training stopped early at epoch {stopped['epoch']} of {stopped['epochs']}: the result is "
                     f"made with the model as trained so far")
-            log.info(text)
-            ev.emit(progress, ev.Message("info", text))
+            _say(progress, "info", text)
         with stages("metrics"):
             metrics_, bicubic_metrics, consistency = _score(run_config, prep, out, cancel)
             if consistency is not None:
@@ -752,7 +750,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
                               {k: v for k, v in selection.items() if k != "config"},
                               config_used=run_config, training_stopped=stopped)
         for text in result.warnings[len(prep.warnings):]:
-            ev.emit(progress, ev.Message("warning", text))
+            _say(progress, "warning", text)
         log.info("%s: %s", short_name(result.method), facts_text(result_figures(result)))
         if metrics_:
             log.info("metrics (%s): %s", short_name(result.method), _fmt(metrics_))
@@ -896,8 +894,12 @@ def write_result(config: FusionConfig, result: FusionResult, progress=None, canc
             ev.check_cancel(cancel)
             save_cube(staged.path(name), result.hr_hsi, wavelengths=prep.wavelengths, extra=extra,
                       geo=prep.geo, geotiff=config.output_file_type == "geotiff")
-        if name.endswith(".npy") and prep.wavelengths is None:
-            staged.obsolete(Path(name).stem + "_wavelengths.txt")   # it described the previous result
+        if name.endswith(".npy"):
+            side = Path(name).stem + "_wavelengths.txt"
+            if prep.wavelengths is None:
+                staged.obsolete(side)   # it described the previous result
+            elif Path(staged.path(side)).is_file():      # listed like every file the run wrote
+                files["wavelengths"] = str(staged.final(side))
         # the classical methods have no endmembers / ALLE; `draw_figures` False: not drawn (the app
         # keeps runs without them -- matplotlib holds the interpreter for a second or more on a
         # big scene, which froze the window -- and draws them when a run is exported)
@@ -958,11 +960,19 @@ def export_outputs(config: FusionConfig, result: FusionResult, progress=None, ca
         ev.check_cancel(cancel)
         staged.commit()
         staged = None
-        save_config(config, Path(config.log_dir) / "config_used.yaml")
-        return exported.output_files
+        used = Path(config.log_dir) / "config_used.yaml"
+        save_config(config, used)
+        return {**exported.output_files, "config_used": str(used)}
     finally:
         if staged is not None:
             staged.abort()
+
+
+def _say(progress, level: str, text: str) -> None:
+    """Tell the user: logged (the run's log file; the CLI's stderr when verbose) and emitted as a
+    Message event (the app, the CLI when it does not log). Every message goes both ways, once."""
+    log.log(logging.WARNING if level == "warning" else logging.ERROR if level == "error" else logging.INFO, text)
+    ev.emit(progress, ev.Message(level, text))
 
 
 def _versions() -> dict:

@@ -204,19 +204,33 @@ class ExportPanel(QWidget):
 
     def write_all(self) -> None:
         """Every output of the shown run, made with the settings that made it, into the output
-        folder below (in the chosen file type), with its run.json and config_used.yaml."""
+        folder below (in the chosen file type), with its run.json; its log and config_used.yaml
+        into the log folder, as the CLI puts them."""
         s = self.state
         record = s.shown_run
         if record is None:
             return
         from spectramorph_engine import export_outputs
-        target = s.config.output_dir
-        config = record.config.replace(output_dir=target, log_dir=target,
+        target = str(Path(s.config.output_dir).resolve())       # the message names where, whatever the cwd
+        log_dir = str(Path(s.config.log_dir).resolve())
+        config = record.config.replace(output_dir=target, log_dir=log_dir,
                                        output_file_type=s.config.output_file_type,
                                        figure_format=s.config.figure_format)
-        result = record.result
-        s.run_task(lambda: export_outputs(config, result), f"Writing {record.name} to {target}",
-                   lambda files: self._done(f"Wrote {len(files)} files of {record.name} to {target}")())
+        result, run_log = record.result, Path(record.folder) / "spectramorph.log"
+
+        def job():
+            files = dict(export_outputs(config, result))
+            if run_log.is_file():        # the run's own log (it ran in the app's runs folder)
+                from spectramorph_engine.io import atomic_write_bytes
+                dest = Path(log_dir) / "spectramorph.log"
+                atomic_write_bytes(dest, run_log.read_bytes())
+                files["log"] = str(dest)
+            return files
+
+        def done(files):
+            where = target if log_dir == target else f"{target} (log and settings in {log_dir})"
+            self._done(f"Wrote {len(files)} files of {record.name} to {where}")()
+        s.run_task(job, f"Writing {record.name} to {target}", done)
 
     # ------------------------------------------------------------------ configuration
     def save_config(self, path: str | None = None) -> None:

@@ -168,3 +168,5 @@ def test_demo_runs_headless(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "demo" / "hr_hsi.npy").exists()
     assert "PSNR" in proc.stdout
+    # each message once: the engine logs what it emits, and the CLI printed both
+    assert proc.stderr.count("auto-selection skipped") == 1, proc.stderr

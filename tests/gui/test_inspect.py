@@ -261,15 +261,21 @@ def test_library_match_ranks_the_true_material_first(qtbot, window, tmp_path):
 def test_write_all_outputs_writes_the_shown_run_with_its_own_settings(qtbot, window, tmp_path):
     result = run_to_end(qtbot, window, epochs=7)
     window.training_panel.form.widget("epochs").setValue(33)        # changed after the run
-    out = tmp_path / "export"
-    window.state.update_config(output_dir=str(out))
+    out, logs = tmp_path / "export", tmp_path / "export logs"
+    window.state.update_config(output_dir="export", log_dir="export logs")   # relative, as typed
     window.export_panel.write_all()
     qtbot.waitUntil(lambda: (out / "run.json").exists() and window.state.workers.pending == 0, timeout=30000)
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["epochs"] == 7 and run["config"]["output_dir"] == str(out)
     assert Path(run["outputs"]["hr_hsi"]) == out / "hr_hsi.npy"
     np.testing.assert_array_equal(io.load_cube(str(out / "hr_hsi.npy")).data, np.asarray(result.hr_hsi))
-    assert (out / "metrics.json").exists() and (out / "config_used.yaml").exists()
+    assert (out / "metrics.json").exists()
+    # the log and the settings go to the log folder, as the CLI puts them; the message counts
+    # every file written and names the folders whole
+    assert (logs / "config_used.yaml").exists() and "epoch" in (logs / "spectramorph.log").read_text()
+    written = [p for p in out.iterdir()] + [p for p in logs.iterdir()]
+    status = window.export_panel.status.text()
+    assert f"Wrote {len(written)} files of Run 1 to {out}" in status and str(logs) in status, sorted(p.name for p in written)
     # the kept run's folder has no figures (drawn on export, off the run): the export has them
     assert (out / "endmembers.png").exists() and (out / "abundances.png").exists()
     assert not list(Path(window.state.shown_run.folder).glob("*.png"))
