@@ -60,8 +60,13 @@ def missing_libraries(ldd_output: str) -> list:
     return seen
 
 
-def install_line(sonames) -> tuple:
-    """(the apt-get line for the libraries' packages, sonames no package is known for)."""
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def install_line(sonames, root=None) -> tuple:
+    """(the apt-get line for the libraries' packages, sonames no package is known for); with
+    sudo in front unless the user is root (`root`: None asks the system)."""
     packages, unknown = [], []
     for name in sonames:
         pkg = DEBIAN_PACKAGES.get(name)
@@ -69,7 +74,8 @@ def install_line(sonames) -> tuple:
             unknown.append(name)
         elif pkg not in packages:
             packages.append(pkg)
-    return ("sudo apt-get install -y " + " ".join(packages) if packages else ""), unknown
+    sudo = "" if (_is_root() if root is None else root) else "sudo "
+    return (f"{sudo}apt-get install -y " + " ".join(packages) if packages else ""), unknown
 
 
 def needs_x11() -> bool:

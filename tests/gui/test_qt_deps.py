@@ -19,9 +19,11 @@ LDD = """\tlinux-vdso.so.1 (0x00007ffd)
 def test_missing_libraries_map_to_one_apt_line():
     missing = qt_deps.missing_libraries(LDD)
     assert missing == ["libxcb-cursor.so.0", "libxcb-icccm.so.4", "libweird.so.9"]
-    line, unknown = qt_deps.install_line(missing)
+    line, unknown = qt_deps.install_line(missing, root=False)
     assert line == "sudo apt-get install -y libxcb-cursor0 libxcb-icccm4"
     assert unknown == ["libweird.so.9"]
+    # root needs no sudo (and a bare container has none)
+    assert qt_deps.install_line(missing, root=True)[0] == "apt-get install -y libxcb-cursor0 libxcb-icccm4"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the X11 plugin is Linux's")
@@ -33,6 +35,7 @@ def test_check_prints_the_install_line_and_fails(monkeypatch, tmp_path):
     monkeypatch.setattr(qt_deps.shutil, "which", lambda name: "/usr/bin/ldd")
     monkeypatch.setattr(qt_deps.subprocess, "run",
                         lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=LDD, stderr=""))
+    monkeypatch.setattr(qt_deps, "_is_root", lambda: False)
     ok, text = qt_deps.check()
     assert not ok
     assert "sudo apt-get install -y libxcb-cursor0 libxcb-icccm4" in text and "apt-file search libweird" in text
