@@ -44,12 +44,22 @@ DEFAULT_THRESHOLDS = {
 }
 
 
-def _degrade(cube: np.ndarray, ratio: int, psf) -> np.ndarray:
-    """Blur with `psf` ('same', zero padding; None = no blur), then area-downsample by `ratio`."""
+def _degrade(cube: np.ndarray, ratio: int, psf, boundary: str = "zero") -> np.ndarray:
+    """Blur with `psf` ('same'; None = no blur), then area-downsample by `ratio`. `boundary`
+    "zero": zeros past the frame (a pair simulated from the image); "free": the sensor saw past
+    the frame, so the blur sees the edge replicated -- with zeros there a real pair's result
+    degraded back darkens along the border and every outer LR pixel reads as a misfit."""
     from .degradation import area_downsample, blur
     x = np.asarray(cube, dtype=np.float32)
     if psf is not None and np.asarray(psf).size > 1:
-        x = np.asarray(blur(x, np.asarray(psf, dtype=np.float64)), dtype=np.float32)
+        kernel = np.asarray(psf, dtype=np.float64)
+        if boundary == "free":
+            p = kernel.shape[0] // 2
+            pad = ((p, p), (p, p)) + ((0, 0),) * (x.ndim - 2)
+            x = np.asarray(blur(np.pad(x, pad, mode="edge"), kernel), dtype=np.float32)[p:p + cube.shape[0],
+                                                                                          p:p + cube.shape[1]]
+        else:
+            x = np.asarray(blur(x, kernel), dtype=np.float32)
     return np.asarray(area_downsample(x, int(ratio)), dtype=np.float32)
 
 
@@ -242,7 +252,7 @@ def band_chunk_size(pixels: int, budget_bytes: int = 32 << 20) -> int:
 
 def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
                             band_chunk: Optional[int] = None, cancel=None, value_range=(0.0, 1.0),
-                            lr_valid=None, hr_valid=None) -> dict:
+                            lr_valid=None, hr_valid=None, boundary: str = "zero") -> dict:
     """LR and MSI consistency of the result clip(ALLE x E) and of bicubic upsampling, band chunk
     by band chunk: the same figures as lr_consistency / msi_consistency / bicubic_consistency,
     but memory stays a few HR bands, not the whole HR-HSI (a 2048 x 2048 x 200 result is 3.2 GB).
@@ -260,16 +270,17 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
     return consistency_by_bands(fused_bands, (H, W, C), lr_hsi, hr_msi, srf, ratio, psf, offset=offset,
                                 band_chunk=band_chunk, cancel=cancel,
                                 what=f"latent maps {alle.shape}, endmembers {E.shape}",
-                                lr_valid=lr_valid, hr_valid=hr_valid)
+                                lr_valid=lr_valid, hr_valid=hr_valid, boundary=boundary)
 
 
 def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
                          band_chunk: Optional[int] = None, cancel=None, what: str = "",
-                         lr_valid=None, hr_valid=None) -> dict:
+                         lr_valid=None, hr_valid=None, boundary: str = "zero") -> dict:
     """The figures of consistency_from_latent for a result of `shape` (H, W, C) that
     `fused_bands(b0, b1)` hands out a band chunk at a time (H x W x (b1 - b0)): from latents,
     or read back from a result streamed to its file. `lr_valid` (h x w) / `hr_valid` (H x W):
-    the pixels the LR / MSI figures are taken over (nodata masks; None: all)."""
+    the pixels the LR / MSI figures are taken over (nodata masks; None: all). `boundary`: how
+    the LR sensor's blur met the frame (see _degrade), the pair's own rule."""
     from . import events as ev
     from .degradation import bicubic_upsample
     lr = as_cube(lr_hsi, "the LR-HSI")
@@ -299,7 +310,7 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
             bicubic = bicubic[:, :, None]
         for name, cube in (("fusion", fused), ("bicubic", bicubic)):
             ev.check_cancel(cancel)       # each half of a chunk blurs a few full-size bands
-            lr_stats[name].add(lr[:, :, b0:b1], _degrade(cube, r, psf))
+            lr_stats[name].add(lr[:, :, b0:b1], _degrade(cube, r, psf, boundary))
             msi_pred[name] += (cube.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
                 H, W, -1)
         del fused, bicubic
@@ -326,12 +337,7 @@ def pair_misfit(hr_msi, lr_hsi, ratio: int, psf, srf, offset=None, boundary: str
     msi = as_cube(hr_msi, "the HR-MSI").astype(np.float32)
     lr = as_cube(lr_hsi, "the LR-HSI")
     srf = np.asarray(srf, dtype=np.float64)
-    if psf is not None and boundary == "free":
-        p = np.asarray(psf).shape[0] // 2
-        msi_lr = _degrade(np.pad(msi, ((p, p), (p, p), (0, 0)), mode="edge"), 1, psf)[p:-p or None, p:-p or None]
-        msi_lr = _degrade(msi_lr, ratio, None)
-    else:
-        msi_lr = _degrade(msi, ratio, psf)
+    msi_lr = _degrade(msi, ratio, psf, boundary)
     pred = lr.reshape(-1, lr.shape[2]).astype(np.float64) @ srf.T
     if offset is not None:
         pred += np.asarray(offset, dtype=np.float64).reshape(1, -1)

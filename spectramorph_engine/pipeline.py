@@ -579,6 +579,9 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
     from . import consistency as cons
     srf_raw, offset = prep.msi_model()
     masks = {} if prep.masks is None else {"lr_valid": ~prep.masks.lr_out, "hr_valid": ~prep.masks.hr_out}
+    # the result is degraded back as the pair was made: past the frame a real sensor saw the scene
+    boundary = "zero" if (prep.boundary or "zero") == "zero" else "free"
+    masks["boundary"] = boundary
     if out.latents is not None:
         # band chunk by band chunk from latents x basis: the whole HR-HSI (and its bicubic twin)
         # may not fit in memory
@@ -599,8 +602,7 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
     # Where to trust the result: per LR pixel, how far the two images disagree through the SRF,
     # and how far the result degraded back is from the LR-HSI (the scores' maps)
     ev.check_cancel(cancel)
-    pair = cons.pair_misfit(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf, srf_raw, offset,
-                            boundary="zero" if (prep.boundary or "zero") == "zero" else "free")
+    pair = cons.pair_misfit(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf, srf_raw, offset, boundary=boundary)
     if prep.masks is not None:
         pair[prep.masks.lr_out] = np.nan
     figures["_misfit"] = np.stack([pair, figures.pop("_lr_error_map")], axis=2)
