@@ -115,3 +115,19 @@ def _left():
 def wait_idle(qtbot, window, timeout=30000):
     """Until no background job (load, export) is left."""
     qtbot.waitUntil(lambda: window.state.workers.pending == 0, timeout=timeout)
+
+
+def write_material_library(path):
+    """The demo's materials as a spectral library CSV (their own reflectances, 5 nm steps)."""
+    import csv
+
+    import numpy as np
+    from spectramorph_engine.demo import MATERIALS, material_spectra
+    grid = np.arange(400.0, 2501.0, 5.0)
+    spectra = material_spectra(grid)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["wavelength"] + list(MATERIALS))
+        for k, lam in enumerate(grid):
+            w.writerow([lam] + [spectra[m][k] for m in MATERIALS])
+    return path

@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from spectramorph_engine import io
-from spectramorph_engine.demo import MATERIALS, demo_abundances, material_spectra
+from spectramorph_engine.demo import MATERIALS, demo_abundances
 
-from .conftest import DEMO_SIZE, run_to_end, wait_idle
+from .conftest import DEMO_SIZE, run_to_end, wait_idle, write_material_library
 
 
 def _two_runs(qtbot, window):
@@ -222,14 +222,7 @@ def test_library_match_ranks_the_true_material_first(qtbot, window, tmp_path):
     rp = window.results_panel
     result = run_to_end(qtbot, window, epochs=60)
     # a library of the demo's materials (its own reflectances, 5 nm steps) as CSV
-    grid = np.arange(400.0, 2501.0, 5.0)
-    spectra = material_spectra(grid)
-    path = tmp_path / "materials.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["wavelength"] + list(MATERIALS))
-        for k, lam in enumerate(grid):
-            w.writerow([lam] + [spectra[m][k] for m in MATERIALS])
+    path = write_material_library(tmp_path / "materials.csv")
     loaded = []
     rp.library_tab.open_library(str(path), on_done=loaded.append)
     qtbot.waitUntil(lambda: bool(loaded), timeout=10000)

@@ -2,26 +2,12 @@
 targets of the last scene are kept where they fit the new image, dropped where they do not, and
 nothing reads the old scene's pixels or bands; the region's spread is drawn; Open pair switches
 to real-world mode."""
-import csv
-
 import numpy as np
 
-from spectramorph_engine.demo import MATERIALS, demo_scene, material_spectra
+from spectramorph_engine.demo import demo_scene
 from spectramorph_gui.view_state import Scene, fit_to_scene
 
-from .conftest import run_to_end, wait_idle
-
-
-def _library(tmp_path):
-    grid = np.arange(400.0, 2501.0, 5.0)
-    spectra = material_spectra(grid)
-    path = tmp_path / "materials.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["wavelength"] + list(MATERIALS))
-        for k, lam in enumerate(grid):
-            w.writerow([lam] + [spectra[m][k] for m in MATERIALS])
-    return path
+from .conftest import run_to_end, wait_idle, write_material_library
 
 
 def _open_scene(qtbot, window, tmp_path, size, bands):
@@ -39,10 +25,10 @@ def _open_scene(qtbot, window, tmp_path, size, bands):
 
 
 def test_a_smaller_scene_with_another_band_count_keeps_what_fits(qtbot, window, tmp_path, errors):
-    rp, s = window.results_panel, window.state
+    rp = window.results_panel
     run_to_end(qtbot, window, epochs=5)
     loaded = []
-    rp.library_tab.open_library(str(_library(tmp_path)), on_done=loaded.append)
+    rp.library_tab.open_library(str(write_material_library(tmp_path / "materials.csv")), on_done=loaded.append)
     qtbot.waitUntil(lambda: bool(loaded), timeout=10000)
     rp.regions.pin(50, 60)                       # outside the next, 32 x 32 scene
     rp.regions.pin(5, 6, add=True)               # inside it
