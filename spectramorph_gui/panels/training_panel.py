@@ -47,13 +47,18 @@ def _training_text(epoch, epochs, loss, held: bool) -> str:
     return f"Training is at {at}{loss}; it pauses at the end of this epoch while you choose."
 
 
+FINISH_TEXT = ("Finish: the run goes on with the network as trained up to that epoch (inference, refinement "
+               "and scores take a moment); the result is shown. The loss has usually levelled off well "
+               "before the last epoch.\n\nDiscard: the run ends with no result.")
+
+
 def ask_stop(parent, progress, ended=(), held=None) -> str:
     """Ask what Stop should do; returns FINISH, DISCARD or KEEP. `progress`: the run's
     RunProgress. FINISH is offered only while the network trains (elsewhere there is nothing to
     finish early). `ended`: signals that close the question unanswered (KEEP) -- the run ended
     meanwhile. `held`: a signal (epoch, epochs, loss) saying where training waits while the
-    question is open: the text then names the epoch that "finish" keeps. Tests replace this
-    function."""
+    question is open: the text then names the epoch that "finish" keeps (and a question asked
+    before training began offers Finish once training waits). Tests replace this function."""
     training = progress.stage == "train"
     box = QMessageBox(parent)
     box.setObjectName("stopQuestion")
@@ -62,42 +67,48 @@ def ask_stop(parent, progress, ended=(), held=None) -> str:
     box.setTextFormat(Qt.PlainText)
     if training:
         box.setText(_training_text(progress.epoch, progress.epochs, progress.loss, held=False))
-        box.setInformativeText("Finish: the run goes on with the network as trained up to that epoch "
-                               "(inference, refinement and scores take a moment); the result is shown. "
-                               "The loss has usually levelled off well before the last epoch.\n\n"
-                               "Discard: the run ends with no result.")
+        box.setInformativeText(FINISH_TEXT)
     else:
         doing = stage_text(progress.stage, progress.method).rstrip("…")
         doing = doing[:1].lower() + doing[1:]
         box.setText(f"The run is {doing}." if progress.stage not in ("starting", "") else "The run is starting.")
         box.setInformativeText("Nothing is training now, so there is nothing to finish early.\n\n"
                                "Discard: the run ends with no result.")
-    finish = box.addButton("Finish with the model trained so far", QMessageBox.AcceptRole) if training else None
+    buttons = {"finish": None}
     discard = box.addButton("Discard this run", QMessageBox.DestructiveRole)
     keep = box.addButton("Keep training" if training else "Keep going", QMessageBox.RejectRole)
-    box.setDefaultButton(finish if training else keep)
+
+    def offer_finish():
+        buttons["finish"] = box.addButton("Finish with the model trained so far", QMessageBox.AcceptRole)
+        box.setDefaultButton(buttons["finish"])
+        keep.setText("Keep training")
+    if training:
+        offer_finish()
+    else:
+        box.setDefaultButton(keep)
     box.setEscapeButton(keep)                 # Escape again never discards
+
     def paused(epoch, epochs, loss):
+        # training reached the end of an epoch and waits there: say which, and (when the
+        # question was asked before training began) offer to finish with it
+        if buttons["finish"] is None:
+            offer_finish()
+            box.setInformativeText(FINISH_TEXT)
         box.setText(_training_text(epoch, epochs, loss, held=True))
     for signal in ended:
         signal.connect(box.reject)
-    if training and held is not None:
+    if held is not None:
         held.connect(paused)
     try:
         box.exec()
     finally:
-        for signal in ended:
+        for signal in list(ended) + ([held] if held is not None else []):
             try:
-                signal.disconnect(box.reject)
-            except (RuntimeError, TypeError):
-                pass
-        if training and held is not None:
-            try:
-                held.disconnect(paused)
+                signal.disconnect(paused if signal is held else box.reject)
             except (RuntimeError, TypeError):
                 pass
     clicked = box.clickedButton()
-    if finish is not None and clicked is finish:
+    if buttons["finish"] is not None and clicked is buttons["finish"]:
         return FINISH
     if clicked is discard:
         return DISCARD

@@ -181,3 +181,38 @@ def test_training_waits_while_the_question_is_open_and_finish_keeps_that_epoch(q
     epoch = int(re.search(r"paused at epoch (\d+) of", seen["text"]).group(1))
     assert seen["losses"] == seen["losses_later"] == epoch
     assert window.state.result.training_stopped["epoch"] == epoch
+
+
+def test_asked_before_training_the_question_offers_finish_once_training_waits(qtbot, window, monkeypatch):
+    """Stop pressed while the inputs are prepared: the question says nothing trains yet; when
+    training reaches its first epoch it waits, and the question says so and offers Finish
+    (it said 'preparing the inputs' while the progress bar showed training)."""
+    import re
+    monkeypatch.setattr(tp, "ask_stop", ASK_STOP)
+    set_training(window, epochs=1_000_000)
+    seen = {"tries": 0}
+
+    def act():
+        box = QApplication.activeModalWidget()
+        seen["tries"] += 1
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, act)
+            return
+        seen.setdefault("first", box.text())
+        seen.setdefault("first_buttons", sorted(b.text() for b in box.buttons()))
+        if "paused" not in box.text() and seen["tries"] < 1500:          # up to ~30 s
+            QTimer.singleShot(20, act)
+            return
+        seen["text"] = box.text()
+        texts = {b.text(): b for b in box.buttons()}
+        texts.get("Finish with the model trained so far", texts["Discard this run"]).click()
+    qtbot.mouseClick(window.training_panel.run_button, Qt.LeftButton)
+    assert window.state.progress.stage != "train"
+    QTimer.singleShot(0, act)
+    qtbot.mouseClick(window.training_panel.stop_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not window.state.running, timeout=60000)
+    assert window.state.result is not None, seen
+    assert seen["first"].startswith("The run is") or "paused" in seen["first"], seen["first"]
+    assert "paused" in seen["text"], seen["text"]
+    epoch = int(re.search(r"paused at epoch (\d+) of", seen["text"]).group(1))
+    assert window.state.result.training_stopped["epoch"] == epoch
