@@ -18,7 +18,6 @@ def no_unmixing_note(method: str) -> str:
             f"scores below.")
 
 
-
 def result_facts(r) -> str:
     """The method's own figures for the banner, ending with ', ' (or empty)."""
     info = r.method_info or {}
@@ -67,7 +66,8 @@ def run_summary(r) -> tuple:
             scores = " · ".join(
                 (f"<b>{escape(str(c['label']))} {c['PSNR']:.2f}</b>" if c.get("label") == chosen
                  else f"{escape(str(c['label']))} {c['PSNR']:.2f}") for c in rows)
-            verdict = "kept the configured settings" if chosen == "configured" else                 f"chose <b>{escape(str(chosen))}</b>"
+            verdict = "kept the configured settings" if chosen == "configured" else \
+                f"chose <b>{escape(str(chosen))}</b>"
             gain = ""
             if best is not None and base is not None and best is not base:
                 gain = f", {best['PSNR'] - base['PSNR']:+.2f} dB over the configured settings"

@@ -27,7 +27,6 @@ def _key_from_data(data):
     return ("run", int(data[4:])) if isinstance(data, str) and data.startswith("run:") else data
 
 
-
 class ResultsCompare:
     """The comparison view, the swipe and the difference map."""
 

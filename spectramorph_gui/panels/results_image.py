@@ -56,7 +56,6 @@ def stretch(image, percentiles) -> np.ndarray:
     return np.column_stack([lo, hi]).astype(float)
 
 
-
 class ResultsImage:
     """The main image view, its levels and bands."""
 

@@ -42,7 +42,6 @@ def group(title: str, widget: QWidget, extra: QWidget | None = None) -> QWidget:
     return box
 
 
-
 def note_label(name: str) -> QLabel:
     label = QLabel("")
     label.setObjectName(name)
@@ -50,7 +49,6 @@ def note_label(name: str) -> QLabel:
     label.setAlignment(Qt.AlignCenter)
     label.setStyleSheet("color: #616161; background: #fafafa; border: 1px dashed #bdbdbd; padding: 12px;")
     return label
-
 
 
 class ResultsOverview:
