@@ -5,6 +5,9 @@ Tools: *pixel* (a click pins a pixel; Shift+click pins another beside it), *rect
 a closed outline). Each region becomes a pyqtgraph ROI that can be moved and reshaped
 afterwards; `mask(shape)` gives the pixels it covers (engine `inspection`), whose statistics
 the results panel plots. Display and hit-testing only; the numbers come from the engine.
+
+The pins and the regions' records (number, kind, corners, colour) live in the view's
+`ResultsViewState`; this module keeps the ROI items that draw them, matched by number.
 """
 from __future__ import annotations
 
@@ -17,8 +20,7 @@ from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
 from spectramorph_engine.inspection import polygon_mask, rectangle_mask
 
-# no red among the first: the reconstructed spectrum is drawn red
-REGION_COLOURS = ("#3cb44b", "#4363d8", "#f58231", "#911eb4", "#00a3a3", "#9a6324", "#f032e6", "#e6194b")
+from ..view_state import ResultsViewState
 PIN_COLOURS = ("#d500f9", "#00b8d4", "#ff6d00", "#64dd17", "#2962ff", "#c51162")
 TOOLS = ("pixel", "rectangle", "polygon", "freehand")
 MAX_FREEHAND_VERTICES = 200
@@ -59,13 +61,12 @@ class RegionTools(QObject):
     changed = Signal(object)        # the Region added / moved (None: removed or cleared)
     pinsChanged = Signal()
 
-    def __init__(self, view, parent=None):
+    def __init__(self, view, view_state: ResultsViewState | None = None, parent=None):
         super().__init__(parent)
         self.view = view
+        self.view_state = view_state if view_state is not None else ResultsViewState()
         self.tool = "pixel"
-        self.regions: list = []
-        self.pins: list = []            # (row, col), the first is "the" pinned pixel
-        self._count = 0
+        self.regions: list = []         # Region (the ROI items), in the view state's order
         self._draft: list = []          # polygon / freehand vertices being drawn, (row, col)
         self._draft_curve = pg.PlotCurveItem(pen=pg.mkPen("#ff1744", width=2, style=Qt.DashLine))
         view.plot.addItem(self._draft_curve, ignoreBounds=True)
@@ -87,34 +88,39 @@ class RegionTools(QObject):
         self._draft = []
         self._draft_curve.setData([], [])
 
-    def _next_colour(self) -> str:
-        return REGION_COLOURS[(self._count - 1) % len(REGION_COLOURS)]
+    @property
+    def pins(self) -> list:
+        """(row, col), the first is "the" pinned pixel (the view state's)."""
+        return self.view_state.pins
+
+    @pins.setter
+    def pins(self, pins) -> None:
+        self.view_state.pins = list(pins)
 
     # -- regions ---------------------------------------------------------------
     def add_rectangle(self, r0: float, c0: float, r1: float, c1: float) -> Region:
-        self._count += 1
-        colour = self._next_colour()
         ra, rb = sorted((r0, r1))
         ca, cb = sorted((c0, c1))
-        item = pg.RectROI([ca, ra], [max(cb - ca, 1), max(rb - ra, 1)], pen=pg.mkPen(colour, width=2),
+        record = self.view_state.add_region("rectangle", [[ra, ca], [ra, cb], [rb, cb], [rb, ca]])
+        item = pg.RectROI([ca, ra], [max(cb - ca, 1), max(rb - ra, 1)], pen=pg.mkPen(record.colour, width=2),
                           snapSize=1.0, translateSnap=True, scaleSnap=True, removable=True)
-        return self._add(Region(self._count, "rectangle", item, colour))
+        return self._add(Region(record.number, "rectangle", item, record.colour))
 
     def add_polygon(self, vertices_rowcol, kind: str = "polygon") -> Region:
         v = np.asarray(vertices_rowcol, dtype=float)
         if len(v) > MAX_FREEHAND_VERTICES:       # a freehand outline: every k-th point is plenty
             v = v[np.linspace(0, len(v) - 1, MAX_FREEHAND_VERTICES).astype(int)]
-        self._count += 1
-        colour = self._next_colour()
-        item = pg.PolyLineROI([[c, r] for r, c in v], closed=True, pen=pg.mkPen(colour, width=2),
+        record = self.view_state.add_region(kind, v)
+        item = pg.PolyLineROI([[c, r] for r, c in v], closed=True, pen=pg.mkPen(record.colour, width=2),
                               removable=True)
-        return self._add(Region(self._count, kind, item, colour))
+        return self._add(Region(record.number, kind, item, record.colour))
 
     def _add(self, region: Region) -> Region:
         self.view.plot.addItem(region.item, ignoreBounds=True)
         region.label = pg.TextItem(region.name, color=region.colour, anchor=(0, 1))
         self.view.plot.addItem(region.label, ignoreBounds=True)
         self._place_label(region)
+        self.view_state.move_region(region.number, region.vertices())     # as the ROI snapped it
         region.item.sigRegionChangeFinished.connect(lambda _i, r=region: self._moved(r))
         region.item.sigRemoveRequested.connect(lambda _i, r=region: self.remove(r))
         self.regions.append(region)
@@ -127,12 +133,14 @@ class RegionTools(QObject):
 
     def _moved(self, region: Region) -> None:
         self._place_label(region)
+        self.view_state.move_region(region.number, region.vertices())
         self.changed.emit(region)
 
     def remove(self, region: Region) -> None:
         if region not in self.regions:
             return
         self.regions.remove(region)
+        self.view_state.remove_region(region.number)
         self.view.plot.removeItem(region.item)
         self.view.plot.removeItem(region.label)
         self.changed.emit(None)
@@ -142,17 +150,16 @@ class RegionTools(QObject):
             self.view.plot.removeItem(region.item)
             self.view.plot.removeItem(region.label)
         self.regions.clear()
-        self._count = 0
+        self.view_state.clear_regions()
         self._cancel_draft()
         self.changed.emit(None)
 
     # -- pins ------------------------------------------------------------------
     def pin(self, row: int, col: int, add: bool = False) -> None:
         if add:
-            if (row, col) not in self.pins:
-                self.pins.append((row, col))
+            self.view_state.add_pin(row, col)
         else:
-            self.pins = [(row, col)]
+            self.view_state.pin(row, col)
         self.pinsChanged.emit()
 
     def pin_colour(self, i: int) -> str:

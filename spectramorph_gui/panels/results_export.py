@@ -1,0 +1,91 @@
+"""Exports of the results panel: the plotted spectra as CSV, the spectrum plot as PNG or SVG.
+A mixin of `ResultsPanel` (reads the spectrum plot the spectra mixin draws)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import dialogs
+
+
+class ResultsExport:
+    """What the spectrum plot shows, written to files."""
+
+    def plotted_spectra(self) -> tuple:
+        """(x, [(name, values), ...]): every spectrum now in the spectrum plot -- pixels, region
+        means and standard deviations, library spectra -- as the CSV export writes them."""
+        x = self._x() if self.result is not None else np.zeros(0)
+        columns = []
+        for item in self.spectrum_plot.getPlotItem().listDataItems():
+            if not item.isVisible() or item.name() is None:
+                continue
+            xs, ys = item.getOriginalDataset()
+            if ys is None or len(ys) != len(x):
+                continue
+            columns.append((item.name(), np.asarray(ys, dtype=float)))
+            std = getattr(item, "region_std", None)
+            if std is not None and item.name().endswith("result mean"):
+                columns.append((item.name()[:-len("mean")] + "sd", np.asarray(std, dtype=float)))
+        return x, columns
+
+    def export_spectra_csv(self, path: str | None = None) -> None:
+        if self.result is None:
+            return
+        if path is None:
+            path = dialogs.ask_save_file(self, "Export the plotted spectra", "CSV (*.csv)", "spectra.csv")
+            if not path:
+                return
+        x, columns = self.plotted_spectra()
+        wl_known = self.result.prepared.wavelengths is not None
+        header = ["wavelength_nm" if wl_known else "band"] + [name for name, _ in columns]
+        table = np.column_stack([x] + [v for _, v in columns])
+
+        def job():
+            import csv
+            import io as _io
+            from spectramorph_engine.io import atomic_write_text
+            buf = _io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(header)
+            for row in table:
+                writer.writerow([repr(float(v)) for v in row])
+            atomic_write_text(path, buf.getvalue())
+        self.state.run_task(job, f"Saving {path}", lambda _v: self.state.message.emit(
+            f"{len(columns)} spectra saved to {path}"))
+
+    def export_spectrum_plot(self, path: str | None = None) -> None:
+        if path is None:
+            path = dialogs.ask_save_file(self, "Export the spectrum plot", "PNG image (*.png);;SVG drawing (*.svg)",
+                                         "spectra.png")
+            if not path:
+                return
+        widget = self.spectrum_plot
+        if str(path).lower().endswith(".svg"):
+            # Qt's own SVG painter: pyqtgraph's SVGExporter fails on the shaded +/- sd bands
+            from PySide6.QtCore import QRect
+            from PySide6.QtGui import QPainter
+            from PySide6.QtSvg import QSvgGenerator
+            gen = QSvgGenerator()
+            gen.setFileName(str(path))
+            gen.setSize(widget.size())
+            gen.setViewBox(QRect(0, 0, widget.width(), widget.height()))
+            gen.setTitle("SpectraMorph Studio spectra")
+            painter = QPainter()
+            ok = painter.begin(gen)
+            if ok:
+                widget.render(painter)
+                painter.end()
+        else:
+            import pyqtgraph.exporters as exporters
+            exporter = exporters.ImageExporter(widget.getPlotItem())
+            exporter.parameters()["width"] = max(int(widget.width()) * 2, 800)
+            try:
+                exporter.export(str(path))
+                ok = True
+            except OSError:
+                ok = False
+        if not ok or not Path(path).is_file():
+            self.state.errorRaised.emit(f"Cannot write the plot to '{path}'.")
+            return
+        self.state.message.emit(f"Plot saved to {path}")
