@@ -6,9 +6,9 @@
 
 No Qt here: the CLI and the desktop app are two thin clients of this package.
 """
-from .config import FusionConfig, load_config, save_config, apply_overrides
-from .errors import Cancelled, InputError
-from . import events
+from .run.config import FusionConfig, load_config, save_config, apply_overrides
+from .core.errors import Cancelled, InputError
+from .core import events
 
 __version__ = "0.1.0"
 
@@ -18,7 +18,7 @@ def __getattr__(name):
     # (config checks, CLI --help) stays fast.
     if name in ("run_fusion", "prepare_inputs", "FusionInputs", "FusionResult", "PreparedInputs",
                 "export_outputs"):
-        from . import pipeline
+        from .run import pipeline
         return getattr(pipeline, name)
     raise AttributeError(name)
 

@@ -61,7 +61,7 @@ Writers
 -------
 Everything is written under a temporary name in the target folder and
 renamed over the target only once complete (`atomic_path`, from
-spectramorph_engine.atomic), so a failed or cancelled write leaves neither a
+spectramorph_engine.io.atomic), so a failed or cancelled write leaves neither a
 partial file nor a damaged old one.
 
 `save_cube(path, data, wavelengths=None, extra=None)` by suffix:
@@ -96,8 +96,8 @@ memmap is offered through `ResultWriter.array` only when asked for), .mat
 results above 2 GB are streamed into a v7.3 file instead) and .tif
 (buffered).
 """
-from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401
-from .common import (CUBE_SUFFIXES, ENVI_DATA_SUFFIXES, ENVI_SUFFIXES, H5_SUFFIXES, MAT_SUFFIXES,  # noqa: F401
+from .atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401
+from .common import (CUBE_SUFFIXES, ENVI_DATA_SUFFIXES, ENVI_SUFFIXES, H5_SUFFIXES, MAT_SUFFIXES,
                      MAT_V5_LIMIT_BYTES, MATRIX_SUFFIXES, SAVE_SUFFIXES, TIF_SUFFIXES, WAVELENGTH_NAMES,
                      WAVELENGTH_SUFFIXES, Cube, PathLike, TransposedDataset, _check_file)
 from .readers import WindowedRaster, list_arrays, load_cube, load_matrix, load_wavelengths, suggest_array  # noqa: F401

@@ -14,8 +14,8 @@ from typing import Dict, Optional
 import numpy as np
 
 
-from ..errors import InputError
-from ..events import check_cancel
+from ..core.errors import InputError
+from ..core.events import check_cancel
 
 from .common import (CUBE_SUFFIXES, Cube, ENVI_DATA_SUFFIXES, MATRIX_SUFFIXES, PathLike, TransposedDataset,
     WAVELENGTH_NAMES, WAVELENGTH_SUFFIXES, _BLOCK_BYTES, _MATLAB_CLASSES, _MAX_INFLATE, _MAX_META_ELEMENTS,
@@ -428,7 +428,7 @@ def _read_npy(p: Path, lazy: bool = False, header_only: bool = False, cancel=Non
         if lazy:
             with _reading(p, _NPY_LABEL):
                 return np.memmap(str(p), dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
-        from ..memory import require
+        from ..core.memory import require
         count = int(np.prod(shape, dtype=np.int64))
         # the array, and its float32 copy when the cube needs converting
         require(count * (dtype.itemsize + (4 if dtype != np.float32 else 0)),

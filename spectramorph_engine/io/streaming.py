@@ -9,9 +9,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..atomic import discard as _discard
-from ..errors import InputError
+from .atomic import atomic_path
+from .atomic import discard as _discard
+from ..core.errors import InputError
 
 from .common import (H5_SUFFIXES, MAT_V5_LIMIT_BYTES, PathLike, SAVE_SUFFIXES, _fmt_shape, _unknown_suffix)
 from .readers import _npy_sidecar

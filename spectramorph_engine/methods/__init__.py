@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 METHOD_NAMES = ("spectramorph", "glp", "hysure")
 

@@ -11,8 +11,8 @@ from typing import Tuple
 
 import numpy as np
 
-from .. import events as ev
-from ..errors import InputError
+from ..core import events as ev
+from ..core.errors import InputError
 
 # Keys' cubic convolution parameter: -0.5 is the one that reproduces quadratics
 # (third-order accurate; MATLAB imresize and degradation.bicubic_upsample use it).
@@ -107,7 +107,7 @@ def degrade(cube: np.ndarray, psf, r: int, boundary: str = "zero") -> np.ndarray
     zero padding, so borders darken as they do in a synthetic pair). "symmetric": the
     image mirrored at its edges before blurring (what a real sensor, which sees past
     the frame, resembles better)."""
-    from ..degradation import area_downsample, degrade_spatial
+    from ..sensors.degradation import area_downsample, degrade_spatial
     k = psf_or_delta(psf)
     x = np.asarray(cube, dtype=np.float32)
     if k.size == 1:

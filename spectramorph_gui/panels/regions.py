@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
-from spectramorph_engine.inspection import polygon_mask, rectangle_mask
+from spectramorph_engine.quality.inspection import polygon_mask, rectangle_mask
 
 REGION_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#00a3a3", "#f032e6", "#9a6324")
 PIN_COLOURS = ("#d500f9", "#00b8d4", "#ff6d00", "#64dd17", "#2962ff", "#c51162")

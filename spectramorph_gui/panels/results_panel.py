@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QHBoxLayout
                                QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
 from spectramorph_engine import InputError
-from spectramorph_engine.inspection import percentile_levels
-from spectramorph_engine.previews import composite, default_rgb_bands, shared_range
+from spectramorph_engine.quality.inspection import percentile_levels
+from spectramorph_engine.quality.previews import composite, default_rgb_bands, shared_range
 
 from .fields import format_clock
 from .method_text import has_training, short_name
@@ -564,7 +564,7 @@ class ResultsPanel(QWidget):
         digits = 4
         name = escape(short_name(r.method))
         if r.metrics:
-            from spectramorph_engine.metrics import METRIC_INFO
+            from spectramorph_engine.quality.metrics import METRIC_INFO
             self.metrics_title.setText(f"<b>Scores of {name} against the ground truth</b> (ratio "
                                        f"{r.prepared.ratio}; ↑ higher is better, ↓ lower is better)")
             for name, value in r.metrics.items():
@@ -920,7 +920,7 @@ class ResultsPanel(QWidget):
         rec = self.state.shown_run
         notes = rec.notes if rec is not None else {}
         if "error_maps" not in notes:
-            from spectramorph_engine.inspection import pixel_error_maps
+            from spectramorph_engine.quality.inspection import pixel_error_maps
             rmse, sam = pixel_error_maps(self.result.hr_hsi, self.result.prepared.truth)
             notes["error_maps"] = {"rmse": rmse, "sam": sam}
         return notes["error_maps"]
@@ -1061,7 +1061,7 @@ class ResultsPanel(QWidget):
             cube = r.hr_hsi
 
             def job():
-                from spectramorph_engine.inspection import difference_map
+                from spectramorph_engine.quality.inspection import difference_map
                 return difference_map(cube, comp.cube, kind=kind)
 
             def ready(diff):
@@ -1081,7 +1081,7 @@ class ResultsPanel(QWidget):
             if comp.same_bands:
                 image = cube_image(comp.cube, spec)
             else:      # the HR-MSI: its own bands (three, or its only one)
-                from spectramorph_engine.previews import composite, default_rgb_bands
+                from spectramorph_engine.quality.previews import composite, default_rgb_bands
                 c = comp.cube.shape[2]
                 image = composite(comp.cube, default_rgb_bands(c) if c >= 3 else (0, 0, 0))
             return image, (stretch(image, preset) if own_levels else None)
@@ -1338,7 +1338,7 @@ class ResultsPanel(QWidget):
         self.library_tab.targets_changed()
 
     def _compute_region(self, region) -> None:
-        from spectramorph_engine.inspection import roi_statistics
+        from spectramorph_engine.quality.inspection import roi_statistics
         shape = self.result.hr_hsi.shape
         mask = region.mask(shape)
         sources = self._region_sources()
@@ -1411,7 +1411,7 @@ class ResultsPanel(QWidget):
         rec = self.state.shown_run
         cache = rec.notes.setdefault("band_scores", {}) if rec is not None else {}
         if key not in cache:
-            from spectramorph_engine.inspection import per_band_scores
+            from spectramorph_engine.quality.inspection import per_band_scores
             cache[key] = per_band_scores(cube, self.result.prepared.truth)
         return cache[key]
 
@@ -1677,7 +1677,7 @@ def _fmt(v, digits: int = 4) -> str:
 
 def consistency_columns(consistency: dict):
     """Columns (header, tooltip, SpectraMorph value, bicubic value) of the real-world figures."""
-    from spectramorph_engine.metrics import METRIC_INFO
+    from spectramorph_engine.quality.metrics import METRIC_INFO
     cols = []
     bic = consistency.get("bicubic") or {}
     units = {"PSNR": ("dB", True), "SAM": ("°", False)}

@@ -3,8 +3,9 @@ leave a good one alone, and solve the problem it states."""
 import numpy as np
 import pytest
 
-from spectramorph_engine import degradation, metrics, psf as psf_mod
-from spectramorph_engine.refinement import noise_variance, refine, subspace_basis
+from spectramorph_engine.sensors import degradation, psf as psf_mod
+from spectramorph_engine.quality import metrics
+from spectramorph_engine.methods.spectramorph.refinement import noise_variance, refine, subspace_basis
 
 
 def _scene(H=64, W=64, C=40, K=4, seed=0):

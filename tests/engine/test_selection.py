@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
-from spectramorph_engine.selection import MIN_REDUCED_PIXELS, SWITCH_MARGIN_DB, candidate_changes
+from spectramorph_engine.run.selection import MIN_REDUCED_PIXELS, SWITCH_MARGIN_DB, candidate_changes
 
 
 def _truth(H=128, W=128, C=24, seed=0):

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spectramorph_engine import srf
-from spectramorph_engine.config import SRF_PRESET_BANDS
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.sensors import srf
+from spectramorph_engine.run.config import SRF_PRESET_BANDS
+from spectramorph_engine.core.errors import InputError
 
 TRUE_WL = np.linspace(400, 2500, 200)
 

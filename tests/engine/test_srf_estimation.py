@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectramorph_engine import srf_estimation as se
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.sensors import srf_estimation as se
+from spectramorph_engine.core.errors import InputError
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 URBAN = DATA / "subimage_Urban_R162.mat"
@@ -22,13 +22,13 @@ IKONOS_CENTRES = np.array([496.4, 559.5, 666.3, 791.6])
 
 
 def _pipeline_view(sc):
-    from spectramorph_engine.degradation import normalize_percentile
+    from spectramorph_engine.sensors.degradation import normalize_percentile
     return normalize_percentile(sc["hr_msi"]), normalize_percentile(sc["lr_hsi"])
 
 
 @pytest.fixture(scope="module")
 def camera():
-    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
     sc = real_camera_scenario(URBAN)
     hr, lr = _pipeline_view(sc)
     est = se.estimate_srf(hr, lr, sc["ratio"], wavelengths=sc["wavelengths"])
@@ -39,7 +39,7 @@ def camera():
 
 @needs_urban
 def test_scenario_is_deterministic_and_shaped():
-    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
     a, b = real_camera_scenario(URBAN, seed=3), real_camera_scenario(URBAN, seed=3)
     assert a["truth"].shape == (34, 78, 162) and a["hr_msi"].shape == (34, 78, 4)
     assert a["lr_hsi"].shape == (17, 39, 162) and a["ratio"] == 2
@@ -77,7 +77,7 @@ def test_estimated_bands_sit_at_the_ikonos_bands(camera):
 
 @needs_urban
 def test_preset_srf_fits_far_worse(camera):
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.srf import preset_srf
     sc, hr, lr, est = camera
     fit = se.preset_fit(hr, lr, 2, preset_srf(4, 162))
     assert set(fit) >= {"psnr", "psnr_per_band", "r2_per_band", "psf_sigma"}
@@ -108,7 +108,7 @@ def test_training_inputs_have_lr_shape(camera):
 
 @needs_urban
 def test_choose_training_input_on_the_scenarios(camera):
-    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
     sc, hr, lr, est = camera
     # measured: msi_lr beats the estimated SRF on both scenarios (see choose_training_input)
     choice, reason = se.choose_training_input(hr, lr, 2, est)
@@ -143,7 +143,7 @@ def _gauss_srf(C, centres, widths):
 
 
 def test_recovers_a_known_srf_on_a_linear_noise_free_pair():
-    from spectramorph_engine.degradation import apply_srf, area_downsample, blur
+    from spectramorph_engine.sensors.degradation import apply_srf, area_downsample, blur
     rng = np.random.default_rng(0)
     truth = _random_scene(rng)
     srf = _gauss_srf(48, [10, 20, 31], [2.5, 3.0, 3.5])
@@ -158,7 +158,7 @@ def test_recovers_a_known_srf_on_a_linear_noise_free_pair():
 
 
 def test_gain_and_offset_are_recovered():
-    from spectramorph_engine.degradation import apply_srf, area_downsample
+    from spectramorph_engine.sensors.degradation import apply_srf, area_downsample
     rng = np.random.default_rng(1)
     truth = _random_scene(rng, 24, 24, 30)
     srf = _gauss_srf(30, [8, 20], [3.0, 4.0])

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from spectramorph_engine import FusionConfig, FusionInputs, prepare_inputs
-from spectramorph_engine import srf_estimation as se
+from spectramorph_engine.sensors import srf_estimation as se
 
 
 def _pair(blur_sigma, noise=0.0):
-    from spectramorph_engine.degradation import make_synthetic_pair
-    from spectramorph_engine.demo import demo_scene
-    from spectramorph_engine.psf import make_psf
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.degradation import make_synthetic_pair
+    from spectramorph_engine.run.demo import demo_scene
+    from spectramorph_engine.sensors.psf import make_psf
+    from spectramorph_engine.sensors.srf import preset_srf
     truth, _ = demo_scene(size=64, num_bands=40, seed=3)
     _, hr, lr = make_synthetic_pair(truth, make_psf("gaussian", blur_sigma, 8), preset_srf(3, 40), 4, 60, 60, 3)
     if noise:

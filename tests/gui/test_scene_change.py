@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 
-from spectramorph_engine.demo import MATERIALS, demo_scene, material_spectra
+from spectramorph_engine.run.demo import MATERIALS, demo_scene, material_spectra
 from spectramorph_gui.view_state import Scene, fit_to_scene
 
 from .conftest import run_to_end, wait_idle
