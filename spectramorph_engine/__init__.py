@@ -10,7 +10,7 @@ from .run.config import FusionConfig, load_config, save_config, apply_overrides
 from .core.errors import Cancelled, InputError
 from .core import events
 
-__version__ = "0.1.0"
+from .core.version import __version__  # noqa: F401
 
 
 def __getattr__(name):

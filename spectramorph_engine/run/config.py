@@ -16,9 +16,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from ..core.errors import InputError
-
-PSF_TYPES = ("gaussian", "kolmogorov", "airy", "moffat", "sinc", "lorentzian2",
-             "hermite", "parabolic", "gabor", "delta")
+from ..sensors.catalogue import CAMERAS, PSF_TYPES
 SRF_PRESET_BANDS = (1, 3, 4, 8, 16)
 SCHEDULERS = ("one_cycle", "flat")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -267,7 +265,6 @@ def _validate(c: FusionConfig) -> None:
     _choice("figure_format", c.figure_format, FIGURE_FORMATS)
     _choice("srf_source", c.srf_source, SRF_SOURCES)
     if c.msi_camera is not None:
-        from ..sensors.srf import CAMERAS
         _choice("msi_camera", c.msi_camera, tuple(CAMERAS))
     _choice("training_input", c.training_input, TRAINING_INPUTS)
     _choice("output_scale", c.output_scale, OUTPUT_SCALES)

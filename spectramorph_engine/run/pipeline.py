@@ -521,7 +521,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                           geo=hr_geo if hr_geo is not None and hr_geo.georeferenced else None)
     # Whether the LR-HSI's border was blurred with zeros (a simulated pair) or saw past the frame
     # (a real sensor): the refinement and the classical methods model the border accordingly.
-    from ..sensors.degradation import detect_boundary
+    from ..methods._ops import detect_boundary
     raw_srf, raw_offset = prep.msi_model()
     prep.boundary, border_fit = detect_boundary(hr_msi, lr_hsi, ratio, psf, raw_srf, raw_offset)
     prep.psf_note += (f"; image border: {'zero-padded blur (a simulated pair)' if prep.boundary == 'zero' else 'seen past the frame'}"
@@ -968,7 +968,7 @@ def export_outputs(config: FusionConfig, result: FusionResult, progress=None, ca
 def _versions() -> dict:
     import scipy
     import torch
-    from .. import __version__
+    from ..core.version import __version__
     return {"spectramorph": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "scipy": scipy.__version__, "torch": torch.__version__}
 

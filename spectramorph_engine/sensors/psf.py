@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..run.config import PSF_TYPES
+from .catalogue import PSF_TYPES
 from ..core.errors import InputError
 
 log = logging.getLogger(__name__)

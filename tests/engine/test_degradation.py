@@ -169,8 +169,8 @@ def test_synthetic_pair_refuses_mismatched_srf():
 
 def test_detect_boundary_tells_a_simulated_pair_from_a_sensor_that_saw_past_the_frame():
     from spectramorph_engine.sensors import psf as psf_mod
-    from spectramorph_engine.sensors.degradation import degrade_spatial, detect_boundary
-    from spectramorph_engine.methods._ops import degrade
+    from spectramorph_engine.methods._ops import degrade, detect_boundary
+    from spectramorph_engine.sensors.degradation import degrade_spatial
     rng = np.random.default_rng(0)
     base = rng.random((6, 6, 3)) @ rng.random((3, 20))
     truth = np.repeat(np.repeat(base, 8, 0), 8, 1).astype(np.float32) + 0.2      # bright up to the edges
