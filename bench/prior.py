@@ -29,7 +29,8 @@ def _timing(truth, wl, ratio, bands, epochs):
     from spectramorph_engine.methods.spectramorph.inference import coarse_prior_blocks
     from spectramorph_engine.methods.spectramorph import training_input_lr
     from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork
-    from spectramorph_engine.run.pipeline import FusionInputs, prepare_inputs
+    from spectramorph_engine.run.results import FusionInputs
+    from spectramorph_engine.run.prepare import prepare_inputs
     from spectramorph_engine.methods.spectramorph.training import train_len
     from spectramorph_engine.methods.spectramorph.unmixing import extract_endmembers
     cfg = FusionConfig(downsample_ratio=ratio, num_msi_bands=bands, device="cpu")
@@ -57,7 +58,8 @@ def run(args) -> dict:
     import torch
     torch.set_num_threads(1)
     from spectramorph_engine import FusionConfig
-    from spectramorph_engine.run.pipeline import FusionInputs, run_fusion
+    from spectramorph_engine.run.results import FusionInputs
+    from spectramorph_engine.run.pipeline import run_fusion
     from .quality import scene
     report = {"kind": "prior", "machine": machine_info(), "threads": 1, "epochs": args.epochs or "default",
               "seeds": args.seeds, "command": "python -m bench " + " ".join(sys.argv[1:]), "rows": [], "timing": []}

@@ -136,7 +136,8 @@ def _fusion(args) -> dict:
     from spectramorph_engine.core import events
     from spectramorph_engine.core.device import describe
     from spectramorph_engine.io import ResultWriter
-    from spectramorph_engine.run.pipeline import fuse_with_method, prepare_inputs
+    from spectramorph_engine.run.fuse import fuse_with_method
+    from spectramorph_engine.run.prepare import prepare_inputs
     from spectramorph_engine.methods.spectramorph.training import TrainingHistory, training_flops_per_epoch
 
     formats = [f for f in args.formats.split(",") if f]

@@ -16,10 +16,11 @@ from .core.version import __version__  # noqa: F401
 def __getattr__(name):
     # The pipeline imports torch; load it on first use so `import spectramorph_engine`
     # (config checks, CLI --help) stays fast.
-    if name in ("run_fusion", "prepare_inputs", "FusionInputs", "FusionResult", "PreparedInputs",
-                "export_outputs"):
-        from .run import pipeline
-        return getattr(pipeline, name)
+    where = {"run_fusion": "pipeline", "prepare_inputs": "prepare", "FusionInputs": "results",
+             "FusionResult": "results", "PreparedInputs": "results", "export_outputs": "write"}
+    if name in where:
+        import importlib
+        return getattr(importlib.import_module(f".run.{where[name]}", __name__), name)
     raise AttributeError(name)
 
 

@@ -152,6 +152,6 @@ def demo_config(**changes):
 
 def demo_inputs(size=128, num_bands=120, seed=0):
     """The demo scene as pipeline inputs (ground truth and wavelengths)."""
-    from .pipeline import FusionInputs
+    from .results import FusionInputs
     truth, wavelengths = demo_scene(size, num_bands, seed)
     return FusionInputs(truth=truth, wavelengths=wavelengths)

@@ -62,7 +62,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     "seconds" and "summary" (one sentence for the log and the app)."""
     from ..quality import metrics
     from ..methods.spectramorph.inference import mix_latents
-    from .pipeline import fuse_with_method, reduced_pair
+    from .fuse import fuse_with_method, reduced_pair
     t0 = time.perf_counter()
     c = prep.hr_msi.shape[2]
     h, w, C = prep.lr_hsi.shape

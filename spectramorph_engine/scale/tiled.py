@@ -131,7 +131,9 @@ def fit_for_tiles(config: dict, threads: Optional[int] = None) -> TiledModel:
     from ..core.device import configure_threads, resolve_device
     from ..io import load_cube
     from ..methods.spectramorph import fit_network
-    from ..run.pipeline import _as_cube, _output_units, _Stages, prepare_inputs
+    from ..run.prepare import _as_cube, prepare_inputs
+    from ..run.pipeline import _output_units
+    from ..run.fuse import _Stages
     cfg = from_dict(config)
     for path, what in ((cfg.hr_msi_file, "HR-MSI"), (cfg.lr_hsi_file, "LR-HSI")):
         if not path:
@@ -220,7 +222,7 @@ def _hr_block(path: str, block_info=None) -> np.ndarray:
 def _normalised(raw: np.ndarray, low: float, span: float, nodata):
     """(float32 block in the engine's scale, bool rows x cols of pixels without data), with the
     same operations as prepare_inputs (so the numbers are the same)."""
-    from ..run.pipeline import _invalid_pixels
+    from ..run.prepare import _invalid_pixels
     a = raw if raw.dtype.kind == "f" else raw.astype(np.float32)
     bad = _invalid_pixels(a, nodata)
     x = a.astype(np.float32, copy=True)
@@ -287,7 +289,7 @@ def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads
     from ..quality import figures
     from ..io import atomic_write_text
     from ..io.outputs import StagedOutputs
-    from ..run.pipeline import _versions
+    from ..run.write import _versions
     from ..core.strict_json import dumps as json_dumps
     t0 = time.perf_counter()
     run_config = check_config(config)

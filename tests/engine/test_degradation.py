@@ -214,7 +214,7 @@ def test_real_world_baselines_are_not_clipped(tmp_path):
     from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
     from spectramorph_engine.quality import consistency as cons, metrics
     from spectramorph_engine.run.demo import demo_scene
-    from spectramorph_engine.run.pipeline import reduced_pair
+    from spectramorph_engine.run.fuse import reduced_pair
     from spectramorph_engine.sensors.psf import make_psf
     from spectramorph_engine.sensors.srf import preset_srf
     truth = demo_scene(size=64, num_bands=20, seed=5)[0]

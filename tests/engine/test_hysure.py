@@ -11,7 +11,7 @@ from spectramorph_engine.run.config import FusionConfig
 from spectramorph_engine.sensors.degradation import bicubic_upsample, degrade_spatial, make_synthetic_pair
 from spectramorph_engine.core.errors import Cancelled
 from spectramorph_engine.methods import MethodOutput, get_method
-from spectramorph_engine.run.pipeline import PreparedInputs
+from spectramorph_engine.run.results import PreparedInputs
 from spectramorph_engine.sensors.psf import make_psf
 from spectramorph_engine.sensors.srf import preset_srf
 
