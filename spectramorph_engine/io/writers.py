@@ -17,7 +17,7 @@ from ..core.errors import InputError
 
 from .common import (H5_SUFFIXES, MAT_V5_LIMIT_BYTES, PathLike, SAVE_SUFFIXES, TIF_SUFFIXES,
     _MATLAB_CLASSES, _fmt_shape, _unknown_suffix)
-from .readers import _npy_sidecar
+from .npy import _npy_sidecar
 log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- writers

@@ -185,7 +185,9 @@ def _read_matrix(path: PathLike, key: Optional[str] = None, what: str = "matrix"
     With several candidates and no key, a name in `preferred` wins, then the
     only array with two dimensions > 1; otherwise InputError listing them.
     """
-    from ..io import readers as sio      # the readers of matrix files (private helpers)
+    from ..io.arrays import _array_entries, _read_entry      # the readers of matrix files (private helpers)
+    from ..io.common import _check_file
+    from ..io.text import read_text_table
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in _SUFFIXES:
@@ -193,14 +195,14 @@ def _read_matrix(path: PathLike, key: Optional[str] = None, what: str = "matrix"
             raise InputError(f"{what} file '{p}' does not exist")
         raise InputError(f"{what} file '{p}' has an unknown type '{p.suffix}'; "
                          f"supported: {', '.join(_SUFFIXES)}")
-    p = sio._check_file(p, what)
+    p = _check_file(p, what)
     if suffix in _TEXT_SUFFIXES:
-        return sio.read_text_table(p, what)     # the one text-table reader (BOM, separators, header)
-    layout, entries = sio._array_entries(p)
+        return read_text_table(p, what)     # the one text-table reader (BOM, separators, header)
+    layout, entries = _array_entries(p)
     if layout in ("npy", "tif"):
-        return np.asarray(sio._read_entry(p, layout, entries[0][0]))
+        return np.asarray(_read_entry(p, layout, entries[0][0]))
     name = _pick(p, entries, key, what, preferred)
-    return np.asarray(sio._read_entry(p, layout, name))
+    return np.asarray(_read_entry(p, layout, name))
 
 
 def _pick(p: Path, entries: list, key, what: str, preferred) -> str:
