@@ -247,6 +247,7 @@ def infer_ratio(hr_shape, lr_shape) -> int:
 
 def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) -> PreparedInputs:
     from ..sensors import srf_estimation as est_mod
+    from ..sensors import srf_fit as fit_mod
     from ..sensors import srf as srf_mod
     from ..io.georef import check_same_ground
     cube = None
@@ -311,7 +312,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                                  f"({cam.label}) has {len(cam.bands)}: {', '.join(cam.band_names)}")
             srf = srf_mod.camera_srf(cam.name, num_bands, wl)
             note = f"{cam.label} SRF (msi_camera: {cam.name}) on the cube's true wavelengths"
-        gain, offset, file_sigma = est_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
+        gain, offset, file_sigma = fit_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
         note += " (gain and offset per band fitted on the pair)"
     elif source == "preset":
         srf, note = _preset_or_file_srf(config.replace(srf_source="preset", provide_srf=False), c,
@@ -323,10 +324,10 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
                 f"blur sigma {estimate.psf_sigma:g} px)")
     if source in ("file", "camera"):
-        srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
+        srf_fit = fit_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
                                      offset=offset, cancel=cancel, valid=lr_valid)
     elif estimate is None:
-        srf_fit = est_mod.preset_fit(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
+        srf_fit = fit_mod.preset_fit(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
     else:
         srf_fit = {
         "psnr": float(estimate.psnr), "psnr_per_band": [float(v) for v in estimate.psnr_db],
@@ -334,7 +335,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     training_input = config.training_input
     if training_input == "auto":
         if estimate is not None:
-            training_input, reason = est_mod.choose_training_input(hr_msi, lr_hsi, ratio, estimate)
+            training_input, reason = fit_mod.choose_training_input(hr_msi, lr_hsi, ratio, estimate)
             note += f"; training input: {training_input} ({reason})"
         else:
             training_input = "srf"
@@ -361,11 +362,11 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
             fitted_sigma = float(file_sigma)
             psf_note = f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px)"
     fit_psnr = srf_fit.get("psnr") if srf_fit else None
-    if fit_psnr is not None and fit_psnr < est_mod.POOR_SRF_FIT_DB and training_input == "srf":
+    if fit_psnr is not None and fit_psnr < fit_mod.POOR_SRF_FIT_DB and training_input == "srf":
         # the advice follows the same rule as training_input: auto, on the blur fitted on the pair
         blur_fit = estimate if estimate is not None else (estimate_blur if blur_fitted else None)
-        verdict = None if blur_fit is None else est_mod.blur_verdict(blur_fit)
-        warnings.append(est_mod.poor_srf_warning(fit_psnr, source, config.training_input, verdict,
+        verdict = None if blur_fit is None else fit_mod.blur_verdict(blur_fit)
+        warnings.append(fit_mod.poor_srf_warning(fit_psnr, source, config.training_input, verdict,
                                                  psf_given=bool(config.provide_psf)))
     for w_ in warnings:
         ev.emit(progress, ev.Message("warning", w_))

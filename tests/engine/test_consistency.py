@@ -127,12 +127,13 @@ def test_quality_warnings_wording_and_thresholds():
 @needs_urban
 def test_warnings_fire_for_the_preset_on_the_real_camera_not_for_the_estimate():
     from spectramorph_engine.sensors import srf_estimation as se
+    from spectramorph_engine.sensors import srf_fit as sf
     from spectramorph_engine.sensors.degradation import normalize_percentile
     from spectramorph_engine.sensors.scenarios import real_camera_scenario
     from spectramorph_engine.sensors.srf import preset_srf
     sc = real_camera_scenario(URBAN)
     hr, lr = normalize_percentile(sc["hr_msi"]), normalize_percentile(sc["lr_hsi"])
-    preset = se.preset_fit(hr, lr, 2, preset_srf(4, 162))
+    preset = sf.preset_fit(hr, lr, 2, preset_srf(4, 162))
     est = se.estimate_srf(hr, lr, 2)
     assert any("SRF explains the HR-MSI poorly" in m for m in cons.quality_warnings(preset["psnr"]))
     assert cons.quality_warnings(est.psnr) == []
