@@ -25,12 +25,8 @@ from .h5 import _load_hdf5
 # logical arrays, plain or compressed; other variables (text, cells, structs, sparse
 # matrices, objects) are listed by nobody and never read. MAT v4 files are refused.
 _MI_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}
-
-
 _MX_DTYPES = {6: "float64", 7: "float32", 8: "int8", 9: "uint8", 10: "int16", 11: "uint16",
               12: "int32", 13: "uint32", 14: "int64", 15: "uint64"}
-
-
 _MAT_LABEL = "MATLAB .mat"
 
 

@@ -24,11 +24,7 @@ def _npy_sidecar(p: Path) -> Path:
 
 
 _NPY_LABEL = "NumPy .npy"
-
-
 _NPZ_LABEL = "NumPy .npz"
-
-
 _MAX_NPY_HEADER = 1 << 16
 
 

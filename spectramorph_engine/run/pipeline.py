@@ -163,16 +163,10 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
 
 
 MISFIT_POINTER = "Where: see the misfit map (misfit.npy or misfit.tif beside the result; Misfit in the app)."
-
-
 # A local disagreement between the two images: LR pixels whose misfit exceeds this many times
 # the scene's median (and MISFIT_MIN_ABS), when they are at least MISFIT_MIN_SHARE of the scene.
 MISFIT_LOCAL_FACTOR = 10.0
-
-
 MISFIT_MIN_ABS = 0.03
-
-
 MISFIT_MIN_SHARE = 0.005
 
 
