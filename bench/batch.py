@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _pair(folder: Path, size: int, bands: int, seed: int) -> tuple:
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.srf import preset_srf
     from .scenes import LibraryScene, write_real_pair
     scene = LibraryScene(size, size, bands, k=6, seed=seed)
     srf = preset_srf(MSI_BANDS, bands, wavelengths=scene.wavelengths)
@@ -70,14 +70,15 @@ def _pair(folder: Path, size: int, bands: int, seed: int) -> tuple:
 
 def _warm() -> int:
     """Run on each worker: the imports and torch's first optimizer step a first scene would pay."""
-    from spectramorph_engine import figures, pipeline  # noqa: F401
+    from spectramorph_engine.quality import figures
+    from spectramorph_engine.run import pipeline  # noqa: F401
     pipeline._warm_up_torch()
     return os.getpid()
 
 
 def _cluster(n: int):
     from dask.distributed import Client
-    from spectramorph_engine.batch import local_cluster
+    from spectramorph_engine.scale.batch import local_cluster
     t0 = time.perf_counter()
     cluster = local_cluster(n, 1)
     client = Client(cluster)
@@ -119,8 +120,8 @@ class _MemorySampler:
 
 
 def run(args) -> dict:
-    from spectramorph_engine import batch
-    from spectramorph_engine.config import FusionConfig
+    from spectramorph_engine.scale import batch
+    from spectramorph_engine.run.config import FusionConfig
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="spectramorph-bench-batch-"))
     work.mkdir(parents=True, exist_ok=True)
     report = {"kind": "batch", "machine": machine_info(), "args": vars(args), "throughput": [], "tiled": None,
@@ -168,8 +169,8 @@ def run(args) -> dict:
 
 
 def _tiled(args, work: Path) -> dict:
-    from spectramorph_engine.config import FusionConfig
-    from spectramorph_engine.tiled import run_tiled
+    from spectramorph_engine.run.config import FusionConfig
+    from spectramorph_engine.scale.tiled import run_tiled
     size, bands = args.tiled_size, args.tiled_bands
     t0 = time.perf_counter()
     hr, lr, wl = _pair(work / "big", size, bands, seed=0)

@@ -32,7 +32,7 @@ STAGES = ("load", "select", "nmf", "train", "inference", "refine", "metrics", "s
 
 
 def _make_pair(size: int, bands: int, ratio: int, folder: Path) -> dict:
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.srf import preset_srf
     from .scenes import LibraryScene, write_real_pair
     scene = LibraryScene(size, size, bands, k=6, seed=0)
     srf = preset_srf(4, bands, wavelengths=scene.wavelengths)
@@ -54,8 +54,9 @@ def _listing(folder: Path) -> dict:
 
 def measure(config, stage: str, delay: float, out: Path, timeout: float) -> dict:
     """One run cancelled `delay` s into `stage`: latency and what was left in `out`."""
-    from spectramorph_engine import Cancelled, events
-    from spectramorph_engine.pipeline import run_fusion
+    from spectramorph_engine import Cancelled
+    from spectramorph_engine.core import events
+    from spectramorph_engine.run.pipeline import run_fusion
     before = _listing(out)
     cancel = threading.Event()
     started: dict = {}
@@ -139,7 +140,7 @@ def main(args) -> int:
     config = FusionConfig(synthetic=False, hr_msi_file=pair["hr"], lr_hsi_file=pair["lr"], wavelengths=pair["wl"],
                           spec_prior=not args.no_prior, epochs=args.epochs, output_file_type="h5",
                           output_dir=str(out), log_dir=str(work / "logs"), verbose=0)
-    from spectramorph_engine.config import apply_overrides
+    from spectramorph_engine.run.config import apply_overrides
     config = apply_overrides(config, args.overrides)
     # a previous result in the output folder: a cancelled run must leave it exactly as it was
     from spectramorph_engine.io import atomic_write_text

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 # the engine's strict encoder (NaN/Inf -> null), so bench reports and run outputs agree
-from spectramorph_engine.strict_json import dumps as json_dumps
+from spectramorph_engine.core.strict_json import dumps as json_dumps
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"   # ../shared/data from the project root
@@ -77,7 +77,7 @@ def machine_info() -> dict:
     try:
         import torch
         info["torch"] = torch.__version__
-        from spectramorph_engine.device import configure_threads
+        from spectramorph_engine.core.device import configure_threads
         info["torch_threads"] = configure_threads()      # what the engine will use
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except Exception:
@@ -93,8 +93,8 @@ def machine_info() -> dict:
 def resolve_device_or_exit(name: str) -> str:
     """The device name a benchmark will ask the engine for; a missing accelerator stops the
     benchmark with the engine's own message before any work starts."""
-    from spectramorph_engine.device import describe, resolve_device
-    from spectramorph_engine.errors import InputError
+    from spectramorph_engine.core.device import describe, resolve_device
+    from spectramorph_engine.core.errors import InputError
     try:
         dev = resolve_device(name)
     except InputError as exc:

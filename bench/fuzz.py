@@ -163,7 +163,7 @@ def make_seeds() -> Dict[str, List[Seed]]:
     add("srf", "matrix-mat", {"srf.mat": _bytes_of(lambda p: scipy.io.savemat(str(p), {"srf": srf}), ".mat")},
         "srf.mat", ("load_srf",))
 
-    from spectramorph_engine.psf import make_psf
+    from spectramorph_engine.sensors.psf import make_psf
     k = make_psf("gaussian", 1.5, 3)
     add("psf", "txt", {"psf.txt": "\n".join(" ".join(f"{v:.6g}" for v in r) for r in k).encode()},
         "psf.txt", ("load_psf",))
@@ -514,7 +514,9 @@ class _Timeout(BaseException):
 
 
 def _call(entry: str, path: Path):
-    from spectramorph_engine import config, io as sio, psf, srf
+    from spectramorph_engine.run import config
+    from spectramorph_engine import io as sio
+    from spectramorph_engine.sensors import psf, srf
     if entry == "load_cube":
         c = sio.load_cube(path)
         assert c.data.ndim in (2, 3) and c.data.dtype == np.float32 and np.isfinite(c.data).all()
@@ -549,7 +551,7 @@ def _call(entry: str, path: Path):
 
 
 def _classify(exc: Optional[BaseException]) -> tuple:
-    from spectramorph_engine.errors import InputError
+    from spectramorph_engine.core.errors import InputError
     if exc is None:
         return "ok", ""
     if isinstance(exc, InputError):

@@ -26,12 +26,13 @@ def _timing(truth, wl, ratio, bands, epochs):
     import numpy as np
     import torch
     from spectramorph_engine import FusionConfig
-    from spectramorph_engine.inference import coarse_prior_blocks
+    from spectramorph_engine.methods.spectramorph.inference import coarse_prior_blocks
     from spectramorph_engine.methods.spectramorph import training_input_lr
-    from spectramorph_engine.model import LatentEstimationNetwork
-    from spectramorph_engine.pipeline import FusionInputs, prepare_inputs
-    from spectramorph_engine.training import train_len
-    from spectramorph_engine.unmixing import extract_endmembers
+    from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork
+    from spectramorph_engine.run.results import FusionInputs
+    from spectramorph_engine.run.prepare import prepare_inputs
+    from spectramorph_engine.methods.spectramorph.training import train_len
+    from spectramorph_engine.methods.spectramorph.unmixing import extract_endmembers
     cfg = FusionConfig(downsample_ratio=ratio, num_msi_bands=bands, device="cpu")
     prep = prepare_inputs(cfg, FusionInputs(truth=truth, wavelengths=wl))
     C = prep.lr_hsi.shape[2]
@@ -57,7 +58,8 @@ def run(args) -> dict:
     import torch
     torch.set_num_threads(1)
     from spectramorph_engine import FusionConfig
-    from spectramorph_engine.pipeline import FusionInputs, run_fusion
+    from spectramorph_engine.run.results import FusionInputs
+    from spectramorph_engine.run.pipeline import run_fusion
     from .quality import scene
     report = {"kind": "prior", "machine": machine_info(), "threads": 1, "epochs": args.epochs or "default",
               "seeds": args.seeds, "command": "python -m bench " + " ".join(sys.argv[1:]), "rows": [], "timing": []}

@@ -107,7 +107,8 @@ def _ikonos_table(bands: int, workdir: str) -> str:
 def run_case(task: dict) -> dict:
     """All methods on one (scene, psf, ratio, bands, seed); runs in a worker process."""
     from spectramorph_engine import FusionConfig
-    from spectramorph_engine.pipeline import FusionInputs, run_fusion
+    from spectramorph_engine.run.results import FusionInputs
+    from spectramorph_engine.run.pipeline import run_fusion
     truth, wl = scene(task["scene"], task.get("size", 128))
     base = case_config(task["scene"], task["psf"], task["ratio"], task["bands"], task["seed"], task["workdir"],
                        task.get("epochs"))

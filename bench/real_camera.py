@@ -2,7 +2,7 @@
 
 Truth: the Urban cube; HR-MSI from the measured IKONOS B/G/R/NIR responses, a camera
 gamma 1/2.2 and 40 dB noise; LR-HSI blurred (sigma 1), downsampled by 2, 35 dB noise
-(spectramorph_engine.scenarios). The fusion is told only "4 MSI bands" (no wavelengths,
+(spectramorph_engine.sensors.scenarios). The fusion is told only "4 MSI bands" (no wavelengths,
 no SRF), through the same files and pipeline a user's run goes through. Rows: the
 original behaviour (preset SRF), each option of real-world mode, the round-one default (no
 refinement), the default, the classical methods (GLP-HS, HySure: blur and SRF estimated from
@@ -36,7 +36,7 @@ VARIANTS = [
 
 def run_case(workdir: Path, hr_msi, lr_hsi, changes: dict, epochs=None, srf_file=None):
     from spectramorph_engine import load_config, run_fusion
-    from spectramorph_engine.config import FusionConfig
+    from spectramorph_engine.run.config import FusionConfig
     np.save(workdir / "hr_msi.npy", hr_msi)
     np.save(workdir / "lr_hsi.npy", lr_hsi)
     cfg = FusionConfig().replace(synthetic=False, hr_msi_file=str(workdir / "hr_msi.npy"),
@@ -53,7 +53,7 @@ def run_case(workdir: Path, hr_msi, lr_hsi, changes: dict, epochs=None, srf_file
 
 def score(truth, estimate) -> dict:
     """PSNR/SAM of a result as written (in the LR-HSI's own units, the truth's) against the truth."""
-    from spectramorph_engine import metrics
+    from spectramorph_engine.quality import metrics
     est = np.asarray(estimate, dtype=np.float64)
     return {"PSNR": metrics.psnr(truth, est), "SAM": metrics.sam(truth, est)}
 
@@ -64,9 +64,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=RESULTS_DIR / "real_camera.json")
     args = p.parse_args(argv)
-    from spectramorph_engine.degradation import bicubic_upsample
-    from spectramorph_engine.srf import save_srf
-    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.degradation import bicubic_upsample
+    from spectramorph_engine.sensors.srf import save_srf
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
     urban = data_dir() / "subimage_Urban_R162.mat"
     sc = real_camera_scenario(urban, seed=args.seed)
     oracle = real_camera_scenario(urban, seed=args.seed, oracle=True)

@@ -72,7 +72,7 @@ def _child(args, argv: list, json_path: Path) -> dict:
 
 
 def _make_pair(size: int, bands: int, ratio: int, folder: Path, fmt: str, cache: dict) -> dict:
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.srf import preset_srf
     from .scenes import LibraryScene, write_real_pair
     key = (size, bands)
     if key not in cache:

@@ -133,11 +133,12 @@ class TimedSinks:
 def _fusion(args) -> dict:
     """load -> NMF -> training -> inference streamed into the result files -> commit."""
     import torch
-    from spectramorph_engine import events
-    from spectramorph_engine.device import describe
+    from spectramorph_engine.core import events
+    from spectramorph_engine.core.device import describe
     from spectramorph_engine.io import ResultWriter
-    from spectramorph_engine.pipeline import fuse_with_method, prepare_inputs
-    from spectramorph_engine.training import TrainingHistory, training_flops_per_epoch
+    from spectramorph_engine.run.fuse import fuse_with_method
+    from spectramorph_engine.run.prepare import prepare_inputs
+    from spectramorph_engine.methods.spectramorph.training import TrainingHistory, training_flops_per_epoch
 
     formats = [f for f in args.formats.split(",") if f]
     out = Path(args.out)
@@ -216,8 +217,8 @@ def _fusion(args) -> dict:
 
 def _pipeline(args) -> dict:
     """run_fusion as the CLI runs it (real-world mode, one output file), for its memory."""
-    from spectramorph_engine import events
-    from spectramorph_engine.pipeline import run_fusion
+    from spectramorph_engine.core import events
+    from spectramorph_engine.run.pipeline import run_fusion
     fmt = args.formats.split(",")[0] or "h5"
     out = Path(args.out)
     config = _config(args, fmt=fmt, out_dir=str(out), fixed=False)
@@ -312,8 +313,8 @@ def nmf_compare(x: np.ndarray, k: int, device: str, match_tol: float = 0.02,
     scikit-learn's NMF (its defaults: init nndsvda here, coordinate descent,
     max_iter 200, tol 1e-4) on the same matrix; errors are ||X - WH||_F / ||X||_F.
     Then the engine's time to reach scikit-learn's error (+ match_tol)."""
-    from spectramorph_engine import unmixing
-    from spectramorph_engine.device import resolve_device
+    from spectramorph_engine.methods.spectramorph import unmixing
+    from spectramorph_engine.core.device import resolve_device
     dev = resolve_device(device)
     out = {"n": int(x.shape[0]), "bands": int(x.shape[1]), "k": k}
     xn = float(np.linalg.norm(x.astype(np.float64)))
@@ -363,7 +364,7 @@ def nmf_compare(x: np.ndarray, k: int, device: str, match_tol: float = 0.02,
 
 def _lr_matrix(path) -> np.ndarray:
     """The LR-HSI as the pipeline factorises it: normalised by 1/99 percentiles, clipped to [0,1]."""
-    from spectramorph_engine.degradation import normalize_percentile
+    from spectramorph_engine.sensors.degradation import normalize_percentile
     from spectramorph_engine.io import load_cube
     lr = normalize_percentile(np.asarray(load_cube(path).data, dtype=np.float32))
     return np.clip(lr.reshape(-1, lr.shape[2]), 0.0, 1.0)
@@ -391,12 +392,12 @@ def _train(args) -> dict:
     progress bar needs. Nothing is extrapolated.
     """
     import torch
-    from spectramorph_engine.degradation import apply_srf, normalize_percentile
-    from spectramorph_engine.device import configure_threads, describe, resolve_device
-    from spectramorph_engine.model import LatentEstimationNetwork
-    from spectramorph_engine.srf import preset_srf
-    from spectramorph_engine.training import lr_at, train_len, training_flops_per_epoch
-    from spectramorph_engine.unmixing import extract_endmembers
+    from spectramorph_engine.sensors.degradation import apply_srf, normalize_percentile
+    from spectramorph_engine.core.device import configure_threads, describe, resolve_device
+    from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork
+    from spectramorph_engine.sensors.srf import preset_srf
+    from spectramorph_engine.methods.spectramorph.training import lr_at, train_len, training_flops_per_epoch
+    from spectramorph_engine.methods.spectramorph.unmixing import extract_endmembers
     from .scenes import LibraryScene
 
     configure_threads()
@@ -520,7 +521,7 @@ def main(argv=None) -> int:
         if args.cores:
             pin_cores(args.cores)
         if hasattr(args, "device"):
-            from spectramorph_engine.device import configure_threads, resolve_device
+            from spectramorph_engine.core.device import configure_threads, resolve_device
             configure_threads()                               # as the pipeline does
             if args.what in ("reference", "train"):           # these call torch with the name directly
                 args.device = str(resolve_device(args.device))

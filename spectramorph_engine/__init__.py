@@ -6,20 +6,21 @@
 
 No Qt here: the CLI and the desktop app are two thin clients of this package.
 """
-from .config import FusionConfig, load_config, save_config, apply_overrides
-from .errors import Cancelled, InputError
-from . import events
+from .run.config import FusionConfig, load_config, save_config, apply_overrides
+from .core.errors import Cancelled, InputError
+from .core import events
 
-__version__ = "0.1.0"
+from .core.version import __version__  # noqa: F401
 
 
 def __getattr__(name):
     # The pipeline imports torch; load it on first use so `import spectramorph_engine`
     # (config checks, CLI --help) stays fast.
-    if name in ("run_fusion", "prepare_inputs", "FusionInputs", "FusionResult", "PreparedInputs",
-                "export_outputs"):
-        from . import pipeline
-        return getattr(pipeline, name)
+    where = {"run_fusion": "pipeline", "prepare_inputs": "prepare", "FusionInputs": "results",
+             "FusionResult": "results", "PreparedInputs": "results", "export_outputs": "write"}
+    if name in where:
+        import importlib
+        return getattr(importlib.import_module(f".run.{where[name]}", __name__), name)
     raise AttributeError(name)
 
 

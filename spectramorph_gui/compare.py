@@ -122,7 +122,7 @@ def resolve(state, record, key) -> Comparison:
     if key == "bicubic":
         cached = record.notes.get("bicubic")
         if cached is None:
-            from spectramorph_engine.degradation import bicubic_upsample
+            from spectramorph_engine.sensors.degradation import bicubic_upsample
             # clipped as the result is (and as its scores clip it): the same range on screen
             cached = bicubic_upsample(prep.lr_hsi, prep.ratio, value_range=prep.value_range).astype(np.float32)
             cached = cached[:r.hr_hsi.shape[0], :r.hr_hsi.shape[1]]

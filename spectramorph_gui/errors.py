@@ -58,7 +58,7 @@ def describe(exc: BaseException) -> tuple:
 
 def write_log(text: str) -> None:
     """Add a record to the app's log in one atomic replace (a crash mid-write cannot cut it)."""
-    from spectramorph_engine.atomic import atomic_write_bytes
+    from spectramorph_engine.io.atomic import atomic_write_bytes
     path = log_path()
     try:
         old = path.read_bytes() if path.is_file() else b""

@@ -108,7 +108,7 @@ def _fmt(v, digits: int = 4) -> str:
 
 def consistency_columns(consistency: dict):
     """Columns (header, tooltip, SpectraMorph value, bicubic value) of the real-world figures."""
-    from spectramorph_engine.metrics import METRIC_INFO
+    from spectramorph_engine.quality.metrics import METRIC_INFO
     cols = []
     bic = consistency.get("bicubic") or {}
     units = {"PSNR": ("dB", True), "SAM": ("°", False)}

@@ -21,7 +21,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from spectramorph_engine import FusionConfig, InputError
-from spectramorph_engine.config import KEYS
+from spectramorph_engine.run.config import KEYS
 
 from .worker import Workers
 
@@ -84,7 +84,7 @@ def source_from_cube(cube, label, path=None, key=None) -> DataSource:
 
 def load_demo_source(size: Optional[int] = None) -> DataSource:
     """The built-in demo scene (engine `demo.demo_scene`), optionally at a smaller size."""
-    from spectramorph_engine import demo
+    from spectramorph_engine.run import demo
     fn = demo.demo_scene
     if size is not None and "size" in inspect.signature(fn).parameters:
         truth, wl = fn(size=size)
@@ -234,7 +234,7 @@ class AppState(QObject):
         """Wavelengths typed or pasted by the user (one per band, or first..last), validated by
         the engine against the hyperspectral band count; an empty text goes back to the cube's
         own (metadata). False (and a dialog) if refused."""
-        from spectramorph_engine.previews import parse_wavelengths
+        from spectramorph_engine.quality.previews import parse_wavelengths
         if not (text or "").strip():
             return self.update_config(wavelengths=None)
         bands = self.num_hsi_bands()
@@ -292,7 +292,7 @@ class AppState(QObject):
     def _leave_demo_folders(config):
         """The demo's own output and log folders (outputs/demo, logs/demo) are not where a
         real pair's outputs belong: they go back to the general defaults."""
-        from spectramorph_engine.demo import demo_config
+        from spectramorph_engine.run.demo import demo_config
         demo, plain = demo_config(), FusionConfig()
         if config.synthetic:
             return config
@@ -328,7 +328,7 @@ class AppState(QObject):
                     fit_wavelengths: bool = True, error_hint: str = "") -> None:
         """Load on the task thread, prepare the candidate pair, and commit only on success."""
         from spectramorph_engine import prepare_inputs
-        from spectramorph_engine.errors import PairSizeError
+        from spectramorph_engine.core.errors import PairSizeError
         self._generation += 1
         gen = self._generation
         self._preparing = True
@@ -475,7 +475,7 @@ class AppState(QObject):
                 and all(a is b for a, b in zip(cached[0], arrays)) and cached[1] == wl_key:
             self._srf_estimate = (prepared, cached[2], None)
             return None
-        from spectramorph_engine.srf_estimation import estimate_srf
+        from spectramorph_engine.sensors.srf_estimation import estimate_srf
 
         def done(estimate):
             self._estimate_cache = (arrays, wl_key, estimate)

@@ -67,7 +67,8 @@ class _FusionWorker(QObject):
 
     @Slot(object)
     def run(self, job) -> None:
-        from spectramorph_engine import Cancelled, events as ev
+        from spectramorph_engine import Cancelled
+        from spectramorph_engine.core import events as ev
         from spectramorph_engine import run_fusion
         pending: list = []
         last_emit = [0.0]

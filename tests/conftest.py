@@ -43,7 +43,7 @@ def library_truth(shared_data):
     """make(size, bands, k=6, seed=0) -> (ground truth in [0, 1], wavelengths nm): a scene mixed
     from USGS-library spectra (bench.scenes.LibraryScene), percentile-normalised as SPEC 2 does."""
     from bench.scenes import LIBRARY_FILE, LibraryScene
-    from spectramorph_engine.degradation import normalize_percentile
+    from spectramorph_engine.sensors.degradation import normalize_percentile
     path = shared_data / LIBRARY_FILE
     if not path.exists():
         pytest.skip(f"{path} (USGS library) not present")

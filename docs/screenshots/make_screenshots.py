@@ -55,7 +55,7 @@ def main() -> int:
 
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication(sys.argv)
-    from spectramorph_engine import device
+    from spectramorph_engine.core import device
     device.available_cores = lambda: 1
     from spectramorph_gui.panels.main_window import MainWindow
 
@@ -148,7 +148,7 @@ def main() -> int:
     # --- inspecting: the SpectraMorph run beside GLP-HS, regions, a library match, levels, bands
     import csv
     import numpy as np
-    from spectramorph_engine.demo import MATERIALS, material_spectra
+    from spectramorph_engine.run.demo import MATERIALS, material_spectra
     first, glp = s.runs[0].number, s.runs[-1].number       # SpectraMorph, then GLP-HS
     w.data_dock.hide()                 # room for two images side by side (as a user would)
     w.psf_dock.hide()

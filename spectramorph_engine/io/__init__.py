@@ -1,7 +1,10 @@
-"""Reading cubes and small matrices, writing results atomically (a package: `common` holds the
-Cube, suffixes and the checks against hostile files, `readers` the seven formats, `writers`
-whole-cube writers, `streaming` the ResultWriter, `georef` map coordinates and nodata; every
-name is imported from `spectramorph_engine.io` as before).
+"""Reading cubes and small matrices, writing results atomically (a package, one module per
+format: `mat`, `h5`, `npy` (.npy and .npz), `tiff`, `envi`, `text` (text tables); `common` holds
+the Cube, suffixes and the checks against hostile files, `arrays` which arrays a file holds and
+which one was meant, `load` the public readers, `writers` whole-cube writers, `streaming` the
+ResultWriter, `georef` map coordinates and nodata, `atomic` the one writer of every file,
+`outputs` a run's staged outputs; every public name is imported from `spectramorph_engine.io`).
+Imports `core` only.
 
 Readers
 -------
@@ -61,7 +64,7 @@ Writers
 -------
 Everything is written under a temporary name in the target folder and
 renamed over the target only once complete (`atomic_path`, from
-spectramorph_engine.atomic), so a failed or cancelled write leaves neither a
+spectramorph_engine.io.atomic), so a failed or cancelled write leaves neither a
 partial file nor a damaged old one.
 
 `save_cube(path, data, wavelengths=None, extra=None)` by suffix:
@@ -96,10 +99,12 @@ memmap is offered through `ResultWriter.array` only when asked for), .mat
 results above 2 GB are streamed into a v7.3 file instead) and .tif
 (buffered).
 """
-from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401
-from .common import (CUBE_SUFFIXES, ENVI_DATA_SUFFIXES, ENVI_SUFFIXES, H5_SUFFIXES, MAT_SUFFIXES,  # noqa: F401
+from .atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401
+from .common import (CUBE_SUFFIXES, ENVI_DATA_SUFFIXES, ENVI_SUFFIXES, H5_SUFFIXES, MAT_SUFFIXES,
                      MAT_V5_LIMIT_BYTES, MATRIX_SUFFIXES, SAVE_SUFFIXES, TIF_SUFFIXES, WAVELENGTH_NAMES,
                      WAVELENGTH_SUFFIXES, Cube, PathLike, TransposedDataset, _check_file)
-from .readers import WindowedRaster, list_arrays, load_cube, load_matrix, load_wavelengths, suggest_array  # noqa: F401
+from .arrays import list_arrays, suggest_array  # noqa: F401
+from .load import load_cube, load_matrix, load_wavelengths  # noqa: F401
 from .streaming import ResultWriter  # noqa: F401
+from .tiff import WindowedRaster  # noqa: F401
 from .writers import save_cube  # noqa: F401

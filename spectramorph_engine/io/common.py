@@ -16,8 +16,8 @@ import numpy as np
 # One atomic writer for every file of the project; atomic_path & co. are re-exported from here
 # because callers have always found them in io.
 
-from ..errors import Cancelled, InputError
-from ..events import check_cancel
+from ..core.errors import Cancelled, InputError
+from ..core.events import check_cancel
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ def _read_blocks(src, shape, cancel=None, matlab: bool = False, p: Optional[Path
     with the cancel token checked between blocks. `matlab`: `src` is an HDF5 dataset in
     MATLAB's reversed axis order; it is read along its first axis (our last) and transposed.
     Refused before allocating when the copy cannot fit in memory (memory.require)."""
-    from ..memory import require
+    from ..core.memory import require
     require(4 * int(np.prod(shape, dtype=np.int64)), f"loading '{p or 'the cube'}' ({_fmt_shape(shape)})",
             "open it lazily, or crop it")
     out = np.empty(shape, dtype=np.float32)

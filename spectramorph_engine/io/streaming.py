@@ -9,12 +9,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..atomic import discard as _discard
-from ..errors import InputError
+from .atomic import atomic_path
+from .atomic import discard as _discard
+from ..core.errors import InputError
 
 from .common import (H5_SUFFIXES, MAT_V5_LIMIT_BYTES, PathLike, SAVE_SUFFIXES, _fmt_shape, _unknown_suffix)
-from .readers import _npy_sidecar
+from .npy import _npy_sidecar
 from .writers import (_H5_COMPRESSION, _atomic_envi, _check_extra, _envi_metadata, _envi_names, _h5_chunks,
     _h5_write_meta, _mat73_dataset, _mat73_put, _save_mat, _stamp_mat73, _stem_name, _write_tif,
     _write_wavelength_text)

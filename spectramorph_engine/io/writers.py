@@ -11,13 +11,13 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ..atomic import atomic_path, atomic_write_text
-from ..atomic import commit as _commit, discard as _discard
-from ..errors import InputError
+from .atomic import atomic_path, atomic_write_text
+from .atomic import commit as _commit, discard as _discard
+from ..core.errors import InputError
 
 from .common import (H5_SUFFIXES, MAT_V5_LIMIT_BYTES, PathLike, SAVE_SUFFIXES, TIF_SUFFIXES,
     _MATLAB_CLASSES, _fmt_shape, _unknown_suffix)
-from .readers import _npy_sidecar
+from .npy import _npy_sidecar
 log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- writers

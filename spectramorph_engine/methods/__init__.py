@@ -7,7 +7,7 @@ Each method is one module with
                                   {"psf": "...", "srf": "...", "ignores": "..."} (sentences for the app)
     fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None) -> MethodOutput
 so the pipeline, the bench and the app pick a method by name (`get_method`) and never
-branch on it elsewhere. `prep` is a pipeline.PreparedInputs: the normalised pair, the
+branch on it elsewhere. `prep` is a run.results.PreparedInputs: the normalised pair, the
 PSF (given, or the blur fitted on a real pair) and the SRF in use (`prep.msi_model()`
 gives the c x C matrix and per-band offset that map the LR-HSI's units onto the HR-MSI's).
 Every method honours the cancel token (events.check_cancel) at least every ~0.2 s and
@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 METHOD_NAMES = ("spectramorph", "glp", "hysure")
 

@@ -11,8 +11,8 @@ from typing import Tuple
 
 import numpy as np
 
-from .. import events as ev
-from ..errors import InputError
+from ..core import events as ev
+from ..core.errors import InputError
 
 # Keys' cubic convolution parameter: -0.5 is the one that reproduces quadratics
 # (third-order accurate; MATLAB imresize and degradation.bicubic_upsample use it).
@@ -107,7 +107,7 @@ def degrade(cube: np.ndarray, psf, r: int, boundary: str = "zero") -> np.ndarray
     zero padding, so borders darken as they do in a synthetic pair). "symmetric": the
     image mirrored at its edges before blurring (what a real sensor, which sees past
     the frame, resembles better)."""
-    from ..degradation import area_downsample, degrade_spatial
+    from ..sensors.degradation import area_downsample, degrade_spatial
     k = psf_or_delta(psf)
     x = np.asarray(cube, dtype=np.float32)
     if k.size == 1:
@@ -182,6 +182,41 @@ def boundary_for(prep) -> str:
     return "zero" if getattr(prep, "mode", "synthetic") == "synthetic" else "symmetric"
 
 
+def detect_boundary(hr_msi, lr_hsi, ratio: int, psf, srf, offset=None, margin: float = 0.02):
+    """How the LR-HSI's blur treated the image border, read from the pair: "zero" (padding
+    with zeros, so its border pixels darken -- a pair simulated with this engine's
+    degrade_spatial or similar tools) or "free" (a real sensor saw the scene past the frame).
+
+    The HR-MSI is degraded to the LR grid both ways (zeros / mirrored edges) and compared, on
+    the ring of LR pixels the blur reaches past the border, with the LR-HSI seen through the
+    SRF (lr_hsi @ srf.T + offset). "zero" only when it fits clearly (by `margin`, relative)
+    better; otherwise "free", the physical default. Returns (boundary, {"zero": mse, "free": mse}).
+    """
+    from ..sensors.degradation import _ratio, as_cube
+    msi = as_cube(hr_msi, "the HR-MSI").astype(np.float32, copy=False)
+    lr = as_cube(lr_hsi, "the LR-HSI")
+    r = _ratio(ratio)
+    k = None if psf is None else np.asarray(psf, dtype=np.float64)
+    h, w = lr.shape[:2]
+    if k is None or k.size <= 1:
+        return "free", {}
+    reach = max(1, int(np.ceil((k.shape[0] // 2) / r)))
+    if h <= 2 * reach or w <= 2 * reach:
+        return "free", {}
+    ring = np.ones((h, w), dtype=bool)
+    ring[reach:h - reach, reach:w - reach] = False
+    s = np.asarray(srf, dtype=np.float64)
+    seen = lr[ring].astype(np.float64) @ s.T
+    if offset is not None:
+        seen = seen + np.asarray(offset, dtype=np.float64).reshape(1, -1)
+    errors = {}
+    for name, pad in (("zero", "zero"), ("free", "symmetric")):
+        low = np.asarray(degrade(msi, k, r, pad), dtype=np.float64).reshape(h, w, -1)
+        errors[name] = float(np.mean((low[ring] - seen) ** 2))
+    choice = "zero" if errors["zero"] < (1.0 - margin) * errors["free"] else "free"
+    return choice, errors
+
+
 __all__ = ["check_pair", "psf_or_delta", "cubic_taps", "cubic_matrix", "CubicUpsampler", "degrade",
            "decimation_kernel", "rows_per_block", "new_output", "put_rows", "Ticker", "boundary_for",
-           "KEYS_A"]
+           "detect_boundary", "KEYS_A"]

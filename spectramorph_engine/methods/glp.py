@@ -49,7 +49,7 @@ import time
 
 import numpy as np
 
-from .. import events as ev
+from ..core import events as ev
 from . import MethodOutput
 from ._ops import (CubicUpsampler, Ticker, boundary_for, check_pair, cubic_matrix, degrade, new_output,
                    put_rows, rows_per_block)

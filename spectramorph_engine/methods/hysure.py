@@ -62,8 +62,8 @@ import time
 
 import numpy as np
 
-from .. import events as ev
-from ..errors import InputError
+from ..core import events as ev
+from ..core.errors import InputError
 from . import MethodOutput
 from ._ops import (CubicUpsampler, Ticker, boundary_for, check_pair, decimation_kernel, new_output, put_rows,
                    rows_per_block)
@@ -126,7 +126,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     given result instead of starting from nothing (refinement.py).
     """
     import torch
-    from ..device import configure_threads
+    from ..core.device import configure_threads
     ev.check_cancel(cancel)
     tick = tick or (lambda *a, **k: None)
     H, W, c = msi.shape

@@ -16,9 +16,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
-from spectramorph_engine.config import OUTPUT_SCALES
-from spectramorph_engine.previews import (composite, default_rgb_bands, display_levels, format_wavelengths,
-                                          msi_band_centres, msi_rgb_bands)
+from spectramorph_engine.run.config import OUTPUT_SCALES
+from spectramorph_engine.quality.previews import (composite, default_rgb_bands, display_levels,
+                                                  format_wavelengths, msi_band_centres, msi_rgb_bands)
 
 from . import dialogs
 from .fields import ConfigForm, Field, tooltip

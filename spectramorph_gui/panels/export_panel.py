@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPus
 
 from spectramorph_engine import InputError
 
-from spectramorph_engine.config import FIGURE_FORMATS, OUTPUT_TYPES
+from spectramorph_engine.run.config import FIGURE_FORMATS, OUTPUT_TYPES
 
 from . import dialogs
 from .fields import ConfigForm, Field
@@ -191,7 +191,7 @@ class ExportPanel(QWidget):
             path = dialogs.ask_save_file(self, f"Save the {which} figure", filters, f"{which}.{fmt}")
             if not path:
                 return
-        from spectramorph_engine import figures
+        from spectramorph_engine.quality import figures
         E, alle, wl = r.endmembers, r.alle, r.prepared.wavelengths
 
         def job():

@@ -2,7 +2,7 @@
 overlay chosen library spectra on the spectrum plot.
 
 The library is read, resampled onto the result's wavelengths and matched by the engine
-(`spectramorph_engine.library`); this tab lists what it found.
+(`spectramorph_engine.quality.library`); this tab lists what it found.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class LibraryTab(QWidget):
             path = dialogs.ask_open_file(self, "Open a spectral library", LIBRARY_FILTER)
             if not path:
                 return
-        from spectramorph_engine.library import load_library
+        from spectramorph_engine.quality.library import load_library
 
         def done(lib):
             self.library = lib
@@ -92,7 +92,7 @@ class LibraryTab(QWidget):
                               "The result has no wavelengths: type them in the Data panel to match.")
             self._fill([])
             return
-        from spectramorph_engine.library import resample_library
+        from spectramorph_engine.quality.library import resample_library
         self.resampled = resample_library(lib, self.wavelengths)
         covered = int(np.isfinite(self.resampled.spectra).any(axis=0).sum())
         self.info.setText(f"<b>{name}</b>: {len(lib)} spectra, {lib.wavelengths[0]:.0f}–{lib.wavelengths[-1]:.0f} nm, "
@@ -123,7 +123,7 @@ class LibraryTab(QWidget):
         if self.resampled is None or spectrum is None:
             self._fill([])
             return
-        from spectramorph_engine.library import match_spectrum
+        from spectramorph_engine.quality.library import match_spectrum
         self._fill(match_spectrum(spectrum, self.resampled, top=TOP_MATCHES))
 
     def _fill(self, matches: list) -> None:

@@ -37,7 +37,7 @@ class MainWindow(QMainWindow):
                             | QMainWindow.AllowNestedDocks)
         self.state = AppState(self, demo_size=demo_size)
         if load_demo:
-            from spectramorph_engine.demo import demo_config
+            from spectramorph_engine.run.demo import demo_config
             # The demo's own defaults (five materials in the scene -> five endmembers), as the CLI's --demo.
             self.state.config = demo_config()
 

@@ -2,7 +2,7 @@
 
 Images are row-major (image[row, col], rows going down the screen) and drawn
 with the levels the caller gives (band choice and percentile stretch come from
-`spectramorph_engine.previews`); nothing here re-stretches on its own.
+`spectramorph_engine.quality.previews`); nothing here re-stretches on its own.
 """
 from __future__ import annotations
 
@@ -365,7 +365,7 @@ class BandPicker(QWidget):
 
     def set_wavelengths_nm(self, targets) -> None:
         """Pick the bands nearest to these (R, G, B) wavelengths, e.g. (650, 550, 450)."""
-        from spectramorph_engine.inspection import rgb_by_wavelength
+        from spectramorph_engine.quality.inspection import rgb_by_wavelength
         bands = rgb_by_wavelength(self.wavelengths, targets)
         for spin, b in zip(self.spins, bands):
             spin.blockSignals(True)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushB
                                QVBoxLayout, QWidget)
 
 from spectramorph_engine import InputError
-from spectramorph_engine.config import PSF_TYPES
+from spectramorph_engine.run.config import PSF_TYPES
 
 from . import dialogs
 from .fields import ConfigForm, Field, tooltip
@@ -104,7 +104,7 @@ class PsfPanel(QWidget):
             path = dialogs.ask_open_file(self, "Open a PSF kernel", MATRIX_FILTER)
             if not path:
                 return False
-        from spectramorph_engine import psf
+        from spectramorph_engine.sensors import psf
         try:
             psf.load_psf(path)   # refuse a bad kernel before the config points at it
         except InputError as exc:
@@ -161,7 +161,7 @@ class PsfPanel(QWidget):
         return (np.asarray(p.psf), float(sigma)) if sigma is not None else None
 
     def redraw(self, config=None) -> None:
-        from spectramorph_engine import psf
+        from spectramorph_engine.sensors import psf
         config = config or self.state.config
         fitted = self.fitted_psf(config)
         try:

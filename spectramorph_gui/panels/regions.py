@@ -18,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 
-from spectramorph_engine.inspection import polygon_mask, rectangle_mask
+from spectramorph_engine.quality.inspection import polygon_mask, rectangle_mask
 
 from ..view_state import ResultsViewState
 PIN_COLOURS = ("#d500f9", "#00b8d4", "#ff6d00", "#64dd17", "#2962ff", "#c51162")

@@ -144,7 +144,7 @@ class ResultsCompare:
             cube = r.hr_hsi
 
             def job():
-                from spectramorph_engine.inspection import difference_map
+                from spectramorph_engine.quality.inspection import difference_map
                 return difference_map(cube, comp.cube, kind=kind)
 
             def ready(diff):
@@ -165,7 +165,7 @@ class ResultsCompare:
             if comp.same_bands:
                 image = cube_image(comp.cube, spec)
             else:      # the HR-MSI: its own bands (three, or its only one)
-                from spectramorph_engine.previews import composite, default_rgb_bands
+                from spectramorph_engine.quality.previews import composite, default_rgb_bands
                 c = comp.cube.shape[2]
                 image = composite(comp.cube, default_rgb_bands(c) if c >= 3 else (0, 0, 0))
             return image, (stretch(image, preset) if own_levels else None)

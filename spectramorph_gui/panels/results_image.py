@@ -14,8 +14,8 @@ from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider,
                                QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
-from spectramorph_engine.inspection import percentile_levels
-from spectramorph_engine.previews import composite
+from spectramorph_engine.quality.inspection import percentile_levels
+from spectramorph_engine.quality.previews import composite
 
 from .plotting import BandPicker, ImageView, band_name
 from .regions import RegionTools
@@ -371,7 +371,7 @@ class ResultsImage:
         rec = self.state.shown_run
         notes = rec.notes if rec is not None else {}
         if "error_maps" not in notes:
-            from spectramorph_engine.inspection import pixel_error_maps
+            from spectramorph_engine.quality.inspection import pixel_error_maps
             rmse, sam = pixel_error_maps(self.result.hr_hsi, self.result.prepared.truth)
             notes["error_maps"] = {"rmse": rmse, "sam": sam}
         return notes["error_maps"]

@@ -16,7 +16,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter,
                                QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from spectramorph_engine.previews import shared_range
+from spectramorph_engine.quality.previews import shared_range
 
 from ..run_summary import _fmt, consistency_columns, no_unmixing_note, result_facts, run_summary
 from .fields import format_clock
@@ -356,7 +356,7 @@ class ResultsOverview:
         digits = 4
         name = escape(short_name(r.method))
         if r.metrics:
-            from spectramorph_engine.metrics import METRIC_INFO
+            from spectramorph_engine.quality.metrics import METRIC_INFO
             self.metrics_title.setText(f"<b>Scores of {name} against the ground truth</b> (ratio "
                                        f"{r.prepared.ratio}; ↑ higher is better, ↓ lower is better)")
             for name, value in r.metrics.items():

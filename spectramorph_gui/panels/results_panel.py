@@ -27,7 +27,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
-from spectramorph_engine.previews import default_rgb_bands
+from spectramorph_engine.quality.previews import default_rgb_bands
 
 from ..run_summary import consistency_columns, consistency_rows, no_unmixing_note, result_facts, run_summary
 from ..view_state import ResultsViewState, Scene

@@ -239,7 +239,7 @@ class ResultsSpectra:
         self.library_tab.targets_changed()
 
     def _compute_region(self, region) -> None:
-        from spectramorph_engine.inspection import roi_statistics
+        from spectramorph_engine.quality.inspection import roi_statistics
         shape = self.result.hr_hsi.shape
         mask = region.mask(shape)
         sources = self._region_sources()
@@ -319,7 +319,7 @@ class ResultsSpectra:
         rec = self.state.shown_run
         cache = rec.notes.setdefault("band_scores", {}) if rec is not None else {}
         if key not in cache:
-            from spectramorph_engine.inspection import per_band_scores
+            from spectramorph_engine.quality.inspection import per_band_scores
             cache[key] = per_band_scores(cube, self.result.prepared.truth)
         return cache[key]
 

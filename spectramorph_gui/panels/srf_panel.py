@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLin
                                QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from spectramorph_engine import InputError
-from spectramorph_engine.config import SRF_PRESET_BANDS, SRF_SOURCES, TRAINING_INPUTS
-from spectramorph_engine.previews import msi_band_centres
-from spectramorph_engine.srf import CAMERAS
+from spectramorph_engine.run.config import SRF_PRESET_BANDS, SRF_SOURCES, TRAINING_INPUTS
+from spectramorph_engine.quality.previews import msi_band_centres
+from spectramorph_engine.sensors.srf import CAMERAS
 
 from . import dialogs
 from .fields import ConfigForm, Field, tooltip
@@ -220,7 +220,7 @@ class SrfPanel(QWidget):
             path = dialogs.ask_open_file(self, "Open an SRF", SRF_FILTER)
             if not path:
                 return False
-        from spectramorph_engine import srf
+        from spectramorph_engine.sensors import srf
         bands = self.state.num_hsi_bands()
         if bands is not None:
             try:
@@ -247,7 +247,7 @@ class SrfPanel(QWidget):
             path = dialogs.ask_save_file(self, "Save the SRF", SRF_SAVE_FILTER, name)
             if not path:
                 return
-        from spectramorph_engine import srf
+        from spectramorph_engine.sensors import srf
         matrix, wl = np.array(matrix, copy=True), self._wavelengths()
         if wl is not None and len(wl) != matrix.shape[1]:
             wl = None
@@ -284,7 +284,7 @@ class SrfPanel(QWidget):
                                           (config.srf_source == "auto" and config.provide_srf))
 
     def redraw(self) -> None:
-        from spectramorph_engine import srf as srf_mod
+        from spectramorph_engine.sensors import srf as srf_mod
         s, config = self.state, self.state.config
         real = not config.synthetic
         self.form.set_row_visible("srf_source", real)
@@ -393,7 +393,7 @@ class SrfPanel(QWidget):
         self.use_label.setText(text)
 
     def _x_axis(self, c, bands, wl, kind):
-        from spectramorph_engine import srf as srf_mod
+        from spectramorph_engine.sensors import srf as srf_mod
         if wl is not None:
             return np.asarray(wl, dtype=float), "wavelength (nm)"
         if kind == "preset" and c in SRF_PRESET_BANDS:

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
                                QScrollArea, QVBoxLayout, QWidget)
 
-from spectramorph_engine.config import DEVICES, ENDMEMBER_METHODS, SCHEDULERS
+from spectramorph_engine.run.config import DEVICES, ENDMEMBER_METHODS, SCHEDULERS
 
 from .fields import Field, SectionedForm, format_clock
 from .method_text import METHOD_NAMES, short_name, title, uses_lines
@@ -459,5 +459,5 @@ class TrainingPanel(QWidget):
 def finished_text(r) -> str:
     """One line on a finished run in its method's own terms (the engine's method_report: a loss
     for a trained network, an objective for a solver, neither for GLP-HS)."""
-    from spectramorph_engine.method_report import facts_text, result_figures
+    from spectramorph_engine.run.method_report import facts_text, result_figures
     return f"Finished ({short_name(r.method)}): {facts_text(result_figures(r))}, device {r.device}."

@@ -15,12 +15,12 @@ import pytest
 import yaml
 from scipy.ndimage import gaussian_filter
 
-from spectramorph_engine import batch
-from spectramorph_engine.config import FusionConfig
-from spectramorph_engine.degradation import apply_srf, area_downsample, blur
-from spectramorph_engine.errors import InputError
-from spectramorph_engine.psf import make_psf
-from spectramorph_engine.srf import preset_srf
+from spectramorph_engine.scale import batch
+from spectramorph_engine.run.config import FusionConfig
+from spectramorph_engine.sensors.degradation import apply_srf, area_downsample, blur
+from spectramorph_engine.core.errors import InputError
+from spectramorph_engine.sensors.psf import make_psf
+from spectramorph_engine.sensors.srf import preset_srf
 
 ROOT = Path(__file__).resolve().parents[2]
 RATIO = 4
@@ -166,8 +166,8 @@ def test_tiled_inference_equals_the_in_process_result(client, tmp_path):
     GeoTIFF, the LR-HSI from .h5 for the prior) against run_fusion's result file."""
     zarr = pytest.importorskip("zarr")
     from spectramorph_engine.io import save_cube
-    from spectramorph_engine.pipeline import run_fusion
-    from spectramorph_engine.tiled import run_tiled
+    from spectramorph_engine.run.pipeline import run_fusion
+    from spectramorph_engine.scale.tiled import run_tiled
     msi, lr = make_pair(tmp_path, "big", seed=7)
     msi[3, 5] = np.nan              # a pixel without data: NaN in both results
     save_cube(tmp_path / "big_hr.tif", msi)
@@ -193,7 +193,7 @@ def test_tiled_inference_equals_the_in_process_result(client, tmp_path):
     # a complete tiled run is skipped on resume like any other
     scene = batch.Scene("big", 1, config)
     assert batch.complete_run(config) is not None
-    from spectramorph_engine.tiled import run_batch_tiled
+    from spectramorph_engine.scale.tiled import run_batch_tiled
     assert run_batch_tiled([scene], client)[0]["status"] == "skipped (complete)"
 
 
@@ -247,7 +247,7 @@ NO_DASK = """
 import sys
 for name in ("dask", "distributed", "dask.distributed", "dask.array"):
     sys.modules[name] = None
-from spectramorph_engine import cli
+from spectramorph_engine.cli import main as cli
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -276,8 +276,8 @@ def test_without_dask_the_scenes_run_one_after_another(tmp_path):
 
 
 def test_the_engine_imports_no_dask():
-    code = ("import sys, spectramorph_engine, spectramorph_engine.pipeline, spectramorph_engine.batch, "
-            "spectramorph_engine.tiled, spectramorph_engine.cli\n"
+    code = ("import sys, spectramorph_engine, spectramorph_engine.run.pipeline, spectramorph_engine.scale.batch, "
+            "spectramorph_engine.scale.tiled, spectramorph_engine.cli.main\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'zarr')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
@@ -337,7 +337,7 @@ def test_resume_reruns_a_scene_whose_listed_file_is_missing(one_done):
 
 
 def test_no_resume_reruns_a_complete_scene(one_done, capsys):
-    from spectramorph_engine import cli
+    from spectramorph_engine.cli import main as cli
     scenes, out = one_done
     tmp_path = out.parent.parent
     args = ["batch", str(tmp_path / "pairs.csv"), "--config", str(tmp_path / "base.yaml"), "--scheduler", "none",

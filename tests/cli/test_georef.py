@@ -11,9 +11,9 @@ import rasterio
 import yaml
 from rasterio.transform import from_origin
 
-from spectramorph_engine.degradation import apply_srf, area_downsample, blur
-from spectramorph_engine.psf import make_psf
-from spectramorph_engine.srf import preset_srf
+from spectramorph_engine.sensors.degradation import apply_srf, area_downsample, blur
+from spectramorph_engine.sensors.psf import make_psf
+from spectramorph_engine.sensors.srf import preset_srf
 
 from test_cli import run_cli
 
@@ -186,7 +186,7 @@ def test_a_garbage_nodata_tag_is_reported_not_lost(scene, tmp_path):
     (every 0 pixel would be nodata) and io.georef swallowed every error while reading the
     metadata; now the user is told, naming the file and the tag."""
     import tifffile
-    from spectramorph_engine.errors import InputError
+    from spectramorph_engine.core.errors import InputError
     from spectramorph_engine.io import load_cube
     _truth, _wl, hr, lr = scene
     tifffile.imwrite(tmp_path / "lr_bad.tif", lr, extratags=[(42113, "s", 0, "n/a", True)])

@@ -20,7 +20,10 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 # waits there for the test's SIGKILL: a kill at a known place, not at a guessed time.
 WRAPPER = r'''
 import os, sys, time
-from spectramorph_engine import cli, events, figures, io
+from spectramorph_engine import io
+from spectramorph_engine.cli import main as cli
+from spectramorph_engine.core import events
+from spectramorph_engine.quality import figures
 
 point = os.environ["KILL_POINT"]
 
@@ -99,7 +102,7 @@ def _run_and_kill(cfg: Path, wrapper: Path, point: str):
 
 @pytest.mark.slow
 def test_sigkill_while_loading_training_or_writing_leaves_the_previous_outputs(tmp_path):
-    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.run.demo import demo_scene
     truth = demo_scene(size=32, num_bands=30, seed=1)[0]
     np.save(tmp_path / "scene.npy", np.asarray(truth, dtype=np.float32))
     out, logs = tmp_path / "out", tmp_path / "logs"

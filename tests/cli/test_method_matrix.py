@@ -17,12 +17,12 @@ import scipy.io
 import yaml
 from rasterio.transform import from_origin
 
-from spectramorph_engine import cli
-from spectramorph_engine.degradation import apply_srf, area_downsample, blur
-from spectramorph_engine.demo import demo_scene
+from spectramorph_engine.cli import main as cli
+from spectramorph_engine.sensors.degradation import apply_srf, area_downsample, blur
+from spectramorph_engine.run.demo import demo_scene
 from spectramorph_engine.methods import METHOD_NAMES
-from spectramorph_engine.psf import make_psf
-from spectramorph_engine.srf import preset_srf
+from spectramorph_engine.sensors.psf import make_psf
+from spectramorph_engine.sensors.srf import preset_srf
 
 SIZE, BANDS, RATIO = 32, 24, 2
 FORMATS = ("npy", "mat", "h5", "geotiff")

@@ -1,7 +1,7 @@
 """Issue 5's "real camera" scenario through the CLI, as a user with their own pair would run it.
 
 Truth: the Urban cube; HR-MSI from the measured IKONOS responses + camera gamma + 40 dB noise;
-LR-HSI blurred, downsampled by 2, 35 dB noise (spectramorph_engine.scenarios). The program is
+LR-HSI blurred, downsampled by 2, 35 dB noise (spectramorph_engine.sensors.scenarios). The program is
 told only "4 MSI bands". Scores are taken on the written file as it is: the result comes back in
 the LR-HSI's own units (issue 10), which are the truth's.
 """
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from spectramorph_engine.degradation import bicubic_upsample
-from spectramorph_engine.metrics import psnr, sam
+from spectramorph_engine.sensors.degradation import bicubic_upsample
+from spectramorph_engine.quality.metrics import psnr, sam
 
 from test_cli import DATA, URBAN, run_cli
 
@@ -23,7 +23,7 @@ needs_data = pytest.mark.skipif(not (URBAN.exists() and (DATA / "Ikonos_spec_res
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
-    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
     sc = real_camera_scenario(URBAN, seed=0)
     folder = tmp_path_factory.mktemp("camera")
     np.save(folder / "hr_msi.npy", sc["hr_msi"])

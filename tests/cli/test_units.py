@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from spectramorph_engine.degradation import apply_srf, area_downsample, blur
-from spectramorph_engine.psf import make_psf
-from spectramorph_engine.srf import preset_srf
+from spectramorph_engine.sensors.degradation import apply_srf, area_downsample, blur
+from spectramorph_engine.sensors.psf import make_psf
+from spectramorph_engine.sensors.srf import preset_srf
 
 from test_cli import run_cli
 

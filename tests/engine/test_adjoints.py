@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from spectramorph_engine import consistency, degradation, srf_estimation
+from spectramorph_engine.quality import consistency
+from spectramorph_engine.sensors import degradation, srf_estimation
 from spectramorph_engine.methods import _ops, hysure
-from spectramorph_engine.refinement import _SpatialModel
+from spectramorph_engine.methods.spectramorph.refinement import _SpatialModel
 
 
 def random_psf(size=7, seed=0):
@@ -212,6 +213,6 @@ def test_hysure_solver_fits_a_pair_made_with_an_asymmetric_psf():
                                         tv_weight=1e-5, iterations=60, device="cpu")
     fused = coeff @ E.T.astype(np.float32)
     lr_fit = degradation.degrade_spatial(fused.astype(np.float32), psf, 4)
-    from spectramorph_engine import metrics
+    from spectramorph_engine.quality import metrics
     assert metrics.psnr(lr, lr_fit) > 50.0, metrics.psnr(lr, lr_fit)
     assert history[-1] < 0.01 * history[0], (history[0], history[-1])

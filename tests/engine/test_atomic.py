@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectramorph_engine import atomic, figures, io, psf, srf
-from spectramorph_engine.config import FusionConfig, load_config, save_config
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.io import atomic
+from spectramorph_engine.quality import figures
+from spectramorph_engine import io
+from spectramorph_engine.sensors import psf, srf
+from spectramorph_engine.run.config import FusionConfig, load_config, save_config
+from spectramorph_engine.core.errors import InputError
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from spectramorph_engine import FusionConfig, InputError, load_config, save_config
-from spectramorph_engine.pipeline import FusionInputs, prepare_inputs
-from spectramorph_engine.srf import CAMERAS, camera_srf
+from spectramorph_engine.run.results import FusionInputs
+from spectramorph_engine.run.prepare import prepare_inputs
+from spectramorph_engine.sensors.srf import CAMERAS, camera_srf
 
 FINE_AXIS = np.arange(350.0, 2551.0, 1.0)      # 1 nm: a row's peak must sit on its published centre
 

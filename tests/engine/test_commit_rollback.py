@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
-from spectramorph_engine.atomic import TEMP_MARK
-from spectramorph_engine.errors import InputError
-from spectramorph_engine.outputs import COMPLETE_MARKER, ROLLBACK_MARKER, StagedOutputs, recover
+from spectramorph_engine.io.atomic import TEMP_MARK
+from spectramorph_engine.core.errors import InputError
+from spectramorph_engine.io.outputs import COMPLETE_MARKER, ROLLBACK_MARKER, StagedOutputs, recover
 
 OBSOLETE = "hr_hsi_wavelengths.txt"      # a file of the previous result the new one drops
 # renames of one commit of the layout below: the journal, then per name (sorted) previous
@@ -56,7 +56,7 @@ def _small_config(root: Path, **kw) -> FusionConfig:
 
 @pytest.fixture(scope="module")
 def truth():
-    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.run.demo import demo_scene
     return FusionInputs(truth=demo_scene(size=32, num_bands=20, seed=2)[0])
 
 

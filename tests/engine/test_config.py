@@ -3,9 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from spectramorph_engine.config import (FusionConfig, apply_overrides, from_dict, load_config,
-                                        save_config)
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.run.config import FusionConfig, apply_overrides, from_dict, load_config, save_config
+from spectramorph_engine.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +62,7 @@ def test_unparsable_and_empty_files(tmp_path):
 # ----------------------------------------------------------------------------- original configs
 def _original_template(**changes) -> dict:
     """Every key of the original implementation's main.py template, none of ours."""
-    from spectramorph_engine.config import ORIGINAL_KEYS
+    from spectramorph_engine.run.config import ORIGINAL_KEYS
     d = {k: v for k, v in FusionConfig().to_dict().items() if k in ORIGINAL_KEYS}
     assert set(d) == set(ORIGINAL_KEYS)
     d.update(changes)
@@ -72,7 +71,7 @@ def _original_template(**changes) -> dict:
 
 def test_an_original_config_with_tile_batches_is_refused_with_what_to_write(tmp_path):
     import yaml
-    from spectramorph_engine.config import load_config
+    from spectramorph_engine.run.config import load_config
     p = tmp_path / "original.yaml"
     p.write_text(yaml.safe_dump(_original_template(training_batch_size=64, inference_batch_size=128)))
     with pytest.raises(InputError) as err:
@@ -85,7 +84,7 @@ def test_an_original_config_with_tile_batches_is_refused_with_what_to_write(tmp_
 
 def test_an_original_config_without_batch_sizes_runs_unchanged(tmp_path):
     import json
-    from spectramorph_engine.config import load_config
+    from spectramorph_engine.run.config import load_config
     p = tmp_path / "original.json"
     p.write_text(json.dumps(_original_template(epochs=300)))
     assert load_config(p) == FusionConfig(epochs=300)
@@ -93,7 +92,7 @@ def test_an_original_config_without_batch_sizes_runs_unchanged(tmp_path):
 
 def test_our_configs_count_batch_sizes_in_pixels(tmp_path):
     import yaml
-    from spectramorph_engine.config import load_config
+    from spectramorph_engine.run.config import load_config
     # one key of ours (scheduler) says the file is ours, whatever else it holds
     ours = _original_template(training_batch_size=64, scheduler="flat")
     (tmp_path / "ours.yaml").write_text(yaml.safe_dump(ours))
@@ -104,7 +103,7 @@ def test_our_configs_count_batch_sizes_in_pixels(tmp_path):
 
 
 def test_spec_prior_null_means_auto_and_true_false_force_it(tmp_path):
-    from spectramorph_engine.config import from_dict
+    from spectramorph_engine.run.config import from_dict
     assert from_dict({"spec_prior": None}).spec_prior == "auto" == FusionConfig().spec_prior
     assert from_dict({"spec_prior": "auto"}).prior_choice == "auto"
     auto = FusionConfig()

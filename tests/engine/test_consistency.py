@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectramorph_engine import consistency as cons
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.quality import consistency as cons
+from spectramorph_engine.core.errors import InputError
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 URBAN = DATA / "subimage_Urban_R162.mat"
@@ -22,7 +22,7 @@ def _gauss_psf(sigma=1.0, k=3):
 @pytest.fixture(scope="module")
 def scene():
     """A smooth 48 x 48 x 30 scene of 4 materials, its SRF, PSF and noisy inputs (35/40 dB)."""
-    from spectramorph_engine.degradation import add_awgn, apply_srf, area_downsample, blur
+    from spectramorph_engine.sensors.degradation import add_awgn, apply_srf, area_downsample, blur
     rng = np.random.default_rng(0)
     H = W = 48
     C = 30
@@ -103,11 +103,11 @@ def test_reduced_resolution_score(scene):
     hr_red, lr_red, lr_ref = cons.reduced_resolution_inputs(s["hr_msi"], s["lr_hsi"], s["ratio"], s["psf"])
     perfect = cons.reduced_resolution_score(lr_ref, s["lr_hsi"], s["ratio"])
     assert {"PSNR", "SAM", "RMSE"} <= set(perfect) and perfect["RMSE"] == pytest.approx(0.0, abs=1e-7)
-    from spectramorph_engine.degradation import bicubic_upsample
+    from spectramorph_engine.sensors.degradation import bicubic_upsample
     upsampled = bicubic_upsample(lr_red, s["ratio"])
     bic = cons.reduced_resolution_score(upsampled, s["lr_hsi"], s["ratio"])
     # scored against the original LR-HSI (cropped to the reduced grid), every SPEC metric
-    from spectramorph_engine import metrics
+    from spectramorph_engine.quality import metrics
     assert bic == pytest.approx(metrics.compute_all(lr_ref, upsampled, s["ratio"]), rel=1e-9)
     # bicubic cannot undo the 2x blur + downsampling: about 27 dB here (seeded scene), far from
     # the perfect score and from the 35 dB noise floor of the LR-HSI
@@ -126,13 +126,14 @@ def test_quality_warnings_wording_and_thresholds():
 
 @needs_urban
 def test_warnings_fire_for_the_preset_on_the_real_camera_not_for_the_estimate():
-    from spectramorph_engine import srf_estimation as se
-    from spectramorph_engine.degradation import normalize_percentile
-    from spectramorph_engine.scenarios import real_camera_scenario
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors import srf_estimation as se
+    from spectramorph_engine.sensors import srf_fit as sf
+    from spectramorph_engine.sensors.degradation import normalize_percentile
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.srf import preset_srf
     sc = real_camera_scenario(URBAN)
     hr, lr = normalize_percentile(sc["hr_msi"]), normalize_percentile(sc["lr_hsi"])
-    preset = se.preset_fit(hr, lr, 2, preset_srf(4, 162))
+    preset = sf.preset_fit(hr, lr, 2, preset_srf(4, 162))
     est = se.estimate_srf(hr, lr, 2)
     assert any("SRF explains the HR-MSI poorly" in m for m in cons.quality_warnings(preset["psnr"]))
     assert cons.quality_warnings(est.psnr) == []
@@ -148,9 +149,9 @@ def test_warnings_fire_for_the_preset_on_the_real_camera_not_for_the_estimate():
 
 def test_band_chunked_figures_equal_whole_cube_figures():
     """consistency_from_latent (used for results too big to hold) = the whole-cube functions."""
-    from spectramorph_engine.consistency import (bicubic_consistency, consistency_from_latent,
-                                                 lr_consistency, msi_consistency)
-    from spectramorph_engine.psf import make_psf
+    from spectramorph_engine.quality.consistency import (bicubic_consistency, consistency_from_latent,
+                                                         lr_consistency, msi_consistency)
+    from spectramorph_engine.sensors.psf import make_psf
     rng = np.random.default_rng(1)
     alle = rng.random((24, 16, 3), dtype=np.float32)
     E = rng.random((3, 11), dtype=np.float32) * 0.6
@@ -177,11 +178,11 @@ def test_a_real_pairs_result_is_degraded_back_as_the_pair_was_made():
     past the frame, a good result darkened along the border and every outer LR pixel of the
     misfit map read ~30x the interior; the LR consistency read 30 dB for a 53 dB result."""
     from spectramorph_engine import FusionConfig, run_fusion
-    from spectramorph_engine.degradation import area_downsample, blur
-    from spectramorph_engine.demo import demo_scene
-    from spectramorph_engine.pipeline import FusionInputs
-    from spectramorph_engine.psf import make_psf
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.degradation import area_downsample, blur
+    from spectramorph_engine.run.demo import demo_scene
+    from spectramorph_engine.run.pipeline import FusionInputs
+    from spectramorph_engine.sensors.psf import make_psf
+    from spectramorph_engine.sensors.srf import preset_srf
     truth, wl = demo_scene(size=64, num_bands=40, seed=1)
     psf = make_psf("gaussian", 1.5, 7)
     p = psf.shape[0] // 2

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from spectramorph_engine import FusionConfig, FusionInputs, InputError, run_fusion
-from spectramorph_engine.device import resolve_device
+from spectramorph_engine.core.device import resolve_device
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch")
 
@@ -20,7 +20,7 @@ def test_auto_picks_what_exists_and_a_missing_gpu_is_an_input_error():
 @needs_cuda
 @pytest.mark.cuda
 def test_cuda_result_matches_cpu():
-    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.run.demo import demo_scene
     truth = demo_scene(size=64, num_bands=60, seed=1)[0]
     results = {}
     for device in ("cpu", "cuda"):

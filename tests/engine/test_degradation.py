@@ -4,10 +4,10 @@ import pytest
 import scipy.io
 import scipy.ndimage
 
-from spectramorph_engine import degradation as dg
-from spectramorph_engine.errors import InputError
-from spectramorph_engine.psf import make_psf
-from spectramorph_engine.srf import preset_srf
+from spectramorph_engine.sensors import degradation as dg
+from spectramorph_engine.core.errors import InputError
+from spectramorph_engine.sensors.psf import make_psf
+from spectramorph_engine.sensors.srf import preset_srf
 
 
 @pytest.fixture(scope="module")
@@ -168,9 +168,9 @@ def test_synthetic_pair_refuses_mismatched_srf():
 
 
 def test_detect_boundary_tells_a_simulated_pair_from_a_sensor_that_saw_past_the_frame():
-    from spectramorph_engine import psf as psf_mod
-    from spectramorph_engine.degradation import degrade_spatial, detect_boundary
-    from spectramorph_engine.methods._ops import degrade
+    from spectramorph_engine.sensors import psf as psf_mod
+    from spectramorph_engine.methods._ops import degrade, detect_boundary
+    from spectramorph_engine.sensors.degradation import degrade_spatial
     rng = np.random.default_rng(0)
     base = rng.random((6, 6, 3)) @ rng.random((3, 20))
     truth = np.repeat(np.repeat(base, 8, 0), 8, 1).astype(np.float32) + 0.2      # bright up to the edges
@@ -211,11 +211,12 @@ def test_real_world_baselines_are_not_clipped(tmp_path):
     """The pipeline's bicubic baseline on a real pair (engine scale: bright pixels above 1):
     the reduced-resolution figures and the consistency figures come from the unclipped
     upsampling."""
-    from spectramorph_engine import FusionConfig, FusionInputs, consistency as cons, metrics, run_fusion
-    from spectramorph_engine.demo import demo_scene
-    from spectramorph_engine.pipeline import reduced_pair
-    from spectramorph_engine.psf import make_psf
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
+    from spectramorph_engine.quality import consistency as cons, metrics
+    from spectramorph_engine.run.demo import demo_scene
+    from spectramorph_engine.run.fuse import reduced_pair
+    from spectramorph_engine.sensors.psf import make_psf
+    from spectramorph_engine.sensors.srf import preset_srf
     truth = demo_scene(size=64, num_bands=20, seed=5)[0]
     truth = truth * 3000.0                                   # digital numbers
     truth[16:20, 16:20] = 2.5 * truth.max()                  # a bright roof well above the 99th percentile

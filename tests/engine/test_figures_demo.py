@@ -7,10 +7,10 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from spectramorph_engine.demo import (DEMO_DESCRIPTION, MATERIALS, demo_abundances, demo_scene,
-                                      material_spectra)
-from spectramorph_engine.errors import InputError
-from spectramorph_engine.figures import abundance_figure, endmember_figure, save_figure
+from spectramorph_engine.run.demo import (DEMO_DESCRIPTION, MATERIALS, demo_abundances, demo_scene,
+                                          material_spectra)
+from spectramorph_engine.core.errors import InputError
+from spectramorph_engine.quality.figures import abundance_figure, endmember_figure, save_figure
 
 
 # ------------------------------------------------------------------------- figures
@@ -53,7 +53,7 @@ def test_abundance_figure_shares_one_colour_scale():
 def test_figures_module_never_loads_pyplot():
     import subprocess
     import sys
-    code = ("import sys, spectramorph_engine.figures as f, numpy as np; "
+    code = ("import sys, spectramorph_engine.quality.figures as f, numpy as np; "
             "f.abundance_figure(np.ones((4, 4, 2))); print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,9 +7,10 @@ import threading
 import pytest
 import torch
 
-from spectramorph_engine import FusionConfig, FusionInputs, events, run_fusion
-from spectramorph_engine.model import LatentEstimationNetwork
-from spectramorph_engine.training import train_len
+from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
+from spectramorph_engine.core import events
+from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork
+from spectramorph_engine.methods.spectramorph.training import train_len
 
 
 def _problem(n=2000, c=3, bands=30, k=4, seed=0):
@@ -66,7 +67,7 @@ def test_a_token_never_set_changes_nothing():
 
 
 def test_finish_during_training_gives_a_whole_run_with_outputs(tmp_path, caplog):
-    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.run.demo import demo_scene
     truth, wl = demo_scene(size=32, num_bands=30)
     cfg = FusionConfig(epochs=400, hidden_size=32, num_endmembers=4, device="cpu", auto_select=False,
                        output_dir=str(tmp_path / "out"), log_dir=str(tmp_path / "logs"))
@@ -95,7 +96,7 @@ def test_finish_during_training_gives_a_whole_run_with_outputs(tmp_path, caplog)
 
 
 def test_a_run_without_the_request_records_no_early_stop(tmp_path):
-    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.run.demo import demo_scene
     truth, wl = demo_scene(size=32, num_bands=30)
     cfg = FusionConfig(epochs=5, hidden_size=16, num_endmembers=4, device="cpu", auto_select=False,
                        output_dir=str(tmp_path / "out"), log_dir=str(tmp_path / "logs"))
@@ -107,11 +108,11 @@ def test_a_run_without_the_request_records_no_early_stop(tmp_path):
 def test_real_pair_reduced_resolution_check_uses_the_epochs_run(monkeypatch):
     """In real-world mode the reduced-resolution check trains a second network: with training
     ended early it trains as many epochs as the result's network had, not the configured ones."""
-    import spectramorph_engine.pipeline as pipeline
-    from spectramorph_engine.demo import demo_scene
-    from spectramorph_engine.degradation import make_synthetic_pair
-    from spectramorph_engine.psf import make_psf
-    from spectramorph_engine.srf import preset_srf
+    import spectramorph_engine.run.pipeline as pipeline
+    from spectramorph_engine.run.demo import demo_scene
+    from spectramorph_engine.sensors.degradation import make_synthetic_pair
+    from spectramorph_engine.sensors.psf import make_psf
+    from spectramorph_engine.sensors.srf import preset_srf
     truth, _ = demo_scene(size=64, num_bands=30, seed=3)
     _, hr, lr = make_synthetic_pair(truth, make_psf("gaussian", 1.0, 2), preset_srf(3, 30), 4, 40, 35, 3)
     checked = []

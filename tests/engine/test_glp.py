@@ -4,15 +4,15 @@ import threading
 import numpy as np
 import pytest
 
-from spectramorph_engine import events as ev
-from spectramorph_engine import metrics
-from spectramorph_engine.config import FusionConfig
-from spectramorph_engine.degradation import bicubic_upsample, make_synthetic_pair
-from spectramorph_engine.errors import Cancelled
+from spectramorph_engine.core import events as ev
+from spectramorph_engine.quality import metrics
+from spectramorph_engine.run.config import FusionConfig
+from spectramorph_engine.sensors.degradation import bicubic_upsample, make_synthetic_pair
+from spectramorph_engine.core.errors import Cancelled
 from spectramorph_engine.methods import MethodOutput, get_method
-from spectramorph_engine.pipeline import PreparedInputs
-from spectramorph_engine.psf import make_psf
-from spectramorph_engine.srf import preset_srf
+from spectramorph_engine.run.results import PreparedInputs
+from spectramorph_engine.sensors.psf import make_psf
+from spectramorph_engine.sensors.srf import preset_srf
 
 glp = get_method("glp")
 CONFIG = FusionConfig(method="glp")

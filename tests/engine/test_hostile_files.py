@@ -16,8 +16,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import fuzz  # noqa: E402
-from spectramorph_engine import config, io, psf, srf  # noqa: E402
-from spectramorph_engine.errors import InputError  # noqa: E402
+from spectramorph_engine.run import config
+from spectramorph_engine import io
+from spectramorph_engine.sensors import psf, srf  # noqa: E402
+from spectramorph_engine.core.errors import InputError  # noqa: E402
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402

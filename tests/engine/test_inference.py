@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from spectramorph_engine import events as ev
-from spectramorph_engine.errors import Cancelled
-from spectramorph_engine.inference import coarse_prior_lr, infer
+from spectramorph_engine.core import events as ev
+from spectramorph_engine.core.errors import Cancelled
+from spectramorph_engine.methods.spectramorph.inference import coarse_prior_lr, infer
 from spectramorph_engine.io import ResultWriter, load_cube
-from spectramorph_engine.model import LatentEstimationNetwork
+from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork
 
 
 @pytest.fixture
@@ -76,8 +76,8 @@ def test_prior_inference_equals_the_network_on_the_concatenated_input():
     """infer() feeds the prior per LR pixel (model.forward_with_prior); the result must be the
     network applied to [msi, LR-HSI nearest-upsampled] pixel by pixel, at any batch size."""
     import torch
-    from spectramorph_engine.inference import infer
-    from spectramorph_engine.model import LatentEstimationNetwork
+    from spectramorph_engine.methods.spectramorph.inference import infer
+    from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork
     rng = np.random.default_rng(3)
     r, C = 4, 12
     lr = rng.random((5, 7, C)).astype(np.float32)

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spectramorph_engine import metrics
-from spectramorph_engine.errors import Cancelled, InputError
-from spectramorph_engine.inspection import (band_image, difference_map, nearest_band, percentile_levels,
-                                            per_band_scores, pixel_error_maps, polygon_mask,
-                                            rectangle_mask, rgb_by_wavelength, roi_statistics)
-from spectramorph_engine.scenarios import evenly_spaced_wavelengths
+from spectramorph_engine.quality import metrics
+from spectramorph_engine.core.errors import Cancelled, InputError
+from spectramorph_engine.quality.inspection import (band_image, difference_map, nearest_band,
+                                                    percentile_levels, per_band_scores, pixel_error_maps,
+                                                    polygon_mask, rectangle_mask, rgb_by_wavelength,
+                                                    roi_statistics)
+from spectramorph_engine.sensors.scenarios import evenly_spaced_wavelengths
 
 
 @pytest.fixture(scope="module")

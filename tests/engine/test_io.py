@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 
 from spectramorph_engine import io
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.core.errors import InputError
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 URBAN = DATA / "subimage_Urban_R162.mat"

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spectramorph_engine.errors import InputError
-from spectramorph_engine.library import (SpectralLibrary, load_library, match_spectrum,
-                                         resample_library, spectral_angles)
-from spectramorph_engine.scenarios import evenly_spaced_wavelengths
+from spectramorph_engine.core.errors import InputError
+from spectramorph_engine.quality.library import (SpectralLibrary, load_library, match_spectrum,
+                                                 resample_library, spectral_angles)
+from spectramorph_engine.sensors.scenarios import evenly_spaced_wavelengths
 
 URBAN_BANDS = 162
 

@@ -6,7 +6,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from spectramorph_engine import FusionConfig, FusionInputs, InputError, io, memory, run_fusion
+from spectramorph_engine import FusionConfig, FusionInputs, InputError, io, run_fusion
+from spectramorph_engine.core import memory
 
 
 def _sizes(msg: str) -> list:
@@ -27,7 +28,7 @@ def test_estimate_grows_with_the_scene_and_streaming_drops_the_result():
 
 
 def test_a_run_that_cannot_fit_is_refused_with_the_estimate_and_what_is_available(monkeypatch, tmp_path):
-    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.run.demo import demo_scene
     truth = demo_scene(size=32, num_bands=20, seed=2)[0]
     monkeypatch.setattr(memory, "available_bytes", lambda: 200_000)          # 200 kB free
     cfg = FusionConfig(epochs=5, hidden_size=16, num_endmembers=3, downsample_ratio=2, kernel_size=2,
@@ -40,7 +41,7 @@ def test_a_run_that_cannot_fit_is_refused_with_the_estimate_and_what_is_availabl
     assert "memory" in msg and "200.0 kB is available" in msg and "\n" not in msg
     need, free = _sizes(msg)
     assert free == 200_000 and need > memory.HEADROOM * free      # the estimate, above what is free
-    from spectramorph_engine import events
+    from spectramorph_engine.core import events
     assert "train" not in {e.stage for e in seen if isinstance(e, events.StageStarted)}   # nothing ran
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from spectramorph_engine import metrics as m
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.quality import metrics as m
+from spectramorph_engine.core.errors import InputError
 
 
 def const(h, w, values):

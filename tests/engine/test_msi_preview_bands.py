@@ -2,7 +2,7 @@
 them -- never one band three times (grey) when it has three or more."""
 import numpy as np
 
-from spectramorph_engine.previews import msi_band_centres, msi_rgb_bands
+from spectramorph_engine.quality.previews import msi_band_centres, msi_rgb_bands
 
 
 def _gauss_rows(centres, bands=120, width=4.0):

@@ -10,10 +10,10 @@ like, and no test looked at that branch.
 import numpy as np
 import pytest
 
-from spectramorph_engine.consistency import _degrade
+from spectramorph_engine.quality.consistency import _degrade
 from spectramorph_engine.methods.spectramorph import training_input_lr
-from spectramorph_engine.pipeline import PreparedInputs
-from spectramorph_engine.srf_estimation import SrfEstimate
+from spectramorph_engine.run.pipeline import PreparedInputs
+from spectramorph_engine.sensors.srf_estimation import SrfEstimate
 
 
 def _prep(**kw):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from spectramorph_engine import Cancelled, FusionConfig, FusionInputs, run_fusion
-from spectramorph_engine.atomic import TEMP_MARK
-from spectramorph_engine.outputs import COMPLETE_MARKER, StagedOutputs, recover
+from spectramorph_engine.io.atomic import TEMP_MARK
+from spectramorph_engine.io.outputs import COMPLETE_MARKER, StagedOutputs, recover
 
 
 def _dead_pid() -> int:
@@ -77,7 +77,7 @@ def _small_run_config(tmp_path, **kw):
 
 @pytest.fixture
 def truth():
-    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.run.demo import demo_scene
     return FusionInputs(truth=demo_scene(size=32, num_bands=20, seed=2)[0])
 
 
@@ -87,7 +87,7 @@ def test_cancel_while_saving_keeps_the_previous_outputs_byte_identical(tmp_path,
     before = _snapshot(tmp_path / "out")
     assert sorted(before) == ["abundances.png", "endmembers.png", "hr_hsi.npy", "metrics.json", "run.json"]
     cancel = threading.Event()
-    from spectramorph_engine import figures
+    from spectramorph_engine.quality import figures
     real_save = figures.save_figure
 
     def save_then_cancel(fig, path):
@@ -104,7 +104,7 @@ def test_a_failure_while_writing_keeps_the_previous_outputs(tmp_path, truth, mon
     cfg = _small_run_config(tmp_path, output_file_type="h5")
     run_fusion(cfg, inputs=truth)
     before = _snapshot(tmp_path / "out")
-    from spectramorph_engine import figures
+    from spectramorph_engine.quality import figures
     real_save = figures.save_figure
     calls = []
 

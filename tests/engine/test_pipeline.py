@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spectramorph_engine import Cancelled, FusionConfig, FusionInputs, InputError, events, run_fusion
-from spectramorph_engine.degradation import bicubic_upsample
-from spectramorph_engine.metrics import psnr, sam
+from spectramorph_engine import Cancelled, FusionConfig, FusionInputs, InputError, run_fusion
+from spectramorph_engine.core import events
+from spectramorph_engine.sensors.degradation import bicubic_upsample
+from spectramorph_engine.quality.metrics import psnr, sam
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 URBAN = DATA / "subimage_Urban_R162.mat"
@@ -139,11 +140,11 @@ def test_too_many_endmembers_is_refused():
 
 def _real_pair(seed=3):
     """A small real-world pair with a known SRF, in memory."""
-    from spectramorph_engine.demo import demo_scene
+    from spectramorph_engine.run.demo import demo_scene
     truth, wl = demo_scene(size=64, num_bands=40, seed=seed)[:2]
-    from spectramorph_engine.degradation import make_synthetic_pair
-    from spectramorph_engine.psf import make_psf
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.degradation import make_synthetic_pair
+    from spectramorph_engine.sensors.psf import make_psf
+    from spectramorph_engine.sensors.srf import preset_srf
     _, hr, lr = make_synthetic_pair(truth, make_psf("gaussian", 1.0, 2), preset_srf(3, 40), 4, 40, 35, seed)
     return hr, lr
 
@@ -155,7 +156,7 @@ def _real_pair(seed=3):
 def test_large_real_world_results_stream_to_file(tmp_path, monkeypatch, kind, name, method):
     """A result above the streaming threshold goes to its file during inference (memory stays
     a few row blocks); it equals the in-memory result of the same run, for every method."""
-    import spectramorph_engine.pipeline as pipeline
+    import spectramorph_engine.run.pipeline as pipeline
     hr, lr = _real_pair()
     cfg = FusionConfig(synthetic=False, epochs=40, hidden_size=64, num_endmembers=4, device="cpu", method=method,
                        output_file_type=kind, output_dir=str(tmp_path / "out"), log_dir=str(tmp_path / "logs"),
@@ -173,7 +174,7 @@ def test_large_real_world_results_stream_to_file(tmp_path, monkeypatch, kind, na
 
 
 def test_cancelled_streaming_run_leaves_no_result_file(tmp_path, monkeypatch):
-    import spectramorph_engine.pipeline as pipeline
+    import spectramorph_engine.run.pipeline as pipeline
     monkeypatch.setattr(pipeline, "STREAM_RESULT_BYTES", 0)
     hr, lr = _real_pair()
     cancel = threading.Event()
@@ -201,9 +202,9 @@ def _hr_only_nodata_pair(seed=0, size=32, bands=24, ratio=4):
     6 x 3 HR pixels at the top-left corner (it reaches into LR pixels (0, 0) and (1, 0)) as NaN,
     and one HR pixel at (21, 22) (LR pixel (5, 5)) holding -9999 in every band."""
     from scipy.ndimage import gaussian_filter
-    from spectramorph_engine.degradation import apply_srf, area_downsample, blur
-    from spectramorph_engine.psf import make_psf
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.degradation import apply_srf, area_downsample, blur
+    from spectramorph_engine.sensors.psf import make_psf
+    from spectramorph_engine.sensors.srf import preset_srf
     rng = np.random.default_rng(seed)
     spectra = rng.uniform(0.1, 1.0, (3, bands))
     maps = gaussian_filter(rng.dirichlet(np.ones(3), (size, size)), (2, 2, 0))
@@ -223,7 +224,7 @@ def _hr_only_nodata_pair(seed=0, size=32, bands=24, ratio=4):
 def test_hr_only_nodata_masks():
     """pipeline._nodata_masks on its own: HR-only nodata leaves out every LR pixel it touches
     and makes exactly those HR pixels NaN."""
-    from spectramorph_engine.pipeline import _nodata_masks
+    from spectramorph_engine.run.prepare import _nodata_masks
     msi, lr, hr_bad, lr_out = _hr_only_nodata_pair()
     cfg = FusionConfig(synthetic=False, nodata=-9999.0)
     masks = _nodata_masks(cfg, msi, "HR", None, lr, "LR", None, 4, None)
@@ -239,7 +240,7 @@ def test_hr_only_nodata_is_left_out_of_training_and_nan_in_the_result(monkeypatc
     those only, the consistency scores and misfit map leave the others out, and the result is
     NaN exactly where the HR-MSI has no data (finite everywhere else, including the valid HR
     pixels of a left-out LR pixel)."""
-    from spectramorph_engine import training, unmixing
+    from spectramorph_engine.methods.spectramorph import training, unmixing
     msi, lr, hr_bad, lr_out = _hr_only_nodata_pair()
     seen = {}
     train, extract = training.train_len, unmixing.extract_endmembers

@@ -5,8 +5,8 @@ import pytest
 import scipy.io
 import tifffile
 
-from spectramorph_engine import psf
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.sensors import psf
+from spectramorph_engine.core.errors import InputError
 
 RADIAL = [t for t in psf.PSF_TYPES if t != "gabor"]
 

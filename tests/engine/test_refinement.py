@@ -3,8 +3,9 @@ leave a good one alone, and solve the problem it states."""
 import numpy as np
 import pytest
 
-from spectramorph_engine import degradation, metrics, psf as psf_mod
-from spectramorph_engine.refinement import noise_variance, refine, subspace_basis
+from spectramorph_engine.sensors import degradation, psf as psf_mod
+from spectramorph_engine.quality import metrics
+from spectramorph_engine.methods.spectramorph.refinement import noise_variance, refine, subspace_basis
 
 
 def _scene(H=64, W=64, C=40, K=4, seed=0):
@@ -128,7 +129,7 @@ def test_the_pipeline_applies_the_refinement(tmp_path, seed):
     run with `refine` on scores far better against the truth (measured +19 to +22 dB, seeds 0-3)
     and reproduces the LR-HSI better; the refined result is latents x basis, not the plain mix."""
     from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
-    from spectramorph_engine.inference import mix_latents
+    from spectramorph_engine.methods.spectramorph.inference import mix_latents
     rng = np.random.default_rng(seed)
     wl = np.linspace(0, 1, 24)
     E = np.stack([0.1 + 0.8 * np.exp(-0.5 * ((wl - m) / 0.2) ** 2) for m in rng.uniform(0, 1, 5)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
-from spectramorph_engine.selection import MIN_REDUCED_PIXELS, SWITCH_MARGIN_DB, candidate_changes
+from spectramorph_engine.run.selection import MIN_REDUCED_PIXELS, SWITCH_MARGIN_DB, candidate_changes
 
 
 def _truth(H=128, W=128, C=24, seed=0):
@@ -107,17 +107,18 @@ def _bad_k_config(tmp_path, **kw):
 def bad_k_run(tmp_path_factory):
     """run_fusion with auto_select on the badly configured scene, every fuse_with_method call
     recorded (the selection's trials and the final run, in order)."""
-    from spectramorph_engine import pipeline
+    from spectramorph_engine.run import fuse, pipeline
     tmp_path = tmp_path_factory.mktemp("bad_k")
     calls = []
-    inner = pipeline.fuse_with_method
+    inner = fuse.fuse_with_method
 
     def spy(config, prep, *args, **kwargs):
         calls.append((config, prep.hr_msi.shape))
         return inner(config, prep, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline, "fuse_with_method", spy)
+        mp.setattr(fuse, "fuse_with_method", spy)          # the selection's trials
+        mp.setattr(pipeline, "fuse_with_method", spy)      # the run itself
         result = run_fusion(_bad_k_config(tmp_path), inputs=FusionInputs(truth=_truth(64, 64)), write_figures=False)
     return result, calls, tmp_path
 

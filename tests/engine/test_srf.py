@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from spectramorph_engine import srf
-from spectramorph_engine.config import SRF_PRESET_BANDS
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.sensors import srf
+from spectramorph_engine.run.config import SRF_PRESET_BANDS
+from spectramorph_engine.core.errors import InputError
 
 TRUE_WL = np.linspace(400, 2500, 200)
 
@@ -198,7 +198,7 @@ def test_scipy_savemat_matrix_with_key(tmp_path):
 def test_bom_csv_srf_keeps_its_first_row(tmp_path):
     """Issue 17: a UTF-8 CSV with a byte-order mark (as Excel saves it) read the BOM into the
     first value, took the first data row for a header and dropped it; now one text reader
-    (io.readers.read_text_table) reads every row, through the real loaders."""
+    (io.text.read_text_table) reads every row, through the real loaders."""
     m = np.arange(1.0, 13.0).reshape(3, 4)          # c x C, every row distinct
     path = tmp_path / "srf_bom.csv"
     path.write_text("\n".join(",".join(f"{v:g}" for v in row) for row in m) + "\n", encoding="utf-8-sig")

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectramorph_engine import srf_estimation as se
-from spectramorph_engine.errors import InputError
+from spectramorph_engine.sensors import srf_estimation as se
+from spectramorph_engine.sensors import srf_fit as sf
+from spectramorph_engine.core.errors import InputError
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 URBAN = DATA / "subimage_Urban_R162.mat"
@@ -22,13 +23,13 @@ IKONOS_CENTRES = np.array([496.4, 559.5, 666.3, 791.6])
 
 
 def _pipeline_view(sc):
-    from spectramorph_engine.degradation import normalize_percentile
+    from spectramorph_engine.sensors.degradation import normalize_percentile
     return normalize_percentile(sc["hr_msi"]), normalize_percentile(sc["lr_hsi"])
 
 
 @pytest.fixture(scope="module")
 def camera():
-    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
     sc = real_camera_scenario(URBAN)
     hr, lr = _pipeline_view(sc)
     est = se.estimate_srf(hr, lr, sc["ratio"], wavelengths=sc["wavelengths"])
@@ -39,7 +40,7 @@ def camera():
 
 @needs_urban
 def test_scenario_is_deterministic_and_shaped():
-    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
     a, b = real_camera_scenario(URBAN, seed=3), real_camera_scenario(URBAN, seed=3)
     assert a["truth"].shape == (34, 78, 162) and a["hr_msi"].shape == (34, 78, 4)
     assert a["lr_hsi"].shape == (17, 39, 162) and a["ratio"] == 2
@@ -77,14 +78,14 @@ def test_estimated_bands_sit_at_the_ikonos_bands(camera):
 
 @needs_urban
 def test_preset_srf_fits_far_worse(camera):
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.srf import preset_srf
     sc, hr, lr, est = camera
-    fit = se.preset_fit(hr, lr, 2, preset_srf(4, 162))
+    fit = sf.preset_fit(hr, lr, 2, preset_srf(4, 162))
     assert set(fit) >= {"psnr", "psnr_per_band", "r2_per_band", "psf_sigma"}
     assert fit["psnr"] < est.psnr - 15.0, (fit["psnr"], est.psnr)
     assert min(fit["r2_per_band"]) < 0.5
     # a good SRF scores well through the same function
-    fit_est = se.preset_fit(hr, lr, 2, est.srf, psf_sigma=est.psf_sigma, offset=est.offset)
+    fit_est = sf.preset_fit(hr, lr, 2, est.srf, psf_sigma=est.psf_sigma, offset=est.offset)
     assert fit_est["psnr"] == pytest.approx(est.psnr, abs=3.0)
 
 
@@ -108,18 +109,18 @@ def test_training_inputs_have_lr_shape(camera):
 
 @needs_urban
 def test_choose_training_input_on_the_scenarios(camera):
-    from spectramorph_engine.scenarios import real_camera_scenario
+    from spectramorph_engine.sensors.scenarios import real_camera_scenario
     sc, hr, lr, est = camera
     # measured: msi_lr beats the estimated SRF on both scenarios (see choose_training_input)
-    choice, reason = se.choose_training_input(hr, lr, 2, est)
+    choice, reason = sf.choose_training_input(hr, lr, 2, est)
     assert choice == "msi_lr" and "sigma 1 px" in reason
     o = real_camera_scenario(URBAN, oracle=True)
     ohr, olr = _pipeline_view(o)
     oest = se.estimate_srf(ohr, olr, 2)
-    assert se.choose_training_input(ohr, olr, 2, oest)[0] == "msi_lr"
+    assert sf.choose_training_input(ohr, olr, 2, oest)[0] == "msi_lr"
     # a blur wider than every candidate: the fit is poor, the width at the edge -> srf
     west = se.estimate_srf(hr, lr, 2, psf_sigmas=(0.0, 0.25))
-    assert west.psf_sigma == 0.25 and se.choose_training_input(hr, lr, 2, west)[0] == "srf"
+    assert west.psf_sigma == 0.25 and sf.choose_training_input(hr, lr, 2, west)[0] == "srf"
 
 
 # ---------------------------------------------------------------- data-free
@@ -143,7 +144,7 @@ def _gauss_srf(C, centres, widths):
 
 
 def test_recovers_a_known_srf_on_a_linear_noise_free_pair():
-    from spectramorph_engine.degradation import apply_srf, area_downsample, blur
+    from spectramorph_engine.sensors.degradation import apply_srf, area_downsample, blur
     rng = np.random.default_rng(0)
     truth = _random_scene(rng)
     srf = _gauss_srf(48, [10, 20, 31], [2.5, 3.0, 3.5])
@@ -154,11 +155,11 @@ def test_recovers_a_known_srf_on_a_linear_noise_free_pair():
     assert np.all(est.psnr_db > 40.0), est.psnr_db
     assert np.max(np.abs(est.srf_normalized - srf)) < 0.02, np.max(np.abs(est.srf_normalized - srf))
     assert np.allclose(est.gain, 1.0, atol=0.05) and np.allclose(est.offset, 0.0, atol=0.01)
-    assert se.choose_training_input(hr, lr, 2, est)[0] == "msi_lr"
+    assert sf.choose_training_input(hr, lr, 2, est)[0] == "msi_lr"
 
 
 def test_gain_and_offset_are_recovered():
-    from spectramorph_engine.degradation import apply_srf, area_downsample
+    from spectramorph_engine.sensors.degradation import apply_srf, area_downsample
     rng = np.random.default_rng(1)
     truth = _random_scene(rng, 24, 24, 30)
     srf = _gauss_srf(30, [8, 20], [3.0, 4.0])
@@ -177,7 +178,7 @@ def test_bad_shapes_are_refused():
     with pytest.raises(InputError, match="multiple"):
         se.msi_to_lr_grid(np.zeros((9, 10, 3), np.float32), 2, 1.0)
     with pytest.raises(InputError, match="SRF"):
-        se.preset_fit(np.zeros((10, 12, 3), np.float32), lr, 2, np.ones((3, 9)))
+        sf.preset_fit(np.zeros((10, 12, 3), np.float32), lr, 2, np.ones((3, 9)))
 
 
 def _fake(r2, sigma, scores):
@@ -188,15 +189,15 @@ def _fake(r2, sigma, scores):
 
 def test_choose_training_input_rule():
     scores = {0.0: 0.05, 1.0: 0.02, 2.0: 0.03}
-    assert se.choose_training_input(None, None, 2, _fake(0.97, 1.0, scores))[0] == "msi_lr"
+    assert sf.choose_training_input(None, None, 2, _fake(0.97, 1.0, scores))[0] == "msi_lr"
     # poor fit but a clear interior minimum of the blur: still msi_lr
-    choice, reason = se.choose_training_input(None, None, 2, _fake(0.6, 1.0, scores))
+    choice, reason = sf.choose_training_input(None, None, 2, _fake(0.6, 1.0, scores))
     assert choice == "msi_lr" and "18.0 dB" in reason
     # poor fit and the best blur is the widest tried: srf
-    choice, reason = se.choose_training_input(None, None, 2, _fake(0.6, 2.0, {0.0: 0.05, 1.0: 0.04, 2.0: 0.03}))
+    choice, reason = sf.choose_training_input(None, None, 2, _fake(0.6, 2.0, {0.0: 0.05, 1.0: 0.04, 2.0: 0.03}))
     assert choice == "srf" and "largest" in reason
     # poor fit, no clear minimum: srf
-    assert se.choose_training_input(None, None, 2, _fake(0.6, 1.0, {0.0: 0.021, 1.0: 0.02, 2.0: 0.03}))[0] == "srf"
+    assert sf.choose_training_input(None, None, 2, _fake(0.6, 1.0, {0.0: 0.021, 1.0: 0.02, 2.0: 0.03}))[0] == "srf"
 
 
 def test_gaussian_kernel():

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from spectramorph_engine import events as ev
-from spectramorph_engine.errors import Cancelled
-from spectramorph_engine.model import LatentEstimationNetwork
-from spectramorph_engine.training import (FusedLEN, loss_and_grad_autograd, lr_at, train_len,
-                                          training_flops_per_epoch)
+from spectramorph_engine.core import events as ev
+from spectramorph_engine.core.errors import Cancelled
+from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork
+from spectramorph_engine.methods.spectramorph.training import (FusedLEN, loss_and_grad_autograd, lr_at,
+                                                               train_len, training_flops_per_epoch)
 
 
 def _problem(n=700, c=4, bands=30, k=5, seed=0):
@@ -128,7 +128,7 @@ def test_flop_count_matches_hand_count():
 def test_block_prior_gradient_equals_autograd_on_the_concatenated_input(c, chunk):
     """The coarse prior is fed per block (FusedLEN(prior=...)), yet the gradient must be the
     one of the plain network on [msi, prior[index]] (what the original computes)."""
-    from spectramorph_engine.inference import coarse_prior_blocks
+    from spectramorph_engine.methods.spectramorph.inference import coarse_prior_blocks
     rng = np.random.default_rng(5)
     lr = rng.random((18, 22, 30)).astype(np.float32)          # blocks of 4 that do not tile evenly
     rows, index = coarse_prior_blocks(lr, 4)
@@ -152,7 +152,7 @@ def test_block_prior_gradient_equals_autograd_on_the_concatenated_input(c, chunk
 @pytest.mark.parametrize("batch_size", [None, 100])     # full batch (block-major layout) and shuffled batches
 def test_training_with_the_block_prior_matches_the_concatenated_input(batch_size):
     """Same seeds, same batches: training on prior blocks follows training on the full input."""
-    from spectramorph_engine.inference import coarse_prior_blocks
+    from spectramorph_engine.methods.spectramorph.inference import coarse_prior_blocks
     rng = np.random.default_rng(6)
     lr = rng.random((18, 16, 20)).astype(np.float32)          # edge blocks of 2 x 4 pixels too
     rows, index = coarse_prior_blocks(lr, 4)

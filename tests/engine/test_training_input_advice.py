@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from spectramorph_engine import FusionConfig, FusionInputs, prepare_inputs
-from spectramorph_engine import srf_estimation as se
+from spectramorph_engine.sensors import srf_estimation as se
+from spectramorph_engine.sensors import srf_fit as sf
 
 
 def _pair(blur_sigma, noise=0.0):
-    from spectramorph_engine.degradation import make_synthetic_pair
-    from spectramorph_engine.demo import demo_scene
-    from spectramorph_engine.psf import make_psf
-    from spectramorph_engine.srf import preset_srf
+    from spectramorph_engine.sensors.degradation import make_synthetic_pair
+    from spectramorph_engine.run.demo import demo_scene
+    from spectramorph_engine.sensors.psf import make_psf
+    from spectramorph_engine.sensors.srf import preset_srf
     truth, _ = demo_scene(size=64, num_bands=40, seed=3)
     _, hr, lr = make_synthetic_pair(truth, make_psf("gaussian", blur_sigma, 8), preset_srf(3, 40), 4, 60, 60, 3)
     if noise:
@@ -45,7 +46,7 @@ def test_auto_chose_srf_for_an_uncertain_blur_and_the_advice_agrees(poor_fit):
     prep = prepare_inputs(FusionConfig(synthetic=False), FusionInputs(hr_msi=hr, lr_hsi=lr))
     assert prep.srf_estimate is not None and prep.training_input == "srf"
     text = _srf_warning(prep)
-    trusted, why = se.blur_verdict(prep.srf_estimate)
+    trusted, why = sf.blur_verdict(prep.srf_estimate)
     assert not trusted
     # the estimate is already in use: not suggested again
     assert "srf_source: estimate" not in text
@@ -75,7 +76,7 @@ def test_a_forced_srf_input_with_a_trusted_blur_points_to_msi_lr(poor_fit):
 ])
 def test_the_advice_names_only_settings_not_in_use(source, in_use, not_in_use):
     for blur in (None, (True, "the blur is clearly identified"), (False, "the blur is uncertain")):
-        text = se.poor_srf_warning(18.0, source, "auto", blur)
+        text = sf.poor_srf_warning(18.0, source, "auto", blur)
         for setting in in_use:
             assert setting not in text, (setting, text)
         for setting in not_in_use:
@@ -85,5 +86,5 @@ def test_the_advice_names_only_settings_not_in_use(source, in_use, not_in_use):
         if blur is not None and not blur[0]:
             assert "the blur is uncertain" in text and "then training_input: msi_lr" in text
     # a PSF file gives the blur: msi_lr is safe whatever the fitted blur looked like
-    text = se.poor_srf_warning(18.0, source, "srf", (False, "the blur is uncertain"), psf_given=True)
+    text = sf.poor_srf_warning(18.0, source, "srf", (False, "the blur is uncertain"), psf_given=True)
     assert "training_input: msi_lr (the PSF file" in text and "psf_file, provide_psf" not in text

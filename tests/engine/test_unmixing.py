@@ -1,4 +1,4 @@
-"""NMF endmember extraction (`spectramorph_engine.unmixing`).
+"""NMF endmember extraction (`spectramorph_engine.methods.spectramorph.unmixing`).
 
 Scenes are mixed from real USGS 1995 library spectra (../shared/data). The
 library file holds no missing samples (-1.23e34) and no negative values in
@@ -13,8 +13,9 @@ import pytest
 import scipy.io as sio
 from scipy.ndimage import gaussian_filter
 
-from spectramorph_engine import events, unmixing
-from spectramorph_engine.errors import Cancelled, InputError
+from spectramorph_engine.core import events
+from spectramorph_engine.methods.spectramorph import unmixing
+from spectramorph_engine.core.errors import Cancelled, InputError
 
 # Four minerals with distinct absorption features; pairwise angles 12.8..32.4 degrees.
 RECOVERY_NAMES = ("Alunite GDS84", "Calcite WS272", "Jarosite GDS99", "Nontronite GDS41")

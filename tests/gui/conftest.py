@@ -46,7 +46,7 @@ def one_torch_thread(monkeypatch):
     """The engine gives torch one thread per core. On a shared test machine (other jobs on the
     same cores) multi-threaded torch spins and a 16 x 16 NMF takes 30 s instead of 0.7 s; the
     tiny test scenes are fastest on one thread, and timings are not what these tests check."""
-    from spectramorph_engine import device
+    from spectramorph_engine.core import device
     monkeypatch.setattr(device, "available_cores", lambda: 1)
 
 
@@ -122,7 +122,7 @@ def write_material_library(path):
     import csv
 
     import numpy as np
-    from spectramorph_engine.demo import MATERIALS, material_spectra
+    from spectramorph_engine.run.demo import MATERIALS, material_spectra
     grid = np.arange(400.0, 2501.0, 5.0)
     spectra = material_spectra(grid)
     with open(path, "w", newline="") as fh:

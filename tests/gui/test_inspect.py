@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from spectramorph_engine import io
-from spectramorph_engine.demo import MATERIALS, demo_abundances
+from spectramorph_engine.run.demo import MATERIALS, demo_abundances
 
 from .conftest import DEMO_SIZE, run_to_end, wait_idle, write_material_library
 
@@ -277,7 +277,7 @@ def test_write_all_outputs_writes_the_shown_run_with_its_own_settings(qtbot, win
 
 def test_per_band_scores_wait_until_their_tab_is_shown(qtbot, window, monkeypatch):
     # a pass over the whole cube per run shown: not spent while the tab is hidden
-    from spectramorph_engine import inspection
+    from spectramorph_engine.quality import inspection
     calls = []
     real = inspection.per_band_scores
     monkeypatch.setattr(inspection, "per_band_scores", lambda *a, **k: calls.append(1) or real(*a, **k))

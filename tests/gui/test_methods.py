@@ -291,7 +291,7 @@ def test_hysure_run_shows_its_objective_and_progress(qtbot, window):
 
 
 def test_auto_selection_candidates_and_choice_are_shown(qtbot, window, monkeypatch):
-    from spectramorph_engine import selection
+    from spectramorph_engine.run import selection
     # the test demo's reduced pair (4 x 4 LR pixels) is below the engine's threshold: lower it
     monkeypatch.setattr(selection, "MIN_REDUCED_PIXELS", 1)
     form = window.training_panel.form

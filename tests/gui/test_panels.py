@@ -43,7 +43,7 @@ def test_psf_preview_follows_type_sigma_and_size(window):
     form.widget("kernel_size").setValue(4)
     assert psf.kernel.shape == (9, 9)
     assert psf.kernel_view.image.image.shape == (9, 9)
-    from spectramorph_engine import psf as psf_mod
+    from spectramorph_engine.sensors import psf as psf_mod
     np.testing.assert_allclose(psf.kernel, psf_mod.make_psf("airy", 1.5, 4))
     assert f"{psf_mod.psf_fwhm(psf.kernel):.2f} px" in psf.stats.text()
     assert "FWHM" in psf.stats.text() and "Sum" in psf.stats.text()
@@ -383,7 +383,7 @@ def test_real_world_srf_estimate_panel(qtbot, window, tmp_path, errors):
     assert "preset" in srf.use_label.text()
 
     # save the estimate as a custom SRF file and read it back with the engine
-    from spectramorph_engine import srf as srf_mod
+    from spectramorph_engine.sensors import srf as srf_mod
     path = tmp_path / "estimated_srf.csv"
     srf.save_srf(str(path), which="estimate")
     wait_idle(qtbot, window)

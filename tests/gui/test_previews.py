@@ -1,10 +1,11 @@
-"""The engine's display helpers the app uses (spectramorph_engine.previews): no Qt needed."""
+"""The engine's display helpers the app uses (spectramorph_engine.quality.previews): no Qt needed."""
 import numpy as np
 import pytest
 
 from spectramorph_engine import InputError
-from spectramorph_engine.previews import (composite, default_rgb_bands, display_levels, format_wavelengths,
-                                          msi_display_bands, parse_wavelengths, shared_range)
+from spectramorph_engine.quality.previews import (composite, default_rgb_bands, display_levels,
+                                                  format_wavelengths, msi_display_bands, parse_wavelengths,
+                                                  shared_range)
 
 
 def test_parse_wavelengths_accepts_lists_columns_ranges_and_micrometres():

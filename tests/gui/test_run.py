@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from spectramorph_engine.demo import demo_config
+from spectramorph_engine.run.demo import demo_config
 
 from .conftest import run_to_end, set_training
 
@@ -82,7 +82,7 @@ def test_run_shows_curves_endmembers_maps_and_metrics(qtbot, window):
 def _spy_on_engine_epochs(monkeypatch, window):
     """For every EpochEnd the engine emits: whether Stop had already been pressed (the run's
     cancel token was set). Read in the worker thread, at the moment the engine reports."""
-    from spectramorph_engine import events
+    from spectramorph_engine.core import events
     seen = []
     real_emit = events.emit
 

@@ -4,7 +4,7 @@ nothing reads the old scene's pixels or bands; the region's spread is drawn; Ope
 to real-world mode."""
 import numpy as np
 
-from spectramorph_engine.demo import demo_scene
+from spectramorph_engine.run.demo import demo_scene
 from spectramorph_gui.view_state import Scene, fit_to_scene
 
 from .conftest import run_to_end, wait_idle, write_material_library

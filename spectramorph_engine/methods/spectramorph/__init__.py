@@ -1,0 +1,171 @@
+"""SpectraMorph (arXiv 2510.20814): NMF endmembers from the LR-HSI, a per-pixel network trained
+at low resolution, linear mixing at high resolution -- then, by default, the observation-
+consistency refinement (refinement.py) that makes the result agree with both images.
+
+Stages reported: nmf, train, inference, refine.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...core import events as ev
+from ...core.errors import InputError
+from .. import MethodOutput
+
+NAME = "spectramorph"
+TITLE = "SpectraMorph"
+REPORTS_STAGES = True
+HONOURS_FINISH = True       # fuse() takes `finish`: training may end early, the rest goes on
+USES = {
+    "psf": "Uses the PSF (given, or the blur fitted on a real pair) in its refinement against the LR-HSI.",
+    "srf": "Uses the SRF to make its low-resolution training input (or the HR-MSI itself with training_input "
+           "msi_lr) and in its refinement against the HR-MSI.",
+    "settings": "Uses the endmember, network, training, prior, refinement and auto-selection settings.",
+    "ignores": "Ignores the HySure settings.",
+}
+
+
+@contextmanager
+def _no_stage(_name):
+    yield
+
+
+def training_input_lr(prep) -> np.ndarray:
+    """The LR-grid MSI the network learns from (h x w x c)."""
+    from ...sensors.degradation import apply_srf
+    if prep.training_input == "msi_lr":
+        from ...quality.consistency import _degrade
+        return _degrade(prep.hr_msi, prep.ratio, prep.psf)
+    if prep.srf_estimate is not None:
+        from ...sensors.srf_estimation import apply_estimated_srf
+        return apply_estimated_srf(prep.lr_hsi, prep.srf_estimate)
+    out = apply_srf(prep.lr_hsi, prep.srf).astype(np.float32)
+    if prep.srf_gain_offset is not None:
+        gain, offset = prep.srf_gain_offset
+        out = (out * gain.astype(np.float32) + offset.astype(np.float32)).astype(np.float32)
+    return out
+
+
+REFINE_MIN_SUBSPACE = 10   # HySure's subspace size: real and richer scenes need more than K = 7 (issue 8 notes)
+
+
+def refinement_subspace(config) -> int:
+    return int(config.refine_subspace or max(config.num_endmembers, REFINE_MIN_SUBSPACE))
+
+
+def refine_result(config, prep, alle, endmembers, *, device, progress=None, cancel=None):
+    """refinement.refine with the config's settings (and the boundary rule of the classical methods)."""
+    from .refinement import refine
+    from .._ops import boundary_for
+    srf, offset = prep.msi_model()
+    return refine(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset,
+                  subspace_dim=refinement_subspace(config), trust=config.refine_trust,
+                  msi_weight=config.refine_msi_weight, iterations=config.refine_iterations,
+                  tv_weight=config.refine_tv_weight, tv_iterations=config.refine_iterations,
+                  boundary=boundary_for(prep), device=device, progress=progress, cancel=cancel)
+
+
+@dataclass
+class FittedNetwork:
+    """What inference needs of a trained run: the network, the endmembers (numpy and on the
+    device), whether the coarse spectral prior is an input, and the training history."""
+    model: object
+    endmembers: np.ndarray
+    endmembers_t: object
+    use_prior: bool
+    history: object
+
+
+def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None, finish=None) -> FittedNetwork:
+    """NMF endmembers and the trained network on a prepared pair (everything before inference;
+    the tiled mode runs this once and the inference chunk by chunk elsewhere). `finish` as in
+    `fuse`."""
+    import torch
+    from .inference import coarse_prior_blocks
+    from .model import LatentEstimationNetwork
+    from .training import train_len
+    from .unmixing import extract_endmembers
+
+    stages = stages or _no_stage
+    h, w, num_bands = prep.lr_hsi.shape
+    valid = prep.lr_valid      # LR pixels with data (None: all); the others are left out of learning
+    used = h * w if valid is None else int(valid.sum())
+    limit = min(used, num_bands)
+    if config.num_endmembers > limit:
+        raise InputError(f"config key 'num_endmembers' is {config.num_endmembers}; it must be at most "
+                         f"min(LR pixels{' with data' if valid is not None else ''}, bands) = {limit}")
+    use_prior = config.use_prior_for(prep.hr_msi.shape[2], prep.ratio)
+    with stages("nmf"):
+        nmf_input = prep.lr_hsi if valid is None else prep.lr_hsi[valid][:, None, :]
+        endmembers = extract_endmembers(nmf_input, config.num_endmembers, device=device,
+                                        progress=progress, cancel=cancel, method=config.endmember_method,
+                                        max_iter=config.nmf_max_iter, tol=config.nmf_tol)
+    with stages("train"):
+        lr_msi = training_input_lr(prep)
+        ev.check_cancel(cancel)          # bringing a big HR-MSI to the LR grid takes a while
+        x = lr_msi.reshape(-1, lr_msi.shape[2])
+        targets = prep.lr_hsi.reshape(-1, num_bands)
+        keep = None if valid is None else valid.reshape(-1)
+        if keep is not None:
+            x, targets = x[keep], targets[keep]
+        prior = None
+        if use_prior:
+            rows, index = coarse_prior_blocks(prep.lr_hsi, config.prior_downsample, cancel=cancel)
+            if keep is not None:
+                index = index[keep]
+            prior = (torch.from_numpy(rows).to(device), torch.from_numpy(np.ascontiguousarray(index)).to(device))
+        inputs_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+        targets_t = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)).to(device)
+        e_t = torch.from_numpy(np.ascontiguousarray(endmembers, dtype=np.float32)).to(device)
+        torch.manual_seed(config.seed)
+        model = LatentEstimationNetwork(x.shape[1] + (num_bands if use_prior else 0), config.hidden_size,
+                                        config.num_endmembers, seed=config.seed).to(device)
+        history = train_len(model, inputs_t, targets_t, e_t, epochs=config.epochs,
+                            scheduler=config.scheduler, init_lr=config.init_lr, max_lr=config.max_lr,
+                            final_lr=config.final_lr, batch_size=config.training_batch_size,
+                            seed=config.seed, progress=progress, cancel=cancel, prior=prior,
+                            finish=finish)
+        del inputs_t, targets_t, x, prior
+    return FittedNetwork(model=model, endmembers=endmembers, endmembers_t=e_t, use_prior=use_prior,
+                         history=history)
+
+
+def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stages=None,
+         finish=None) -> MethodOutput:
+    """NMF + training + inference (+ refinement) on a prepared pair. `finish` (a threading.Event):
+    set during training, it ends training early and the rest runs with the model as trained
+    so far (info["training"] records the epochs run)."""
+    from .inference import infer, mix_latents
+
+    stages = stages or _no_stage
+    fitted = fit_network(config, prep, device=device, progress=progress, cancel=cancel, stages=stages,
+                         finish=finish)
+    model, endmembers, e_t, use_prior, history = (fitted.model, fitted.endmembers, fitted.endmembers_t,
+                                                  fitted.use_prior, fitted.history)
+    with stages("inference"):
+        hr_hsi, alle = infer(model, prep.hr_msi, e_t, lr_hsi=prep.lr_hsi if use_prior else None,
+                             ratio=prep.ratio, batch_size=config.inference_batch_size, device=device,
+                             out_hsi=out_hsi, progress=progress, cancel=cancel, mix=not config.refine,
+                             value_range=prep.value_range)
+    info = {"prior": use_prior, "num_endmembers": config.num_endmembers,
+            "endmember_method": config.endmember_method, "refined": bool(config.refine),
+            "training": {"epochs": int(config.epochs), "epochs_run": history.epochs_run,
+                         "stopped_early": bool(history.stopped_early),
+                         "loop_seconds": round(history.seconds, 4)}}
+    if config.refine:
+        with stages("refine"):
+            ref = refine_result(config, prep, alle, endmembers, device=device, progress=progress, cancel=cancel)
+            latents = np.concatenate([alle, ref.delta.astype(np.float32)], axis=2)
+            basis = np.concatenate([endmembers.astype(np.float32), ref.basis], axis=0)
+            hr_hsi = mix_latents(latents, basis, out_hsi=out_hsi, batch_size=config.inference_batch_size,
+                                 device=device, progress=progress, cancel=cancel, stage="refine",
+                                 value_range=prep.value_range)
+            info["refinement"] = ref.info
+    else:
+        latents, basis = alle, endmembers
+    return MethodOutput(hr_hsi=hr_hsi, endmembers=endmembers, alle=alle, loss_history=list(history.loss),
+                        lr_history=list(history.lr), info=info, device=str(device),
+                        latents=latents, basis=basis)

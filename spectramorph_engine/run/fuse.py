@@ -1,0 +1,139 @@
+"""Fusion proper: the method chosen by name (`fuse_with_method`), the scores of its result
+(against the truth, or consistency without one) and the reduced-resolution check (Wald's
+protocol: `reduced_pair`, `_reduced_resolution`).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..core import events as ev
+from .config import FusionConfig
+from .results import PreparedInputs
+
+
+class _Stages:
+    """Times stages and reports StageStarted/StageFinished."""
+
+    def __init__(self, progress, cancel):
+        self.progress, self.cancel, self.timings = progress, cancel, {}
+
+    @contextmanager
+    def __call__(self, name):
+        ev.check_cancel(self.cancel)
+        ev.emit(self.progress, ev.StageStarted(name))
+        t0 = time.perf_counter()
+        yield
+        dt = time.perf_counter() - t0
+        self.timings[name] = self.timings.get(name, 0.0) + dt
+        ev.emit(self.progress, ev.StageFinished(name, dt))
+
+
+def _training_input_lr(prep: PreparedInputs) -> np.ndarray:
+    """The LR-grid MSI the LEN learns from (h x w x c); see methods.spectramorph."""
+    from ..methods.spectramorph import training_input_lr
+    return training_input_lr(prep)
+
+
+def fuse_with_method(config: FusionConfig, prep: PreparedInputs, progress=None, cancel=None, stages=None,
+                     out_hsi=None, finish=None):
+    """The configured method (config.method) on a prepared pair -> methods.MethodOutput.
+    `finish`: a threading.Event that ends training early (methods with HONOURS_FINISH only;
+    the others run as usual)."""
+    from ..core.device import configure_threads, resolve_device
+    from ..methods import get_method
+    stages = stages or _Stages(progress, cancel)
+    configure_threads()
+    device = resolve_device(config.device)
+    method = get_method(config.method)
+    kwargs = dict(device=device, progress=progress, cancel=cancel, out_hsi=out_hsi)
+    if finish is not None and getattr(method, "HONOURS_FINISH", False):
+        kwargs["finish"] = finish
+    if getattr(method, "REPORTS_STAGES", False):
+        return method.fuse(config, prep, stages=stages, **kwargs)
+    with stages("fuse"):
+        return method.fuse(config, prep, **kwargs)
+
+
+def fuse(config: FusionConfig, prep: PreparedInputs, progress=None, cancel=None, stages=None,
+         out_hsi=None):
+    """The configured method on a prepared pair -> (hr_hsi, E, alle, history, device) (the
+    round-one interface; fuse_with_method gives everything)."""
+    from ..methods.spectramorph.training import TrainingHistory
+    out = fuse_with_method(config, prep, progress, cancel, stages, out_hsi)
+    return out.hr_hsi, out.endmembers, out.alle, TrainingHistory(out.loss_history, out.lr_history), out.device
+
+
+def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
+    """Metrics against truth (synthetic) or consistency figures (real), with the bicubic baseline.
+    `out`: the methods.MethodOutput."""
+    from ..quality import metrics
+    from ..sensors.degradation import bicubic_upsample
+    if prep.truth is not None:
+        bicubic = bicubic_upsample(prep.lr_hsi, prep.ratio, value_range=prep.value_range)  # as the result
+        return metrics.compute_all(prep.truth, np.asarray(out.hr_hsi), prep.ratio, cancel=cancel), \
+            metrics.compute_all(prep.truth, bicubic, prep.ratio, cancel=cancel), None
+    from ..quality import consistency as cons
+    srf_raw, offset = prep.msi_model()
+    masks = {} if prep.masks is None else {"lr_valid": ~prep.masks.lr_out, "hr_valid": ~prep.masks.hr_out}
+    # the result is degraded back as the pair was made: past the frame a real sensor saw the scene
+    boundary = "zero" if (prep.boundary or "zero") == "zero" else "free"
+    masks["boundary"] = boundary
+    if out.latents is not None:
+        # band chunk by band chunk from latents x basis: the whole HR-HSI (and its bicubic twin)
+        # may not fit in memory
+        figures = cons.consistency_from_latent(out.latents, out.basis, prep.lr_hsi, prep.hr_msi, srf_raw,
+                                               prep.ratio, prep.psf, offset=offset, cancel=cancel,
+                                               value_range=prep.value_range, **masks)
+    else:
+        # a result streamed to its file (GLP-HS): read back band chunk by band chunk, in the
+        # engine's scale (before the map to the input's units); or in memory
+        if hasattr(out.hr_hsi, "read_bands"):
+            def bands(b0, b1):
+                return out.hr_hsi.read_bands(b0, b1, unmapped=True)
+        else:
+            def bands(b0, b1):
+                return np.asarray(out.hr_hsi[:, :, b0:b1])
+        figures = cons.consistency_by_bands(bands, out.hr_hsi.shape, prep.lr_hsi, prep.hr_msi, srf_raw, prep.ratio,
+                                            prep.psf, offset=offset, cancel=cancel, **masks)
+    # Where to trust the result: per LR pixel, how far the two images disagree through the SRF,
+    # and how far the result degraded back is from the LR-HSI (the scores' maps)
+    ev.check_cancel(cancel)
+    pair = cons.pair_misfit(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf, srf_raw, offset, boundary=boundary)
+    if prep.masks is not None:
+        pair[prep.masks.lr_out] = np.nan
+    figures["_misfit"] = np.stack([pair, figures.pop("_lr_error_map")], axis=2)
+    figures.update({"srf_note": prep.srf_note, "psf_note": prep.psf_note,
+                    "training_input": prep.training_input, "srf_fit": prep.srf_fit})
+    return None, None, figures
+
+
+def reduced_pair(prep: PreparedInputs, cancel=None):
+    """Wald's protocol: (PreparedInputs of both inputs degraded by r, the LR-HSI they are scored
+    against (cropped to a multiple of r))."""
+    from ..quality import consistency as cons
+    hr_red, lr_red, lr_ref = cons.reduced_resolution_inputs(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf,
+                                                            cancel=cancel)
+    sub = PreparedInputs(mode="real", hr_msi=hr_red, lr_hsi=lr_red, srf=prep.srf, ratio=prep.ratio,
+                         psf=prep.psf, wavelengths=prep.wavelengths, srf_note=prep.srf_note,
+                         training_input=prep.training_input, srf_estimate=prep.srf_estimate,
+                         srf_gain_offset=prep.srf_gain_offset, boundary="zero", lr_units=prep.lr_units)
+    return sub, lr_ref
+
+
+def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, cancel) -> dict:
+    """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI.
+    `config`: the settings the result was made with (epochs cut to those run when training
+    was ended early, so the check judges the method as it ran)."""
+    from ..quality import metrics
+    from ..sensors.degradation import bicubic_upsample
+    sub, lr_ref = reduced_pair(prep, cancel)
+    k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
+    quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
+    out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
+    return {"fusion": metrics.compute_all(lr_ref, np.asarray(out.hr_hsi), prep.ratio, cancel=cancel),
+            "bicubic": metrics.compute_all(lr_ref, bicubic_upsample(sub.lr_hsi, prep.ratio), prep.ratio,
+                                           cancel=cancel),
+            "shape": list(lr_ref.shape)}

@@ -1,0 +1,228 @@
+"""The fusion pipeline, orchestration only: `run_fusion` = prepare (`prepare`), choose settings
+(`selection`), fuse and score (`fuse`), write (`write`), with stage timing, the result's units
+and the streamed result file decided here. See docs/pipeline_api.md.
+
+`prepare_inputs` does everything before training (loading, normalising, making the synthetic
+pair, choosing the SRF) and is cheap enough for live previews; `run_fusion` continues with
+NMF, training, inference, scoring and writing the outputs. Progress goes out as `events`; a
+`threading.Event` cancels. Nothing here prints.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..core import events as ev
+from .config import FusionConfig
+from .fuse import _reduced_resolution, _score, _Stages, fuse_with_method
+from .method_report import facts_text, result_figures, short_name
+from .prepare import prepare_inputs
+from .results import FusionInputs, FusionResult, PreparedInputs
+from .write import _check_output_dir, _commit_outputs, _result_path, _start_log, _write_run_json, write_result
+
+log = logging.getLogger(__name__)
+
+
+# A real-world result bigger than this streams to its file during inference instead of being
+# held in memory (a 2048 x 2048 x 200 float32 result is 3.2 GB).
+STREAM_RESULT_BYTES = 512 << 20
+
+
+def _open_result_stream(config: FusionConfig, prep: PreparedInputs, staged):
+    """A ResultWriter for the HR-HSI when it should stream to disk, else None. It writes into
+    the run's staging folder `staged` (None: the run writes no files). First refuses a run whose
+    remaining stages cannot fit in memory (memory.check_run)."""
+    from ..core.memory import check_run
+    H, W = prep.hr_msi.shape[:2]
+    nbytes = H * W * prep.num_hsi_bands * 4
+    # (a GeoTIFF result is written whole at the end, by rasterio: it is not streamed)
+    streaming = staged is not None and prep.mode == "real" and nbytes > STREAM_RESULT_BYTES \
+        and config.output_file_type != "geotiff"
+    # before the fusion allocates anything: refuse, with the estimate, what cannot fit
+    check_run(config, prep, streaming)
+    if not streaming:
+        return None
+    from ..io import ResultWriter
+    log.info("result of %.1f GB streams to %s during inference", nbytes / 1e9, _result_path(config))
+    return ResultWriter(staged.path(_result_path(config).name), (H, W, prep.num_hsi_bands),
+                        wavelengths=prep.wavelengths)
+
+
+def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel=None,
+               inputs: Optional[FusionInputs] = None, write_outputs: bool = True,
+               finish_training=None, write_figures: bool = True) -> FusionResult:
+    """Run SpectraMorph end to end; see docs/pipeline_api.md.
+
+    `finish_training` (a threading.Event): set while the network trains, it ends training at
+    the next chunk or epoch and the run goes on -- inference, refinement, scores, outputs --
+    with the model as trained so far (`result.training_stopped`, run.json and the log say at
+    which epoch). Only the final training honours it: auto-selection's short trainings run
+    to their end (a token set during selection gives a final training of one epoch), and
+    methods that train no network ignore it."""
+    stages = _Stages(progress, cancel)
+    if config.method != "glp":
+        # torch's first import and its optimizer's first step (which imports hundreds of
+        # modules) take seconds and cannot be interrupted: done before the stages, so a cancel
+        # request during any stage is not held up by them (a no-op afterwards)
+        _warm_up_torch()
+    log_handler = _start_log(config) if write_outputs else None
+    stream = staged = None
+    try:
+        if write_outputs:
+            # every output goes to a staging folder, moved into output_dir only when all are complete
+            staged = _check_output_dir(config.output_dir)
+        with stages("load"):
+            prep = prepare_inputs(config, inputs, progress, cancel)
+        log.info("HR-MSI %s, LR-HSI %s, ratio %d; %s", prep.hr_msi.shape, prep.lr_hsi.shape,
+                 prep.ratio, prep.srf_note)
+        selection = None
+        run_config = config
+        if config.auto_select and config.method == "spectramorph":
+            from .selection import select_settings
+            with stages("select"):
+                selection = select_settings(config, prep, progress=progress, cancel=cancel)
+            run_config = selection["config"]
+            ev.say(progress, "info", selection["summary"], log)
+        stream = _open_result_stream(config, prep, staged)
+        units = _output_units(config, prep)
+        no_data = None if prep.masks is None else prep.masks.hr_out
+        if stream is not None and (units is not None or no_data is not None):
+            offset_, span_ = units or (0.0, 1.0)          # rows reach the file in the input's units,
+            stream.set_value_map(span_, offset_, nan_mask=no_data)    # NaN where there is no data
+        out = fuse_with_method(run_config, prep, progress, cancel, stages, out_hsi=stream, finish=finish_training)
+        hr_hsi, endmembers, alle = out.hr_hsi, out.endmembers, out.alle
+        stopped = _training_stopped(out)
+        if stopped is not None:
+            text = (f"training stopped early at epoch {stopped['epoch']} of {stopped['epochs']}: the result is "
+                    f"made with the model as trained so far")
+            ev.say(progress, "info", text, log)
+        with stages("metrics"):
+            metrics_, bicubic_metrics, consistency = _score(run_config, prep, out, cancel)
+            if consistency is not None:
+                check_config = run_config if stopped is None else run_config.replace(epochs=max(1, stopped["epoch"]))
+                consistency["reduced_resolution"] = _reduced_resolution(check_config, prep, progress, cancel)
+                from ..quality.consistency import quality_warnings
+                # the SRF-fit warning, when due, came from prepare_inputs already
+                consistency["warnings"] = quality_warnings(None, consistency["lr_consistency"],
+                                                           consistency["msi_consistency"])
+                consistency["warnings"] += _local_misfit_warnings(consistency.get("_misfit"))
+                if consistency["warnings"]:
+                    consistency["warnings"] = [w_ + " " + MISFIT_POINTER for w_ in consistency["warnings"]]
+        # Scores above were taken in the engine's scale; the result itself goes back to the
+        # LR-HSI's units (the affine map of the normalisation undone).
+        if units is not None:
+            hr_hsi, endmembers = _to_input_units(hr_hsi, endmembers, units, streamed=stream is not None)
+        if no_data is not None:
+            if stream is None:
+                hr_hsi = np.asarray(hr_hsi)
+                hr_hsi[no_data] = np.nan
+            if alle is not None:
+                alle = np.array(alle, dtype=np.float32)
+                alle[no_data] = np.nan
+        misfit = None if consistency is None else consistency.pop("_misfit", None)
+        result = FusionResult(hr_hsi=hr_hsi, endmembers=endmembers, alle=alle, misfit=misfit,
+                              units="input" if units is not None else "normalized",
+                              loss_history=list(out.loss_history), lr_history=list(out.lr_history),
+                              prepared=prep, metrics=metrics_, bicubic_metrics=bicubic_metrics,
+                              consistency=consistency, timings=stages.timings, device=out.device,
+                              warnings=list(prep.warnings) + list((consistency or {}).get("warnings", [])),
+                              method=run_config.method, method_info=out.info,
+                              selection=None if selection is None else
+                              {k: v for k, v in selection.items() if k != "config"},
+                              config_used=run_config, training_stopped=stopped)
+        for text in result.warnings[len(prep.warnings):]:
+            ev.say(progress, "warning", text, log)
+        log.info("%s: %s", short_name(result.method), facts_text(result_figures(result)))
+        if metrics_:
+            log.info("metrics (%s): %s", short_name(result.method), _fmt(metrics_))
+            log.info("bicubic: %s", _fmt(bicubic_metrics))
+        if write_outputs:
+            with stages("save"):
+                result.output_files = write_result(config, result, progress, cancel, stream=stream,
+                                                   draw_figures=write_figures,
+                                                   staged=staged)
+                stream = None
+            result.timings = stages.timings
+            _write_run_json(config, result, staged)
+            _commit_outputs(config, result, staged, cancel)
+            staged = None
+        return result
+    finally:
+        if stream is not None:          # cancelled or failed: the partial result file goes
+            stream.abort()
+        if staged is not None:          # ... and so does everything else: output_dir is untouched
+            staged.abort()
+        if log_handler is not None:
+            logging.getLogger("spectramorph_engine").removeHandler(log_handler)
+            log_handler.close()
+
+
+MISFIT_POINTER = "Where: see the misfit map (misfit.npy or misfit.tif beside the result; Misfit in the app)."
+# A local disagreement between the two images: LR pixels whose misfit exceeds this many times
+# the scene's median (and MISFIT_MIN_ABS), when they are at least MISFIT_MIN_SHARE of the scene.
+MISFIT_LOCAL_FACTOR = 10.0
+MISFIT_MIN_ABS = 0.03
+MISFIT_MIN_SHARE = 0.005
+
+
+def _local_misfit_warnings(misfit) -> list:
+    if misfit is None:
+        return []
+    pair = misfit[:, :, 0]
+    ok = np.isfinite(pair)
+    if not ok.any():
+        return []
+    median = float(np.median(pair[ok]))
+    high = ok & (pair > max(MISFIT_LOCAL_FACTOR * median, MISFIT_MIN_ABS))
+    share = float(high.sum()) / float(ok.sum())
+    if share < MISFIT_MIN_SHARE:
+        return []
+    return [f"{int(high.sum())} LR pixels ({100 * share:.1f}%) disagree between the HR-MSI and the LR-HSI "
+            f"far more than the rest of the scene (misfit above {MISFIT_LOCAL_FACTOR:g}x its median): a change "
+            f"between the two acquisitions (moved objects, clouds, shadows) or a misregistration; the result "
+            f"is less reliable there."]
+
+
+def _training_stopped(out) -> Optional[dict]:
+    """{"epoch": run, "epochs": configured} when the method's training was ended early, else None."""
+    training = (out.info or {}).get("training") or {}
+    if not training.get("stopped_early"):
+        return None
+    return {"epoch": int(training["epochs_run"]), "epochs": int(training["epochs"])}
+
+
+def _output_units(config: FusionConfig, prep: PreparedInputs):
+    """(offset, span) that takes the result to the LR-HSI's units, or None (synthetic mode, or
+    output_scale: normalized)."""
+    if prep.lr_units is None or config.output_scale != "input":
+        return None
+    return prep.lr_units
+
+
+def _to_input_units(hr_hsi, endmembers, units, streamed: bool):
+    """The result cube (in place: it can be large) and the endmember spectra mapped by
+    x * span + offset; a streamed cube went through the same map on its way to the file."""
+    offset, span = units
+    if not streamed:
+        hr_hsi = np.asarray(hr_hsi)
+        hr_hsi *= np.float32(span)
+        hr_hsi += np.float32(offset)
+    if endmembers is not None:
+        endmembers = (np.asarray(endmembers, dtype=np.float64) * span + offset).astype(np.float32)
+    return hr_hsi, endmembers
+
+
+@functools.lru_cache(maxsize=1)
+def _warm_up_torch() -> None:
+    import torch
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([p])
+    p.sum().backward()
+    opt.step()
+
+
+def _fmt(d: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in d.items())

@@ -1,0 +1,113 @@
+"""Settings chosen from the data, with no ground truth (`auto_select: true`, issue 8).
+
+Wald's protocol gives a truth to score against: degrade both inputs by the ratio r (the
+HR-MSI to the LR grid, the LR-HSI to a grid r times coarser), fuse that reduced pair, and
+compare with the LR-HSI itself. A few candidate settings are fused this way -- the
+configured one, the coarse spectral prior flipped (when `spec_prior` is auto), K - 2 and K + 2 endmembers, the minimum-volume
+endmembers, the refinement off -- with shorter training (SELECT_EPOCH_FRACTION of the
+epochs), and the best PSNR wins; a candidate must beat the configured one by SWITCH_MARGIN_DB
+to replace it, so noise in the check does not flip settings. The refinement-off variant shares
+the configured candidate's trained network, so it costs no training.
+
+What the check cannot judge is not a candidate: the refinement without its TV term scored
+higher on the reduced pair in 3 of 6 bench cases (256 px library scenes, r4) while it was
+6.9-11.5 dB worse against the truth -- on a grid r times coarser the TV's gain is invisible
+(bench/README.md, selection check). Differences between K, K +- 2 and the endmember methods
+on the reduced pair were 0.0-0.7 dB and tracked the truth poorly, hence the 0.3 dB margin.
+
+The reduced pair has r^2 fewer pixels than the real one, so the whole selection costs a
+fraction of the full run (measured in bench/README.md). Scenes whose reduced LR-HSI has
+fewer than MIN_REDUCED_PIXELS pixels are too small for a meaningful check: the configured
+settings are used and the reason is recorded.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ..core import events as ev
+
+log = logging.getLogger(__name__)
+
+MIN_REDUCED_PIXELS = 256
+SELECT_EPOCH_FRACTION = 0.2
+SWITCH_MARGIN_DB = 0.3
+K_STEP = 2
+
+
+def candidate_changes(config, msi_bands: int, max_k: int, ratio: int) -> list:
+    """(label, config changes) of the candidates; the first is the configured setting with
+    'auto' resolved."""
+    base_prior = config.use_prior_for(msi_bands, ratio)
+    base = {"spec_prior": base_prior, "num_endmembers": config.num_endmembers,
+            "endmember_method": config.endmember_method, "refine": config.refine}
+    out = [("configured", dict(base))]
+    if config.prior_choice == "auto":
+        out.append(("prior on" if not base_prior else "prior off", {**base, "spec_prior": not base_prior}))
+    k = base["num_endmembers"]
+    for k2 in (k - K_STEP, k + K_STEP):
+        if 1 <= k2 <= max_k:
+            out.append((f"K {k2}", {**base, "num_endmembers": k2}))
+    other = "minvol" if config.endmember_method == "nmf" else "nmf"
+    out.append((f"endmembers {other}", {**base, "endmember_method": other}))
+    return out
+
+
+def select_settings(config, prep, progress=None, cancel=None) -> dict:
+    """Fuse each candidate on the reduced pair and pick the best. Returns a dict with
+    "config" (the FusionConfig to run: the winner, auto_select off so it reproduces exactly),
+    "candidates" (label, changes, PSNR, SAM, seconds), "chosen", "skipped" (a reason or None),
+    "seconds" and "summary" (one sentence for the log and the app)."""
+    from ..quality import metrics
+    from ..methods.spectramorph.inference import mix_latents
+    from .fuse import fuse_with_method, reduced_pair
+    t0 = time.perf_counter()
+    c = prep.hr_msi.shape[2]
+    h, w, C = prep.lr_hsi.shape
+    r = prep.ratio
+    hr, wr = h // r, w // r
+    reduced_pixels = hr * wr
+    if reduced_pixels < MIN_REDUCED_PIXELS:
+        changes = candidate_changes(config, c, C, r)[0][1]
+        chosen = config.replace(**changes, auto_select=False)
+        reason = (f"the reduced-resolution pair would have {reduced_pixels} LR pixels (< {MIN_REDUCED_PIXELS}): "
+                  f"too small to compare settings; the configured ones are used")
+        return {"config": chosen, "candidates": [], "chosen": "configured", "skipped": reason,
+                "seconds": time.perf_counter() - t0, "reduced_shape": [hr, wr, C],
+                "summary": f"auto-selection skipped: {reason}"}
+    sub, lr_ref = reduced_pair(prep, cancel)
+    max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
+    epochs = max(1, int(round(config.epochs * SELECT_EPOCH_FRACTION)))
+    cands = candidate_changes(config, c, max_k, r)
+    rows = []
+    for i, (label, changes) in enumerate(cands):
+        ev.check_cancel(cancel)
+        t1 = time.perf_counter()
+        # the reduced pair has fewer pixels: K is capped there only (the full run keeps it)
+        trial = config.replace(**{**changes, "num_endmembers": min(changes["num_endmembers"], max_k)},
+                               epochs=epochs, auto_select=False)
+        out = fuse_with_method(trial, sub, progress=None, cancel=cancel)
+        fused = np.asarray(out.hr_hsi)
+        rows.append({"label": label, "changes": changes, "PSNR": float(metrics.psnr(lr_ref, fused)),
+                     "SAM": float(metrics.sam(lr_ref, fused)), "seconds": time.perf_counter() - t1})
+        if label == "configured" and changes["refine"]:
+            # the same network without the refinement: no second training
+            t2 = time.perf_counter()
+            plain = mix_latents(out.alle, out.endmembers, device="cpu", value_range=sub.value_range)
+            rows.append({"label": "refinement off", "changes": {**changes, "refine": False},
+                         "PSNR": float(metrics.psnr(lr_ref, plain)), "SAM": float(metrics.sam(lr_ref, plain)),
+                         "seconds": time.perf_counter() - t2})
+        ev.emit(progress, ev.StageProgress("select", (i + 1) / len(cands)))
+    base = rows[0]
+    best = max(rows, key=lambda row: row["PSNR"])
+    if best is not base and best["PSNR"] < base["PSNR"] + SWITCH_MARGIN_DB:
+        best = base
+    chosen = config.replace(**best["changes"], auto_select=False)
+    seconds = time.perf_counter() - t0
+    summary = (f"auto-selection on the reduced-resolution pair ({hr}x{wr} LR pixels, {epochs} epochs each): "
+               + ", ".join(f"{row['label']} {row['PSNR']:.2f} dB" for row in rows)
+               + f" -> {best['label']} ({seconds:.1f} s)")
+    return {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
+            "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "summary": summary}
