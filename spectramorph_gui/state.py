@@ -12,9 +12,7 @@ nothing the window shows changes.
 """
 from __future__ import annotations
 
-import inspect
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -23,6 +21,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from spectramorph_engine import FusionConfig, InputError
 from spectramorph_engine.run.config import KEYS
 
+from .progress import History, RunProgress
+from .sources import DataSource, load_demo_source, load_source, source_from_cube  # noqa: F401 (re-exported)
 from .worker import Workers
 
 # Keys that change nothing before training: editing them needs no new preview.
@@ -34,71 +34,6 @@ TRAINING_KEYS = frozenset({
     "refine", "refine_trust", "refine_msi_weight", "refine_tv_weight", "refine_iterations", "refine_subspace",
     "hysure_iterations", "hysure_tv_weight", "hysure_msi_weight", "hysure_subspace"})
 PREPARE_DELAY_MS = 200   # coalesce a burst of edits (a spin box held down) into one preparation
-
-
-@dataclass
-class DataSource:
-    """One array the user loaded, with where it came from (for the data panel and YAML)."""
-    data: np.ndarray
-    label: str
-    path: Optional[str] = None
-    key: Optional[str] = None
-    wavelengths: Optional[np.ndarray] = None
-    value_range: tuple = (0.0, 0.0)
-    geo: object = None            # the file's georeferencing and nodata value (engine georef.GeoInfo)
-
-
-@dataclass
-class RunProgress:
-    stage: str = ""
-    method: str = "spectramorph"          # the run's fusion method (config.method when it started)
-    epoch: int = 0
-    epochs: int = 0
-    loss: Optional[float] = None
-    lr: Optional[float] = None
-    fraction: Optional[float] = None      # inside a non-training stage
-    elapsed: float = 0.0
-    eta: Optional[float] = None           # seconds left in training
-
-
-@dataclass
-class History:
-    epoch: list = field(default_factory=list)
-    loss: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
-    version: int = 0                      # bumped on every change, for throttled redraws
-
-    def clear(self):
-        self.epoch.clear(), self.loss.clear(), self.lr.clear()
-        self.version += 1
-
-
-def source_from_cube(cube, label, path=None, key=None) -> DataSource:
-    data = np.asarray(cube.data)
-    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
-    rng = (float(finite.min()), float(finite.max())) if finite.size else (float("nan"), float("nan"))
-    wl = None if cube.wavelengths is None else np.asarray(cube.wavelengths, dtype=float)
-    return DataSource(data=data, label=label, path=path, key=key, wavelengths=wl, value_range=rng,
-                      geo=getattr(cube, "geo", None))
-
-
-def load_demo_source(size: Optional[int] = None) -> DataSource:
-    """The built-in demo scene (engine `demo.demo_scene`), optionally at a smaller size."""
-    from spectramorph_engine.run import demo
-    fn = demo.demo_scene
-    if size is not None and "size" in inspect.signature(fn).parameters:
-        truth, wl = fn(size=size)
-    else:
-        truth, wl = fn()
-    from types import SimpleNamespace
-    return source_from_cube(SimpleNamespace(data=truth, wavelengths=wl), "built-in demo scene")
-
-
-def load_source(path: str, key: Optional[str] = None) -> DataSource:
-    from spectramorph_engine import io
-    cube = io.load_cube(path, key=key, allow_invalid=True)    # NaN/nodata: masked in real-world runs
-    label = path if key is None else f"{path} [{key}]"
-    return source_from_cube(cube, label, path=path, key=key)
 
 
 class AppState(QObject):
