@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-COLUMNS = ("run", "settings", "scores", "finished")
+COLUMNS = ("run", "settings", "scores")
 
 
 class RunsPanel(QWidget):
@@ -27,6 +27,7 @@ class RunsPanel(QWidget):
         head = self.table.horizontalHeader()
         head.setSectionResizeMode(QHeaderView.ResizeToContents)
         head.setSectionResizeMode(1, QHeaderView.Stretch)
+        head.setSectionResizeMode(2, QHeaderView.Stretch)      # settings and scores share the width
         # settings are what tells runs apart: wrapped onto more lines in a narrow dock, never "..."
         self.table.setWordWrap(True)
         self.table.setTextElideMode(Qt.ElideNone)
@@ -61,13 +62,18 @@ class RunsPanel(QWidget):
             sig.connect(lambda *_: self.refresh())
         self.refresh()
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.table.resizeRowsToContents()      # wrapped settings need the new width's line count
+
     def refresh(self) -> None:
         s = self.state
         selected = self.selected_number()
         t = self.table
         t.setRowCount(len(s.runs))
         for row, rec in enumerate(s.runs):
-            texts = (rec.name, rec.settings_text(), rec.score_text(), f"{rec.finished_at} ({rec.seconds:.0f} s)")
+            # when it finished goes under its name: the width is for what tells runs apart
+            texts = (f"{rec.name}\n{rec.finished_at}, {rec.seconds:.0f} s", rec.settings_text(), rec.score_text())
             for col, text in enumerate(texts):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
