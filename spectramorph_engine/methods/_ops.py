@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core import events as ev
 from ..core.errors import InputError
+from ..sensors import spatial
 
 # Keys' cubic convolution parameter: -0.5 is the one that reproduces quadratics
 # (third-order accurate; MATLAB imresize and degradation.bicubic_upsample use it).
@@ -35,12 +36,7 @@ def check_pair(prep) -> Tuple[np.ndarray, np.ndarray, int]:
 
 def psf_or_delta(psf) -> np.ndarray:
     """The PSF as a float64 2-D kernel with odd sides (None = no blur: a 1 x 1 delta)."""
-    if psf is None:
-        return np.ones((1, 1))
-    k = np.asarray(psf, dtype=np.float64)
-    if k.ndim != 2 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
-        raise InputError(f"a PSF must be a 2-D kernel with odd sides, got shape {k.shape}")
-    return k
+    return spatial.check_psf(psf)
 
 
 # ---------------------------------------------------------------------------
@@ -101,41 +97,19 @@ class CubicUpsampler:
 # the spatial degradation (blur with the PSF, then r x r block mean)
 
 def degrade(cube: np.ndarray, psf, r: int, boundary: str = "zero") -> np.ndarray:
-    """Blur with `psf` then area-downsample by r, float32 (H x W [x k] -> h x w [x k]).
+    """Blur with `psf` then area-downsample by r, float32 (H x W [x k] -> h x w [x k]):
+    sensors.spatial.SpatialModel(psf, r, boundary).forward.
 
     boundary "zero": exactly degradation.degrade_spatial (the pipeline's forward model,
     zero padding, so borders darken as they do in a synthetic pair). "symmetric": the
     image mirrored at its edges before blurring (what a real sensor, which sees past
     the frame, resembles better)."""
-    from ..sensors.degradation import area_downsample, degrade_spatial
-    k = psf_or_delta(psf)
-    x = np.asarray(cube, dtype=np.float32)
-    if k.size == 1:
-        return area_downsample(x * np.float32(k[0, 0]), r)
-    if boundary == "zero":
-        return degrade_spatial(x, k, r)
-    from scipy.signal import fftconvolve
-    flat = x.ndim == 2
-    x3 = x[:, :, None] if flat else x
-    py, px = k.shape[0] // 2, k.shape[1] // 2
-    out = np.empty((x3.shape[0] // r, x3.shape[1] // r, x3.shape[2]), dtype=np.float32)
-    kk = k.astype(np.float32)[:, :, None]
-    for s in range(0, x3.shape[2], 16):
-        chunk = np.pad(x3[:, :, s:s + 16], ((py, py), (px, px), (0, 0)), mode="symmetric")
-        out[:, :, s:s + 16] = area_downsample(fftconvolve(chunk, kk, mode="valid", axes=(0, 1)), r)
-    return out[:, :, 0] if flat else out
+    rule = "zero" if boundary == "zero" else "symmetric"      # any other name meant mirroring here
+    return spatial.SpatialModel(psf, r, rule).forward(np.asarray(cube, dtype=np.float32))
 
 
-def decimation_kernel(psf, r: int) -> Tuple[np.ndarray, Tuple[int, int]]:
-    """(kernel, origin) of `degrade` as one convolution followed by sampling every r-th pixel.
-
-    degrade_spatial computes y[i] = mean_{t=0..r-1} (x * psf)[r*i + t] (per axis), i.e.
-    (x * psf * b)[r*i] with b the r-tap box over offsets -(r-1)..0. The returned kernel is
-    psf * (r x r box); entry [a, b] acts at offset (a - origin[0], b - origin[1])."""
-    from scipy.signal import convolve2d
-    k = psf_or_delta(psf)
-    kernel = convolve2d(k, np.full((r, r), 1.0 / (r * r)), mode="full")
-    return kernel, (k.shape[0] // 2 + r - 1, k.shape[1] // 2 + r - 1)
+# (kernel, origin) of `degrade` ("zero") as one convolution sampled every r-th pixel
+decimation_kernel = spatial.decimation_kernel
 
 
 # ---------------------------------------------------------------------------

@@ -65,8 +65,8 @@ import numpy as np
 from ..core import events as ev
 from ..core.errors import InputError
 from . import MethodOutput
-from ._ops import (CubicUpsampler, Ticker, boundary_for, check_pair, decimation_kernel, new_output, put_rows,
-                   rows_per_block)
+from ..sensors import spatial
+from ._ops import (CubicUpsampler, Ticker, boundary_for, check_pair, new_output, put_rows, rows_per_block)
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ class FourierGrid:
     def __init__(self, psf, r: int, H: int, W: int, device="cpu"):
         import torch
         from scipy.fft import next_fast_len
-        kernel, origin = decimation_kernel(psf, r)
+        kernel, origin = spatial.decimation_kernel(psf, r)
         ky, kx = kernel.shape[0] - origin[0] - 1, kernel.shape[1] - origin[1] - 1   # the PSF's half sides
         self.Hp = next_fast_len(H + 2 * ky + r, real=True)
         self.Wp = next_fast_len(W + 2 * kx + r, real=True)
@@ -378,9 +378,9 @@ class FourierGrid:
         self.frame_cols = slice(self.left, self.left + W)
         self.sample_rows = slice(self.top, self.top + H, r)
         self.sample_cols = slice(self.left, self.left + W, r)
-        kpad = np.zeros((self.Hp, self.Wp))
-        kpad[:kernel.shape[0], :kernel.shape[1]] = kernel
-        kpad = np.roll(kpad, (-origin[0], -origin[1]), axis=(0, 1))     # kernel origin at [0, 0]
+        # the transfer function of spatial.py's operator on this grid; the FFT itself stays in
+        # torch, on the run's device, where the solver's images live
+        kpad = spatial.padded_kernel(psf, r, (self.Hp, self.Wp))           # kernel origin at [0, 0]
         self.b_hat = torch.fft.rfft2(torch.as_tensor(kpad, dtype=torch.float32, device=device))
 
     def blur_hat(self, x_hat):

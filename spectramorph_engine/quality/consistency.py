@@ -45,22 +45,16 @@ DEFAULT_THRESHOLDS = {
 
 
 def _degrade(cube: np.ndarray, ratio: int, psf, boundary: str = "zero") -> np.ndarray:
-    """Blur with `psf` ('same'; None = no blur), then area-downsample by `ratio`. `boundary`
-    "zero": zeros past the frame (a pair simulated from the image); "free": the sensor saw past
-    the frame, so the blur sees the edge replicated -- with zeros there a real pair's result
+    """Blur with `psf` ('same'; None = no blur), then area-downsample by `ratio`: the sensor model
+    of sensors/spatial.py. `boundary` "zero": zeros past the frame (a pair simulated from the
+    image); "free" (spatial's "edge" rule): the sensor saw past the frame, so the blur sees the
+    edge replicated -- with zeros there a real pair's result
     degraded back darkens along the border and every outer LR pixel reads as a misfit."""
-    from ..sensors.degradation import area_downsample, blur
+    from ..sensors.spatial import SpatialModel
     x = np.asarray(cube, dtype=np.float32)
-    if psf is not None and np.asarray(psf).size > 1:
-        kernel = np.asarray(psf, dtype=np.float64)
-        if boundary == "free":
-            p = kernel.shape[0] // 2
-            pad = ((p, p), (p, p)) + ((0, 0),) * (x.ndim - 2)
-            x = np.asarray(blur(np.pad(x, pad, mode="edge"), kernel), dtype=np.float32)[p:p + cube.shape[0],
-                                                                                          p:p + cube.shape[1]]
-        else:
-            x = np.asarray(blur(x, kernel), dtype=np.float32)
-    return np.asarray(area_downsample(x, int(ratio)), dtype=np.float32)
+    if psf is None or np.asarray(psf).size <= 1:
+        psf = None                       # a 1 x 1 kernel is no blur here (not a scaling)
+    return SpatialModel(psf, int(ratio), "edge" if boundary == "free" else "zero").forward(x)
 
 
 def _figures(reference: np.ndarray, estimate: np.ndarray, with_sam: bool = True, cancel=None) -> dict:

@@ -114,16 +114,16 @@ def _check_pair(hr_msi, lr_hsi, ratio: int):
 def msi_to_lr_grid(hr_msi, ratio: int, psf_sigma: float) -> np.ndarray:
     """The HR-MSI brought to the LR grid: Gaussian blur of `psf_sigma` HR pixels
     ('same', zero padding, as the SPEC sensor model), then area downsampling by
-    `ratio`. This is the training input under `training_input: msi_lr`. (h, w, c) float32."""
-    from .degradation import area_downsample, blur
+    `ratio` (spatial.SpatialModel, "zero" border). This is the training input under
+    `training_input: msi_lr`. (h, w, c) float32."""
+    from .spatial import SpatialModel
     hr = as_cube(hr_msi, "the HR-MSI").astype(np.float32, copy=False)
     ratio = int(ratio)
     H, W = hr.shape[:2]
     if ratio < 1 or H % ratio or W % ratio:
         raise InputError(f"HR-MSI {hr.shape} cannot be downsampled by {ratio}: its size is not a multiple")
-    if psf_sigma and psf_sigma > 0:
-        hr = np.asarray(blur(hr, gaussian_kernel(float(psf_sigma))), dtype=np.float32)
-    return np.asarray(area_downsample(hr, ratio), dtype=np.float32)
+    kernel = gaussian_kernel(float(psf_sigma)) if psf_sigma and psf_sigma > 0 else None
+    return SpatialModel(kernel, ratio, "zero").forward(hr)
 
 
 def _unclipped_lr_pixels(hr: np.ndarray, lr: np.ndarray, ratio: int, sigma: float) -> np.ndarray:

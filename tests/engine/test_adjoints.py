@@ -4,7 +4,11 @@ dot-product test <D x, y> == <x, D^T y>, with PSFs that are NOT symmetric and NO
 the test scenes all use centred Gaussians, for which a kernel flipped by mistake (a
 correlation for a convolution, or the forward blur used as its own adjoint) changes nothing.
 
-Where the engine's operators live (issue 17):
+Where the engine's operators live (issue 17; one operator since issue 18):
+- sensors.spatial.SpatialModel(psf, r, boundary): THE operator, forward and adjoint, border
+  rules "zero", "edge" (consistency's "free") and "symmetric"; its Fourier form
+  (decimation_kernel, padded_kernel, transfer_function) and the torch kernels' orientation.
+  Every path below delegates to it, and each is checked equal to its forward.
 - degradation.degrade_spatial (blur + area_downsample), consistency._degrade,
   methods._ops.degrade (boundary "zero" and "symmetric"), srf_estimation.msi_to_lr_grid:
   forward only, no adjoint in those modules -- their forward is checked against the dense
@@ -21,7 +25,7 @@ import pytest
 import torch
 
 from spectramorph_engine.quality import consistency
-from spectramorph_engine.sensors import degradation, srf_estimation
+from spectramorph_engine.sensors import degradation, spatial, srf_estimation
 from spectramorph_engine.methods import _ops, hysure
 from spectramorph_engine.methods.spectramorph.refinement import _SpatialModel
 
@@ -53,6 +57,8 @@ def _index(i, n, boundary):
         return i
     if boundary == "zero":
         return None
+    if boundary == "edge":
+        return 0 if i < 0 else n - 1                # np.pad "edge": the edge sample replicated
     return -i - 1 if i < 0 else 2 * n - i - 1       # np.pad "symmetric": the edge sample repeated
 
 
@@ -216,3 +222,96 @@ def test_hysure_solver_fits_a_pair_made_with_an_asymmetric_psf():
     from spectramorph_engine.quality import metrics
     assert metrics.psnr(lr, lr_fit) > 50.0, metrics.psnr(lr, lr_fit)
     assert history[-1] < 0.01 * history[0], (history[0], history[-1])
+
+
+@pytest.mark.parametrize("boundary", spatial.BOUNDARIES)
+@pytest.mark.parametrize("name", sorted(PSFS) + ["none"])
+@pytest.mark.parametrize("r", [2, 3])
+def test_spatial_model_is_the_operator_and_its_adjoint(boundary, name, r):
+    """spatial.SpatialModel in float64, every border rule: forward == the dense matrix;
+    <D x, y> == <x, D^T y> (3 bands at once); adjoint == the dense matrix's transpose."""
+    psf = None if name == "none" else PSFS[name]
+    H, W = 4 * r, 5 * r
+    model = spatial.SpatialModel(psf, r, boundary)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((H, W, 3))
+    y = rng.standard_normal((H // r, W // r, 3))
+    Dx, Dty = model.forward(x), model.adjoint(y)
+    assert Dx.shape == y.shape and Dty.shape == x.shape and Dx.dtype == Dty.dtype == np.float64
+    lhs, rhs = float((Dx * y).sum()), float((x * Dty).sum())
+    assert abs(lhs - rhs) <= 1e-10 * max(abs(lhs), abs(rhs), 1.0), (lhs, rhs)
+    D = dense_operator(np.ones((1, 1)) if psf is None else psf, r, H, W, boundary)
+    for b in range(3):
+        np.testing.assert_allclose(Dx[:, :, b], _apply(D, x[:, :, b], r), atol=1e-12)
+        np.testing.assert_allclose(Dty[:, :, b].reshape(-1), D.T @ y[:, :, b].reshape(-1), atol=1e-12)
+    if psf is not None:
+        # teeth: the kernel's mirror image is another operator; the forward blur is not its own adjoint
+        assert np.abs(spatial.SpatialModel(psf[::-1, ::-1], r, boundary).forward(x) - Dx).max() > 1e-3
+        wrong = spatial.area_upsample_adjoint(y, r)
+        wrong = spatial.blur(wrong, psf, boundary)
+        assert abs(float((x * wrong).sum()) - lhs) > 1e-6 * abs(lhs)
+
+
+@pytest.mark.parametrize("boundary", spatial.BOUNDARIES)
+def test_spatial_model_float32_dot_product(boundary):
+    """float32 in, float32 out, the identity to float32 rounding; "free" names the "edge" rule."""
+    psf = PSFS["random7"]
+    model = spatial.SpatialModel(psf, 4, boundary)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((32, 28, 2)).astype(np.float32)
+    y = rng.standard_normal((8, 7, 2)).astype(np.float32)
+    Dx, Dty = model.forward(x), model.adjoint(y)
+    assert Dx.dtype == Dty.dtype == np.float32
+    lhs = float((Dx.astype(np.float64) * y).sum())
+    rhs = float((x.astype(np.float64) * Dty).sum())
+    assert abs(lhs - rhs) <= 1e-5 * max(abs(lhs), abs(rhs)), (lhs, rhs)
+    assert spatial.canonical_boundary("free") == "edge"
+
+
+@pytest.mark.parametrize("name", sorted(PSFS))
+@pytest.mark.parametrize("r", [2, 4])
+def test_every_path_delegates_to_the_spatial_model(name, r):
+    """Each place that degrades a cube gives spatial.SpatialModel's numbers (float32, to
+    rounding): degrade_spatial / blur / area_downsample, consistency._degrade ("zero", "free" =
+    "edge"), _ops.degrade ("zero", "symmetric") and decimation_kernel, msi_to_lr_grid,
+    FourierGrid (its b_hat is spatial's transfer function; its degrade the forward), and the
+    refinement's torch operator (forward and adjoint)."""
+    psf = PSFS[name]
+    H, W = 6 * r, 5 * r
+    rng = np.random.default_rng(9)
+    x = rng.random((H, W, 3)).astype(np.float32)
+    y = rng.random((H // r, W // r, 3)).astype(np.float32)
+
+    def model(b, k=psf):
+        return spatial.SpatialModel(k, r, b)
+
+    def same(a, b):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(b).max())))
+
+    zero, edge, sym = model("zero").forward(x), model("edge").forward(x), model("symmetric").forward(x)
+    assert np.abs(edge - zero).max() > 1e-3
+    if psf.shape[0] > 3:         # a one-pixel margin: mirroring and replicating copy the same pixel
+        assert np.abs(sym - edge).max() > 1e-4
+    same(degradation.degrade_spatial(x, psf, r), zero)
+    same(degradation.area_downsample(degradation.blur(x, psf), r), zero)
+    same(consistency._degrade(x, r, psf), zero)
+    same(consistency._degrade(x, r, psf, "free"), edge)
+    same(_ops.degrade(x, psf, r, "zero"), zero)
+    same(_ops.degrade(x, psf, r, "symmetric"), sym)
+    same(_ops.degrade(x[:, :, 0], psf, r, "symmetric"), sym[:, :, 0])
+    kernel, origin = _ops.decimation_kernel(psf, r)
+    k2, o2 = model("zero").decimation_kernel()
+    assert origin == o2 and np.array_equal(kernel, k2)
+    sigma = 1.1
+    g = srf_estimation.gaussian_kernel(sigma)
+    same(srf_estimation.msi_to_lr_grid(x, r, sigma), model("zero", g).forward(x))
+    same(srf_estimation.msi_to_lr_grid(x, r, 0.0), spatial.SpatialModel(None, r).forward(x))
+    grid = hysure.FourierGrid(psf, r, H, W)
+    np.testing.assert_allclose(grid.b_hat.numpy(), model("zero").transfer_function((grid.Hp, grid.Wp)),
+                               atol=1e-6)
+    same(grid.degrade(x[:, :, 1]), zero[:, :, 1])
+    tm = _SpatialModel(psf, r, "cpu")
+    tx = torch.as_tensor(np.moveaxis(x, 2, 0).copy())
+    same(np.moveaxis(tm.forward(tx).numpy(), 0, 2), zero)
+    ty = torch.as_tensor(np.moveaxis(y, 2, 0).copy())
+    same(np.moveaxis(tm.adjoint(ty).numpy(), 0, 2), model("zero").adjoint(y))

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ...core import events as ev
+from ...sensors import spatial
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +84,23 @@ def noise_variance(lr_hsi: np.ndarray, rank: Optional[int] = None) -> float:
 
 
 class _SpatialModel:
-    """D (blur then r x r block mean) and its adjoint on (channels, H, W) tensors."""
+    """D (blur then r x r block mean) and its adjoint on (channels, H, W) tensors: the operator of
+    sensors/spatial.py with its "zero" border rule, kernels oriented by spatial.torch_kernels.
+    It stays a torch copy on purpose: the conjugate-gradient solve runs on the run's device on
+    P-channel images, where a numpy round trip per iteration would cost more than the solve.
+    (The CG normal equations take no border rule; with TV the solve goes to HySure's grid,
+    which carries `boundary`.)"""
 
     def __init__(self, psf, ratio: int, device, dtype=torch.float32):
         self.r = int(ratio)
-        if psf is None or np.asarray(psf).size <= 1:
+        fwd, adj = spatial.torch_kernels(psf)
+        if fwd is None:
             self.kernel = self.kernel_adj = None      # no blur (a delta PSF): D is the block mean alone
         else:
-            k = np.asarray(psf, dtype=np.float64)
             # conv2d correlates: the flipped kernel convolves, the kernel itself is the adjoint
-            self.kernel = torch.as_tensor(k[::-1, ::-1].copy(), dtype=dtype, device=device)[None, None]
-            self.kernel_adj = torch.as_tensor(k, dtype=dtype, device=device)[None, None]
-            self.pad = (k.shape[0] // 2, k.shape[1] // 2)
+            self.kernel = torch.as_tensor(fwd, dtype=dtype, device=device)[None, None]
+            self.kernel_adj = torch.as_tensor(adj, dtype=dtype, device=device)[None, None]
+            self.pad = (fwd.shape[0] // 2, fwd.shape[1] // 2)
 
     def _conv(self, x, kernel):
         if kernel is None:
