@@ -73,7 +73,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
     try:
         if write_outputs:
             # every output goes to a staging folder, moved into output_dir only when all are complete
-            staged = _check_output_dir(config.output_dir)
+            staged = _check_output_dir(config.output_dir, config)
         with stages("load"):
             prep = prepare_inputs(config, inputs, progress, cancel)
         log.info("HR-MSI %s, LR-HSI %s, ratio %d; %s", prep.hr_msi.shape, prep.lr_hsi.shape,

@@ -27,11 +27,24 @@ def _result_path(config: FusionConfig) -> Path:
 _RESULT_SUFFIX = {"numpy": ".npy", "matlab": ".mat", "h5": ".h5", "geotiff": ".tif"}
 
 
-def _check_output_dir(folder):
+def _check_output_dir(folder, config: FusionConfig = None):
     """The staging folder of a run's outputs (outputs.StagedOutputs): refuses an output folder
     that cannot be written before any work starts, and first completes or removes what a killed
-    earlier run left there."""
+    earlier run left there. With `config`: a folder (or anything but a file) standing where one
+    of the run's output files will go is refused now, before the run -- the commit would refuse
+    it anyway, but only after all the work."""
     from ..io.outputs import StagedOutputs
+    if config is not None:
+        target = Path(folder).absolute()        # the message names it whole
+        result = _result_path(config).name
+        names = (result, Path(result).stem + "_wavelengths.txt", "run.json", "metrics.json", "consistency.json",
+                 "misfit.npy", "misfit.tif", f"endmembers.{config.figure_format}",
+                 f"abundances.{config.figure_format}")
+        for name in names:
+            there = target / name
+            if there.exists() and not there.is_file():
+                raise InputError(f"'{there}' is a folder in the way of the output file '{name}': move or "
+                                 f"rename it, or choose another output_dir (nothing was run)")
     return StagedOutputs(folder)
 
 

@@ -297,6 +297,22 @@ def test_a_folder_squatting_an_output_name_leaves_output_dir_exactly_as_before(t
     assert _tree(out) == before and _leftovers(tmp_path) == []
 
 
+def test_a_folder_in_the_way_is_refused_before_the_run(tmp_path, truth, runs, monkeypatch):
+    """The commit would refuse it after all the work: the run refuses it before any."""
+    from spectramorph_engine.run import pipeline
+    cfg, out = _after_a_good_run(tmp_path, runs)
+    (out / "run.json").unlink()
+    (out / "run.json").mkdir()
+    before = _tree(out)
+
+    def no_work(*_a, **_k):
+        raise AssertionError("the run started")
+    monkeypatch.setattr(pipeline, "prepare_inputs", no_work)
+    with pytest.raises(InputError, match=re.escape(f"'{out / 'run.json'}' is a folder in the way")):
+        run_fusion(cfg, inputs=truth)
+    assert _tree(out) == before and _leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_a_full_disk_while_a_run_commits_leaves_output_dir_as_before(tmp_path, truth, runs, monkeypatch, k):
     cfg, out = _after_a_good_run(tmp_path, runs)
