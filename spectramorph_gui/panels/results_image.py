@@ -70,6 +70,13 @@ class ResultsImage:
         self.histogram.setObjectName("levelsHistogram")
         self.histogram.setMinimumWidth(96)
         self.histogram.setMaximumWidth(112)
+        # pyqtgraph adds the RGB channels' histograms onto the background (made for a dark one):
+        # on our white background they vanished. Drawn over it, in colours that show on white.
+        from PySide6.QtGui import QPainter
+        for plot, colour in zip(self.histogram.item.plots[1:4], ((200, 0, 0), (0, 140, 0), (0, 0, 220))):
+            plot.setCompositionMode(QPainter.CompositionMode_SourceOver)
+            plot.setPen(pg.mkPen(colour + (220,), width=1))
+            plot.setBrush(pg.mkBrush(colour + (60,)))
         self.histogram.setToolTip("Display levels: drag the band's ends (per colour channel for RGB); the "
                                   "buttons below set a percentile stretch. The comparison shares them.")
         self.regions = RegionTools(self.view, self.view_state, self)

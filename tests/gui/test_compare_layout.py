@@ -50,3 +50,22 @@ def test_regions_are_named_in_the_legend(qtbot, window):
     labels = [label.text for _sample, label in rp.spectrum_legend.items]
     assert not any(text.startswith(first.name) for text in labels) and \
         any(text.startswith(second.name) for text in labels)
+
+
+def test_rgb_levels_show_each_channels_histogram(qtbot, window):
+    """In RGB mode the levels column shows the three channels' histograms (pyqtgraph adds them
+    onto the background, so on the app's white one they were invisible)."""
+    from PySide6.QtGui import QPainter
+    run_to_end(qtbot, window, epochs=5)
+    wait_idle(qtbot, window)
+    h = window.results_panel.histogram.item
+    assert h.levelMode == "rgba"
+    for plot in h.plots[1:4]:
+        x, y = plot.getData()
+        assert plot.isVisible() and x is not None and len(x) > 10 and y.max() > 0
+        assert plot.opts["compositionMode"] != QPainter.CompositionMode_Plus
+    # drawn: the channel colours stand out from the pale level regions where the curves run
+    image = window.results_panel.histogram.grab().toImage()
+    strong = sum(1 for i in range(image.width()) for j in range(image.height())
+                 if max(image.pixelColor(i, j).getRgb()[:3]) - min(image.pixelColor(i, j).getRgb()[:3]) > 120)
+    assert strong > 50
