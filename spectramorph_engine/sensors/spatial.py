@@ -106,11 +106,7 @@ def blur(cube, psf, boundary: str = "zero") -> np.ndarray:
     0, 1, a few bands at a time); a centred delta is an exact scaling (no FFT round-off)."""
     from scipy.signal import fftconvolve
     a = float_cube(cube)
-    k = np.asarray(psf, dtype=np.float64)
-    if k.ndim != 2 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
-        raise InputError(f"a PSF must be a 2-D kernel with odd sides, got shape {k.shape}")
-    if not np.all(np.isfinite(k)):
-        raise InputError(f"the PSF (shape {k.shape}) holds NaN or Inf values")
+    k = check_psf(np.asarray(psf, dtype=np.float64))     # (None is refused here, unlike check_psf's delta)
     mode = canonical_boundary(boundary)
     x, flat = bands_view(a)
     scale = _centred_delta(k)
