@@ -28,6 +28,7 @@ ENDMEMBER_METHODS = ("nmf", "minvol")
 PRIOR_AUTO_MAX_BANDS = 2        # spec_prior auto: on up to this many MSI bands ...
 PRIOR_AUTO_MAX_RATIO = 4        # ... and up to this ratio (auto_select may turn it on elsewhere)
 TRAINING_INPUTS = ("auto", "srf", "msi_lr")
+PSF_ESTIMATIONS = ("free", "gaussian")
 OUTPUT_SCALES = ("input", "normalized")
 
 
@@ -78,6 +79,7 @@ class FusionConfig:
     srf_source: str = "auto"
     msi_camera: Optional[str] = None        # a named camera's SRF (srf.CAMERAS), placed on the true wavelengths
     training_input: str = "auto"
+    psf_estimation: str = "free"            # real mode without psf_file: free-form kernel | isotropic Gaussian width
     wavelengths: Optional[Union[str, list]] = None   # file, or list of nm
     nodata: Optional[float] = None          # real mode: this value in every band marks a pixel without data (besides NaN/Inf and the file's own)
     output_scale: str = "input"             # real mode: result in the LR-HSI's units (input) or the engine's [0, 1] scale
@@ -267,6 +269,7 @@ def _validate(c: FusionConfig) -> None:
     if c.msi_camera is not None:
         _choice("msi_camera", c.msi_camera, tuple(CAMERAS))
     _choice("training_input", c.training_input, TRAINING_INPUTS)
+    _choice("psf_estimation", c.psf_estimation, PSF_ESTIMATIONS)
     _choice("output_scale", c.output_scale, OUTPUT_SCALES)
     _choice("method", c.method, METHODS)
     if not (c.spec_prior is None or isinstance(c.spec_prior, bool) or c.spec_prior == "auto"):

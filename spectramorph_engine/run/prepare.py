@@ -250,6 +250,7 @@ def infer_ratio(hr_shape, lr_shape) -> int:
 
 def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) -> PreparedInputs:
     from ..sensors import srf_estimation as est_mod
+    from ..sensors import psf_estimation as psf_est
     from ..sensors import srf_fit as fit_mod
     from ..sensors import srf as srf_mod
     from ..io.georef import check_same_ground
@@ -294,6 +295,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     if declared is not None and declared != c and not config.provide_srf:
         raise InputError(f"config key 'num_bands_msi_non_synthetic' is {declared} but {hr_what} has {c} bands")
     psf = _psf_from_config(config)
+    blur_model = config.psf_estimation
     warnings: list = list(pending_warnings)
     estimate = None
     has_file = bool(config.srf_file) and (config.provide_srf or config.srf_source == "file")
@@ -322,10 +324,11 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                                         num_bands, wl)
     else:  # estimate from the pair
         ev.say(progress, "info", "estimating the SRF from the image pair", log)
-        estimate = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid)
+        estimate = psf_est.estimate_sensors(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid,
+                                            psf_model=blur_model)
         srf = estimate.srf_normalized
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
-                f"blur sigma {estimate.psf_sigma:g} px)")
+                f"blur {estimate.blur_label()})")
     if source in ("file", "camera"):
         srf_fit = fit_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
                                      offset=offset, cancel=cancel, valid=lr_valid)
@@ -345,25 +348,37 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     # The blur between the pair matters twice: to bring the HR-MSI to the LR grid (msi_lr) and
     # to degrade the result back (consistency). A PSF file wins; else the blur fitted on the
     # pair (the config's psf_type/sigma describe synthetic mode's own degradation only).
-    blur_fitted, fitted_sigma = False, None
+    blur_fitted, fitted_sigma, psf_estimate = False, None, None
     if config.provide_psf:
         psf_note = f"PSF from '{config.psf_file}'"
     else:
         if estimate is None and source not in ("file", "camera"):
             # fitted for the blur only; the SRF in use stays the one chosen above
-            estimate_blur = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid)
-            psf = estimate_blur.psf
+            estimate_blur = psf_est.estimate_sensors(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel,
+                                                     valid=lr_valid, psf_model=blur_model)
             blur_fitted = True
-            fitted_sigma = float(estimate_blur.psf_sigma)
-            psf_note = f"Gaussian blur fitted on the pair (sigma {estimate_blur.psf_sigma:g} px)"
+            blur_from = estimate_blur
         elif estimate is not None:
-            psf = estimate.psf
-            fitted_sigma = float(estimate.psf_sigma)
-            psf_note = f"Gaussian blur fitted on the pair (sigma {estimate.psf_sigma:g} px)"
-        else:   # an SRF file: its gain/offset fit found the blur already
-            psf = est_mod.gaussian_kernel(file_sigma)
-            fitted_sigma = float(file_sigma)
+            blur_from = estimate
+        else:   # an SRF file / camera: its gain/offset fit found the Gaussian width; the kernel given that SRF
+            blur_from = None
+            psf, fitted_sigma = est_mod.gaussian_kernel(file_sigma), float(file_sigma)
             psf_note = f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px)"
+            if blur_model == "free":
+                psf_estimate = psf_est.estimate_psf(hr_msi, lr_hsi, ratio, gain[:, None] * srf, offset,
+                                                    start_sigma=file_sigma, valid=lr_valid, cancel=cancel)
+                if psf_estimate.form == "free-form":
+                    psf = psf_estimate.kernel
+                    psf_note = (f"free-form blur kernel {psf.shape[0]} x {psf.shape[1]} estimated on the pair "
+                                f"(Gaussian fit sigma {file_sigma:g} px)")
+        if blur_from is not None:
+            psf = blur_from.psf
+            fitted_sigma = float(blur_from.psf_sigma)
+            psf_estimate = blur_from.psf_estimate
+            psf_note = (f"Gaussian blur fitted on the pair (sigma {blur_from.psf_sigma:g} px)"
+                        if blur_from.kernel is None else
+                        f"free-form blur kernel {psf.shape[0]} x {psf.shape[1]} estimated on the pair "
+                        f"(Gaussian fit sigma {blur_from.psf_sigma:g} px)")
     fit_psnr = srf_fit.get("psnr") if srf_fit else None
     if fit_psnr is not None and fit_psnr < fit_mod.POOR_SRF_FIT_DB and training_input == "srf":
         # the advice follows the same rule as training_input: auto, on the blur fitted on the pair
@@ -376,7 +391,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     prep = PreparedInputs(mode="real", hr_msi=hr_msi, lr_hsi=lr_hsi, srf=srf, ratio=ratio, psf=psf,
                           wavelengths=wl, srf_note=note, training_input=training_input,
                           srf_estimate=estimate, srf_fit=srf_fit, warnings=warnings, psf_note=psf_note,
-                          psf_fitted_sigma=fitted_sigma,
+                          psf_fitted_sigma=fitted_sigma, psf_estimate=psf_estimate,
                           srf_gain_offset=(gain, offset) if source in ("file", "camera") else None,
                           lr_units=(float(lr_offset), float(lr_span)), masks=masks,
                           geo=hr_geo if hr_geo is not None and hr_geo.georeferenced else None)

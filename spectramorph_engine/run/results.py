@@ -40,6 +40,7 @@ class PreparedInputs:
     warnings: list = field(default_factory=list)
     psf_note: str = ""             # where the PSF came from (real mode: file, estimated, config)
     psf_fitted_sigma: Optional[float] = None   # real mode: width (px) of the Gaussian blur fitted on the pair, when fitted
+    psf_estimate: object = None    # psf_estimation.PsfEstimate when a free-form kernel was fitted (real mode)
     srf_gain_offset: Optional[tuple] = None  # (gain (c,), offset (c,)) fitted for an SRF file
     # How the LR-HSI's blur treats the image border: "zero" (padding with zeros, as this engine
     # degrades: synthetic pairs, the reduced-resolution pair) or "free" (a real sensor saw past

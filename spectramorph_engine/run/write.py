@@ -166,6 +166,21 @@ def _versions() -> dict:
             "scipy": scipy.__version__, "torch": torch.__version__}
 
 
+def psf_record(prep) -> dict:
+    """What run.json says of the blur the run used: where it came from, the kernel itself, and
+    in real mode what was fitted on the pair (the Gaussian width, the free-form estimate)."""
+    rec = {"note": prep.psf_note or None,
+           "kernel": None if prep.psf is None else np.round(np.asarray(prep.psf, dtype=np.float64), 8).tolist()}
+    if prep.psf_fitted_sigma is not None:
+        rec["fitted_gaussian_sigma_px"] = float(prep.psf_fitted_sigma)
+    est = getattr(prep, "psf_estimate", None)
+    if est is not None:
+        rec["estimate"] = {"form": est.form, "support_radius_px": int(est.radius), "smoothness": est.smoothness,
+                           "holdout_rmse": est.holdout_rmse, "gaussian_holdout_rmse": est.gaussian_holdout_rmse,
+                           "lr_pixels_used": int(est.pixels_used)}
+    return rec
+
+
 def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
     """run.json into the staging folder; it lists the outputs at their final places."""
     from ..io import atomic_write_text
@@ -178,6 +193,7 @@ def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
                    "hr_hsi": list(result.hr_hsi.shape)},
         "ratio": prep.ratio,
         "srf": prep.srf_note,
+        "psf": psf_record(prep),
         "training_input": prep.training_input,
         "units": result.units if prep.lr_units is None else
         {"result": result.units, "lr_hsi_offset": prep.lr_units[0], "lr_hsi_span": prep.lr_units[1],

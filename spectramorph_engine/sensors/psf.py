@@ -26,7 +26,8 @@ _AIRY_SCALE = 2.33811
 # first dark fringe sits at x = 2 sigma and the kernel still sums well above 0.
 _GABOR_PERIOD_SIGMAS = 4.0
 
-__all__ = ["PSF_TYPES", "make_psf", "load_psf", "save_psf", "validate_psf", "psf_fwhm", "radial_profile"]
+__all__ = ["PSF_TYPES", "make_psf", "load_psf", "save_psf", "validate_psf", "psf_fwhm", "radial_profile",
+           "kernel_shape"]
 
 
 # ---------------------------------------------------------------------------
@@ -263,3 +264,27 @@ def psf_fwhm(kernel) -> float:
     r0, r1, v0, v1 = radii[j - 1], radii[j], values[j - 1], values[j]
     r_half = r1 if v0 == v1 else r0 + (v0 - half) / (v0 - v1) * (r1 - r0)
     return float(2.0 * r_half)
+
+
+def kernel_shape(kernel) -> dict:
+    """The kernel's centre and spread from its moments (weights clipped at 0): `centre` (dy, dx)
+    in px from the middle pixel, `widths` (major, minor) standard deviations in px and `angle`
+    the major axis' angle in degrees, counter-clockwise from the column axis with rows growing
+    down as on screen (-90..90). What an estimated kernel shows at a glance: anisotropy, tilt,
+    an off-centre blur (a misregistration)."""
+    a = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, None)
+    if a.ndim != 2 or not a.sum() > 0:
+        raise InputError(f"a PSF kernel must be 2-D with a positive sum, got shape {a.shape}")
+    a = a / a.sum()
+    k0, k1 = a.shape[0] // 2, a.shape[1] // 2
+    y, x = np.mgrid[-k0:a.shape[0] - k0, -k1:a.shape[1] - k1].astype(np.float64)
+    cy, cx = float((a * y).sum()), float((a * x).sum())
+    syy = float((a * (y - cy) ** 2).sum())
+    sxx = float((a * (x - cx) ** 2).sum())
+    sxy = float((a * (x - cx) * (y - cy)).sum())
+    vals, vecs = np.linalg.eigh(np.array([[sxx, sxy], [sxy, syy]]))
+    major = vecs[:, 1]
+    angle = float(np.degrees(np.arctan2(-major[1], major[0])))     # screen: rows grow downwards
+    angle = (angle + 90.0) % 180.0 - 90.0
+    return {"centre": (cy, cx), "widths": (float(np.sqrt(max(vals[1], 0.0))), float(np.sqrt(max(vals[0], 0.0)))),
+            "angle": angle}

@@ -126,6 +126,14 @@ def msi_to_lr_grid(hr_msi, ratio: int, psf_sigma: float) -> np.ndarray:
     return SpatialModel(kernel, ratio, "zero").forward(hr)
 
 
+def _to_lr_grid(hr, ratio: int, sigma: float, kernel=None) -> np.ndarray:
+    """The HR-MSI on the LR grid (float64) through `kernel`, or the Gaussian of `sigma`."""
+    if kernel is None:
+        return msi_to_lr_grid(hr, ratio, sigma).astype(np.float64)
+    from .spatial import SpatialModel
+    return SpatialModel(kernel, ratio, "zero").forward(np.asarray(hr, dtype=np.float32)).astype(np.float64)
+
+
 def _unclipped_lr_pixels(hr: np.ndarray, lr: np.ndarray, ratio: int, sigma: float) -> np.ndarray:
     """(h, w) bool: LR pixels where no LR-HSI band and no HR-MSI value under the pixel's
     blur footprint sits at the data's minimum or maximum (clipped by the 1/99 percentile
@@ -307,6 +315,9 @@ class SrfEstimate:
     located_centres: Optional[np.ndarray] = None   # (c,) best-correlating Gaussian centre per band
                                  # (nm when wavelengths are known, else band index): rank
                                  # correlation, so unaffected by a monotone camera response
+    kernel: Optional[np.ndarray] = None   # the blur kernel the SRF was fitted with when not the
+                                 # Gaussian of psf_sigma (psf_estimation: a free-form kernel)
+    psf_estimate: Optional[object] = None  # psf_estimation.PsfEstimate behind `kernel`
 
     @property
     def psnr(self) -> float:
@@ -326,8 +337,9 @@ class SrfEstimate:
 
     @property
     def psf(self) -> np.ndarray:
-        """The best-fitting Gaussian PSF as a kernel (sums to 1)."""
-        return gaussian_kernel(self.psf_sigma)
+        """The blur kernel of the fit (sums to 1): the free-form kernel when one was estimated,
+        else the best-fitting Gaussian."""
+        return self.kernel if self.kernel is not None else gaussian_kernel(self.psf_sigma)
 
     def band_centres(self) -> Optional[np.ndarray]:
         """(c,) response-weighted centre of each row in nm (None without wavelengths)."""
@@ -339,7 +351,12 @@ class SrfEstimate:
     def summary(self) -> str:
         bands = ", ".join(f"{p:.1f} dB (R2 {r:.3f})" for p, r in zip(self.psnr_db, self.r2))
         return (f"SRF estimated from the pair: fit {self.psnr:.1f} dB PSNR [{bands}], "
-                f"blur sigma {self.psf_sigma:g} px")
+                f"blur {self.blur_label()}")
+
+    def blur_label(self) -> str:
+        if self.kernel is None:
+            return f"sigma {self.psf_sigma:g} px"
+        return f"free-form {self.kernel.shape[0]} x {self.kernel.shape[1]} kernel (Gaussian fit sigma {self.psf_sigma:g} px)"
 
 
 def _fit_pixels(hr, lr, ratio, sigma_margin, sigma_clip, exclude_clipped):
@@ -407,7 +424,7 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
                  psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS,
                  window: Optional[float] = None, exclude_clipped: bool = False,
                  max_lr_side: int = MAX_ESTIMATION_LR_SIDE, cancel=None, valid=None,
-                 robust: int = 3) -> SrfEstimate:
+                 robust: int = 3, kernel=None) -> SrfEstimate:
     """Fit the SRF (c x C), an offset per band and the blur width to an image pair.
 
     Large pairs are fitted on their central `max_lr_side` x `max_lr_side` LR pixels (and the
@@ -427,7 +444,17 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
     the two acquisitions, a cloud: ROBUST_FACTOR x the median residual, on at most
     ROBUST_MAX_SHARE of the pixels), fit again without them (blur and SRF), up to `robust` times
     (a first fit spoilt by the outliers finds only their worst part).
+    `kernel`: a blur kernel to fit the SRF with instead of scanning Gaussian widths (the
+    estimate keeps it as `kernel`; its psf_sigma is then the kernel's reach / 3).
     """
+    from ..core.device import single_thread_blas
+    with single_thread_blas():
+        return _estimate_srf(hr_msi, lr_hsi, ratio, wavelengths, smoothness, psf_sigmas, window, exclude_clipped,
+                             max_lr_side, cancel, valid, robust, kernel)
+
+
+def _estimate_srf(hr_msi, lr_hsi, ratio, wavelengths, smoothness, psf_sigmas, window, exclude_clipped,
+                  max_lr_side, cancel, valid, robust, kernel) -> SrfEstimate:
     check_cancel(cancel)
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
     if valid is None:
@@ -436,6 +463,10 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
         hr, lr, valid = central_crop(hr, lr, ratio, max_lr_side, np.asarray(valid, dtype=bool))
     h, w, C = lr.shape
     c = hr.shape[2]
+    if kernel is not None:
+        from .spatial import check_psf
+        kernel = check_psf(kernel)
+        psf_sigmas = (max(kernel.shape) // 2 / 3.0,)     # margins: the kernel's reach is "3 sigma"
     sigmas = sorted({float(s) for s in psf_sigmas})
     if not sigmas or min(sigmas) < 0:
         raise InputError(f"estimate_srf needs candidate blur widths >= 0, got {list(psf_sigmas)}")
@@ -453,7 +484,7 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
     scores = {}
     for sg in sigmas:
         check_cancel(cancel)
-        y_lr = msi_to_lr_grid(hr, ratio, sg).astype(np.float64)
+        y_lr = _to_lr_grid(hr, ratio, sg, kernel)
         lr_msi_by_sigma[sg] = y_lr
         Y = y_lr[mask]
         sse = 0.0
@@ -495,19 +526,20 @@ def estimate_srf(hr_msi, lr_hsi, ratio: int, wavelengths=None, smoothness: Optio
         located = np.interp(located, np.arange(C), wl)
     est = SrfEstimate(srf=srf, offset=offset, psf_sigma=sigma, psnr_db=psnr_db, r2=r2,
                       smoothness=mus, sigma_scores=scores, wavelengths=wl,
-                      pixels_used=int(mask.sum()), located_centres=located)
+                      pixels_used=int(mask.sum()), located_centres=located, kernel=kernel)
     if robust:
         outliers = _outlier_pixels(lr64, lr_msi_by_sigma[sigma], srf, offset, mask)
         if outliers is not None:
             keep = ~outliers if valid is None else (valid & ~outliers)
             again = estimate_srf(hr, lr, ratio, wavelengths=wavelengths, smoothness=smoothness,
                                  psf_sigmas=psf_sigmas, window=window, exclude_clipped=exclude_clipped,
-                                 max_lr_side=max_lr_side, cancel=cancel, valid=keep, robust=int(robust) - 1)
+                                 max_lr_side=max_lr_side, cancel=cancel, valid=keep, robust=int(robust) - 1,
+                                 kernel=kernel)
             # kept only when it explains the other pixels far better: the left-out area spoilt
             # the first fit (a change between acquisitions), not just a few hard pixels
             rest = mask & ~outliers
             before = _residual_rms(lr64, lr_msi_by_sigma[sigma], srf, offset, rest)
-            after = _residual_rms(lr64, msi_to_lr_grid(hr, ratio, again.psf_sigma).astype(np.float64),
+            after = _residual_rms(lr64, _to_lr_grid(hr, ratio, again.psf_sigma, kernel),
                                   again.srf, again.offset, rest)
             if after < ROBUST_GAIN * before:
                 log.info("SRF estimation: %d LR pixels in areas that disagree with the fit (over %gx the median "

@@ -4,9 +4,10 @@ Type, sigma and kernel size (or a kernel file), with the kernel drawn live,
 its radial profile, its sum and its FWHM. Every number comes from the
 engine's `psf` module; the kernel is small, so it is recomputed on the GUI
 thread at every edit. In real-world mode without a kernel file the run uses
-the Gaussian blur the engine fitted on the pair (PreparedInputs.psf): that is
-the kernel shown, and type / sigma (synthetic mode's own degradation) are
-greyed out.
+the blur the engine estimated on the pair (PreparedInputs.psf: a free-form
+kernel, or the fitted Gaussian where the free form predicts no better): that is
+the kernel shown, its profile beside the fitted Gaussian's, and type / sigma
+(synthetic mode's own degradation) are greyed out.
 """
 from __future__ import annotations
 
@@ -75,6 +76,9 @@ class PsfPanel(QWidget):
         plain_axes(self.profile_plot)
         self.profile_curve = self.profile_plot.plot(pen=pg.mkPen("#1565c0", width=2), symbol="o",
                                                     symbolSize=4, symbolBrush="#1565c0")
+        # real pairs: the fitted Gaussian's profile beside the estimated kernel's
+        self.gauss_curve = self.profile_plot.plot(pen=pg.mkPen("#6a1b9a", width=2, style=pg.QtCore.Qt.DotLine))
+        self.profile_legend = self.profile_plot.addLegend(offset=(-10, 10))
         self.half_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#e65100", style=pg.QtCore.Qt.DashLine))
         self.profile_plot.addItem(self.half_line)
         self.stats = QLabel()
@@ -137,11 +141,19 @@ class PsfPanel(QWidget):
         elif config.provide_psf:
             note = ("Real-world mode: the run uses this kernel file to bring the HR-MSI to the LR grid and "
                     "to degrade the result back against the LR-HSI (the consistency check).")
+        elif fitted is not None and fitted[2] is not None:
+            est = fitted[2]
+            gain = 100.0 * (1.0 - est.holdout_rmse / est.gaussian_holdout_rmse) if est.gaussian_holdout_rmse > 0 else 0.0
+            note = (f"Real-world mode: the run uses the <b>blur kernel estimated on the pair</b> (free form, "
+                    f"{fitted[0].shape[0]} × {fitted[0].shape[1]} px; it predicts held-out pixels {gain:.0f}% "
+                    f"better than the best Gaussian, sigma {fitted[1]:g} px) to bring the HR-MSI to the LR grid, "
+                    f"to degrade the result back against the LR-HSI and in every method. Type and sigma below "
+                    f"are for synthetic mode; give a kernel file to use another blur.")
         elif fitted is not None:
             note = (f"Real-world mode: the run uses the <b>blur fitted on the pair</b> (Gaussian, sigma "
-                    f"<b>{fitted[1]:g} px</b>) to bring the HR-MSI to the LR grid and to degrade the result "
-                    f"back against the LR-HSI. Type and sigma below are for synthetic mode; give a kernel "
-                    f"file to use another blur.")
+                    f"<b>{fitted[1]:g} px</b>; the pair did not support a free-form kernel better) to bring the "
+                    f"HR-MSI to the LR grid and to degrade the result back against the LR-HSI. Type and sigma "
+                    f"below are for synthetic mode; give a kernel file to use another blur.")
         else:
             note = ("Real-world mode: the blur is fitted on the pair once both images are open (type and "
                     "sigma below are for synthetic mode; a kernel file overrides the fit).")
@@ -151,14 +163,17 @@ class PsfPanel(QWidget):
         self.redraw(config)
 
     def fitted_psf(self, config=None):
-        """(kernel, sigma) of the blur the engine fitted on the real pair, when the run uses it
-        (real-world mode, no kernel file, inputs prepared); else None."""
+        """(kernel, Gaussian sigma, PsfEstimate or None) of the blur the engine fitted on the real
+        pair, when the run uses it (real-world mode, no kernel file, inputs prepared); else None.
+        The estimate is there when the kernel is the free-form one."""
         config = config or self.state.config
         p = self.state.prepared
         if config.synthetic or config.provide_psf or p is None or p.mode != "real" or p.psf is None:
             return None
         sigma = getattr(p, "psf_fitted_sigma", None)
-        return (np.asarray(p.psf), float(sigma)) if sigma is not None else None
+        est = getattr(p, "psf_estimate", None)
+        est = est if est is not None and est.form == "free-form" else None
+        return (np.asarray(p.psf), float(sigma), est) if sigma is not None else None
 
     def redraw(self, config=None) -> None:
         from spectramorph_engine.sensors import psf
@@ -182,9 +197,28 @@ class PsfPanel(QWidget):
         self.kernel = kernel
         peak = float(kernel.max()) or 1.0
         self.kernel_view.set_image(np.asarray(kernel, dtype=np.float32), levels=(0.0, peak))
-        what = "Fitted kernel" if fitted is not None else "Kernel"
+        free = fitted is not None and fitted[2] is not None
+        what = "Estimated kernel" if free else ("Fitted Gaussian" if fitted is not None else "Kernel")
         self.kernel_view.set_title(f"{what} {kernel.shape[0]}×{kernel.shape[1]} (peak {peak:.3g})")
         self.profile_curve.setData(np.asarray(r, dtype=float), np.asarray(values, dtype=float))
+        self.profile_legend.clear()
+        if free:
+            from spectramorph_engine.sensors.srf_estimation import gaussian_kernel
+            gr, gv = psf.radial_profile(gaussian_kernel(fitted[1]))
+            self.gauss_curve.setData(np.asarray(gr, dtype=float), np.asarray(gv, dtype=float))
+            self.profile_legend.addItem(self.profile_curve, "estimated kernel (mean per radius)")
+            self.profile_legend.addItem(self.gauss_curve, f"fitted Gaussian, sigma {fitted[1]:g} px")
+        else:
+            self.gauss_curve.setData([], [])
         self.half_line.setValue(fwhm / 2.0)
-        self.stats.setText(f"<b>Sum</b> {float(kernel.sum()):.6f} &nbsp; <b>FWHM</b> {fwhm:.2f} px "
-                           f"&nbsp; <span style='color:#e65100'>(dashed: FWHM/2)</span>")
+        text = (f"<b>Sum</b> {float(kernel.sum()):.6f} &nbsp; <b>FWHM</b> {fwhm:.2f} px "
+                f"&nbsp; <span style='color:#e65100'>(dashed: FWHM/2)</span>")
+        if free:
+            shape = psf.kernel_shape(kernel)
+            major, minor = shape["widths"]
+            spread = (f"round, sd {major:.2f} px" if major < 1.1 * minor else
+                      f"sd {major:.2f} × {minor:.2f} px, long axis at {shape['angle']:.0f}°")
+            cy, cx = shape["centre"]
+            text += (f"<br><b>Shape</b> {spread}; centre {cx:+.2f} px across, {cy:+.2f} px down "
+                     f"(an off-centre blur is a shift between the two images)")
+        self.stats.setText(text)

@@ -127,7 +127,11 @@ def test_psf_panel_shows_the_blur_fitted_on_a_real_pair(qtbot, window, tmp_path)
     doc = QTextDocument()
     doc.setHtml(panel.note.text())
     note = doc.toPlainText()
-    assert f"sigma {p.psf_fitted_sigma:g} px" in note and "fitted on the pair" in note
+    assert f"sigma {p.psf_fitted_sigma:g} px" in note
+    # the demo's 15 x 15 Gaussian of sigma 3.4 lies between the scanned widths: a free-form kernel
+    # estimated on the pair, or the fitted Gaussian where it predicts no better
+    free = p.psf_estimate is not None and p.psf_estimate.form == "free-form"
+    assert ("estimated on the pair" if free else "fitted on the pair") in note
     assert "3.4" not in note
     np.testing.assert_allclose(panel.kernel, p.psf)                  # the kernel drawn is the run's
     assert not panel.form.widget("sigma").isEnabled() and not panel.form.widget("psf_type").isEnabled()
@@ -136,6 +140,39 @@ def test_psf_panel_shows_the_blur_fitted_on_a_real_pair(qtbot, window, tmp_path)
     qtbot.waitUntil(lambda: window.state.config.synthetic, timeout=10000)
     assert panel.form.widget("sigma").isEnabled()
     assert "Synthetic mode" in panel.note.text()
+
+
+def test_psf_panel_shows_the_free_form_kernel_estimated_on_a_real_pair(qtbot, window, tmp_path, shared_data):
+    """A real pair blurred by a rotated, elongated kernel: the panel draws the kernel the engine
+    estimated (the run's), its profile beside the fitted Gaussian's, and its shape in numbers."""
+    from PySide6.QtGui import QTextDocument
+    from spectramorph_engine.sensors import scenarios as sc
+    from tests.engine.test_psf_estimation import rotated_gaussian
+    truth = sc.load_truth(shared_data / "subimage_Urban_R162.mat")[:32, :76]
+    srf = sc.ikonos_srf(shared_data / "Ikonos_spec_resp.mat", sc.evenly_spaced_wavelengths(truth.shape[2]))
+    hr, lr = sc.build_pair(truth, srf, rotated_gaussian(2.6, 1.3, 30.0), 4, None, None)
+    np.save(tmp_path / "hr.npy", hr)
+    np.save(tmp_path / "lr.npy", lr)
+    window.data_panel.real_radio.setChecked(True)
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(tmp_path / "hr.npy"), str(tmp_path / "lr.npy"))
+    assert blocker.args == [True]
+    qtbot.waitUntil(lambda: window.state.workers.pending == 0, timeout=60000)
+    p, panel = window.state.prepared, window.psf_panel
+    assert p.psf_estimate is not None and p.psf_estimate.form == "free-form"
+    np.testing.assert_allclose(panel.kernel, p.psf)
+    assert panel.kernel_view.plot.titleLabel.text.startswith("Estimated kernel")
+    doc = QTextDocument()
+    doc.setHtml(panel.note.text())
+    assert "estimated on the pair" in doc.toPlainText() and "better than the best Gaussian" in doc.toPlainText()
+    doc.setHtml(panel.stats.text())
+    stats = doc.toPlainText()
+    assert "long axis at" in stats and "centre" in stats
+    names = [label.text for _sample, label in panel.profile_legend.items]
+    assert any("estimated kernel" in n for n in names) and any("fitted Gaussian" in n for n in names)
+    gx, _gy = panel.gauss_curve.getOriginalDataset()
+    assert gx is not None and len(gx) > 3
+    panel.grab().save(str(tmp_path / "psf_panel.png"))
 
 
 # ---------------------------------------------------------------------------- data previews
