@@ -278,8 +278,15 @@ def run_case(task: dict) -> dict:
 
 # ---------------------------------------------------------------------------------- the run
 
+def fits(name: str, ratio: int, size: int = 128) -> bool:
+    """Whether real-world mode can run the scene at the ratio: the quality bench's rule, and at
+    least r x r LR pixels (the engine's reduced-resolution check refuses fewer: Urban at r8)."""
+    from .quality import fits as synthetic_fits, scene
+    truth, _ = scene(name, size)
+    return synthetic_fits(name, ratio, size=size) and min(truth.shape[0], truth.shape[1]) // ratio >= ratio
+
+
 def _tasks(args, workdir: str) -> list:
-    from .quality import fits
     tasks = []
     for name in args.scenes:
         for sname in args.settings:
