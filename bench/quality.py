@@ -365,13 +365,14 @@ def _pairs(text: str) -> list:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="subset that runs in minutes: scenes urban, usgs-a, holdout; gaussian PSF; (r4, 4 bands) "
-                        "and (r8, 1 band); seed 1")
+                        "and (r8, 1 band); seed 1 (--blind: usgs-a, holdout; aniso-r4c4, misreg-r4c4; seed 1)")
     p.add_argument("--scenes", default=None, help=f"comma list from {', '.join(SCENES)}")
     p.add_argument("--psfs", default=None, help=f"comma list from {', '.join(PSFS)}")
     p.add_argument("--grid", type=_pairs, default=None,
                    help="(ratio x bands) list, e.g. 4x4,8x1 (default: 4x4,8x4,16x4,8x1,8x3,8x8,8x16)")
     p.add_argument("--seeds", type=_ints, default=None, help="default 1,2,3")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma list from default, original, glp, hysure")
+    p.add_argument("--methods", default=None, help="comma list from default, original, glp, hysure (--blind: "
+                                                   "default, glp, hysure, true-psf); default all")
     p.add_argument("--epochs", type=int, default=None, help="override the epochs (default: the engine's)")
     p.add_argument("--size", type=int, default=128, help="side of the library scenes in pixels (default 128)")
     p.add_argument("--selection-check", action="store_true",
@@ -380,6 +381,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="worker processes (one torch thread each)")
     p.add_argument("--json", help=f"result file (default {RESULTS_DIR}/quality_<time>.json)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--blind", action="store_true",
+                   help="the blind bench (bench/blind.py): real-world mode, sensors the engine is not told")
+    from . import blind
+    blind.add_arguments(p)
 
 
 def _resolve(args) -> None:
@@ -388,7 +393,7 @@ def _resolve(args) -> None:
     args.psfs = [s.strip() for s in args.psfs.split(",")] if args.psfs else list(q.get("psfs", PSFS))
     args.grid = args.grid or list(q.get("grid", GRID))
     args.seeds = args.seeds or list(q.get("seeds", (1, 2, 3)))
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    args.methods = [m.strip() for m in (args.methods or ",".join(METHODS)).split(",") if m.strip()]
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         raise SystemExit(f"error: unknown method(s) {bad}; allowed: {', '.join(METHODS)}")
@@ -398,6 +403,9 @@ def _resolve(args) -> None:
 
 
 def main(args) -> int:
+    if getattr(args, "blind", False):
+        from . import blind
+        return blind.main(args)
     _resolve(args)
     report = run(args)
     text = render(report)

@@ -1,0 +1,105 @@
+"""The blind quality bench (`python -m bench quality --blind`, issue 19 item 3): its kernel-error
+functions against values worked out by hand, its true kernels against the pair it makes, and
+one tiny case run to its table and JSON."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import blind
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _delta(n=3, at=(0, 0)):
+    k = np.zeros((n, n))
+    k[n // 2 + at[0], n // 2 + at[1]] = 1.0
+    return k
+
+
+def test_identical_kernels_have_no_error_whatever_their_padding():
+    k = blind.sampled_gaussian(1.0, 2.0, 30.0)
+    assert blind.kernel_error(k, k) == 0.0
+    assert blind.transfer_error(k, k, 4) == 0.0
+    # the same delta on a 3 x 3 and a 7 x 7 grid: padded to a common size, the same kernel
+    assert blind.kernel_error(_delta(3), _delta(7)) == 0.0
+    assert blind.transfer_error(_delta(7), _delta(3), 8) == 0.0
+
+
+def test_a_delta_moved_by_one_pixel():
+    d, e = _delta(3), _delta(3, at=(0, 1))
+    # ||e - d|| = sqrt(2), ||d|| = 1
+    assert blind.kernel_error(e, d) == pytest.approx(math.sqrt(2.0))
+    # through an r x r box of 1/r^2: two boxes overlapping in r^2 - r cells, so 2r cells of
+    # +-1/r^2 differ: sqrt(2r)/r^2 over ||box|| = 1/r, i.e. sqrt(2/r)
+    assert blind.transfer_error(e, d, 2) == pytest.approx(1.0)
+    assert blind.transfer_error(e, d, 4) == pytest.approx(math.sqrt(0.5))
+    assert blind.transfer_error(e, d, 8) == pytest.approx(0.5)
+
+
+def test_a_box_against_a_delta():
+    # 3 x 3 uniform vs a delta: centre 1/9 - 1, eight cells 1/9 -> sqrt(64/81 + 8/81) = sqrt(8/9)
+    assert blind.kernel_error(np.full((3, 3), 1.0 / 9.0), _delta(1)) == pytest.approx(math.sqrt(8.0 / 9.0))
+
+
+def test_true_kernels_are_normalised_and_placed_as_the_settings_say():
+    for s in blind.SETTINGS.values():
+        k = blind.true_kernel(s)
+        assert k.ndim == 2 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
+        assert k.sum() == pytest.approx(1.0) and k.min() >= 0
+        half = k.shape[0] // 2
+        y, x = np.mgrid[-half:half + 1, -half:half + 1]
+        centroid = (float((k * y).sum()), float((k * x).sum()))
+        expected = blind.misregistration(s) if s.psf == "misreg" else ((0.4, -0.3) if s.psf == "offcentre" else (0, 0))
+        assert centroid == pytest.approx(expected, abs=1e-3), s.name
+
+
+def test_the_misregistered_pair_is_the_truth_blurred_by_its_true_kernel(monkeypatch):
+    """The LR-HSI made from the shifted truth equals the unshifted truth blurred by the true
+    kernel (the shifted Gaussian), so `true-psf` and the PSF errors compare against the right one."""
+    from spectramorph_engine.sensors import spatial
+    from scipy import ndimage
+    monkeypatch.setattr(blind, "SNR_DB", None)          # no noise: the pair compared exactly
+    rng = np.random.default_rng(0)
+    truth = ndimage.gaussian_filter(rng.random((48, 48, 3)), (1, 1, 0)).astype(np.float32)
+    for name in ("misreg-r4c4", "misreg-r8c3"):
+        s = blind.SETTINGS[name]
+        _, _, lr = blind.make_pair(truth, s, np.full((1, 3), 1.0 / 3.0), seed=0)
+        inner = np.s_[2:-2, 2:-2]        # away from the mirrored border
+        clean = spatial.area_downsample(spatial.blur(truth, blind.true_kernel(s), "symmetric"), s.ratio)
+        assert np.abs(lr - clean)[inner].max() < 1e-4, name
+        centred = spatial.area_downsample(spatial.blur(truth, blind.sampled_gaussian(1.6 * s.ratio / 4,
+                                                                                     1.6 * s.ratio / 4), "symmetric"),
+                                          s.ratio)
+        assert np.abs(lr - centred)[inner].max() > 1e-3, name
+
+
+def test_blind_bench_runs_a_tiny_case_to_its_table_and_json(tmp_path, shared_data):
+    report = tmp_path / "blind.json"
+    env = dict(os.environ, SPECTRAMORPH_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "bench", "quality", "--blind", "--scenes", "usgs-a", "--size", "32",
+                           "--settings", "misreg-r4c4", "--seeds", "1", "--epochs", "5", "--jobs", "1", "--quiet",
+                           "--json", str(report)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "FAILED" not in out, out[-3000:]
+    for title in ("[1] PSNR", "[2] SAM", "[3] Check", "[4] PSF estimation", "kernel err", "transfer err",
+                  "seeds [1]", "1 torch thread"):
+        assert title in out, title
+    assert sum(1 for line in out.splitlines() if line.startswith("usgs-a") and "misreg-r4c4" in line) == 5
+    data = json.loads(report.read_text())
+    assert data["kind"] == "quality-blind" and data["threads_per_job"] == 1 and data["grid"]["seeds"] == [1]
+    (case,) = data["cases"]
+    assert set(case["methods"]) == {"default", "glp", "hysure", "true-psf", "bicubic"}
+    for m, row in case["methods"].items():
+        assert math.isfinite(row["PSNR"]) and math.isfinite(row["SAM"]), m
+    for m in ("default", "glp", "hysure"):     # blind: a fitted kernel, centred, so the shift is missed
+        assert case["methods"][m]["psf_error"] > 0.1 and 0 < case["methods"][m]["transfer_error"] < 2
+    # given the true kernel, the run uses it
+    assert case["methods"]["true-psf"]["psf_error"] < 1e-9
+    assert case["methods"]["true-psf"]["transfer_error"] < 1e-9
