@@ -249,6 +249,8 @@ def run_case(task: dict) -> dict:
                                  "time_s": 0.0}
     for method in task["methods"]:
         changes = dict(base)
+        if method in ("default", "true-psf"):
+            changes.update(task.get("overrides") or {})      # --set: a candidate default
         if method in ("glp", "hysure"):
             changes["method"] = method
         elif method == "true-psf":
@@ -294,7 +296,8 @@ def _tasks(args, workdir: str) -> list:
                 continue
             for seed in args.seeds:
                 tasks.append({"scene": name, "setting": sname, "seed": seed, "size": args.size,
-                              "methods": args.methods, "workdir": workdir, "epochs": args.epochs})
+                              "methods": args.methods, "workdir": workdir, "epochs": args.epochs,
+                              "overrides": dict(getattr(args, "overrides", []) or [])})
     return tasks
 
 
@@ -314,6 +317,7 @@ def run(args) -> dict:
                        "library_size": args.size, "seeds": list(args.seeds), "methods": list(args.methods),
                        "snr_db": SNR_DB},
               "epochs": args.epochs or "default", "jobs": args.jobs, "threads_per_job": 1, "quick": args.quick,
+              "default_overrides": dict(getattr(args, "overrides", []) or []),
               "command": "python -m bench " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["quality"]
               else "python -m bench quality --blind (API)", "cases": []}
     if not args.quiet:

@@ -116,6 +116,8 @@ def run_case(task: dict) -> dict:
     out["methods"] = {}
     for method in task["methods"]:
         changes = dict(base)
+        if method == "default":
+            changes.update(task.get("overrides") or {})      # --set: a candidate default
         if method == "original":
             changes.update(ORIGINAL)
         elif method in ("glp", "hysure"):
@@ -167,7 +169,7 @@ def _tasks(args, workdir: str) -> list:
                     tasks.append({"scene": name, "psf": psf, "ratio": ratio, "bands": bands, "seed": seed,
                                   "size": args.size,
                                   "methods": args.methods, "workdir": workdir, "epochs": args.epochs,
-                                  "selection_check": args.selection_check})
+                                  "selection_check": args.selection_check, "overrides": args.overrides})
     return tasks
 
 
@@ -187,6 +189,7 @@ def run(args) -> dict:
                        "library_size": args.size,
                        "seeds": list(args.seeds), "methods": list(args.methods)},
               "epochs": args.epochs or "default", "jobs": args.jobs, "threads_per_job": 1, "quick": args.quick,
+              "default_overrides": args.overrides,
               "command": "python -m bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["quality"] else sys.argv[1:]),
               "cases": []}
     if not args.quiet:
@@ -362,6 +365,14 @@ def _pairs(text: str) -> list:
     return out
 
 
+def _setting(text: str) -> tuple:
+    import yaml
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"--set wants KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="subset that runs in minutes: scenes urban, usgs-a, holdout; gaussian PSF; (r4, 4 bands) "
@@ -374,6 +385,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=None, help="comma list from default, original, glp, hysure (--blind: "
                                                    "default, glp, hysure, true-psf); default all")
     p.add_argument("--epochs", type=int, default=None, help="override the epochs (default: the engine's)")
+    p.add_argument("--set", dest="overrides", action="append", type=_setting, default=[], metavar="KEY=VALUE",
+                   help="a config key for the 'default' method only (a candidate default; repeatable, YAML value)")
     p.add_argument("--size", type=int, default=128, help="side of the library scenes in pixels (default 128)")
     p.add_argument("--selection-check", action="store_true",
                    help="also run every auto-selection candidate at full resolution (hit rate; slow)")

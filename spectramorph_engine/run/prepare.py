@@ -324,8 +324,12 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                                         num_bands, wl)
     else:  # estimate from the pair
         ev.say(progress, "info", "estimating the SRF from the image pair", log)
-        estimate = psf_est.estimate_sensors(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid,
-                                            psf_model=blur_model)
+        if config.provide_psf:      # the user's kernel is the blur: the SRF is fitted through it
+            estimate = est_mod.estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel, valid=lr_valid,
+                                            kernel=psf)
+        else:
+            estimate = psf_est.estimate_sensors(hr_msi, lr_hsi, ratio, wavelengths=wl, cancel=cancel,
+                                                valid=lr_valid, psf_model=blur_model)
         srf = estimate.srf_normalized
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
                 f"blur {estimate.blur_label()})")

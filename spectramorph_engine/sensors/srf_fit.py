@@ -110,8 +110,11 @@ def blur_verdict(est: SrfEstimate):
     sigma = float(est.psf_sigma)
     worst_r2 = float(np.min(est.r2))
     fit = f"SRF fit {float(np.min(est.psnr_db)):.1f} dB, R2 {worst_r2:.3f} on the worst band"
+    if est.kernel is not None and est.psf_estimate is None:
+        return True, f"the blur is the kernel given (psf_file; {fit})"
+    blur = est.blur_label() if est.kernel is not None else f"blur sigma {sigma:g} px"
     if worst_r2 >= BLUR_TRUSTED_MIN_R2:
-        return True, f"blur sigma {sigma:g} px and SRF explain the HR-MSI well ({fit})"
+        return True, f"{blur} and SRF explain the HR-MSI well ({fit})"
     margin, at_edge = 0.0, True
     if len(scores) >= 2:
         best = scores.get(sigma, min(scores.values()))
