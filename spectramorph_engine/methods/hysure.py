@@ -25,6 +25,8 @@ It is solved by ADMM with the paper's splitting ``V1 = X B``, ``V2 = X``, ``V3 =
 periodic on the computation grid); the V1-step is a per-pixel average at the LR sample
 positions, the V2-step a P x P solve per pixel, the (V3, V4)-step the vector soft threshold.
 The objective is recorded after every iteration (``loss_history``, ``info["objective"]``).
+The refinement (spectramorph/refinement.py) runs the same solver with a prior term, a warm
+start and a stopping rule (see `solve`).
 
 Design choices (why)
 --------------------
@@ -51,8 +53,8 @@ Design choices (why)
 - Subspace, weights and iterations: the config's defaults are the paper's values (P = 10,
   lambda_m = 1, lambda_phi = 1e-3, 200 iterations) and sit at or near the best of a
   one-at-a-time scan on a noisy library scene (see the method report).
-- torch, float32, on the run's device (one FFT grid of P images; about 12 such arrays); the
-  objective is summed in float64. Ignores every SpectraMorph training setting.
+- torch, float32, on the run's device (one FFT grid of P images; 8 such arrays persist, the
+  X-step frees each V + D buffer once read); the objective is summed in float64. Ignores every SpectraMorph training setting.
 """
 from __future__ import annotations
 
@@ -115,15 +117,23 @@ def fuse(config, prep, *, device=None, progress=None, cancel=None, out_hsi=None)
 
 def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_weight=1.0, tv_weight=1e-3,
           iterations=200, device=None, cancel=None, tick=None, basis=None, prior_latents=None,
-          prior_mixing=None, prior_weight=0.0):
+          prior_mixing=None, prior_weight=0.0, warm_start=False, tol=None, check_every=10,
+          record_objective=True, mu=None):
     """The HySure ADMM on arrays: returns (X H x W x P float32, E C x P float64, objective history, info).
 
     msi H x W x c, lr h x w x C, srf c x C with `offset` (c,) subtracted from the MSI first.
     `basis`: the subspace as P x C orthonormal rows (default: the LR-HSI's P = `subspace` leading
     right singular vectors). With `prior_latents` (H x W x K) and `prior_mixing` (K x C) the
     objective gains prior_weight/2 ||X - X0||^2, X0 the prior cube's coefficients in the
-    subspace (a fifth ADMM split; the X-step stays one FFT division): HySure then refines a
-    given result instead of starting from nothing (refinement.py).
+    subspace (joined to the MSI term's split; the X-step stays one FFT division): HySure then
+    refines a given result instead of starting from nothing (refinement.py).
+    With a prior, `warm_start` starts from the exact solution of the problem without the VTV
+    on the periodic frame (fourier_solve.py) and the duals that make it a fixed point.
+    `tol`: stop once the relative primal residual and the relative change of the split
+    variables are both <= tol, checked every `check_every` iterations (None: run all
+    `iterations`). `record_objective`: the objective after every iteration (else the first and
+    the last only: it costs a few full-size passes each). `mu`: the ADMM penalty (default MU).
+    info["iterations"] is the number run, info["stop"] why it stopped.
     """
     import torch
     from ..core.device import configure_threads
@@ -177,14 +187,27 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     b_hat = grid.b_hat
     fy = torch.arange(Hp, device=dev, dtype=torch.float32)[:, None]
     fx = torch.arange(Wp // 2 + 1, device=dev, dtype=torch.float32)[None, :]
-    mu = MU
-    # X-step: (X B B^T + X + X Dh Dh^T + X Dv Dv^T) = S1 B^T + S2 + S3 Dh^T + S4 Dv^T, per frequency
-    denom = (b_hat.real ** 2 + b_hat.imag ** 2 + 1.0 + (1.0 if use_prior else 0.0)
+    mu = float(mu or MU)
+    # X-step: (X B B^T + X + X Dh Dh^T + X Dv Dv^T) = S1 B^T + S2 + S3 Dh^T + S4 Dv^T, per frequency.
+    # The prior is not a split of its own: it joins the MSI term in the V2-step (both are
+    # per-pixel quadratics of X), which saves three grid images and a dual step per iteration.
+    denom = (b_hat.real ** 2 + b_hat.imag ** 2 + 1.0
              + (2.0 - 2.0 * torch.cos(2.0 * math.pi * fx / Wp))
              + (2.0 - 2.0 * torch.cos(2.0 * math.pi * fy / Hp)))
     b_hat_over = b_hat / denom
     inv_denom = 1.0 / denom
-    del fy, fx, denom
+    del fy, fx
+    check_every = max(1, int(check_every))
+    if tol is not None:
+        # Parseval weights of the half spectrum (the rfft's columns 1..Wp/2-1 stand for two):
+        # ||K X||^2 = sum k_norm |rfft2(X)|^2 / (Hp Wp), K the stacked split operators
+        col = torch.full((1, 1, Wp // 2 + 1), 2.0, device=dev)
+        col[..., 0] = 1.0
+        if Wp % 2 == 0:
+            col[..., -1] = 1.0
+        k_norm = denom * col
+        del col
+    del denom
     sy, sx = grid.sample_rows, grid.sample_cols                       # LR sample positions
     fy_, fx_ = grid.frame_rows, grid.frame_cols                       # the original frame
     # the differences the VTV counts: all of them (free margin), or those between two frame
@@ -199,32 +222,51 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     def t(a):
         return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=dev)
 
-    # --- data in the subspace, and the V2 (HR-MSI) step's matrices
+    # --- data in the subspace, and the V2 (HR-MSI and prior) step's matrices
     y_lr = t(yp.T.reshape(P, h, w))
     RE = np.asarray(srf, dtype=np.float64) @ E                        # c x P
-    ym_np = (np.asarray(msi, dtype=np.float32) - np.asarray(offset, dtype=np.float32).reshape(1, 1, c))
-    ym = t(ym_np.transpose(2, 0, 1))                                  # c x H x W
-    del ym_np
     re_t = t(RE)
-    msi_rhs = lam_m * torch.einsum("cp,chw->phw", re_t, ym)          # P x H x W
-    v2_inv = t(np.linalg.inv(lam_m * RE.T @ RE + mu * np.eye(P)))
+
+    def msi_image():
+        return t((np.asarray(msi, dtype=np.float32)
+                  - np.asarray(offset, dtype=np.float32).reshape(1, 1, c)).transpose(2, 0, 1))   # c x H x W
+
+    def prior_image():
+        # the prior's coefficients, X0 = latents @ (mixing E): never the whole prior cube
+        return t((np.asarray(prior_latents, dtype=np.float32)
+                  @ (np.asarray(prior_mixing, dtype=np.float64) @ E).astype(np.float32)).transpose(2, 0, 1))
+
+    ym = msi_image()
+    Q = lam_m * RE.T @ RE                                             # the V2 term's per-pixel quadratic
+    v2_rhs = lam_m * torch.einsum("cp,chw->phw", re_t, ym)           # P x H x W: and its linear part
+    prior_frame = None
+    if use_prior:
+        Q = Q + prior_weight * np.eye(P)
+        prior_frame = prior_image()
+        v2_rhs.add_(prior_frame, alpha=prior_weight)
+    v2_inv = t(np.linalg.inv(Q + mu * np.eye(P)))
     ev.check_cancel(cancel)
 
-    # --- initial X: the LR coefficients interpolated (the margin: zeros, or edge values when free)
-    if use_prior:
-        # the prior's coefficients, X0 = latents @ (mixing E): never the whole prior cube
-        x0 = (np.asarray(prior_latents, dtype=np.float32)
-              @ (np.asarray(prior_mixing, dtype=np.float64) @ E).astype(np.float32)).transpose(2, 0, 1)
-        prior_frame = t(np.ascontiguousarray(x0))
+    # --- initial X: the prior's coefficients, the exact solution of the quadratic part on the
+    # periodic frame (warm start), or the LR coefficients interpolated; the margin: zeros, or
+    # edge values when free
+    warm = bool(warm_start) and use_prior
+    if warm:
+        from .fourier_solve import frame_transfer, solve_periodic, solve_zero_border
+        b_frame = torch.as_tensor(frame_transfer(psf, r, H, W), dtype=torch.complex64, device=dev)
+        if zero_out:
+            X, warm_iters, warm_rel = solve_zero_border(grid, r, y_lr, v2_rhs, Q, b_frame, iterations=10, tol=1e-3,
+                                                          cancel=cancel)
+        else:           # free margin: the periodic frame is as good a guess of the unseen border as any
+            X = solve_periodic(b_frame, r, y_lr, v2_rhs, Q)
+            warm_iters, warm_rel = 0, None
+        del b_frame
+    elif use_prior:
+        X = prior_frame.clone()
     else:
-        x0 = CubicUpsampler(h, w, r).full(yp.reshape(h, w, P).astype(np.float32)).transpose(2, 0, 1)
-    x0 = np.pad(x0, ((0, 0), (top, Hp - H - top), (left, Wp - W - left)),
-                mode="constant" if zero_out else "edge")
-    X = t(x0)
-    del x0
-    if use_prior:
-        D5 = torch.zeros_like(X)
-        XP = X.clone()
+        X = t(CubicUpsampler(h, w, r).full(yp.reshape(h, w, P).astype(np.float32)).transpose(2, 0, 1))
+    X = torch.nn.functional.pad(X[None], (left, Wp - W - left, top, Hp - H - top),
+                                mode="constant" if zero_out else "replicate")[0]
 
     def dh(a):
         return torch.roll(a, -1, dims=2) - a
@@ -240,7 +282,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
 
     blur = grid.blur_hat
 
-    def objective(XB, X, DH, DV) -> float:
+    def objective(XB, X, DH, DV, ym, prior_frame) -> float:
         # (each term is a few full-size passes: on a big scene a cancel is checked between them)
         lr_err = float(torch.sum((XB[:, sy, sx] - y_lr) ** 2, dtype=torch.float64))
         ev.check_cancel(cancel)
@@ -259,26 +301,46 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     DH, DV = dh(X), dv(X)
     ev.check_cancel(cancel)
     D1, D2, D3, D4 = (torch.zeros_like(X) for _ in range(4))
+    if warm:
+        # the duals that make the warm start a fixed point of the quadratic part: D_i = -grad f_i / mu
+        # (what the V-steps would give), so ADMM starts at the smooth solution instead of
+        # rebuilding its multipliers from zero; the TV's start at zero
+        D1[:, sy, sx] = (y_lr - XB[:, sy, sx]) / mu
+        D2[:, fy_, fx_] = (v2_rhs - torch.einsum("pq,qhw->phw", t(Q), X[:, fy_, fx_])) / mu
+        if zero_out:            # the zero margin's multiplier balances B^T D1 there (K^T D = 0)
+            bt = torch.fft.irfft2(torch.fft.rfft2(D1) * torch.conj(b_hat), s=(Hp, Wp))
+            bt[:, fy_, fx_] = 0.0
+            D2.sub_(bt)
+            del bt
     ev.check_cancel(cancel)
-    history = [objective(XB, X, DH, DV)]
+    history = [objective(XB, X, DH, DV, ym, prior_frame)]
+    if not record_objective:            # recomputed for the record at the end
+        ym = prior_frame = None
     thresh = lam_tv / mu
     tick(0.02)
+    stop = "iteration limit"
+    residuals = None
+    x_hat_prev = None
+    it_run = 0
 
     for it in range(iters):
         ev.check_cancel(cancel)
+        check = tol is not None and (it + 1) % check_every == 0
+        stats = [0.0, 0.0, 0.0] if check else None       # ||V - K X||^2, ||K X||^2, ||V||^2
         # V1: LR-HSI data term at the sample positions; elsewhere V1 = XB - D1
         v = XB - D1
         v[:, sy, sx] = (y_lr + mu * v[:, sy, sx]) / (1.0 + mu)
-        _dual_step(XB, D1, v)
+        _dual_step(XB, D1, v, stats)
         ev.check_cancel(cancel)
-        # V2: HR-MSI data term inside the frame; elsewhere V2 = X - D2
+        # V2: HR-MSI data term and prior inside the frame; elsewhere V2 = X - D2
         v = X - D2
-        inner = torch.einsum("pq,qhw->phw", v2_inv, msi_rhs + mu * v[:, fy_, fx_])
+        inner = torch.einsum("pq,qhw->phw", v2_inv, v2_rhs + mu * v[:, fy_, fx_])
         if zero_out:
             v.zero_()
         v[:, fy_, fx_] = inner
         del inner
-        _dual_step(X, D2, v)                       # X's buffer now holds V2 + D2
+        _dual_step(X, D2, v, stats)                # X's buffer now holds V2 + D2
+        del v
         ev.check_cancel(cancel)
         # V3, V4: vector soft threshold of the differences (all P bands, both directions)
         a = DH - D3
@@ -291,54 +353,81 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
             a *= 1.0 + tv_h * (shrink - 1.0)
             b *= 1.0 + tv_v * (shrink - 1.0)
         del shrink
-        _dual_step(DH, D3, a)
-        _dual_step(DV, D4, b)
-        del a, b, v
+        _dual_step(DH, D3, a, stats)
+        _dual_step(DV, D4, b, stats)
+        del a, b
         ev.check_cancel(cancel)
-        if use_prior:       # V5: the prior term inside the frame; elsewhere V5 = X - D5
-            v = XP - D5
-            v[:, fy_, fx_] = (prior_weight * prior_frame + mu * v[:, fy_, fx_]) / (prior_weight + mu)
-            _dual_step(XP, D5, v)
-            del v
-        ev.check_cancel(cancel)
-        # X: exact solve in the Fourier domain
+        # X: exact solve in the Fourier domain (the V + D buffers are dead once read: freed early)
         rhs = dh_t(DH)
+        del DH
         rhs += dv_t(DV)
+        del DV
         rhs += X
-        if use_prior:
-            rhs += XP
-        x_hat = torch.fft.rfft2(rhs) * inv_denom + torch.fft.rfft2(XB) * torch.conj(b_hat_over)
+        del X
+        x_hat = torch.fft.rfft2(rhs)
         del rhs
+        x_hat *= inv_denom
+        xb_hat = torch.fft.rfft2(XB)
+        del XB
+        xb_hat *= torch.conj(b_hat_over)
+        x_hat += xb_hat
+        del xb_hat
         ev.check_cancel(cancel)
         X = torch.fft.irfft2(x_hat, s=(Hp, Wp))
-        XB = blur(x_hat)
+        it_run = it + 1
+        if check and x_hat_prev is not None:
+            # stopping rule (Boyd et al. 2011, 3.3.1, relative form): primal residual ||V - K X||
+            # against the larger of ||K X||, ||V||; the change of K X over the last iteration
+            # (the dual residual's counterpart) against ||K X||, both from the spectra at hand
+            x_hat_prev -= x_hat
+            change = float(torch.sum(k_norm * (x_hat_prev.real ** 2 + x_hat_prev.imag ** 2), dtype=torch.float64))
+            size = float(torch.sum(k_norm * (x_hat.real ** 2 + x_hat.imag ** 2), dtype=torch.float64))
+            residuals = [math.sqrt(stats[0] / max(stats[1], stats[2], 1e-300)),
+                         math.sqrt(change / max(size, 1e-300))]
+        x_hat_prev = None
+        if tol is not None and (it + 2) % check_every == 0:
+            x_hat_prev = x_hat.clone()          # the next iteration checks the change of X
+            XB = torch.fft.irfft2(x_hat * b_hat, s=(Hp, Wp))
+        else:
+            x_hat *= b_hat
+            XB = torch.fft.irfft2(x_hat, s=(Hp, Wp))
         del x_hat
         ev.check_cancel(cancel)
         DH, DV = dh(X), dv(X)
-        if use_prior:
-            XP = X.clone()
-        history.append(objective(XB, X, DH, DV))
+        if record_objective:
+            history.append(objective(XB, X, DH, DV, ym, prior_frame))
         tick(0.02 + 0.93 * (it + 1) / max(1, iters))
-
+        if residuals is not None and check and max(residuals) <= tol:
+            stop = f"converged: relative residuals {residuals[0]:.2g}, {residuals[1]:.2g} <= {tol:g}"
+            break
+    del x_hat_prev, D1, D2, D3, D4
+    if not record_objective:
+        history.append(objective(XB, X, DH, DV, msi_image(), prior_image() if use_prior else None))
     coeff = X[:, fy_, fx_].permute(1, 2, 0).contiguous().cpu().numpy()     # H x W x P
-    del X, XB, DH, DV, D1, D2, D3, D4
+    del X, XB, DH, DV
     info = {
         "method": NAME,
         "objective": [float(v) for v in history],
-        "iterations": iters,
+        "iterations": it_run,
+        "iterations_max": iters,
+        "stop": stop,
+        "residuals": residuals,
+        "warm_start": (None if not warm else
+                       f"solution without the VTV ({warm_iters} preconditioned CG iterations, relative residual "
+                       f"{warm_rel:.1e})" if warm_rel is not None else "solution without the VTV on the periodic frame"),
         "subspace": P,
         "subspace_energy": kept,
         "tv_weight": lam_tv,
         "msi_weight": lam_m,
         "prior_weight": float(prior_weight) if use_prior else None,
-        "mu": MU,
+        "mu": mu,
         "grid": [Hp, Wp],
         "device": str(dev),
         "boundary": ("zero outside the frame (the synthetic pair's zero-padded blur)" if zero_out
                      else "free margin outside the frame (unknown boundary)"),
     }
-    log.info("HySure: %d x %d x %d, P = %d (%.6f of the LR energy), %d iterations, objective %.6g -> %.6g%s",
-             H, W, C, P, kept, iters, history[0], history[-1],
+    log.info("HySure: %d x %d x %d, P = %d (%.6f of the LR energy), %d of %d iterations (%s), objective %.6g -> %.6g%s",
+             H, W, C, P, kept, it_run, iters, stop, history[0], history[-1],
              f", prior weight {prior_weight:.3g}" if use_prior else "")
     return coeff, E, history, info
 
@@ -353,11 +442,26 @@ def _vtv_norm(dh, dv, mask_h=None, mask_v=None):
                       + torch.sum(dv * dv, dim=0, keepdim=True) * mask_v)
 
 
-def _dual_step(xh, d, v) -> None:
+def _dual_step(xh, d, v, stats=None) -> None:
     """Scaled ADMM dual update d <- d - (xh - v), then xh <- v + d (what the X-step needs).
-    Works in place: `xh`'s buffer is reused for V + D until the X-step recomputes it."""
-    d.sub_(xh).add_(v)
+    Works in place: `xh`'s buffer is reused for V + D until the X-step recomputes it. With
+    `stats` (a list of three floats) adds ||v - xh||^2, ||xh||^2 and ||v||^2 to it (the stopping
+    rule's primal residual; one temporary image, on the iterations that check only)."""
+    if stats is not None:
+        diff = v - xh
+        stats[0] += float(torch_sum_sq(diff))
+        stats[1] += float(torch_sum_sq(xh))
+        stats[2] += float(torch_sum_sq(v))
+        d.add_(diff)
+        del diff
+    else:
+        d.sub_(xh).add_(v)
     xh.copy_(v).add_(d)
+
+
+def torch_sum_sq(a):
+    import torch
+    return torch.sum(a * a, dtype=torch.float64)
 
 
 class FourierGrid:
