@@ -174,7 +174,9 @@ def _print_consistency(out, c: dict) -> None:
     print(f"consistency with the LR-HSI: PSNR {lr['PSNR']:.2f} dB, SAM {lr['SAM']:.2f} deg", file=out)
     print(f"consistency with the HR-MSI: PSNR {msi['PSNR']:.2f} dB", file=out)
     rr = c.get("reduced_resolution")
-    if rr:
+    if rr and "skipped" in rr:
+        print(f"reduced-resolution protocol: skipped ({rr['skipped']})", file=out)
+    elif rr:
         print(f"reduced-resolution protocol: PSNR {rr['fusion']['PSNR']:.2f} dB, SAM "
               f"{rr['fusion']['SAM']:.2f} deg (bicubic {rr['bicubic']['PSNR']:.2f} dB, "
               f"{rr['bicubic']['SAM']:.2f} deg)", file=out)

@@ -103,7 +103,15 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             metrics_, bicubic_metrics, consistency = _score(run_config, prep, out, cancel)
             if consistency is not None:
                 check_config = run_config if stopped is None else run_config.replace(epochs=max(1, stopped["epoch"]))
-                consistency["reduced_resolution"] = _reduced_resolution(check_config, prep, progress, cancel)
+                h, w = prep.lr_hsi.shape[:2]
+                if min(h, w) >= prep.ratio:
+                    consistency["reduced_resolution"] = _reduced_resolution(check_config, prep, progress, cancel)
+                else:       # a pair this small has no reduced pair: the result stands, the check is skipped
+                    consistency["reduced_resolution"] = {
+                        "skipped": f"the LR-HSI ({h} x {w} pixels) is smaller than the ratio {prep.ratio} a side: "
+                                   f"no reduced-resolution pair can be made"}
+                    ev.say(progress, "info", "reduced-resolution check skipped: "
+                           + consistency["reduced_resolution"]["skipped"], log)
                 from ..quality.consistency import quality_warnings
                 # the SRF-fit warning, when due, came from prepare_inputs already
                 consistency["warnings"] = quality_warnings(None, consistency["lr_consistency"],

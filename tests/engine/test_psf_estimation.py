@@ -150,3 +150,18 @@ def test_every_method_uses_the_estimated_kernel(library_truth, shared_data, tmp_
         else:
             assert "estimate" not in run["psf"] and "Gaussian blur fitted" in run["psf"]["note"]
     assert scores["free"] > scores["gaussian"] + 0.3, scores
+
+
+def test_a_pair_smaller_than_the_ratio_runs_without_the_reduced_check():
+    """An LR-HSI of 4 x 9 pixels at ratio 8 has no reduced pair: the run finishes, the check
+    says it was skipped (it used to fail at the scores, after all the fusion's work), and the
+    blur stays the fitted Gaussian (too few pixels clear of the border for a free kernel)."""
+    from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
+    rng = np.random.default_rng(0)
+    lr = rng.random((4, 9, 30)).astype(np.float32)
+    hr = np.repeat(np.repeat(lr[:, :, :3], 8, axis=0), 8, axis=1)
+    res = run_fusion(FusionConfig(synthetic=False, method="glp"), inputs=FusionInputs(hr_msi=hr, lr_hsi=lr),
+                     write_outputs=False)
+    assert res.hr_hsi.shape == (32, 72, 30)
+    assert "smaller than the ratio 8" in res.consistency["reduced_resolution"]["skipped"]
+    assert res.prepared.psf_estimate is None or res.prepared.psf_estimate.form == "gaussian"
