@@ -272,6 +272,9 @@ def run_case(task: dict) -> dict:
         prep = res.prepared
         row.update(psf_sigma=prep.psf_fitted_sigma, psf_note=prep.psf_note, srf_note=prep.srf_note,
                    training_input=prep.training_input)
+        rr = ((res.consistency or {}).get("reduced_resolution") or {}).get("fusion")
+        if rr:      # what Wald's check says of this method: could it choose the method? (issue 19 item 2)
+            row["reduced_psnr"] = float(rr["PSNR"])
         if method == "default" and res.selection:
             row["selection"] = {"chosen": res.selection.get("chosen"), "skipped": res.selection.get("skipped")}
         out["methods"][method] = row
@@ -445,6 +448,34 @@ def time_rows(report) -> list:
     return rows
 
 
+CHOICE_METHODS = ("default", "glp", "hysure")
+CHOICE_MARGIN_DB = 0.3      # as auto-selection: another method must beat the default by this much
+
+
+def choice_rows(report) -> list:
+    """Could Wald's reduced-resolution check choose the method? Per (scene, setting): each
+    method's reduced-check PSNR (mean over seeds), how often the check's pick (the default
+    unless another method beats it there by CHOICE_MARGIN_DB) is the method best against the
+    truth, and the mean PSNR lost by the pick (regret, dB)."""
+    rows = []
+    for (scene_, setting), cases in _groups(report).items():
+        hits, regret, n = 0, [], 0
+        for x in cases:
+            rr = {m: _m(x, m, "reduced_psnr") for m in CHOICE_METHODS}
+            truth = {m: _m(x, m, "PSNR") for m in CHOICE_METHODS}
+            if any(v is None for v in rr.values()) or any(v is None for v in truth.values()):
+                continue
+            other = max(("glp", "hysure"), key=lambda m: rr[m])
+            pick = other if rr[other] >= rr["default"] + CHOICE_MARGIN_DB else "default"
+            best = max(CHOICE_METHODS, key=lambda m: truth[m])
+            n += 1
+            hits += pick == best
+            regret.append(truth[best] - truth[pick])
+        rows.append([scene_, setting] + [_stats([_m(x, m, "reduced_psnr") for x in cases])[0] for m in CHOICE_METHODS]
+                    + [f"{hits}/{n}", float(np.mean(regret)) if regret else float("nan")])
+    return rows
+
+
 def error_lines(report) -> list:
     return [f"  {c['scene']} {c['setting']} s{c['seed']} {m}: {v['error']}" for c in report["cases"]
             for m, v in c["methods"].items() if "error" in v]
@@ -479,6 +510,11 @@ def render(report: dict) -> str:
                        time_rows(report), ["", "", ".1f", ".2f", ".1f", ".1f", ".1f"],
                        title="\n[5] Fusion time per method (s, mean; one torch thread; excludes load and scores); "
                              "load: reading the pair and fitting its SRF and blur"))
+    parts.append(table(["scene", "setting", "RR default", "RR glp", "RR hysure", "pick = best", "regret dB"],
+                       choice_rows(report), ["", "", ".2f", ".2f", ".2f", "", ".2f"],
+                       title="\n[6] Method choice by the reduced-resolution check (Wald; PSNR against the LR-HSI, "
+                             f"mean over seeds): the pick is the default unless another method beats it by "
+                             f"{CHOICE_MARGIN_DB} dB there"))
     errs = error_lines(report)
     if errs:
         parts.append("\nFAILED runs:\n" + "\n".join(errs))
