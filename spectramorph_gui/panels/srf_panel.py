@@ -484,8 +484,9 @@ class SrfPanel(QWidget):
                          + 2 * t.frameWidth() + 2)
         summary = []
         if estimate is not None:
-            summary.append(f"estimate {estimate.psnr:.1f} dB mean, blur σ {estimate.psf_sigma:g} px, "
-                           f"{estimate.pixels_used} LR pixels")
+            blur = (f"blur σ {estimate.psf_sigma:g} px" if getattr(estimate, "kernel", None) is None else
+                    f"free-form blur {estimate.kernel.shape[0]}×{estimate.kernel.shape[1]} (PSF tab)")
+            summary.append(f"estimate {estimate.psnr:.1f} dB mean, {blur}, {estimate.pixels_used} LR pixels")
         if in_use_fit and in_use_fit.get("psnr") is not None:
             summary.append(f"{kind} {in_use_fit['psnr']:.1f} dB mean")
         self.fit_title.setText("<b>Fit to the pair</b> per MSI band" + (f": {'; '.join(summary)}" if summary else ""))
