@@ -2,8 +2,10 @@
 
 Every function takes the ground truth first, then the estimate, both
 H x W x C (a 2-D H x W array counts as one band), values meant to lie in
-[0, 1]. Statistics are accumulated in float64 one band at a time, so a
-2048 x 2048 x 200 cube never gets a whole-cube float64 copy.
+[0, 1]. The spec convention is computed by scores.score_cubes a chunk of bands at a
+time (error sums in float64, SSIM / UIQI windows in float32), so a 2048 x 2048 x 200
+cube never gets a whole-cube copy; `compute_many` scores several estimates (a result and
+its bicubic baseline) in one pass, sharing what depends on the truth alone.
 
 Two conventions
 ---------------
@@ -44,12 +46,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, uniform_filter
+from scipy.ndimage import uniform_filter
 
 from ..core.errors import InputError
 from ..core.events import check_cancel
+from .scores import PSNR_CAP_DB, score_cubes
 
 CONVENTIONS = ("spec", "original")
+METRIC_NAMES = ("RMSE", "PSNR", "SSIM", "UIQI", "ERGAS", "SAM")
 SEWAR_ERGAS_RATIO = 4      # sewar's ergas() default r = 1/4, the factor 100 * r = 100 / 4
 
 # Name -> (unit, higher_is_better, one-line description), for the GUI table.
@@ -62,14 +66,8 @@ METRIC_INFO = {
     "SAM": ("deg", False, "Mean spectral angle between true and estimated pixel spectra."),
 }
 
-# PSNR of a band reconstructed exactly: a finite cap keeps the band mean finite
-# (and metrics.json valid JSON) instead of letting one perfect band make it inf.
-PSNR_CAP_DB = 100.0
-
-# Below this local variance sum a UIQI block counts as flat: on [0, 1] data it
-# is far under any real sensor's quantisation, and far above float64 rounding
-# noise of E[x^2] - E[x]^2 computed with box filters.
-_FLAT_TOL = 1e-12
+# PSNR_CAP_DB (100 dB): the PSNR of a band reconstructed exactly, so one perfect band keeps
+# the band mean finite (and metrics.json valid JSON).
 
 
 def _check_pair(truth, est):
@@ -96,14 +94,14 @@ def _to_uint8_like_original(band):
 
 # ---------------------------------------------------------------- spec convention
 
+def _score(truth, est, name, cancel=None, ratio=None, **kw) -> float:
+    truth, est = _check_pair(truth, est)
+    return score_cubes(truth, [est], ratio, names=(name,), cancel=cancel, **kw)[0][name]
+
+
 def rmse(truth, est, cancel=None) -> float:
     """Global root mean squared error: sqrt(mean over all pixels and bands of (t - e)^2)."""
-    truth, est = _check_pair(truth, est)
-    total = 0.0
-    for b in range(truth.shape[2]):
-        check_cancel(cancel)
-        total += float(np.sum((_band(truth, b) - _band(est, b)) ** 2))
-    return math.sqrt(total / truth.size)
+    return _score(truth, est, "RMSE", cancel)
 
 
 def psnr(truth, est, cancel=None) -> float:
@@ -112,13 +110,7 @@ def psnr(truth, est, cancel=None) -> float:
     MSE_b is the mean squared error of band b. A band with MSE_b = 0 counts
     as PSNR_CAP_DB (100 dB) so the mean stays finite.
     """
-    truth, est = _check_pair(truth, est)
-    values = []
-    for b in range(truth.shape[2]):
-        check_cancel(cancel)
-        mse = float(np.mean((_band(truth, b) - _band(est, b)) ** 2))
-        values.append(PSNR_CAP_DB if mse == 0.0 else min(PSNR_CAP_DB, 10.0 * math.log10(1.0 / mse)))
-    return float(np.mean(values))
+    return _score(truth, est, "PSNR", cancel)
 
 
 def _ssim_band(x, y, c1, c2, local_mean, crop):
@@ -145,46 +137,14 @@ def ssim(truth, est, cancel=None) -> float:
     with C1 = (0.01 L)^2, C2 = (0.03 L)^2, L = 1. The map is averaged over the
     'valid' region only (pixels whose window lies inside the image: a 5-pixel
     border is dropped); images no larger than 10 pixels on a side use the
-    whole map with reflect padding.
+    whole map with reflect padding (scipy.ndimage's 'reflect', d c b a | a b c d).
 
-    The filtering runs in float32 for speed (this is the costly metric on big
-    cubes); each band is first shifted by its own mean so the variance
-    differences E[x^2] - E[x]^2 keep their precision, and C1, C2 bound the
-    effect of the remaining rounding far below 1e-4.
+    Computed in float32 (scores.py: the costly metric on big cubes); each band
+    is first shifted by the true band's mean so the variance differences
+    E[x^2] - E[x]^2 keep their precision, and C1, C2 bound the effect of the
+    remaining rounding far below 1e-5.
     """
-    truth, est = _check_pair(truth, est)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-
-    def local_mean(a):
-        return gaussian_filter(a, sigma=1.5, truncate=3.5, mode="reflect")
-
-    values = []
-    for b in range(truth.shape[2]):
-        check_cancel(cancel)
-        x, y = _band(truth, b), _band(est, b)
-        shift = 0.5 * (x.mean() + y.mean())
-        # SSIM's luminance term needs the true means: filter the centred bands,
-        # then add the shift back to mx and my only.
-        xc = (x - shift).astype(np.float32)
-        yc = (y - shift).astype(np.float32)
-        mx, my = local_mean(xc), local_mean(yc)
-        var_sum = local_mean(xc * xc + yc * yc) - mx * mx - my * my
-        sxy = local_mean(xc * yc) - mx * my
-        mx = mx + np.float32(shift)
-        my = my + np.float32(shift)
-        ssim_map = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (var_sum + c2))
-        if ssim_map.shape[0] > 10 and ssim_map.shape[1] > 10:
-            ssim_map = ssim_map[5:-5, 5:-5]
-        values.append(float(np.mean(ssim_map, dtype=np.float64)))
-    return float(np.mean(values))
-
-
-def _valid_box_mean(a, k):
-    """Mean of every k x k block fully inside `a` (stride 1): shape (H-k+1, W-k+1)."""
-    # uniform_filter's window for an even size k covers [i - k//2, i + k - 1 - k//2],
-    # so the blocks that stay inside the image sit at k//2 .. H - k + k//2.
-    h, w = a.shape
-    return uniform_filter(a, size=k, mode="reflect")[k // 2:k // 2 + h - k + 1, k // 2:k // 2 + w - k + 1]
+    return _score(truth, est, "SSIM", cancel)
 
 
 def uiqi(truth, est, block=8, cancel=None) -> float:
@@ -194,31 +154,15 @@ def uiqi(truth, est, block=8, cancel=None) -> float:
     inside the image) gives
     Q = 4 sxy mx my / ((sx^2 + sy^2)(mx^2 + my^2)),
     with the block's means, variances and covariance (population, 1/N).
-    Degenerate blocks: flat in both images (sx^2 + sy^2 ~ 0) score the
-    luminance term 2 mx my / (mx^2 + my^2), which is 1 when the means are
-    equal; both means zero scores the structure term 2 sxy / (sx^2 + sy^2);
-    both at once (two all-zero blocks) scores 1. The band's value is the mean
-    over blocks. Images smaller than the block use one block as large as fits.
+    Degenerate blocks: flat in both images (no pixel differs from the block's
+    others, in either image) score the luminance term 2 mx my / (mx^2 + my^2),
+    which is 1 when the means are equal; both means zero (mx^2 + my^2 < 1e-12)
+    scores the structure term 2 sxy / (sx^2 + sy^2); both at once (two all-zero
+    blocks) scores 1. The band's value is the mean over blocks. Images smaller
+    than the block use one block as large as fits. Float32 statistics of
+    mean-shifted bands, as SSIM (scores.py).
     """
-    truth, est = _check_pair(truth, est)
-    k = max(1, min(block, truth.shape[0], truth.shape[1]))
-    values = []
-    for b in range(truth.shape[2]):
-        check_cancel(cancel)
-        x, y = _band(truth, b), _band(est, b)
-        mx, my = _valid_box_mean(x, k), _valid_box_mean(y, k)
-        # Only sx^2 + sy^2 enters Q, and box means are linear: one pass for x^2 + y^2.
-        var_sum = np.maximum(_valid_box_mean(x * x + y * y, k) - mx * mx - my * my, 0.0)
-        sxy = _valid_box_mean(x * y, k) - mx * my
-        lum = mx * mx + my * my
-        flat = var_sum < _FLAT_TOL
-        dark = lum < _FLAT_TOL
-        # Compute every case on the whole map, then pick: cheaper than masked indexing.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(flat, np.where(dark, 1.0, 2 * mx * my / lum),
-                         np.where(dark, 2 * sxy / var_sum, 4 * sxy * mx * my / (var_sum * lum)))
-        values.append(float(np.mean(q)))
-    return float(np.mean(values))
+    return _score(truth, est, "UIQI", cancel, block=block)
 
 
 def ergas(truth, est, ratio, cancel=None) -> float:
@@ -231,20 +175,9 @@ def ergas(truth, est, ratio, cancel=None) -> float:
     Bands whose true mean is 0 have no relative error and are skipped; with
     no band left the result is NaN.
     """
-    truth, est = _check_pair(truth, est)
     if not (isinstance(ratio, (int, float, np.integer, np.floating)) and ratio > 0):
         raise InputError(f"ERGAS needs a positive resolution ratio, got {ratio!r}")
-    terms = []
-    for b in range(truth.shape[2]):
-        check_cancel(cancel)
-        t = _band(truth, b)
-        mu = float(np.mean(t))
-        if mu == 0.0:
-            continue
-        terms.append(float(np.mean((t - _band(est, b)) ** 2)) / mu ** 2)
-    if not terms:
-        return float("nan")
-    return 100.0 / float(ratio) * math.sqrt(float(np.mean(terms)))
+    return _score(truth, est, "ERGAS", cancel, ratio=ratio)
 
 
 def _spectral_sums(truth, est, cancel=None):
@@ -270,13 +203,7 @@ def sam(truth, est, cancel=None) -> float:
     rounding); averaged over pixels. Pixels where either spectrum has zero
     norm have no angle and are skipped; with none left the result is NaN.
     """
-    truth, est = _check_pair(truth, est)
-    dot, nx, ny = _spectral_sums(truth, est, cancel)
-    valid = (nx > 0) & (ny > 0)
-    if not np.any(valid):
-        return float("nan")
-    cos = np.clip(dot[valid] / (nx[valid] * ny[valid]), -1.0, 1.0)
-    return float(np.degrees(np.mean(np.arccos(cos))))
+    return _score(truth, est, "SAM", cancel)
 
 
 # ------------------------------------------------------------ original convention
@@ -387,9 +314,7 @@ def compute_all(truth, est, ratio, convention="spec", cancel=None) -> dict:
         raise InputError(f"unknown metrics convention {convention!r}; allowed: {', '.join(CONVENTIONS)}")
     truth, est = _check_pair(truth, est)
     if convention == "spec":
-        return {"RMSE": rmse(truth, est, cancel), "PSNR": psnr(truth, est, cancel),
-                "SSIM": ssim(truth, est, cancel), "UIQI": uiqi(truth, est, cancel=cancel),
-                "ERGAS": ergas(truth, est, ratio, cancel), "SAM": sam(truth, est, cancel)}
+        return compute_many(truth, [est], ratio, cancel)[0]
     out = {}
     for name, fn in (("RMSE", lambda: rmse(truth, est, cancel)), ("PSNR", lambda: original_psnr(truth, est)),
                      ("SSIM", lambda: original_ssim(truth, est)), ("UIQI", lambda: original_uiqi(truth, est)),
@@ -397,3 +322,13 @@ def compute_all(truth, est, ratio, convention="spec", cancel=None) -> dict:
         check_cancel(cancel)
         out[name] = fn()
     return out
+
+
+def compute_many(truth, estimates, ratio, cancel=None, names=None) -> list:
+    """compute_all (spec convention) of each estimate against one truth, in one pass over the
+    truth: a list of dicts, in the order of `estimates`. `names`: a subset of the six keys."""
+    checked = [_check_pair(truth, est) for est in estimates]
+    if not (isinstance(ratio, (int, float, np.integer, np.floating)) and ratio > 0):
+        raise InputError(f"ERGAS needs a positive resolution ratio, got {ratio!r}")
+    truth = checked[0][0] if checked else _check_pair(truth, truth)[0]
+    return score_cubes(truth, [e for _, e in checked], ratio, names=names or METRIC_NAMES, cancel=cancel)

@@ -73,8 +73,9 @@ def _score(config: FusionConfig, prep: PreparedInputs, out, cancel):
     from ..sensors.degradation import bicubic_upsample
     if prep.truth is not None:
         bicubic = bicubic_upsample(prep.lr_hsi, prep.ratio, value_range=prep.value_range)  # as the result
-        return metrics.compute_all(prep.truth, np.asarray(out.hr_hsi), prep.ratio, cancel=cancel), \
-            metrics.compute_all(prep.truth, bicubic, prep.ratio, cancel=cancel), None
+        # one pass over the truth for both: what depends on it alone is computed once
+        fused, base = metrics.compute_many(prep.truth, [np.asarray(out.hr_hsi), bicubic], prep.ratio, cancel=cancel)
+        return fused, base, None
     from ..quality import consistency as cons
     srf_raw, offset = prep.msi_model()
     masks = {} if prep.masks is None else {"lr_valid": ~prep.masks.lr_out, "hr_valid": ~prep.masks.hr_out}
@@ -133,7 +134,6 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
     k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
     out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
-    return {"fusion": metrics.compute_all(lr_ref, np.asarray(out.hr_hsi), prep.ratio, cancel=cancel),
-            "bicubic": metrics.compute_all(lr_ref, bicubic_upsample(sub.lr_hsi, prep.ratio), prep.ratio,
-                                           cancel=cancel),
-            "shape": list(lr_ref.shape)}
+    fused, base = metrics.compute_many(lr_ref, [np.asarray(out.hr_hsi), bicubic_upsample(sub.lr_hsi, prep.ratio)],
+                                       prep.ratio, cancel=cancel)
+    return {"fusion": fused, "bicubic": base, "shape": list(lr_ref.shape)}

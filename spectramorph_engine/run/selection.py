@@ -55,6 +55,11 @@ def candidate_changes(config, msi_bands: int, max_k: int, ratio: int) -> list:
     return out
 
 
+def _psnr_sam(metrics, reference, fused, ratio) -> dict:
+    """PSNR and SAM in one pass over the cubes."""
+    return metrics.compute_many(reference, [fused], ratio, names=("PSNR", "SAM"))[0]
+
+
 def select_settings(config, prep, progress=None, cancel=None) -> dict:
     """Fuse each candidate on the reduced pair and pick the best. Returns a dict with
     "config" (the FusionConfig to run: the winner, auto_select off so it reproduces exactly),
@@ -90,14 +95,14 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
                                epochs=epochs, auto_select=False)
         out = fuse_with_method(trial, sub, progress=None, cancel=cancel)
         fused = np.asarray(out.hr_hsi)
-        rows.append({"label": label, "changes": changes, "PSNR": float(metrics.psnr(lr_ref, fused)),
-                     "SAM": float(metrics.sam(lr_ref, fused)), "seconds": time.perf_counter() - t1})
+        rows.append({"label": label, "changes": changes, **_psnr_sam(metrics, lr_ref, fused, r),
+                     "seconds": time.perf_counter() - t1})
         if label == "configured" and changes["refine"]:
             # the same network without the refinement: no second training
             t2 = time.perf_counter()
             plain = mix_latents(out.alle, out.endmembers, device="cpu", value_range=sub.value_range)
             rows.append({"label": "refinement off", "changes": {**changes, "refine": False},
-                         "PSNR": float(metrics.psnr(lr_ref, plain)), "SAM": float(metrics.sam(lr_ref, plain)),
+                         **_psnr_sam(metrics, lr_ref, plain, r),
                          "seconds": time.perf_counter() - t2})
         ev.emit(progress, ev.StageProgress("select", (i + 1) / len(cands)))
     base = rows[0]
