@@ -69,7 +69,7 @@ class PsfPanel(QWidget):
         self.kernel_view = ImageView("Kernel", levels=(0.0, 1.0))
         self.kernel_view.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.kernel_view.image.setColorMap(pg.colormap.get("viridis"))
-        self.profile_plot = pg.PlotWidget(title="Radial profile")
+        self.profile_plot = pg.PlotWidget(title="Radial profile (mean per radius)")
         self.profile_plot.setLabel("bottom", "radius", units="px")
         self.profile_plot.setLabel("left", "weight")
         self.profile_plot.showGrid(x=True, y=True, alpha=0.3)
@@ -78,7 +78,8 @@ class PsfPanel(QWidget):
                                                     symbolSize=4, symbolBrush="#1565c0")
         # real pairs: the fitted Gaussian's profile beside the estimated kernel's
         self.gauss_curve = self.profile_plot.plot(pen=pg.mkPen("#6a1b9a", width=2, style=pg.QtCore.Qt.DotLine))
-        self.profile_legend = self.profile_plot.addLegend(offset=(-10, 10))
+        # top right: the profiles fall to zero there, so the legend hides no curve
+        self.profile_legend = self.profile_plot.addLegend(offset=(-5, 5))
         self.half_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#e65100", style=pg.QtCore.Qt.DashLine))
         self.profile_plot.addItem(self.half_line)
         self.stats = QLabel()
@@ -206,8 +207,8 @@ class PsfPanel(QWidget):
             from spectramorph_engine.sensors.srf_estimation import gaussian_kernel
             gr, gv = psf.radial_profile(gaussian_kernel(fitted[1]))
             self.gauss_curve.setData(np.asarray(gr, dtype=float), np.asarray(gv, dtype=float))
-            self.profile_legend.addItem(self.profile_curve, "estimated kernel (mean per radius)")
-            self.profile_legend.addItem(self.gauss_curve, f"fitted Gaussian, sigma {fitted[1]:g} px")
+            self.profile_legend.addItem(self.profile_curve, "estimated kernel")
+            self.profile_legend.addItem(self.gauss_curve, f"fitted Gaussian σ {fitted[1]:g} px")
         else:
             self.gauss_curve.setData([], [])
         self.half_line.setValue(fwhm / 2.0)
