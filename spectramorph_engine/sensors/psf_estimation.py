@@ -23,11 +23,12 @@ kernel is pushed to fall to zero at the support's edge). Only the Gram matrix Ph
 nonnegative solution is an NNLS of size T on the Cholesky factor.
 
 Choices:
-- Support and smoothness from the data: radii R in {r/2, r, 3r/2, 2r} (at most MAX_RADIUS,
-  and reaching 3 sigma of the starting Gaussian) and mu in SMOOTHNESS_GRID are scored by
-  2-fold hold-out on the checkerboard of LR blocks the SRF fit uses; the smallest support, then
-  the smoothest kernel, within HOLDOUT_TOLERANCE of the best wins (the data do not argue
-  for more). Gram matrices of smaller supports are sub-matrices of the largest one's.
+- Support and smoothness from the data, by 2-fold hold-out on the checkerboard of LR blocks
+  the SRF fit uses: first mu in SMOOTHNESS_GRID on the widest support (2r, at most MAX_RADIUS,
+  reaching 3 sigma of the starting Gaussian), the largest mu within HOLDOUT_TOLERANCE of the
+  best; then, at that mu, the smallest radius in {r/2, r, 3r/2, 2r} within the tolerance (the
+  data do not argue for more). Gram matrices of smaller supports are sub-matrices of the
+  largest one's. The second round of refine_blur keeps the first's support and smoothness.
 - Only interior LR pixels are used (their footprint stays inside the HR frame), so the image
   border's rule does not enter; with nodata masks, only pixels whose footprint holds data.
 - The free-form kernel is kept only when it predicts the held-out pixels better than the
@@ -57,7 +58,8 @@ MAX_RADIUS = 16                   # HR pixels: a 33 x 33 kernel at most (1089 ta
 SMOOTHNESS_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 HOLDOUT_TOLERANCE = 0.01          # held-out SSE within 1% of the best counts as as good
 MAX_DESIGN_VALUES = 6_000_000     # pixels x taps per band in one design block (48 MB float64)
-MAX_FIT_PIXELS = 30000            # LR pixels used at most (evenly strided)
+MAX_FIT_PIXELS = 12000            # LR pixels used at most (evenly strided): with c bands, 10-40x more
+                                  # equations than the 1089 taps of the widest support
 TRIM_MASS = 1e-4                  # outer rings holding less than this share of the mass are cut
 MIN_PIXELS = 50
 
@@ -131,12 +133,16 @@ class _Moments:
 
 
 def _solve(G, g, lam_L) -> np.ndarray:
-    """argmin p^T (G + lam_L) p - 2 g^T p over p >= 0 (exact NNLS on the Cholesky factor)."""
-    M = G + lam_L
-    M[np.diag_indices_from(M)] += 1e-10 * max(float(np.trace(M)) / M.shape[0], 1e-300)
-    U = np.linalg.cholesky(M).T                    # M = U^T U
-    rhs = solve_triangular(U, g, trans="T")
-    p, _ = nnls(U, rhs, maxiter=30 * M.shape[0])
+    """argmin p^T (G + lam_L) p - 2 g^T p over p >= 0 (exact NNLS on the Cholesky factor).
+    BLAS on one thread: small matrices, where a multithreaded OpenBLAS on a busy machine spins
+    (core.device.single_thread_blas); the big Gram products keep their threads."""
+    from ..core.device import single_thread_blas
+    with single_thread_blas():
+        M = G + lam_L
+        M[np.diag_indices_from(M)] += 1e-10 * max(float(np.trace(M)) / M.shape[0], 1e-300)
+        U = np.linalg.cholesky(M).T                    # M = U^T U
+        rhs = solve_triangular(U, g, trans="T")
+        p, _ = nnls(U, rhs, maxiter=30 * M.shape[0])
     return p
 
 
@@ -172,6 +178,15 @@ def _moments(hr, z, rows, cols, folds, r, R, cancel):
                 g[which] += As.T @ ys
                 zz[which] += float(ys @ ys)
     return _Moments(G, g, zz, rows.size * hr.shape[2])
+
+
+def _regularised(mom: _Moments, R_max: int, R: int, mu: float):
+    """(moments of the radius-R support, lam * L): the smoothness weight is mu relative to the
+    data's scale (trace ratio), so mu means the same at every support and image scale."""
+    sub = mom.sub(_taps_within(R_max, R))
+    L = gradient_penalty(R)
+    scale = float(np.trace(sub.G[0] + sub.G[1])) / float(np.trace(L))
+    return sub, mu * scale * L
 
 
 def _holdout(m: _Moments, lam_L) -> float:
@@ -216,17 +231,12 @@ def trim_kernel(kernel: np.ndarray, mass: float = TRIM_MASS) -> np.ndarray:
 
 
 def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: float = 1.0,
-                 valid=None, max_radius: Optional[int] = None, cancel=None) -> PsfEstimate:
+                 valid=None, max_radius: Optional[int] = None, cancel=None, fixed=None) -> PsfEstimate:
     """The blur kernel that best explains the pair given the SRF (c x C, with its gain) and the
     per-band offset: see the module docstring. hr_msi (H, W, c), lr_hsi (h, w, C) in [0, 1] with
     H = ratio*h, W = ratio*w (a pair the caller may already have cropped); `valid` (h, w) bool
-    marks LR pixels with data; `start_sigma` the Gaussian width fitted before (HR pixels)."""
-    from ..core.device import single_thread_blas
-    with single_thread_blas():
-        return _estimate_psf(hr_msi, lr_hsi, ratio, srf, offset, start_sigma, valid, max_radius, cancel)
-
-
-def _estimate_psf(hr_msi, lr_hsi, ratio, srf, offset, start_sigma, valid, max_radius, cancel) -> PsfEstimate:
+    marks LR pixels with data; `start_sigma` the Gaussian width fitted before (HR pixels);
+    `fixed` (radius, mu): skip their search (a second round of refine_blur)."""
     hr = np.asarray(hr_msi)
     hr = hr[:, :, None] if hr.ndim == 2 else hr
     lr = np.asarray(lr_hsi)
@@ -267,25 +277,32 @@ def _estimate_psf(hr_msi, lr_hsi, ratio, srf, offset, start_sigma, valid, max_ra
     z = lr @ S.T + b                                     # the LR-HSI seen by the MSI camera
     mom = _moments(hr, z, rows, cols, folds, r, R_max, cancel)
     n_values = mom.n
-    radii = sorted({R for R in (max(1, r // 2), r, (3 * r + 1) // 2, 2 * r, R_max) if R <= R_max})
     scores = {}
-    best = None
-    for R in radii:
-        sub = mom.sub(_taps_within(R_max, R))
-        L = gradient_penalty(R)
-        scale = float(np.trace(sub.G[0] + sub.G[1])) / float(np.trace(L))
-        for mu in SMOOTHNESS_GRID:
+
+    def score(R, mu):
+        if (R, mu) not in scores:
             check_cancel(cancel)
-            sse = _holdout(sub, mu * scale * L)
-            scores[(R, mu)] = sse
-    best_sse = min(scores.values())
-    ok = [(R, mu) for (R, mu), v in scores.items() if v <= (1.0 + HOLDOUT_TOLERANCE) * best_sse]
-    R, mu = min(ok, key=lambda t: (t[0], -t[1]))
-    sub = mom.sub(_taps_within(R_max, R))
-    L = gradient_penalty(R)
-    scale = float(np.trace(sub.G[0] + sub.G[1])) / float(np.trace(L))
+            sub, lam_L = _regularised(mom, R_max, R, mu)
+            scores[(R, mu)] = _holdout(sub, lam_L)
+        return scores[(R, mu)]
+
+    def within(cands):
+        best_sse = min(score(*t) for t in cands)
+        return [t for t in cands if score(*t) <= (1.0 + HOLDOUT_TOLERANCE) * best_sse]
+
+    if fixed is not None:
+        R, mu = min(int(fixed[0]), R_max), float(fixed[1])
+        score(R, mu)
+    else:
+        # the smoothness on the widest support (the smoothest the data allow), then the smallest
+        # support at that smoothness: two short scans instead of the grid (NNLS of up to 1089
+        # unknowns is the cost)
+        mu = max(m for _, m in within([(R_max, m) for m in SMOOTHNESS_GRID]))
+        radii = sorted({R for R in (max(1, r // 2), r, (3 * r + 1) // 2, 2 * r, R_max) if R <= R_max})
+        R = min(R_ for R_, _ in within([(R_, mu) for R_ in radii]))
+    sub, lam_L = _regularised(mom, R_max, R, mu)
     G, g, _ = sub.total()
-    p = _solve(G, g, mu * scale * L)
+    p = _solve(G, g, lam_L)
     rmse = math.sqrt(max(scores[(R, mu)], 0.0) / n_values)
     gauss = _gaussian_in(R_max, float(start_sigma)).ravel()
     g_rmse = math.sqrt(max(_gain_holdout(gauss, mom), 0.0) / n_values)
@@ -333,8 +350,9 @@ def refine_blur(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, valid=No
     best = first
     for _ in range(max(1, int(rounds))):
         check_cancel(cancel)
+        fixed = None if best.psf_estimate is None else (best.psf_estimate.radius, best.psf_estimate.smoothness)
         pe = estimate_psf(hr_msi, lr_hsi, ratio, best.srf, best.offset, start_sigma=first.psf_sigma,
-                          valid=valid, cancel=cancel)
+                          valid=valid, cancel=cancel, fixed=fixed)
         if pe.form != "free-form":
             break
         again = estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wavelengths, cancel=cancel, valid=valid, kernel=pe.kernel)
