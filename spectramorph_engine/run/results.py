@@ -119,3 +119,9 @@ class FusionResult:
     @property
     def final_loss(self) -> Optional[float]:
         return self.loss_history[-1] if self.loss_history else None
+
+    @property
+    def psf(self) -> Optional[np.ndarray]:
+        """The blur kernel the run used: synthetic mode's, the file's, or the one estimated on a
+        real pair (prepared.psf_note says which)."""
+        return None if self.prepared is None else self.prepared.psf
