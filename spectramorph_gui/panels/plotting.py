@@ -133,6 +133,16 @@ class FigureLegend(pg.LegendItem):
         super().clear()
         self._relayout(force=True)
 
+    def _removeItemFromLayout(self, *args) -> None:
+        # every entry leaves the layout (a hidden legend's were out already: pyqtgraph's own
+        # removal warned of them); `_relayout` puts back those that stay
+        for i in range(self.layout.count() - 1, -1, -1):
+            self.layout.removeAt(i)
+        for item in args:
+            item.close()
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+
     def setColumnCount(self, columnCount) -> None:
         """The columns follow the plot's width (kept for pyqtgraph's callers)."""
 
