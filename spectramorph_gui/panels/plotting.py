@@ -11,7 +11,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
+from contextlib import contextmanager
+
 from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QWidget
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
@@ -40,6 +43,166 @@ class LogAxis(pg.AxisItem):
                      for m in mult]
             ticks.append((None, [x for x in minor if minVal < x < maxVal]))
         return ticks
+
+
+def _plot_item(plot):
+    return plot.getPlotItem() if hasattr(plot, "getPlotItem") else plot
+
+
+# ------------------------------------------------------------------ titles and legends that fit
+def set_title(plot, text: str, size: str = "9pt") -> None:
+    """The plot's title over its whole width, elided ("…") where the plot is narrower than the
+    text, the whole text then its tooltip; elided again whenever the plot is resized.
+
+    pyqtgraph's title keeps its text's width as its minimum: a long title made the plot wider
+    than its widget, and the title's end, the legend and the curves' long-wavelength ends were
+    cut off at the widget's edge (issue 21)."""
+    item = _plot_item(plot)
+    item.fitted_title = (text or "", size)
+    if not getattr(item, "_title_fits", False):
+        item._title_fits = True
+        label = item.titleLabel
+        item.layout.removeItem(label)
+        item.layout.addItem(label, 0, 0, 1, 3)      # over the axes' columns too
+        item.geometryChanged.connect(lambda: _elide_title(item))
+    _elide_title(item)
+
+
+def _elide_title(item) -> None:
+    text, size = item.fitted_title
+    label = item.titleLabel
+    if not text:
+        if label.isVisible():
+            item.setTitle(None)
+        label.setToolTip("")
+        return
+    font = QFont(label.item.font())
+    if size.endswith("pt"):
+        font.setPointSizeF(float(size[:-2]))
+    room = max(item.width() - 14, 24.0)      # the text item's own margins, and a little air
+    shown = QFontMetricsF(font).elidedText(text, Qt.ElideRight, room)
+    if shown != label.text or not label.isVisible():
+        item.setTitle(shown, size=size)
+    label.setMinimumWidth(0)                 # never wider than the plot: it is elided instead
+    label.setToolTip(text if shown != text else "")
+
+
+class FigureLegend(pg.LegendItem):
+    """A legend in its own row under the plot, so that it never covers a curve: the entries in
+    as many columns as the plot's width holds, each name in full.
+
+    It is the plot's legend (`plot.legend`): curves plotted with a name join it, as with
+    pyqtgraph's `addLegend`, whose legend floats over the data in a corner of the view."""
+
+    GAP = 12        # between one entry and the next in a row
+
+    def __init__(self, plot, label_size: str = "8pt"):
+        super().__init__(offset=None, labelTextSize=label_size, frame=False, horSpacing=3, verSpacing=-6)
+        # pyqtgraph's legend ignores transformations (it floats at a fixed size over a zoomed
+        # view), which also kept it small in a scaled export while the rest grew
+        self.setFlag(self.GraphicsItemFlag.ItemIgnoresTransformations, False)
+        self._plot = _plot_item(plot)
+        self._plot.layout.addItem(self, 4, 0, 1, 3)
+        # as wide as its entries, centred under the plot (not spread over the whole width)
+        self.setSizePolicy(QSizePolicy.Maximum, QSizePolicy.Maximum)
+        self._plot.layout.setAlignment(self, Qt.AlignHCenter)
+        self._plot.legend = self
+        self._columns = 0
+        self._wanted = True
+        self._plot.geometryChanged.connect(self._relayout)
+
+    def setVisible(self, visible: bool) -> None:
+        """Shown when its owner wants it and it has entries; hidden, it takes no room."""
+        self._wanted = bool(visible)
+        self._relayout(force=True)
+
+    def updateSize(self) -> None:
+        """The plot's layout sizes the legend (pyqtgraph's own placed it at the view's corner)."""
+        self.layout.invalidate()
+        self.updateGeometry()
+
+    def addItem(self, item, name) -> None:
+        super().addItem(item, name)
+        self._relayout(force=True)
+
+    def removeItem(self, item) -> None:
+        super().removeItem(item)
+        self._relayout(force=True)
+
+    def clear(self) -> None:
+        super().clear()
+        self._relayout(force=True)
+
+    def _removeItemFromLayout(self, *args) -> None:
+        # every entry leaves the layout (a hidden legend's were out already: pyqtgraph's own
+        # removal warned of them); `_relayout` puts back those that stay
+        for i in range(self.layout.count() - 1, -1, -1):
+            self.layout.removeAt(i)
+        for item in args:
+            item.close()
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+
+    def setColumnCount(self, columnCount) -> None:
+        """The columns follow the plot's width (kept for pyqtgraph's callers)."""
+
+    def set_label_size(self, size: str) -> None:
+        """Another text size for every entry (an exported figure's)."""
+        self.opts["labelTextSize"] = size
+        for _sample, label in self.items:
+            label.setText(label.text, size=size)
+        self._relayout(force=True)
+
+    def entry_widths(self) -> list:
+        return [sample.boundingRect().width() + self.layout.horizontalSpacing() + label.itemRect().width()
+                for sample, label in self.items]
+
+    def _relayout(self, force: bool = False) -> None:
+        widths = self.entry_widths()
+        room = self._plot.width() - 24         # the layouts' margins, and a little air
+        columns = 1
+        for n in range(len(widths), 1, -1):          # the most columns that fit side by side
+            need = sum(max(widths[c::n]) for c in range(n)) + self.GAP * (n - 1)
+            if need <= room:
+                columns = n
+                break
+        if not force and columns == self._columns:
+            return
+        self._columns = columns
+        for i in range(self.layout.count() - 1, -1, -1):
+            self.layout.removeAt(i)
+        shown = self._wanted and bool(self.items)
+        super().setVisible(shown)
+        for i, (sample, label) in enumerate(self.items if shown else []):
+            row, col = divmod(i, columns)
+            self.layout.addItem(sample, row, 2 * col, alignment=Qt.AlignVCenter)
+            self.layout.addItem(label, row, 2 * col + 1)
+            if col:
+                self.layout.setColumnSpacing(2 * col - 1, self.GAP)
+        self.columnCount, self.rowCount = columns, -(-len(self.items) // columns)
+        self.updateSize()
+
+
+@contextmanager
+def figure_layout(plot, size=(900, 560), text_size: str = "10pt"):
+    """The plot laid out as a figure for a file: `size` (logical pixels) whatever its widget's,
+    its legend's text at `text_size`; yields the scene rectangle to render. The widget gets its
+    own layout back afterwards (before anything is painted on screen)."""
+    item = _plot_item(plot)
+    old = item.geometry()
+    legend = item.legend if isinstance(item.legend, FigureLegend) else None
+    old_text = legend.opts["labelTextSize"] if legend is not None else None
+    try:
+        if legend is not None:
+            legend.set_label_size(text_size)
+        item.setGeometry(QRectF(old.x(), old.y(), size[0], size[1]))
+        item.layout.activate()
+        yield item.sceneBoundingRect()
+    finally:
+        if legend is not None:
+            legend.set_label_size(old_text)
+        item.setGeometry(old)
+        item.layout.activate()
 
 
 def empty_note(plot, text: str):
@@ -99,8 +262,9 @@ class ImageView(pg.GraphicsLayoutWidget):
             policy.setHeightForWidth(True)
             self.setSizePolicy(policy)
         self.ci.setContentsMargins(2, 2, 2, 2)
-        self.plot = self.addPlot(title=title)
+        self.plot = self.addPlot()
         self._title, self._title_override = title, None
+        set_title(self.plot, title)
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
         self.plot.hideAxis("bottom")
@@ -232,11 +396,11 @@ class ImageView(pg.GraphicsLayoutWidget):
     def set_title(self, text: str) -> None:
         """What the view shows; an override (a swipe's title) stands above it until cleared."""
         self._title = text
-        self.plot.setTitle(self._title_override or text, size="9pt")
+        set_title(self.plot, self._title_override or text)
 
     def set_title_override(self, text: Optional[str]) -> None:
         self._title_override = text
-        self.plot.setTitle(text or self._title, size="9pt")
+        set_title(self.plot, text or self._title)
 
     def title(self) -> str:
         return self._title_override or self._title

@@ -7,6 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from . import dialogs
+from .plotting import figure_layout
+
+EXPORT_SIZE = (900, 560)    # the exported spectrum plot, in points (as on screen)
+EXPORT_SCALE = 2            # pixels per point in a PNG
 
 
 class ResultsExport:
@@ -60,31 +64,35 @@ class ResultsExport:
                                          "spectra.png")
             if not path:
                 return
+        # Laid out as a figure (900 x 560, the legend's text as large as the axes'), whatever the
+        # size of the panel: a narrow panel scaled up had made huge axes and a tiny legend.
+        from PySide6.QtCore import QRect, QRectF
+        from PySide6.QtGui import QColor, QImage, QPainter
         widget = self.spectrum_plot
-        if str(path).lower().endswith(".svg"):
-            # Qt's own SVG painter: pyqtgraph's SVGExporter fails on the shaded +/- sd bands
-            from PySide6.QtCore import QRect
-            from PySide6.QtGui import QPainter
-            from PySide6.QtSvg import QSvgGenerator
-            gen = QSvgGenerator()
-            gen.setFileName(str(path))
-            gen.setSize(widget.size())
-            gen.setViewBox(QRect(0, 0, widget.width(), widget.height()))
-            gen.setTitle("SpectraMorph Studio spectra")
+        scene = widget.scene()
+        with figure_layout(widget, EXPORT_SIZE) as source:
+            w, h = EXPORT_SIZE
             painter = QPainter()
-            ok = painter.begin(gen)
-            if ok:
-                widget.render(painter)
+            if str(path).lower().endswith(".svg"):
+                # Qt's own SVG painter: pyqtgraph's SVGExporter fails on the shaded +/- sd bands
+                from PySide6.QtSvg import QSvgGenerator
+                gen = QSvgGenerator()
+                gen.setFileName(str(path))
+                gen.setSize(source.size().toSize())
+                gen.setViewBox(QRect(0, 0, w, h))
+                gen.setTitle("SpectraMorph Studio spectra")
+                ok = painter.begin(gen)
+                if ok:
+                    scene.render(painter, QRectF(0, 0, w, h), source)
+                    painter.end()
+            else:
+                image = QImage(w * EXPORT_SCALE, h * EXPORT_SCALE, QImage.Format_ARGB32)
+                image.fill(QColor("white"))
+                painter.begin(image)
+                painter.setRenderHint(QPainter.Antialiasing)
+                scene.render(painter, QRectF(0, 0, image.width(), image.height()), source)
                 painter.end()
-        else:
-            import pyqtgraph.exporters as exporters
-            exporter = exporters.ImageExporter(widget.getPlotItem())
-            exporter.parameters()["width"] = max(int(widget.width()) * 2, 800)
-            try:
-                exporter.export(str(path))
-                ok = True
-            except OSError:
-                ok = False
+                ok = image.save(str(path))
         if not ok or not Path(path).is_file():
             self.state.errorRaised.emit(f"Cannot write the plot to '{path}'.")
             return

@@ -21,7 +21,7 @@ from spectramorph_engine.quality.previews import shared_range
 from ..run_summary import _fmt, consistency_columns, no_unmixing_note, result_facts, run_summary
 from .fields import format_clock
 from .method_text import has_training, short_name
-from .plotting import curve_pen, display_copy
+from .plotting import FigureLegend, curve_pen, display_copy
 from .style import RUN_STYLE, STOP_STYLE, WARNING_STYLE
 
 ALLE_COLORMAP = "viridis"
@@ -114,8 +114,7 @@ class ResultsOverview:
         self.endmember_plot = pg.PlotWidget()
         self.endmember_plot.showGrid(x=True, y=True, alpha=0.3)
         self.endmember_plot.setLabel("left", "value (normalised)")
-        self.endmember_legend = self.endmember_plot.addLegend(offset=(-5, 5), labelTextSize="8pt",
-                                                              brush=(255, 255, 255, 200))
+        self.endmember_legend = FigureLegend(self.endmember_plot)     # under the plot, not over the curves
         self.alle_widget = pg.GraphicsLayoutWidget()
         self.alle_widget.ci.setContentsMargins(2, 2, 2, 2)
         self.alle_widget.ci.setSpacing(2)
@@ -305,7 +304,6 @@ class ResultsOverview:
         x = self._x()
         self.endmember_curves = [self.endmember_plot.plot(x, r.endmembers[i], pen=curve_pen(i, k),
                                                           name=f"E{i + 1}") for i in range(k)]
-        self.endmember_legend.setColumnCount(min(k, 3))   # a short, wide legend covers less
         self.endmember_legend.setVisible(k <= 12)
         self.endmember_plot.autoRange()
 

@@ -31,7 +31,7 @@ from spectramorph_engine.quality.previews import default_rgb_bands
 
 from ..run_summary import consistency_columns, consistency_rows, no_unmixing_note, result_facts, run_summary
 from ..view_state import ResultsViewState, Scene
-from .plotting import plain_axes
+from .plotting import plain_axes, set_title
 from .results_compare import ResultsCompare
 from .results_export import ResultsExport
 from .results_image import cube_image, stretch, ResultsImage
@@ -157,8 +157,8 @@ class ResultsPanel(ResultsOverview, ResultsImage, ResultsCompare, ResultsSpectra
         for plot in (self.spectrum_plot, self.lr_plot, self.endmember_plot):
             plot.setLabel("bottom", x_label)
             plot.setLabel("left", "value (LR-HSI units)" if result.units == "input" else "value (normalised)")
-        self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth" if has_truth else
-                                    "Pixel spectrum of the result", size="9pt")
+        set_title(self.spectrum_plot, "Pixel spectra: result vs ground truth" if has_truth else
+                  "Pixel spectra of the result")
         self.spectrum_legend.removeItem(self.truth_curve)
         if has_truth:
             self.spectrum_legend.addItem(self.truth_curve, "ground truth")

@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
-from .plotting import plain_axes
+from .plotting import FigureLegend, plain_axes, set_title
 from .results_overview import note_label
 
 LIBRARY_COLOURS = ("#6d4c41", "#546e7a", "#8d6e63", "#78909c", "#a1887f")
@@ -29,18 +29,16 @@ class ResultsSpectra:
         self.pixel_label.setObjectName("pixelLabel")
         self.pixel_label.setWordWrap(True)
         self.spectrum_plot = pg.PlotWidget()
-        self.spectrum_plot.setTitle("Pixel spectrum: result vs ground truth", size="9pt")
+        set_title(self.spectrum_plot, "Pixel spectra")
         self.spectrum_plot.showGrid(x=True, y=True, alpha=0.3)
         self.spectrum_plot.setLabel("left", "value (normalised)")
-        # see-through: the legend sits over the curves' long-wavelength ends (drag it elsewhere)
-        self.spectrum_legend = self.spectrum_plot.addLegend(offset=(-5, -5), labelTextSize="8pt",
-                                                            brush=(255, 255, 255, 150))
+        self.spectrum_legend = FigureLegend(self.spectrum_plot)      # under the plot, not over the curves
         self.result_curve = self.spectrum_plot.plot(pen=pg.mkPen("#c62828", width=2), name="reconstructed")
         self.truth_curve = self.spectrum_plot.plot(pen=pg.mkPen("k", width=1.5, style=Qt.DashLine),
                                                    name="ground truth")
         self.compare_curve = self.spectrum_plot.plot(pen=pg.mkPen("#1565c0", width=1.5, style=Qt.DashDotLine))
         self.lr_plot = pg.PlotWidget()
-        self.lr_plot.setTitle("LR-HSI spectrum of the LR pixel containing it", size="9pt")
+        set_title(self.lr_plot, "LR-HSI: the LR pixel containing it")
         self.lr_plot.showGrid(x=True, y=True, alpha=0.3)
         self.lr_plot.setLabel("left", "value")
         self.lr_plot.setXLink(self.spectrum_plot)
@@ -71,12 +69,12 @@ class ResultsSpectra:
         self.band_scores_plot = pg.PlotWidget()
         self.band_scores_plot.setObjectName("bandScoresPlot")
         self.band_scores_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.band_scores_plot.setTitle("PSNR per band against the ground truth", size="9pt")
+        set_title(self.band_scores_plot, "PSNR per band (vs ground truth)")
         self.band_scores_plot.setLabel("left", "PSNR (dB)")
-        self.band_scores_legend = self.band_scores_plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
+        self.band_scores_legend = FigureLegend(self.band_scores_plot)
         self.band_rmse_plot = pg.PlotWidget()
         self.band_rmse_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.band_rmse_plot.setTitle("RMSE per band", size="9pt")
+        set_title(self.band_rmse_plot, "RMSE per band")
         self.band_rmse_plot.setLabel("left", "RMSE")
         self.band_rmse_plot.setXLink(self.band_scores_plot)
         self.band_psnr_curve = self.band_scores_plot.plot(pen=pg.mkPen("#c62828", width=2), name="shown run")
@@ -101,8 +99,14 @@ class ResultsSpectra:
         self.spectra_tabs = QTabWidget()
         self.spectra_tabs.setObjectName("spectraTabs")
         self.spectra_tabs.addTab(spectra_tab, "Spectra")
-        self.spectra_tabs.addTab(self.band_scores_stack, "Per-band scores")
+        self.spectra_tabs.addTab(self.band_scores_stack, "Per band")
         self.spectra_tabs.addTab(self.library_tab, "Library")
+        self.spectra_tabs.setTabToolTip(0, "The pinned pixels' and the regions' spectra")
+        self.spectra_tabs.setTabToolTip(1, "PSNR and RMSE of each band against the ground truth")
+        self.spectra_tabs.setTabToolTip(2, "Match spectra against a spectral library")
+        # short names that fit the panel at 1400 x 900; narrower, they elide (no scroll arrows)
+        self.spectra_tabs.setElideMode(Qt.ElideRight)
+        self.spectra_tabs.setUsesScrollButtons(False)
         self._band_scores_stale = False
         self.spectra_tabs.currentChanged.connect(self._on_spectra_tab)
         for plot in (self.band_scores_plot, self.band_rmse_plot):

@@ -27,7 +27,7 @@ from spectramorph_engine.sensors.srf import CAMERAS
 from . import dialogs
 from .fields import ConfigForm, Field, tooltip
 from .method_text import short_name
-from .plotting import plain_axes
+from .plotting import FigureLegend, plain_axes, set_title
 
 PRESET_NAMES = {1: "IKONOS panchromatic", 3: "IKONOS RGB", 4: "IKONOS B, G, R, NIR",
                 8: "WorldView-2", 16: "WorldView-3 (VNIR + SWIR)"}
@@ -150,12 +150,13 @@ class SrfPanel(QWidget):
         self.note.setWordWrap(True)
         self.note.setObjectName("srfNote")
 
-        self.plot = pg.PlotWidget(title="Spectral response functions")
+        self.plot = pg.PlotWidget()
+        set_title(self.plot, "Spectral response functions")
         self.plot.setLabel("left", "response (row sums to 1)")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMinimumHeight(180)
         plain_axes(self.plot)
-        self.legend = self.plot.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=(255, 255, 255, 210))
+        self.legend = FigureLegend(self.plot)      # under the plot, not over the curves
         self.curves: list = []            # the SRF in use, one curve per MSI band
         self.band_centres = np.zeros(0)   # where each MSI band sits (nm, or HSI band number)
         self.band_colours: list = []      # and the colour its curves are drawn in
@@ -419,7 +420,7 @@ class SrfPanel(QWidget):
                  "file": "SRF from file"}.get(kind, "Spectral response functions")
         if estimate is not None:
             title += " — dashed: estimated from the pair"
-        self.plot.setTitle(title, size="9pt")
+        set_title(self.plot, title)
         # each band in the colour of where it sits on the spectrum (blue band blue, ...)
         in_nm = label.startswith("wavelength")
         # an estimated SRF: the centres its estimator located (its rows' tails pull a weighted mean off)

@@ -54,7 +54,7 @@ def test_runs_are_kept_on_disk_and_compared_with_their_difference(qtbot, window)
     rp.compare_mode.setCurrentIndex(rp.compare_mode.findData("diff_rmse"))
     expected = np.sqrt(np.mean((a - b) ** 2, axis=2))
     np.testing.assert_allclose(rp.compare_view.image.image, expected, rtol=1e-5, atol=1e-7)
-    assert "Difference (RMSE)" in rp.compare_view.plot.titleLabel.text
+    assert "Difference (RMSE)" in rp.compare_view.title()
     rp.compare_mode.setCurrentIndex(rp.compare_mode.findData("diff_sam"))
     cos = np.sum(a * b, axis=2) / (np.linalg.norm(a, axis=2) * np.linalg.norm(b, axis=2))
     np.testing.assert_allclose(rp.compare_view.image.image, np.degrees(np.arccos(np.clip(cos, -1, 1))),
