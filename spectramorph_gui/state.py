@@ -28,7 +28,8 @@ from .worker import Workers
 # Keys that change nothing before training: editing them needs no new preview.
 TRAINING_KEYS = frozenset({
     "verbose", "init_lr", "max_lr", "final_lr", "epochs", "hidden_size", "training_batch_size",
-    "inference_batch_size", "num_endmembers", "spec_prior", "prior_downsample", "figure_format",
+    "max_training_pixels", "inference_batch_size", "num_endmembers", "spec_prior", "prior_downsample",
+    "figure_format",
     "output_file_type", "output_dir", "log_dir", "scheduler", "device",
     "method", "endmember_method", "nmf_max_iter", "nmf_tol", "auto_select",
     "refine", "refine_trust", "refine_msi_weight", "refine_tv_weight", "refine_iterations", "refine_subspace",

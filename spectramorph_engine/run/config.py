@@ -64,6 +64,7 @@ class FusionConfig:
     epochs: int = 2500
     hidden_size: int = 1024
     training_batch_size: Optional[int] = None    # pixels per batch; null = all
+    max_training_pixels: Optional[int] = 4096    # train on a spread sample of at most this many LR pixels; null = all
     inference_batch_size: Optional[int] = None   # pixels per batch; null = automatic
     num_endmembers: int = 7
     spec_prior: Optional[Union[bool, str]] = "auto"   # auto | true | false; null (the original's value) = auto
@@ -297,6 +298,9 @@ def _validate(c: FusionConfig) -> None:
     for k in ("hidden_size", "prior_downsample", "kernel_size"):
         if getattr(c, k) < 1:
             raise InputError(f"config key '{k}' must be >= 1, got {getattr(c, k)}")
+    if c.max_training_pixels is not None and c.max_training_pixels < 1:
+        raise InputError(f"config key 'max_training_pixels' must be >= 1 or null (all LR pixels), "
+                         f"got {c.max_training_pixels}")
     for k in ("training_batch_size", "inference_batch_size"):
         v = getattr(c, k)
         if v is not None and v < 1:

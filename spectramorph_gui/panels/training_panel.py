@@ -188,6 +188,10 @@ TRAINING_FIELDS = [
     _sm("training_batch_size", "Training batch", "LR pixels per optimiser step, shuffled every epoch; "
         "'all' trains on every pixel at once.", kind="opt_int", unit="px", minimum=1, maximum=10 ** 8,
         step=256, null_text="all"),
+    _sm("max_training_pixels", "Training pixels", "At most this many LR pixels train the network: past it, "
+        "a fixed sample spread evenly over the image (seeded), so training time stops growing with the "
+        "scene; 'all' trains on every pixel.", kind="opt_int", unit="px", minimum=1, maximum=10 ** 9,
+        step=1024, null_text="all"),
     _sm("inference_batch_size", "Inference batch", "HR pixels per inference batch: bounds memory, the "
         "result is identical; 'auto' picks a size.", kind="opt_int", unit="px", minimum=1,
         maximum=10 ** 9, step=4096, null_text="auto"),

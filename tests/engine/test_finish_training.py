@@ -81,7 +81,8 @@ def test_finish_during_training_gives_a_whole_run_with_outputs(tmp_path, caplog)
     assert len(result.loss_history) == 7 and seen == list(range(1, 8))
     training = dict(result.method_info["training"])
     assert training.pop("loop_seconds") > 0
-    assert training == {"epochs": 400, "epochs_run": 7, "stopped_early": True}
+    assert training == {"epochs": 400, "epochs_run": 7, "stopped_early": True, "pixels": 64,
+                        "pixels_available": 64, "max_training_pixels": cfg.max_training_pixels}
     # every stage after training ran: inference, refinement, scores, outputs
     started = [ev.stage for ev in stages if isinstance(ev, events.StageStarted)]
     assert {"inference", "refine", "metrics", "save"} <= set(started)

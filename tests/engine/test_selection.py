@@ -68,7 +68,9 @@ def test_auto_select_off_runs_exactly_the_configured_settings(tmp_path):
     info = dict(result.method_info, training=dict(result.method_info["training"]))
     assert info["training"].pop("loop_seconds") >= 0          # the time is recorded, not judged
     assert info == {"prior": False, "num_endmembers": 4, "endmember_method": "nmf", "refined": False,
-                    "training": {"epochs": cfg.epochs, "epochs_run": cfg.epochs, "stopped_early": False}}
+                    "training": {"epochs": cfg.epochs, "epochs_run": cfg.epochs, "stopped_early": False,
+                                 "pixels": min(64 * 64, cfg.max_training_pixels or 64 * 64),
+                                 "pixels_available": 64 * 64, "max_training_pixels": cfg.max_training_pixels}}
     assert result.endmembers.shape[0] == 4
 
 

@@ -6,6 +6,7 @@ Stages reported: nmf, train, inference, refine.
 """
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ import numpy as np
 from ...core import events as ev
 from ...core.errors import InputError
 from .. import MethodOutput
+
+log = logging.getLogger(__name__)
 
 NAME = "spectramorph"
 TITLE = "SpectraMorph"
@@ -77,6 +80,8 @@ class FittedNetwork:
     endmembers_t: object
     use_prior: bool
     history: object
+    pixels: int = 0              # LR pixels the network trained on (a sample under max_training_pixels)
+    pixels_available: int = 0   # LR pixels with data
 
 
 def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None, finish=None) -> FittedNetwork:
@@ -86,7 +91,7 @@ def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None
     import torch
     from .inference import coarse_prior_blocks
     from .model import LatentEstimationNetwork
-    from .training import train_len
+    from .training import spread_sample, train_len
     from .unmixing import extract_endmembers
 
     stages = stages or _no_stage
@@ -109,6 +114,12 @@ def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None
         x = lr_msi.reshape(-1, lr_msi.shape[2])
         targets = prep.lr_hsi.reshape(-1, num_bands)
         keep = None if valid is None else valid.reshape(-1)
+        positions = np.arange(h * w) if keep is None else np.flatnonzero(keep)
+        sample = spread_sample(positions, h, w, config.max_training_pixels, config.seed)
+        if sample is not None:      # past the cap more pixels teach little and cost every epoch
+            keep = positions[sample]
+            log.info("training on a sample of %d of %d LR pixels (max_training_pixels)", keep.size,
+                     positions.size)
         if keep is not None:
             x, targets = x[keep], targets[keep]
         prior = None
@@ -116,6 +127,9 @@ def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None
             rows, index = coarse_prior_blocks(prep.lr_hsi, config.prior_downsample, cancel=cancel)
             if keep is not None:
                 index = index[keep]
+            if sample is not None:  # only the sampled pixels' blocks: the prior's cost follows the sample
+                used, index = np.unique(index, return_inverse=True)
+                rows = rows[used]
             prior = (torch.from_numpy(rows).to(device), torch.from_numpy(np.ascontiguousarray(index)).to(device))
         inputs_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
         targets_t = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)).to(device)
@@ -128,9 +142,10 @@ def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None
                             final_lr=config.final_lr, batch_size=config.training_batch_size,
                             seed=config.seed, progress=progress, cancel=cancel, prior=prior,
                             finish=finish)
+        trained = int(x.shape[0])
         del inputs_t, targets_t, x, prior
     return FittedNetwork(model=model, endmembers=endmembers, endmembers_t=e_t, use_prior=use_prior,
-                         history=history)
+                         history=history, pixels=trained, pixels_available=int(positions.size))
 
 
 def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stages=None,
@@ -154,7 +169,9 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
             "endmember_method": config.endmember_method, "refined": bool(config.refine),
             "training": {"epochs": int(config.epochs), "epochs_run": history.epochs_run,
                          "stopped_early": bool(history.stopped_early),
-                         "loop_seconds": round(history.seconds, 4)}}
+                         "loop_seconds": round(history.seconds, 4), "pixels": fitted.pixels,
+                         "pixels_available": fitted.pixels_available,
+                         "max_training_pixels": config.max_training_pixels}}
     if config.refine:
         with stages("refine"):
             ref = refine_result(config, prep, alle, endmembers, device=device, progress=progress, cancel=cancel)

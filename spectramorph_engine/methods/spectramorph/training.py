@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import torch
 
 from ...core import events as ev
@@ -231,6 +232,33 @@ def block_major_order(index: torch.Tensor):
     return order, (int(whole[index].sum()), block, full_ids)
 
 
+def spread_sample(positions: np.ndarray, height: int, width: int, cap: Optional[int], seed: int):
+    """Indices (sorted) into `positions` (raster indices on the height x width LR grid of the
+    training pixels) of a sample of exactly `cap` of them spread over the image, or None when
+    there are no more than `cap` (train on all).
+
+    Stratified: the grid is cut into about `cap` square cells, the pixels sorted cell by cell
+    (cells in serpentine order, a random order inside each), then every (n / cap)-th taken from
+    a random start -- so each cell gives its share (about one pixel) and every area of the
+    image is represented, where a plain random draw leaves holes and clumps. Deterministic for
+    a seed. The pixels' coarse prior rows stay the whole image's (fit_network gathers them)."""
+    positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+    n = positions.size
+    if cap is None or n <= int(cap):
+        return None
+    cap = int(cap)
+    rng = np.random.default_rng([int(seed), 20])       # its own stream: not the network's start
+    side = max(1.0, float(np.sqrt(height * width / cap)))
+    rows, cols = positions // width, positions % width
+    cr, cc = (rows / side).astype(np.int64), (cols / side).astype(np.int64)
+    ncols = int(np.ceil(width / side)) + 1
+    cc = np.where(cr % 2 == 1, ncols - 1 - cc, cc)     # serpentine: consecutive cells are neighbours
+    order = np.lexsort((rng.random(n), cr * ncols + cc))
+    step = n / cap
+    picks = np.floor(rng.random() * step + step * np.arange(cap)).astype(np.int64)
+    return np.sort(order[np.minimum(picks, n - 1)])
+
+
 def loss_and_grad_autograd(model, x, target, endmembers) -> torch.Tensor:
     """Reference: plain autograd on the full batch (used by tests to check FusedLEN)."""
     model.zero_grad(set_to_none=True)
@@ -310,6 +338,7 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
     if history.stopped_early:
         log.info("training stopped early at epoch %d of %d (finish requested): the run goes on with the "
                  "model as trained so far", history.epochs_run, epochs)
-    log.info("trained %d epochs in %.2f s (%.1f epochs/s), final loss %.5g", history.epochs_run,
-             history.seconds, history.epochs_per_second, history.loss[-1] if history.loss else float("nan"))
+    log.info("trained %d epochs on %d LR pixels in %.2f s (%.1f epochs/s), final loss %.5g",
+             history.epochs_run, n, history.seconds, history.epochs_per_second,
+             history.loss[-1] if history.loss else float("nan"))
     return history
