@@ -64,7 +64,11 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
     from .refinement import refine
     from .._ops import boundary_for
     srf, offset = prep.msi_model()
-    return refine(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset,
+    fit = prep.srf_fit or {}
+    # a real pair's SRF fit residual per band (the fit PSNR, data range 1): the model error the
+    # refinement weighs the MSI by
+    mse = None if not fit.get("psnr_per_band") else 10.0 ** (-np.asarray(fit["psnr_per_band"], dtype=np.float64) / 10.0)
+    return refine(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset, msi_model_mse=mse,
                   subspace_dim=refinement_subspace(config), trust=config.refine_trust,
                   msi_weight=config.refine_msi_weight, iterations=config.refine_iterations,
                   tv_weight=config.refine_tv_weight, tv_iterations=config.refine_iterations,
