@@ -48,7 +48,7 @@ from typing import Optional
 
 import numpy as np
 
-from .common import RESULTS_DIR, default_json, machine_info, table, write_json
+from .common import RESULTS_DIR, default_json, machine_info, run_cases, table, write_json
 
 METHODS = ("default", "glp", "hysure", "true-psf")
 SNR_DB = 30.0
@@ -304,12 +304,6 @@ def _tasks(args, workdir: str) -> list:
     return tasks
 
 
-def _init_worker():
-    os.environ["SPECTRAMORPH_THREADS"] = "1"
-    import torch
-    torch.set_num_threads(1)
-
-
 def run(args) -> dict:
     os.environ["SPECTRAMORPH_THREADS"] = "1"
     t_all = time.perf_counter()
@@ -325,19 +319,7 @@ def run(args) -> dict:
               else "python -m bench quality --blind (API)", "cases": []}
     if not args.quiet:
         print(f"[bench] blind: {len(tasks)} cases on {args.jobs} worker(s), one torch thread each", file=sys.stderr)
-    if args.jobs > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
-            futures = [pool.submit(run_case, t) for t in tasks]
-            for i, f in enumerate(as_completed(futures), 1):
-                report["cases"].append(f.result())
-                _progress(args, i, len(tasks), report["cases"][-1])
-    else:
-        _init_worker()
-        for i, t in enumerate(tasks, 1):
-            report["cases"].append(run_case(t))
-            _progress(args, i, len(tasks), report["cases"][-1])
+    report["cases"] = run_cases(tasks, run_case, args.jobs, lambda i, n, case: _progress(args, i, n, case))
     report["total_s"] = time.perf_counter() - t_all
     report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return report

@@ -171,3 +171,30 @@ class Timer:
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
         return False
+
+
+def one_thread_worker() -> None:
+    """A case's process: one torch thread (figures that do not depend on the core count)."""
+    os.environ["SPECTRAMORPH_THREADS"] = "1"
+    import torch
+    torch.set_num_threads(1)
+
+
+def run_cases(tasks: list, run_case, jobs: int, done) -> list:
+    """run_case(task) for every task -- in `jobs` spawned worker processes (one torch thread each),
+    or here when jobs is 1 -- calling done(i, n, case) as each finishes; the cases in finishing order."""
+    cases = []
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=one_thread_worker) as pool:
+            futures = [pool.submit(run_case, t) for t in tasks]
+            for i, f in enumerate(as_completed(futures), 1):
+                cases.append(f.result())
+                done(i, len(tasks), cases[-1])
+    else:
+        one_thread_worker()
+        for i, t in enumerate(tasks, 1):
+            cases.append(run_case(t))
+            done(i, len(tasks), cases[-1])
+    return cases
