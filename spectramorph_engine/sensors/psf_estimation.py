@@ -162,9 +162,12 @@ def _interior_pixels(h: int, w: int, m: int, usable: Optional[np.ndarray]):
     return rows, cols
 
 
-def _moments(hr, z, rows, cols, folds, r, R, cancel):
+def _moments(hr, z, rows, cols, folds, r, R, cancel, grams=None):
+    """The design's moments on the two folds. `grams`: the Gram matrices of an earlier call on
+    the same HR-MSI, pixels and support (refine_blur's second round: only the SRF, so only the
+    right-hand side, changed); the T x T products are most of the cost."""
     T = (2 * R + 1) ** 2
-    G = [np.zeros((T, T)), np.zeros((T, T))]
+    G = None if grams is not None else [np.zeros((T, T)), np.zeros((T, T))]
     g = [np.zeros(T), np.zeros(T)]
     zz = [0.0, 0.0]
     step = max(1, MAX_DESIGN_VALUES // T)
@@ -178,10 +181,11 @@ def _moments(hr, z, rows, cols, folds, r, R, cancel):
             f = folds[s:s + step]
             for which, sel in ((0, f), (1, ~f)):
                 As, ys = A[sel], y[sel]
-                G[which] += As.T @ As
+                if G is not None:
+                    G[which] += As.T @ As
                 g[which] += As.T @ ys
                 zz[which] += float(ys @ ys)
-    return _Moments(G, g, zz, rows.size * hr.shape[2])
+    return _Moments(grams if G is None else G, g, zz, rows.size * hr.shape[2])
 
 
 def _regularised(mom: _Moments, R_max: int, R: int, mu: float):
@@ -235,12 +239,15 @@ def trim_kernel(kernel: np.ndarray, mass: float = TRIM_MASS) -> np.ndarray:
 
 
 def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: float = 1.0,
-                 valid=None, max_radius: Optional[int] = None, cancel=None, fixed=None) -> PsfEstimate:
+                 valid=None, max_radius: Optional[int] = None, cancel=None, fixed=None,
+                 gram_cache: Optional[dict] = None) -> PsfEstimate:
     """The blur kernel that best explains the pair given the SRF (c x C, with its gain) and the
     per-band offset: see the module docstring. hr_msi (H, W, c), lr_hsi (h, w, C) in [0, 1] with
     H = ratio*h, W = ratio*w (a pair the caller may already have cropped); `valid` (h, w) bool
     marks LR pixels with data; `start_sigma` the Gaussian width fitted before (HR pixels);
-    `fixed` (radius, mu): skip their search (a second round of refine_blur)."""
+    `fixed` (radius, mu): skip their search (a second round of refine_blur); `gram_cache`: a
+    dict kept between calls on the same pair, which reuses the Gram matrices (they depend on the
+    HR-MSI and the pixels only, not on the SRF)."""
     hr = np.asarray(hr_msi)
     hr = hr[:, :, None] if hr.ndim == 2 else hr
     lr = np.asarray(lr_hsi)
@@ -279,7 +286,11 @@ def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: f
                            gaussian_sigma=float(start_sigma), pixels_used=int(rows.size))
     folds = ((rows // 4 + cols // 4) % 2 == 0)
     z = lr @ S.T + b                                     # the LR-HSI seen by the MSI camera
-    mom = _moments(hr, z, rows, cols, folds, r, R_max, cancel)
+    key = (r, R_max, hr.shape, rows.size, int(rows.sum()), int(cols.sum()))
+    cached = None if gram_cache is None else gram_cache.get(key)
+    mom = _moments(hr, z, rows, cols, folds, r, R_max, cancel, grams=cached)
+    if gram_cache is not None:
+        gram_cache[key] = mom.G
     n_values = mom.n
     scores = {}
 
@@ -352,11 +363,12 @@ def refine_blur(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, valid=No
     from dataclasses import replace
     from .srf_estimation import estimate_srf
     best = first
+    grams: dict = {}
     for _ in range(max(1, int(rounds))):
         check_cancel(cancel)
         fixed = None if best.psf_estimate is None else (best.psf_estimate.radius, best.psf_estimate.smoothness)
         pe = estimate_psf(hr_msi, lr_hsi, ratio, best.srf, best.offset, start_sigma=first.psf_sigma,
-                          valid=valid, cancel=cancel, fixed=fixed)
+                          valid=valid, cancel=cancel, fixed=fixed, gram_cache=grams)
         if pe.form != "free-form":
             break
         again = estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wavelengths, cancel=cancel, valid=valid, kernel=pe.kernel)
