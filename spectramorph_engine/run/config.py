@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -260,7 +261,20 @@ def _positive(name, value, strict=True):
         raise InputError(f"config key '{name}' must be {'> 0' if strict else '>= 0'}, got {value}")
 
 
+# Keys where NaN means something (a file's nodata value); every other number must be finite:
+# NaN slips through every `<` / `>` test below (`sigma: nan`, `refine_trust: .inf` were taken).
+NAN_ALLOWED = ("nodata",)
+
+
+def _finite_numbers(c: FusionConfig) -> None:
+    for f in fields(c):
+        v = getattr(c, f.name)
+        if isinstance(v, float) and not math.isfinite(v) and f.name not in NAN_ALLOWED:
+            raise InputError(f"config key '{f.name}' must be a finite number, got {v}")
+
+
 def _validate(c: FusionConfig) -> None:
+    _finite_numbers(c)
     _choice("psf_type", c.psf_type, PSF_TYPES)
     _choice("scheduler", c.scheduler, SCHEDULERS)
     _choice("device", c.device, DEVICES)
@@ -413,5 +427,10 @@ def save_config(config: FusionConfig, path: Union[str, Path]) -> None:
     from ..io import atomic_write_text
     p = Path(path)
     d = config.to_dict()
-    text = json.dumps(d, indent=2) if p.suffix.lower() == ".json" else yaml.safe_dump(d, sort_keys=False)
+    if p.suffix.lower() == ".json":
+        # JSON has no NaN (`nodata: nan`): written as the string "nan", which loads back as NaN
+        d = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+        text = json.dumps(d, indent=2, allow_nan=False)
+    else:
+        text = yaml.safe_dump(d, sort_keys=False)
     atomic_write_text(p, text)

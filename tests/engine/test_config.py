@@ -21,6 +21,24 @@ def test_round_trip(tmp_path, suffix):
     assert load_config(tmp_path / f"c{suffix}") == cfg
 
 
+@pytest.mark.parametrize("override", ["sigma=nan", "snr_spatial=.nan", "refine_trust=.inf", "max_lr=inf",
+                                      "nmf_tol=nan", "fwhm_factor=-.inf"])
+def test_non_finite_numbers_are_refused_by_key(override):
+    key = override.split("=")[0]
+    with pytest.raises(InputError, match=f"'{key}' must be a finite number"):
+        apply_overrides(FusionConfig(), [override])
+
+
+def test_nan_nodata_is_kept_and_saves_as_strict_json(tmp_path):
+    import json
+    import math
+    cfg = apply_overrides(FusionConfig(), ["nodata=nan"])
+    assert math.isnan(cfg.nodata)
+    save_config(cfg, tmp_path / "c.json")
+    json.loads((tmp_path / "c.json").read_text(), parse_constant=lambda t: pytest.fail(f"bare {t} in JSON"))
+    assert math.isnan(load_config(tmp_path / "c.json").nodata)
+
+
 def test_overrides_parse_like_yaml():
     cfg = apply_overrides(FusionConfig(), ["epochs=10", "init_lr=1e-4", "training_batch_size=4096",
                                            "spec_prior=true", "inference_batch_size=null"])
