@@ -177,10 +177,9 @@ class DataPanel(QWidget):
         images.addWidget(self.hr_view, 1)
         images.addWidget(self.lr_view, 1)
         previews.addLayout(images, 1)
-        picker_row = QHBoxLayout()
-        picker_row.addWidget(QLabel("LR-HSI composite:"))
-        picker_row.addWidget(self.band_picker, 1)
-        previews.addLayout(picker_row)
+        # the label above the R/G/B pickers: on one line they ran past the dock's default width
+        previews.addWidget(QLabel("LR-HSI composite bands:"))
+        previews.addWidget(self.band_picker)
 
         layout = QVBoxLayout(self)
         layout.addLayout(mode_row)

@@ -110,3 +110,17 @@ def test_the_exported_spectrum_plot_has_a_readable_legend(qtbot, window, tmp_pat
         assert dark > 20
     # the widget has its own layout back
     assert rp.spectrum_plot.getPlotItem().sceneBoundingRect().width() <= rp.spectrum_plot.width() + 1
+
+
+def test_the_scrolling_docks_need_no_sideways_scrolling(qtbot, window):
+    """The Data and Export forms fit their docks' default width: only up-down scrolling (the
+    composite's band pickers once ran 40 px past the Data dock and hid the blue one)."""
+    from PySide6.QtWidgets import QScrollArea
+    qtbot.waitUntil(lambda: window.state.prepared is not None, timeout=30000)
+    for name in ("data", "export"):
+        window.docks[name].show()
+        window.docks[name].raise_()
+        qtbot.wait(100)
+        area = window.findChild(QScrollArea, f"scroll_{name}")
+        bar = area.horizontalScrollBar()
+        assert bar.maximum() == 0, f"the {name} dock scrolls sideways by {bar.maximum()} px"
