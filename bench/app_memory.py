@@ -38,10 +38,37 @@ w = MainWindow(load_demo=False)
 w.show()
 s = w.state
 stall = [0.0, time.perf_counter()]
+# --why-stalls: a sampler thread notes every thread's innermost project frames every 5 ms; a
+# stall names what the samples inside it (or, when the interpreter lock was held by C code and
+# none were taken, the last one before it) were running
+import collections, threading, traceback
+samples = collections.deque(maxlen=4000)
+stalls = []
+WHY = os.environ.get("BENCH_WHY_STALLS") == "1"
+def _where(frame):
+    stack = [f for f in traceback.extract_stack(frame) if "spectramorph" in f.filename or "pyqtgraph" in f.filename]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack[::-1][:3]) or "(outside)"
+from pathlib import Path
+def sampler():
+    me = threading.get_ident()
+    while True:
+        now = time.perf_counter()
+        names = {t.ident: t.name for t in threading.enumerate()}
+        samples.append((now, {names.get(i, str(i)): _where(f) for i, f in sys._current_frames().items() if i != me}))
+        time.sleep(0.005)
+if WHY:
+    threading.Thread(target=sampler, daemon=True).start()
 from PySide6.QtCore import QTimer
 timer = QTimer(); timer.setInterval(20)
 def tick():
-    now = time.perf_counter(); stall[0] = max(stall[0], now - stall[1] - 0.02); stall[1] = now
+    now = time.perf_counter(); gap = now - stall[1] - 0.02
+    if WHY and gap > 0.15:
+        inside = [d for t, d in samples if stall[1] <= t <= now]
+        before = [d for t, d in samples if t < stall[1]][-1:]
+        seen = collections.Counter((k, v) for d in (inside or before) for k, v in d.items())
+        stalls.append({"s": round(gap, 3), "samples_inside": len(inside),
+                       "where": [f"{k}: {v} (x{n})" for (k, v), n in seen.most_common(6)]})
+    stall[0] = max(stall[0], gap); stall[1] = now
 timer.timeout.connect(tick); timer.start()
 def pump(until, timeout=3600):
     t0 = time.perf_counter()
@@ -75,7 +102,8 @@ print(json.dumps({"ok": ok, "run_s": run_s, "inspect_s": inspect_s, "longest_sta
                   "run_stall_s": run_stall, "inspect_stall_s": stall[0],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "peak_rss_after_run_mb": rss_after_run,
-                  "kept_cube": type(s.result.hr_hsi).__name__ if ok else None}), flush=True)
+                  "kept_cube": type(s.result.hr_hsi).__name__ if ok else None,
+                  "stalls": sorted(stalls, key=lambda d: -d["s"])[:8]}), flush=True)
 w.close()
 app.processEvents()
 os._exit(0)      # skip interpreter teardown of Qt objects: only the figures above matter here
@@ -100,6 +128,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine-iterations", type=int, default=50)
     p.add_argument("--workdir", default=None, help="folder for the pair and outputs (default: a temp folder)")
     p.add_argument("--json", default=None)
+    p.add_argument("--why-stalls", action="store_true",
+                   help="sample every thread's stack every 5 ms in the app and print what ran during the longest stalls")
+    p.add_argument("--app-only", action="store_true", help="skip the CLI run (stall hunting)")
 
 
 def main(args) -> int:
@@ -122,8 +153,13 @@ def main(args) -> int:
                  "'--quiet']); "
                  "print(json.dumps({'rc': r.returncode, "
                  "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
-    cli_wall, cli_out = _peak_of([sys.executable, "-c", cli_probe, str(config_path)], env)
-    cli = json.loads(cli_out.strip().splitlines()[-1])
+    if args.why_stalls:
+        env["BENCH_WHY_STALLS"] = "1"
+    if args.app_only:
+        cli_wall, cli = float("nan"), {"peak_rss_mb": float("nan")}
+    else:
+        cli_wall, cli_out = _peak_of([sys.executable, "-c", cli_probe, str(config_path)], env)
+        cli = json.loads(cli_out.strip().splitlines()[-1])
     app_wall, app_out = _peak_of([sys.executable, "-c", APP_SCRIPT, str(config_path)], env)
     app = json.loads(app_out.strip().splitlines()[-1])
     ratio = app["peak_rss_mb"] / cli["peak_rss_mb"]
@@ -136,6 +172,8 @@ def main(args) -> int:
     print(table(["", "wall s", "peak RSS MB", "stall in run s", "stall inspecting s", "inspect s"], rows))
     print(f"app / CLI peak: {ratio:.2f}x (goal <= 1.5x); app peak right after the run: "
           f"{app['peak_rss_after_run_mb']:.0f} MB")
+    for st in app.get("stalls", []):
+        print(f"stall {st['s']:.2f} s ({st['samples_inside']} samples inside): " + " | ".join(st["where"]))
     write_json(args.json or default_json("app_memory"),
                {"machine": machine_info(), "args": vars(args), "cli": cli, "app": app, "ratio": ratio})
     return 0
