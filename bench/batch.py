@@ -72,7 +72,7 @@ def _warm() -> int:
     """Run on each worker: the imports and torch's first optimizer step a first scene would pay."""
     from spectramorph_engine.quality import figures
     from spectramorph_engine.run import pipeline  # noqa: F401
-    pipeline._warm_up_torch()
+    pipeline.warm_up()
     return os.getpid()
 
 

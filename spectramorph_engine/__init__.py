@@ -17,7 +17,8 @@ def __getattr__(name):
     # The pipeline imports torch; load it on first use so `import spectramorph_engine`
     # (config checks, CLI --help) stays fast.
     where = {"run_fusion": "pipeline", "prepare_inputs": "prepare", "FusionInputs": "results",
-             "FusionResult": "results", "PreparedInputs": "results", "export_outputs": "write"}
+             "FusionResult": "results", "PreparedInputs": "results", "export_outputs": "write",
+             "warm_up": "pipeline"}
     if name in where:
         import importlib
         return getattr(importlib.import_module(f".run.{where[name]}", __name__), name)
@@ -26,4 +27,4 @@ def __getattr__(name):
 
 __all__ = ["FusionConfig", "load_config", "save_config", "apply_overrides", "InputError",
            "Cancelled", "events", "run_fusion", "prepare_inputs", "FusionInputs",
-           "FusionResult", "PreparedInputs", "export_outputs"]
+           "FusionResult", "PreparedInputs", "export_outputs", "warm_up"]

@@ -575,6 +575,13 @@ class AppState(QObject):
         self.runsChanged.emit()
 
     # ------------------------------------------------------------------ other tasks
+    def warm_up_engine(self) -> None:
+        """torch's first training step imports hundreds of modules, pausing this thread for up
+        to half a second at a time: done on the task thread while the window opens (after the
+        jobs already queued), not when Run is pressed."""
+        import spectramorph_engine
+        self.workers.submit(spectramorph_engine.warm_up, lambda _v: None, None, "")
+
     def run_task(self, fn: Callable, label: str, on_done: Optional[Callable] = None,
                  on_error: Optional[Callable] = None) -> None:
         """A background job whose failure becomes an error dialog (exports, file listings)."""

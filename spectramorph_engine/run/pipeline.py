@@ -67,7 +67,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
         # torch's first import and its optimizer's first step (which imports hundreds of
         # modules) take seconds and cannot be interrupted: done before the stages, so a cancel
         # request during any stage is not held up by them (a no-op afterwards)
-        _warm_up_torch()
+        warm_up()
     log_handler = _start_log(config) if write_outputs else None
     stream = staged = None
     try:
@@ -224,7 +224,11 @@ def _to_input_units(hr_hsi, endmembers, units, streamed: bool):
 
 
 @functools.lru_cache(maxsize=1)
-def _warm_up_torch() -> None:
+def warm_up() -> None:
+    """Import torch and take one optimizer step (its first backward imports about 800 modules:
+    1-4 s). An app calls it on a background thread at start-up, so that the interpreter-lock
+    pauses of those imports (up to 0.25-0.6 s measured) fall while its window opens rather than
+    when Run is pressed. A no-op after the first call."""
     import torch
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.Adam([p])

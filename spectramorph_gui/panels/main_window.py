@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self._geometry_restored = self._restore_geometry()
         if load_demo:
             self.state.load_demo()
+        self.state.warm_up_engine()
 
     # ------------------------------------------------------------------ building
     def showEvent(self, event) -> None:

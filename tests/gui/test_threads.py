@@ -38,3 +38,27 @@ def test_closing_the_window_turns_automatic_collection_back_on(qtbot, window):
     assert not gc.isenabled()
     window.close()
     assert gc.isenabled()
+
+
+def test_the_engine_is_warmed_up_on_the_task_thread_when_the_window_opens(qtbot, errors):
+    """torch's first optimizer step imports ~800 modules and pauses the interpreter for up to
+    half a second at a time: the app does it while its window opens, off the GUI thread, so that
+    pressing Run does not freeze the window."""
+    from spectramorph_engine.run import pipeline
+    from spectramorph_gui.panels.main_window import MainWindow
+    original = pipeline.warm_up
+    threads = []
+
+    def spy():
+        threads.append(threading.current_thread() is threading.main_thread())
+        return original()
+    pipeline.warm_up = spy
+    try:
+        w = MainWindow(load_demo=False)
+        qtbot.addWidget(w)
+        w.show()
+        qtbot.waitUntil(lambda: w.state.workers.pending == 0, timeout=60000)
+        assert threads == [False]
+        w.close()
+    finally:
+        pipeline.warm_up = original
