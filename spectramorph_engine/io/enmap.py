@@ -47,7 +47,7 @@ def load_enmap(path, lazy: bool = False, cancel=None) -> Cube:
         ds.close()
         raise
     raster = ScaledRaster([ds], gain, offset, nodata, [str(image)])
-    log.info("%s product '%s': %d bands %.1f..%.1f nm, nodata count %g", LABEL, p, wl.size, wl.min(), wl.max(),
+    log.info("%s product '%s': %d bands %.1f..%.1f nm, nodata at count %g", LABEL, p, wl.size, wl.min(), wl.max(),
              nodata)
     return product_cube(p, raster, wl, geo, lazy, cancel, fwhm=fwhm)
 

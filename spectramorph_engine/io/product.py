@@ -213,7 +213,6 @@ def product_cube(p: Path, raster: ScaledRaster, wavelengths, geo, lazy: bool, ca
         extra = " in a sample of rows" if lazy else ""
         cube.nonfinite = (n, f"'{p}' holds {n} values without data (the product's nodata value){extra}: "
                              f"only a real-world pair masks them")
-    log.info("%s: %d x %d x %d, %s", p, *raster.shape, "read lazily" if lazy else "read")
     return cube
 
 

@@ -68,7 +68,7 @@ def load_sentinel2(path, lazy: bool = False, cancel=None) -> Cube:
     wl = np.array([info.get(b, {}).get("centre") or _CENTRES[b] for b in BANDS_10M], dtype=np.float64)
     widths = [info.get(b, {}).get("fwhm") for b in BANDS_10M]
     fwhm = None if any(w is None for w in widths) else np.asarray(widths, dtype=np.float64)
-    log.info("%s product '%s': bands %s, quantification %g, offsets %s, nodata count %g", LABEL, folder,
+    log.info("%s product '%s': bands %s, quantification %g, offsets %s, nodata at count %g", LABEL, folder,
              ", ".join(BANDS_10M), quant, [offsets[b] for b in BANDS_10M], nodata)
     return product_cube(p, raster, wl, geo, lazy, cancel, fwhm=fwhm, camera=CAMERA)
 
