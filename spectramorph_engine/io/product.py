@@ -94,6 +94,7 @@ def read_xml(p: Path, label: str):
     size = p.stat().st_size
     if size > _MAX_XML_BYTES:
         raise InputError(f"{label} file '{p}' is {size} bytes: too large for product metadata")
+    # expat (2.4 and later, as Python ships it) refuses entity-expansion bombs by itself
     with _reading(p, f"{label} (XML)"):
         return ET.parse(str(p)).getroot()
 
