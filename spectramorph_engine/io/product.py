@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..core.errors import InputError
-from .common import Cube, _check_file, _finish, _read_blocks, _reading
+from .common import TRUNCATED, Cube, _check_file, _finish, _read_blocks, _reading, _short
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +177,13 @@ class ScaledRaster:
         key = key + (slice(None),) * (3 - len(key))
         parts = []
         for view, name in zip(self.views, self.names):
-            with _reading(Path(name), "a product image"):    # a damaged tile shows up only when read
+            try:
                 parts.append(view[key[0], key[1], :])
+            except (IndexError, TypeError):        # our indexing, not the file
+                raise
+            except Exception as exc:               # a damaged tile shows up only when read
+                why = _short(exc.__cause__ or exc)   # rasterio's own text says "see previous exception"
+                raise InputError(f"'{name}' cannot be read: {TRUNCATED} (GDAL: {why})") from None
         counts = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
         out = counts.astype(np.float32) * self.gain + self.offset
         if self.nodata is not None:

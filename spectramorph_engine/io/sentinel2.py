@@ -194,9 +194,14 @@ def _same_grid(datasets, files) -> None:
     for ds, f in zip(datasets[1:], files[1:]):
         if (ds.width, ds.height) != (first.width, first.height) or ds.transform != first.transform \
                 or ds.crs != first.crs:
-            raise InputError(f"{LABEL} band file '{f}' ({ds.width} x {ds.height}) is not on the grid of "
-                             f"'{files[0].name}' ({first.width} x {first.height}): the 10 m bands must share one")
+            raise InputError(f"{LABEL} band file '{f}' ({_grid(ds)}) is not on the grid of "
+                             f"'{files[0].name}' ({_grid(first)}): the 10 m bands must share one")
         if ds.count != 1:
             raise InputError(f"{LABEL} band file '{f}' holds {ds.count} bands, not 1")
     if first.count != 1:
         raise InputError(f"{LABEL} band file '{files[0]}' holds {first.count} bands, not 1")
+
+
+def _grid(ds) -> str:
+    t = ds.transform
+    return f"{ds.width} x {ds.height} pixels of {t.a:g} from ({t.c:.10g}, {t.f:.10g}), {ds.crs or 'no CRS'}"

@@ -181,3 +181,13 @@ def test_a_broken_product_ends_in_one_error_line(product_pair, tmp_path):
     assert proc.returncode == 2
     line = proc.stderr.strip()
     assert line.startswith("error: ") and "\n" not in line and "METADATA.XML' is missing" in line
+
+
+def test_a_damaged_band_file_is_named_when_its_pixels_are_read(tmp_path):
+    safe = write_sentinel2(tmp_path, _s2_counts())
+    band = next(safe.rglob("*_B08_10m.jp2"))
+    band.write_bytes(band.read_bytes()[:int(0.9 * band.stat().st_size)])
+    for lazy in (False, True):
+        with pytest.raises(InputError, match=r"_B08_10m.jp2' cannot be read: the file is truncated or corrupted"):
+            np.asarray(load_cube(safe, lazy=lazy, allow_invalid=True).data)
+
