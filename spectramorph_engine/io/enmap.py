@@ -41,7 +41,7 @@ def load_enmap(path, lazy: bool = False, cancel=None) -> Cube:
         if ds.count != wl.size:
             raise InputError(f"{LABEL} spectral image '{image}' has {ds.count} bands but its metadata "
                              f"'{xml.name}' describes {wl.size}")
-        nodata = ENMAP_NODATA if ds.nodata is None else float(ds.nodata)
+        nodata = _nodata(image)
         geo = product_geo(ds)
     except BaseException:
         ds.close()
@@ -50,6 +50,14 @@ def load_enmap(path, lazy: bool = False, cancel=None) -> Cube:
     log.info("%s product '%s': %d bands %.1f..%.1f nm, nodata at count %g", LABEL, p, wl.size, wl.min(), wl.max(),
              nodata)
     return product_cube(p, raster, wl, geo, lazy, cancel, fwhm=fwhm)
+
+
+def _nodata(image: Path) -> float:
+    """The image's GDAL nodata tag, checked as the plain GeoTIFF reader checks it (a tag that
+    is not a number is named, not read as 0); the specification's fill value when it has none."""
+    from .georef import NODATA_TAG, _tiff_nodata, _tiff_tags
+    value = _tiff_nodata(image, _tiff_tags(image).get(NODATA_TAG))
+    return ENMAP_NODATA if value is None else value
 
 
 def _prefix(name: str, end: str) -> str:
@@ -93,7 +101,9 @@ def _image_of(xml: Path) -> Path:
 def _band_table(xml: Path):
     """(wavelengths nm, FWHM nm or None, gain, offset), one per band in band-number order."""
     root = read_xml(xml, f"{LABEL} metadata")
-    bands = [e for e in find_all(root, "bandID") if child_text(e, "wavelengthCenterOfBand") is not None]
+    # the band table proper when the file has one (other sections may number bands too)
+    table = (find_all(root, "bandCharacterisation") or [root])[0]
+    bands = [e for e in find_all(table, "bandID") if child_text(e, "wavelengthCenterOfBand") is not None]
     if not bands:
         raise InputError(f"'{xml}' has no band characterisation (bandID entries with wavelengthCenterOfBand): "
                          f"not an EnMAP METADATA.XML")

@@ -78,6 +78,15 @@ def test_sentinel2_l2a_stacks_the_10m_bands_as_reflectance_and_names_its_camera(
             assert cube.geo.transform == pytest.approx((10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1]))
 
 
+@pytest.mark.parametrize("tag", [None, -9999])
+def test_enmap_nodata_is_the_geotiffs_tag_else_the_specifications_fill_value(tmp_path, tag):
+    counts = _enmap_counts()
+    counts[2, 3, :] = -32768 if tag is None else tag
+    counts[4, 4, :] = -32768 if tag is not None else 7        # a fill value the tag does not name: data
+    data = load_cube(write_enmap(tmp_path, counts, ENMAP_WL, ENMAP_FWHM, nodata=tag), allow_invalid=True).data
+    assert np.isnan(data[2, 3]).all() and np.count_nonzero(np.isnan(data)) == ENMAP_BANDS
+
+
 def test_sentinel2_before_baseline_04_has_no_offset(tmp_path):
     safe = write_sentinel2(tmp_path, _s2_counts(), offset=None, extension=".tif")
     data = load_cube(safe, allow_invalid=True).data
