@@ -251,12 +251,16 @@ def infer_ratio(hr_shape, lr_shape) -> int:
 def _camera_from_product(config: FusionConfig, camera, hr_what: str, wavelengths, progress):
     """(config, note): the HR-MSI product's camera (io: Cube.camera, e.g. a Sentinel-2 L2A product's
     sentinel2_10m) as msi_camera when the config names no camera and leaves the SRF to `auto`
-    with no SRF file; a camera needs the LR-HSI's wavelengths, so without them nothing changes."""
+    with no SRF file, and the LR-HSI's wavelengths cover the camera's bands (else nothing changes)."""
     if not camera or config.msi_camera or config.srf_source != "auto" or (config.provide_srf and config.srf_file):
         return config, ""
-    if wavelengths is None:
-        ev.say(progress, "info", f"{hr_what} is a {camera} product, but the LR-HSI's wavelengths are unknown: "
-                                 f"its camera SRF is not used", log)
+    from ..sensors.srf import camera_srf
+    try:            # the LR-HSI must know and cover the camera's bands; else the SRF is estimated
+        if wavelengths is None:
+            raise InputError("the LR-HSI's wavelengths are unknown")
+        camera_srf(camera, len(wavelengths), wavelengths)
+    except InputError as exc:
+        ev.say(progress, "warning", f"{hr_what} is a {camera} product, but its camera SRF is not used: {exc}", log)
         return config, ""
     ev.say(progress, "info", f"msi_camera: {camera}, chosen from the product {hr_what}", log)
     return config.replace(msi_camera=camera), f" (camera chosen from the product {hr_what})"

@@ -128,6 +128,19 @@ def test_a_product_missing_its_metadata_or_a_band_file_is_refused_by_name(tmp_pa
     assert "Level-1C" in _message(safe)
 
 
+def test_the_products_camera_is_taken_only_where_the_user_left_the_srf_to_auto_and_the_hsi_covers_it():
+    from spectramorph_engine.run.config import FusionConfig
+    from spectramorph_engine.run.prepare import _camera_from_product
+    said = []
+    cfg = FusionConfig(synthetic=False)
+    used, note = _camera_from_product(cfg, "sentinel2_10m", "HR-MSI 'x'", ENMAP_WL, said.append)
+    assert used.msi_camera == "sentinel2_10m" and "chosen from the product HR-MSI 'x'" in note
+    for other, wl in ((cfg.replace(msi_camera="landsat8_oli"), ENMAP_WL), (cfg.replace(srf_source="estimate"), ENMAP_WL),
+                      (cfg, None), (cfg, np.linspace(400, 650, 30))):
+        assert _camera_from_product(other, "sentinel2_10m", "HR-MSI 'x'", wl, said.append) == (other, "")
+    assert "wavelengths are unknown" in said[-2].text and "band B8" in said[-1].text
+
+
 # ----------------------------------------------------------------------------- a fused pair
 def _run_cli(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
