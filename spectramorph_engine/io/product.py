@@ -119,12 +119,13 @@ def child_text(elem, name: str) -> Optional[str]:
 
 def number(text: Optional[str], p: Path, what: str) -> float:
     """`text` as a finite float; InputError naming the metadata file and the element otherwise."""
+    shown = repr(text if text is None or len(text) <= 40 else text[:37] + "...")
     try:
         v = float(text)
     except (TypeError, ValueError):
-        raise InputError(f"'{p}': {what} is {text!r}, not a number") from None
+        raise InputError(f"'{p}': {what} is {shown}, not a number") from None
     if not np.isfinite(v):
-        raise InputError(f"'{p}': {what} is {text!r}, not a finite number")
+        raise InputError(f"'{p}': {what} is {shown}, not a finite number")
     return v
 
 
