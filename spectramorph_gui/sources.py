@@ -20,6 +20,7 @@ class DataSource:
     wavelengths: Optional[np.ndarray] = None
     value_range: tuple = (0.0, 0.0)
     geo: object = None            # the file's georeferencing and nodata value (engine georef.GeoInfo)
+    camera: Optional[str] = None  # a satellite product's named camera (engine Cube.camera)
 
 
 def source_from_cube(cube, label, path=None, key=None) -> DataSource:
@@ -28,7 +29,7 @@ def source_from_cube(cube, label, path=None, key=None) -> DataSource:
     rng = (float(finite.min()), float(finite.max())) if finite.size else (float("nan"), float("nan"))
     wl = None if cube.wavelengths is None else np.asarray(cube.wavelengths, dtype=float)
     return DataSource(data=data, label=label, path=path, key=key, wavelengths=wl, value_range=rng,
-                      geo=getattr(cube, "geo", None))
+                      geo=getattr(cube, "geo", None), camera=getattr(cube, "camera", None))
 
 
 def load_demo_source(size: Optional[int] = None) -> DataSource:

@@ -134,7 +134,8 @@ class AppState(QObject):
         hr, lr = src["hr_msi"], src["lr_hsi"]
         return FusionInputs(hr_msi=None if hr is None else hr.data,
                             lr_hsi=None if lr is None else lr.data, wavelengths=wl,
-                            hr_geo=None if hr is None else hr.geo, lr_geo=None if lr is None else lr.geo)
+                            hr_geo=None if hr is None else hr.geo, lr_geo=None if lr is None else lr.geo,
+                            hr_camera=None if hr is None else hr.camera)
 
     def num_hsi_bands(self) -> Optional[int]:
         if self.prepared is not None:

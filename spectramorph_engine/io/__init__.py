@@ -1,5 +1,6 @@
 """Reading cubes and small matrices, writing results atomically (a package, one module per
-format: `mat`, `h5`, `npy` (.npy and .npz), `tiff`, `envi`, `text` (text tables); `common` holds
+format: `mat`, `h5`, `npy` (.npy and .npz), `tiff`, `envi`, `text` (text tables), `enmap` and
+`sentinel2` (satellite products, with what they share in `product`); `common` holds
 the Cube, suffixes and the checks against hostile files, `arrays` which arrays a file holds and
 which one was meant, `load` the public readers, `writers` whole-cube writers, `streaming` the
 ResultWriter, `georef` map coordinates and nodata, `atomic` the one writer of every file,
@@ -30,6 +31,12 @@ cube (or a 2-D single band) from:
   `spectral.envi.open`. The header's 'reflectance scale factor' and
   'data ignore value' are not applied (the pipeline normalises anyway).
   TIFF wavelengths are read from tifffile's JSON description when present.
+
+- Satellite products (`product_kind` tells them by their names): an EnMAP L2A product (its
+  folder, `*-METADATA.XML` or `*-SPECTRAL_IMAGE.TIF`) and a Sentinel-2 L2A SAFE (its folder or
+  `MTD_MSIL2A.xml`; the 10 m bands B2, B3, B4, B8). Values come back scaled as the metadata
+  says (reflectance), nodata counts as NaN, with the wavelengths, `Cube.fwhm`, the map
+  coordinates and, for Sentinel-2, `Cube.camera`; lazy loads read rasterio windows.
 
 Several arrays and no `key` is refused with a list of the candidates
 (`list_arrays` gives the same list to the GUI's picker, and `suggest_array` the one that

@@ -59,6 +59,11 @@ class Cube:
     _handle: Any = field(default=None, repr=False, compare=False)
     geo: Any = None           # georef.GeoInfo (GeoTIFF, ENVI map info, an HDF5 nodata attribute), or None
     nonfinite: Any = None     # (count, sentence) when the data hold NaN or Inf (load_cube(allow_invalid=True))
+    # From a satellite product's metadata (enmap, sentinel2), else None: the bands' FWHM in nm
+    # (kept for the record: the SRF models place the MSI's bands on the HSI's centres only) and
+    # the named camera (sensors.catalogue) that took an MSI product, for msi_camera.
+    fwhm: Optional[np.ndarray] = None
+    camera: Optional[str] = None
 
     @property
     def shape(self) -> tuple:

@@ -16,6 +16,7 @@ from .common import (CUBE_SUFFIXES, Cube, MATRIX_SUFFIXES, PathLike, WAVELENGTH_
 from .envi import _load_envi
 from .h5 import _load_hdf5
 from .mat import _load_mat
+from .product import product_kind
 from .npy import _NPY_LABEL, _load_npz, _npy_sidecar, _read_npy
 from .text import read_text_table
 from .tiff import _load_tif, _load_tif_lazy
@@ -50,6 +51,15 @@ def _load_npy(p: Path, lazy: bool, cancel=None) -> Cube:
 
 
 def _load_any(path: PathLike, key: Optional[str], lazy: bool, cancel) -> Cube:
+    product = product_kind(path)       # a satellite product: a folder, or a file by its name
+    if product:
+        if key is not None:
+            log.info("'%s' is a product read whole: key '%s' not used", path, key)
+        if product == "sentinel2":
+            from .sentinel2 import load_sentinel2
+            return load_sentinel2(path, lazy, cancel)
+        from .enmap import load_enmap
+        return load_enmap(path, lazy, cancel)
     p = _check_file(path)
     kind = _kind(p)
     if not kind:

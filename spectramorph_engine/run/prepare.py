@@ -248,6 +248,24 @@ def infer_ratio(hr_shape, lr_shape) -> int:
     return r
 
 
+def _camera_from_product(config: FusionConfig, camera, hr_what: str, wavelengths, progress):
+    """(config, note): the HR-MSI product's camera (io: Cube.camera, e.g. a Sentinel-2 L2A product's
+    sentinel2_10m) as msi_camera when the config names no camera and leaves the SRF to `auto`
+    with no SRF file, and the LR-HSI's wavelengths cover the camera's bands (else nothing changes)."""
+    if not camera or config.msi_camera or config.srf_source != "auto" or (config.provide_srf and config.srf_file):
+        return config, ""
+    from ..sensors.srf import camera_srf
+    try:            # the LR-HSI must know and cover the camera's bands; else the SRF is estimated
+        if wavelengths is None:
+            raise InputError("the LR-HSI's wavelengths are unknown")
+        camera_srf(camera, len(wavelengths), wavelengths)
+    except InputError as exc:
+        ev.say(progress, "warning", f"{hr_what} is a {camera} product, but its camera SRF is not used: {exc}", log)
+        return config, ""
+    ev.say(progress, "info", f"msi_camera: {camera}, chosen from the product {hr_what}", log)
+    return config.replace(msi_camera=camera), f" (camera chosen from the product {hr_what})"
+
+
 def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) -> PreparedInputs:
     from ..sensors import srf_estimation as est_mod
     from ..sensors import psf_estimation as psf_est
@@ -255,13 +273,13 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     from ..sensors import srf as srf_mod
     from ..io.georef import check_same_ground
     cube = None
-    hr_geo, lr_geo = inputs.hr_geo, inputs.lr_geo
+    hr_geo, lr_geo, hr_camera = inputs.hr_geo, inputs.lr_geo, inputs.hr_camera
     if inputs.hr_msi is not None:
         hr_raw, hr_what = inputs.hr_msi, "the HR-MSI"
     else:
         cube = _load(config.hr_msi_file, None, "real-world mode needs an HR-MSI file", "hr_msi_file", cancel,
                      allow_invalid=True)
-        hr_raw, hr_what, hr_geo = cube.data, f"HR-MSI '{config.hr_msi_file}'", cube.geo
+        hr_raw, hr_what, hr_geo, hr_camera = cube.data, f"HR-MSI '{config.hr_msi_file}'", cube.geo, cube.camera
     cube_wl = None
     if inputs.lr_hsi is not None:
         lr_raw, lr_what = inputs.lr_hsi, "the LR-HSI"
@@ -294,6 +312,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     declared = config.num_bands_msi_non_synthetic
     if declared is not None and declared != c and not config.provide_srf:
         raise InputError(f"config key 'num_bands_msi_non_synthetic' is {declared} but {hr_what} has {c} bands")
+    config, camera_note = _camera_from_product(config, hr_camera, hr_what, wl, progress)
     psf = _psf_from_config(config)
     blur_model = config.psf_estimation
     warnings: list = list(pending_warnings)
@@ -317,6 +336,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                                  f"({cam.label}) has {len(cam.bands)}: {', '.join(cam.band_names)}")
             srf = srf_mod.camera_srf(cam.name, num_bands, wl)
             note = f"{cam.label} SRF (msi_camera: {cam.name}) on the cube's true wavelengths"
+        note += camera_note
         gain, offset, file_sigma = fit_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
         note += " (gain and offset per band fitted on the pair)"
     elif source == "preset":

@@ -21,6 +21,7 @@ class FusionInputs:
     wavelengths: Optional[np.ndarray] = None
     hr_geo: object = None          # georef.GeoInfo of in-memory arrays (georeferencing, nodata value)
     lr_geo: object = None
+    hr_camera: Optional[str] = None    # the named camera of an HR-MSI product (io Cube.camera), used as msi_camera
 
 
 @dataclass

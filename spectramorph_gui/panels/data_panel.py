@@ -24,8 +24,9 @@ from . import dialogs
 from .fields import ConfigForm, Field, tooltip
 from .plotting import BandPicker, ImageView
 
-CUBE_FILTER = ("Cubes (*.mat *.h5 *.hdf5 *.he5 *.npy *.npz *.tif *.tiff *.hdr);;"
-               "MATLAB (*.mat);;HDF5 (*.h5 *.hdf5);;NumPy (*.npy *.npz);;TIFF (*.tif *.tiff);;"
+# A satellite product is opened by its metadata file (a file dialog cannot pick the folder).
+CUBE_FILTER = ("Cubes (*.mat *.h5 *.hdf5 *.he5 *.npy *.npz *.tif *.tiff *.hdr MTD_MSIL2A.xml *-METADATA.XML);;"
+               "Satellite products (MTD_MSIL2A.xml *-METADATA.XML *-SPECTRAL_IMAGE.TIF);;MATLAB (*.mat);;HDF5 (*.h5 *.hdf5);;NumPy (*.npy *.npz);;TIFF (*.tif *.tiff);;"
                "ENVI (*.hdr);;All files (*)")
 
 SYNTHETIC_FIELDS = [
