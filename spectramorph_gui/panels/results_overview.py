@@ -325,23 +325,23 @@ class ResultsOverview:
         lo, hi = shared_range([alle])
         cmap = pg.colormap.get(ALLE_COLORMAP)
         for i in range(k):
-            plot = self.alle_widget.addPlot(row=i // cols, col=i % cols)
+            # a title and a bare view box per map, not a PlotItem: each PlotItem builds four axes
+            # and an options form (9 took 0.3 s on the GUI thread at the end of every run)
+            cell = self.alle_widget.addLayout(row=i // cols, col=i % cols)
             colour = curve_pen(i, k).color().name()
-            plot.setTitle(f"<span style='color:{colour}'>■</span> <span style='color:#222'>ALLE {i + 1}</span>",
+            cell.addLabel(f"<span style='color:{colour}'>■</span> <span style='color:#222'>ALLE {i + 1}</span>",
                           size="8pt")
-            plot.setAspectLocked(True)
-            plot.invertY(True)
-            plot.hideAxis("left")
-            plot.hideAxis("bottom")
-            plot.setMenuEnabled(False)
-            plot.hideButtons()
+            cell.nextRow()
+            box = cell.addViewBox(enableMenu=False)
+            box.setAspectLocked(True)
+            box.invertY(True)
             shown, step = display_copy(np.asarray(alle[:, :, i]), ALLE_MAX_SIDE)     # thumbnails
             img = pg.ImageItem(np.ascontiguousarray(shown), levels=(lo, hi))
             if step > 1:
                 img.setRect(QRectF(0, 0, alle.shape[1], alle.shape[0]))
             img.setColorMap(cmap)
-            plot.addItem(img)
-            plot.autoRange(padding=0.01)
+            box.addItem(img)
+            box.autoRange(padding=0.01)
             self.alle_images.append(img)
         self.alle_bar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False, width=12,
                                         pen="k")
