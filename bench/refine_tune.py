@@ -1,0 +1,113 @@
+"""Refinement settings on trained networks (issue 20 item 2): one training per blind case, then
+every refinement variant on that same network's result, scored against the truth.
+
+    python -m bench.refine_tune --scenes usgs-a,holdout --settings aniso-r4c4,moffat-r8c1 --seeds 1,2
+
+A variant is (start, trust, tv weight, iteration ceiling): start "cold" is today's ADMM from the
+network's coefficients; "warm" starts from the exact solution without the VTV
+(refinement.TV_WARM_START). Prints PSNR, iterations and seconds per variant, and the paired
+difference to today's default.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+VARIANTS = [
+    ("default", "cold", 8.0, 10.0, 200),
+    ("cold-120", "cold", 8.0, 10.0, 120),
+    ("warm-t1-tv40", "warm", 1.0, 40.0, 60),
+    ("warm-t1-tv80", "warm", 1.0, 80.0, 60),
+    ("warm-t1-tv160", "warm", 1.0, 160.0, 60),
+    ("warm-t2-tv80", "warm", 2.0, 80.0, 60),
+    ("warm-t2-tv160", "warm", 2.0, 160.0, 60),
+    ("warm-t4-tv160", "warm", 4.0, 160.0, 60),
+]
+
+
+def run_case(scene_name, setting_name, seed, variants, epochs=None):
+    from spectramorph_engine import FusionConfig
+    from spectramorph_engine.core.device import configure_threads
+    from spectramorph_engine.methods import spectramorph as sm
+    from spectramorph_engine.methods.spectramorph import refinement
+    from spectramorph_engine.run.prepare import prepare_inputs
+    from spectramorph_engine.run.results import FusionInputs
+    from spectramorph_engine.sensors.degradation import normalize_percentile
+    from .blind import SETTINGS, make_pair, scene_srf, _score
+    from .quality import scene
+    configure_threads()
+    setting = SETTINGS[setting_name]
+    raw, wl = scene(scene_name, 128)
+    truth0 = normalize_percentile(raw)
+    srf = scene_srf(setting, truth0.shape[2], wl)
+    truth, hr_msi, lr_hsi = make_pair(truth0, setting, srf, seed)
+    base = dict(synthetic=False, seed=seed, device="cpu", verbose=0, auto_select=False)
+    if wl is not None:
+        base["wavelengths"] = [float(v) for v in wl]
+    if epochs:
+        base["epochs"] = epochs
+    cfg = FusionConfig(**base)
+    prep = prepare_inputs(cfg, FusionInputs(hr_msi=hr_msi, lr_hsi=lr_hsi))
+    t0 = time.perf_counter()
+    out = sm.fuse(cfg.replace(refine=False), prep, device="cpu")
+    train_s = time.perf_counter() - t0
+    alle, E = out.alle, out.endmembers
+    lo, hi = prep.value_range
+    offset, span = prep.lr_units
+
+    def score(cube):
+        c = np.clip(cube, lo, hi if hi is not None else np.inf)
+        return _score(truth, c * span + offset, setting.ratio)
+
+    rows = {"network": {**score(alle @ E), "iterations": 0, "seconds": 0.0}}
+    for name, start, trust, tv, iters in variants:
+        refinement.TV_WARM_START = start == "warm"
+        v = cfg.replace(refine_trust=trust, refine_tv_weight=tv, refine_iterations=iters)
+        t1 = time.perf_counter()
+        ref = sm.refine_result(v, prep, alle, E, device="cpu")
+        sec = time.perf_counter() - t1
+        cube = alle @ E + ref.delta @ ref.basis
+        rows[name] = {**score(cube), "iterations": ref.info.get("iterations"), "seconds": sec}
+    refinement.TV_WARM_START = False
+    return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--scenes", default="usgs-a,holdout")
+    p.add_argument("--settings", default="aniso-r4c4,gamma-r4c4,moffat-r8c1,misreg-r8c3,wide-r4c8")
+    p.add_argument("--seeds", default="1,2")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    results = []
+    for sc in a.scenes.split(","):
+        for st in a.settings.split(","):
+            for seed in (int(s) for s in a.seeds.split(",")):
+                r = run_case(sc, st, seed, VARIANTS, a.epochs)
+                results.append(r)
+                base = r["rows"]["default"]["PSNR"]
+                cells = []
+                for k, v in r["rows"].items():
+                    diff = "" if k in ("default", "network") else " (%+.2f)" % (v["PSNR"] - base)
+                    cells.append("%s %.2f%s %sit %.1fs" % (k, v["PSNR"], diff, v["iterations"], v["seconds"]))
+                print("%-8s %-13s s%d train %.0fs | " % (sc, st, seed, r["train_s"]) + " | ".join(cells), flush=True)
+                if a.json:
+                    with open(a.json, "w") as fh:
+                        json.dump(results, fh)
+    names = [v[0] for v in VARIANTS]
+    print("\nvariant          mean dB vs default   worst   mean s   mean iterations")
+    for n in names:
+        d = [r["rows"][n]["PSNR"] - r["rows"]["default"]["PSNR"] for r in results]
+        s = [r["rows"][n]["seconds"] for r in results]
+        it = [r["rows"][n]["iterations"] or 0 for r in results]
+        print(f"{n:16s} {np.mean(d):+8.3f}            {min(d):+6.2f}  {np.mean(s):7.2f}  {np.mean(it):6.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
