@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 # A measured displacement larger than this (LR pixels) is corrected: below it the estimate is not
 # worth a resampling (its error on a small image is a few hundredths of a pixel).
 CORRECT_MIN_LR_PX = 0.1
+# The correction is measured again and refined until what is left is below COREG_DONE_LR_PX, at
+# most COREG_ROUNDS resamplings of the LR file.
+COREG_ROUNDS = 3
+COREG_DONE_LR_PX = 0.02
 
 
 def _invalid(cube: np.ndarray, nodata: Optional[float]) -> np.ndarray:
@@ -40,7 +44,7 @@ def _as3(a) -> np.ndarray:
 
 def _metres(transform, d):
     a, b, _c, dd, e, _f = transform
-    return a * d[0] + b * d[1], dd * d[0] + e * d[1]
+    return float(a * d[0] + b * d[1]), float(dd * d[0] + e * d[1])
 
 
 def _measure(hr, hr_nodata, lr, lr_nodata, ratio):
@@ -83,12 +87,23 @@ def align_pair(hr, hr_what: str, hr_geo, lr, lr_what: str, lr_geo, nodata: Optio
                   "lr_pixels_used": measured.pixels,
                   "note": f"below {CORRECT_MIN_LR_PX} LR pixel: not corrected"}
         if correct and math.hypot(*d) > CORRECT_MIN_LR_PX:
-            lr_out = lr_on_grid(lr, lr_geo, hr_geo, plan, extra_shift=d, nodata=lr_nodata)
+            # The fit on a small or blurred pair reads part of a shift only: measured again on the
+            # corrected pair, what is left is added, a few rounds, each from the LR file (one
+            # resampling in the result, never a resampled resampling)
+            total, residual = np.asarray(d, float), None
+            for rnd in range(COREG_ROUNDS):
+                lr_out = lr_on_grid(lr, lr_geo, hr_geo, plan, extra_shift=tuple(total), nodata=lr_nodata)
+                after = _measure(hr_out, hr_nodata, lr_out, None, plan.ratio)
+                residual = None if after is None else np.asarray(after.displacement)
+                if residual is None or math.hypot(*residual) < COREG_DONE_LR_PX or rnd == COREG_ROUNDS - 1:
+                    break
+                total = total + residual
             warped = True
-            after = _measure(hr_out, hr_nodata, lr_out, None, plan.ratio)
             misreg.update(corrected=True, note="corrected in the resampling onto the nested grid",
-                          residual_lr_px=None if after is None else
-                          [round(after.displacement[0], 4), round(after.displacement[1], 4)])
+                          first_estimate_lr_px=misreg["measured_lr_px"], rounds=rnd + 1,
+                          measured_lr_px=[round(float(v), 4) for v in total],
+                          measured_m=[round(v, 3) for v in _metres(plan.lr_transform, total)],
+                          residual_lr_px=None if residual is None else [round(float(v), 4) for v in residual])
     lr_geo_out = plan.lr_geo if warped else dataclasses.replace(plan.lr_geo, nodata=lr_geo.nodata)
     r0, c0, nh, nw = plan.hr_window
     i0, j0, lh, lw = plan.lr_window

@@ -18,10 +18,11 @@ import numpy as np
 __all__ = ["ShiftEstimate", "estimate_displacement", "MIN_LR_PIXELS"]
 
 # Fewer valid LR pixels than this (inside the margin): no estimate (too few to fit the SRF).
-MIN_LR_PIXELS = 48
+MIN_LR_PIXELS = 40
 SEARCH_LR_PX = 1.5          # displacements searched, each axis (LR pixels)
 _MARGIN = 2                 # LR pixels at the border left out (a shifted image is guessed there)
 _COMPONENTS = 8             # principal components of the LR-HSI in the preliminary SRF
+_SMALL = 400               # fewer LR pixels: a margin of 1, fewer components
 _MAX_SIDE = 192             # a bigger LR image is measured on its central window of this side
 
 
@@ -57,14 +58,19 @@ def estimate_displacement(hr: np.ndarray, lr: np.ndarray, ratio: int,
     h, w, C = lr.shape
     ok = np.ones((h, w), bool) if valid is None else np.asarray(valid[rows, cols], bool).copy()
     ok &= np.isfinite(lr).all(axis=2) & np.isfinite(msi).all(axis=2)
-    # a shifted pixel mixes its neighbours: those next to a hole are left out too
-    ok = ndimage.binary_erosion(ok, np.ones((2 * _MARGIN + 1,) * 2), border_value=0)
+    # a shifted pixel mixes its neighbours: those next to a hole or the border are left out too
+    # (a margin of 1 on an image too small to spare 2: more pixels matter more there than a
+    # little extrapolation at large trial shifts)
+    kept = ndimage.binary_erosion(ok, np.ones((2 * _MARGIN + 1,) * 2), border_value=0)
+    if kept.sum() < _SMALL:
+        kept = ndimage.binary_erosion(ok, np.ones((3, 3)), border_value=0)
+    ok = kept
     if ok.sum() < MIN_LR_PIXELS:
         return None
     fill = np.where(np.isfinite(lr), lr, 0.0)
     mean = fill[ok].mean(axis=0)
     centred = fill - mean
-    k = min(_COMPONENTS, C)
+    k = int(min(_COMPONENTS, C, max(3, ok.sum() // 15)))     # ~15 pixels per fitted coefficient at least
     _u, _s, vt = np.linalg.svd(centred[ok], full_matrices=False)
     pcs = centred @ vt[:k].T                            # h x w x k
     # cubic-spline coefficients once; each trial shift only resamples them
