@@ -380,6 +380,8 @@ class DataPanel(QWidget):
                          f"LR-HSI pixels (NaN, Inf or nodata): {n['lr_pixels_left_out']} of {n['lr_pixels']} LR "
                          f"pixels left out of learning and the scores, {n['result_pixels_nan']} result pixels "
                          f"will be NaN")
+        if getattr(p, "alignment", None):        # a georeferenced pair brought onto nested grids
+            lines.append(f"<b>Alignment</b> {escape(p.alignment['summary'])}")
         for w in p.warnings:
             lines.append(f"<span style='color:#e65100'>⚠ {escape(w)}</span>")
         self.info_label.setText("<br>".join(lines))
