@@ -9,7 +9,7 @@ with rasterio (GDAL) only when its pixels do not already fall on the nested grid
 
 The nested grid's phase (which HR pixel boundaries the LR pixels start on) is the one nearest
 the LR file's own grid, so the LR-HSI moves by at most half an HR pixel: a sub-pixel shift, made
-by cubic interpolation, which keeps the sensor's integration (its pixel size is not changed
+by Lanczos or cubic interpolation (`resampling_for`), which keeps the sensor's integration (its pixel size is not changed
 unless the sizes differ by a few per cent, below). `extra_shift` lets the caller fold a measured
 misregistration into the same single resampling.
 """
@@ -24,7 +24,7 @@ import numpy as np
 from ..core.errors import InputError
 from .georef import GeoInfo, _same_crs, describe_extent
 
-__all__ = ["GridPlan", "plan_alignment", "crop_hr", "lr_on_grid", "RATIO_TOLERANCE"]
+__all__ = ["GridPlan", "plan_alignment", "crop_hr", "lr_on_grid", "resampling_for", "RATIO_TOLERANCE"]
 
 # The LR pixel may be up to this far (relative, per axis) from ratio x the HR pixel: it is then
 # resampled to exactly ratio x (a small resize, e.g. after a change of CRS). Further off, the
@@ -33,7 +33,25 @@ __all__ = ["GridPlan", "plan_alignment", "crop_hr", "lr_on_grid", "RATIO_TOLERAN
 RATIO_TOLERANCE = 0.05
 # Below this (LR pixels, metres relative) a grid is taken as already nested: cropped, not warped.
 NESTED_EPS = 1e-3
-RESAMPLING = "cubic"
+# The kernel that resamples the LR-HSI ("auto": by the move, below; or a GDAL name). The LR-HSI
+# is sampled coarsely (aliased): a small move by a smooth kernel takes away its finest detail,
+# which the fusion then reads as a blur mismatch, so small moves use Lanczos (windowed sinc);
+# a move near half a pixel, or a change of CRS (every fraction at once), rings with Lanczos
+# and uses cubic. Measured by `python -m bench align` (Urban, bench/README.md "Alignment"):
+# a 0.1 LR pixel move costs 0.7 dB with lanczos, 1.2 with cubic; correcting a 0.5 pixel
+# misregistration gains 1.8 dB with lanczos, 5.1 with cubic.
+RESAMPLING = "auto"
+LANCZOS_MAX_LR_PX = 0.2          # auto: Lanczos for moves up to this far from the LR file's pixels
+
+
+def resampling_for(plan: "GridPlan", extra_shift=(0.0, 0.0)) -> str:
+    """The GDAL kernel that moves the LR-HSI by the plan's shift plus `extra_shift`."""
+    if RESAMPLING != "auto":
+        return RESAMPLING
+    if plan.crs_change is not None or max(map(abs, plan.size_change)) > NESTED_EPS:
+        return "cubic"
+    move = [abs(a + b - round(a + b)) for a, b in zip(plan.shift_lr_px, extra_shift)]
+    return "lanczos" if max(move) <= LANCZOS_MAX_LR_PX else "cubic"
 # A coordinate system for pairs whose files name none (same ground, same unknown CRS): GDAL needs
 # one to warp; identical on both sides, it only carries the affine maps.
 _LOCAL_WKT = 'LOCAL_CS["unnamed",UNIT["metre",1]]'
@@ -169,7 +187,7 @@ def crop_hr(hr, plan: GridPlan):
 def lr_on_grid(lr, lr_geo: GeoInfo, hr_geo: GeoInfo, plan: GridPlan, extra_shift=(0.0, 0.0),
                nodata: Optional[float] = None) -> np.ndarray:
     """The LR-HSI (h x w x C) on the plan's nested grid, float32: cropped when the grids nest
-    already, else warped (cubic) with rasterio. Nested pixels outside the LR-HSI's footprint, and
+    already, else warped (`resampling_for`) with rasterio. Nested pixels outside the LR-HSI's footprint, and
     those made of its nodata pixels (`nodata`, or NaN), are NaN. `extra_shift` (cols, rows, LR
     pixels): each nested pixel samples the LR-HSI that far away -- a misregistration measured
     on the pair, corrected in the same resampling."""
@@ -191,5 +209,6 @@ def lr_on_grid(lr, lr_geo: GeoInfo, hr_geo: GeoInfo, plan: GridPlan, extra_shift
         reproject(src, dst, src_transform=_affine(lr_geo.transform), src_crs=_crs(lr_geo, hr_geo),
                   dst_transform=_affine(plan.lr_transform) @ Affine.translation(sx, sy),
                   dst_crs=_crs(hr_geo, lr_geo), src_nodata=src_nodata, dst_nodata=np.nan,
-                  resampling=getattr(Resampling, RESAMPLING), num_threads=1)
+                  resampling=getattr(Resampling, resampling_for(plan, extra_shift)),
+                  num_threads=1)
     return np.ascontiguousarray(np.moveaxis(dst, 0, 2))

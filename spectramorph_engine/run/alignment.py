@@ -66,7 +66,7 @@ def align_pair(hr, hr_what: str, hr_geo, lr, lr_what: str, lr_geo, nodata: Optio
     the module doc); `record` is None and nothing changes when either image has no map
     coordinates. `nodata`: the value that marks pixels without data (the config's), else each
     file's own. The LR-HSI comes back float32 with NaN where it has no data."""
-    from ..io.align import crop_hr, lr_on_grid, plan_alignment, RESAMPLING
+    from ..io.align import crop_hr, lr_on_grid, plan_alignment, resampling_for
     if hr_geo is None or lr_geo is None or not hr_geo.georeferenced or not lr_geo.georeferenced:
         return hr, hr_geo, lr, lr_geo, None
     hr_shape, lr_shape = np.shape(hr), np.shape(lr)
@@ -76,6 +76,7 @@ def align_pair(hr, hr_what: str, hr_geo, lr, lr_what: str, lr_geo, nodata: Optio
     hr_out = crop_hr(hr, plan)
     lr_out = lr_on_grid(lr, lr_geo, hr_geo, plan, nodata=lr_nodata)
     warped = plan.warp
+    applied = np.zeros(2)          # the misregistration corrected (LR pixels)
     measured = _measure(hr_out, hr_nodata, lr_out, None if warped else lr_nodata, plan.ratio)
     misreg = {"measured_lr_px": None, "measured_m": None, "corrected": False, "residual_lr_px": None,
               "note": "too few valid LR pixels to measure"}
@@ -98,7 +99,7 @@ def align_pair(hr, hr_what: str, hr_geo, lr, lr_what: str, lr_geo, nodata: Optio
                 if residual is None or math.hypot(*residual) < COREG_DONE_LR_PX or rnd == COREG_ROUNDS - 1:
                     break
                 total = total + residual
-            warped = True
+            warped, applied = True, total
             misreg.update(corrected=True, note="corrected in the resampling onto the nested grid",
                           first_estimate_lr_px=misreg["measured_lr_px"], rounds=rnd + 1,
                           measured_lr_px=[round(float(v), 4) for v in total],
@@ -109,7 +110,7 @@ def align_pair(hr, hr_what: str, hr_geo, lr, lr_what: str, lr_geo, nodata: Optio
     i0, j0, lh, lw = plan.lr_window
     record = {
         "ratio": plan.ratio,
-        "resampling": RESAMPLING if warped else "none (cropped on whole pixels)",
+        "resampling": resampling_for(plan, tuple(applied)) if warped else "none (cropped on whole pixels)",
         "crs_change": plan.crs_change,
         "grid_shift_m": [round(v, 3) for v in plan.shift_m],
         "grid_shift_lr_px": [round(v, 4) for v in plan.shift_lr_px],

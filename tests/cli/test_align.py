@@ -69,7 +69,7 @@ def test_an_lr_grid_off_the_hr_grid_is_aligned_and_fuses(scene, tmp_path):
                   output_file_type="geotiff")
     proc = run_cli("run", "--config", str(cfg))
     assert proc.returncode == 0, proc.stderr
-    assert "alignment: ratio 3; LR-HSI resampled (cubic)" in proc.stderr
+    assert "alignment: ratio 3; LR-HSI resampled (lanczos)" in proc.stderr     # a 0.1 pixel move
     rec = json.loads((tmp_path / "out" / "run.json").read_text())["alignment"]
     # the nested grid starts on HR pixel (1, 1): 3 m west and 3 m south of the LR file's
     assert rec["grid_shift_m"] == pytest.approx([-3.0, -3.0], abs=1e-3)
