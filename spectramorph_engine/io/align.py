@@ -168,9 +168,13 @@ def plan_alignment(hr_geo: GeoInfo, hr_shape, hr_what: str, lr_geo: GeoInfo, lr_
         abs(hr_geo.transform[1]) + abs(hr_geo.transform[3]) > NESTED_EPS * (abs(hr_geo.transform[0]) + abs(hr_geo.transform[4]))
     warp = (crs_change is not None or rotated or max(abs(fj), abs(fi)) > NESTED_EPS
             or max(map(abs, size_change)) > NESTED_EPS)
-    i0, j0 = int(round(i[0])), int(round(j[0]))
-    i1, j1 = int(round(i[1])), int(round(j[1]))
-    lr_window = (min(i0, i1), min(j0, j1), abs(i1 - i0), abs(j1 - j0))
+    # the LR file's pixels the nested grid covers (its outline there, within the file; a whole
+    # pixel block when the grids differ only by a sub-pixel move)
+    oj, oi = _to_lr_pixels(hr_geo, lr_geo, *(np.asarray(v) * r + off for v, off in
+                                              zip(_outline(nh, nw), (c0, r0))))
+    i0, j0 = max(0, int(math.floor(oi.min() + 0.5))), max(0, int(math.floor(oj.min() + 0.5)))
+    i1, j1 = min(h, int(math.floor(oi.max() + 0.5))), min(w, int(math.floor(oj.max() + 0.5)))
+    lr_window = (i0, j0, max(0, i1 - i0), max(0, j1 - j0))
     return GridPlan(ratio=r, hr_window=(r0, c0, nh * r, nw * r), lr_shape=(nh, nw), lr_transform=tuple(lr_t)[:6],
                     lr_window=lr_window, shift_lr_px=(fj, fi), shift_m=shift_m, size_change=size_change,
                     crs_change=crs_change, warp=warp,

@@ -126,6 +126,8 @@ def test_another_crs_is_reprojected(scene, tmp_path):
     rec = p.alignment
     assert rec["crs_change"] == "EPSG:32634 -> EPSG:32633" and rec["resampling"] == "cubic"
     assert p.ratio == 3 and p.hr_msi.shape[0] == 3 * p.lr_hsi.shape[0]
+    lc = rec["lr_crop_px"]                                            # in the LR file's own pixels
+    assert lc["row"] >= 0 and lc["col"] >= 0 and lc["row"] + lc["rows"] <= 36 and lc["col"] + lc["cols"] <= 36
     r0, c0 = rec["hr_crop_px"]["row"] // 3, rec["hr_crop_px"]["col"] // 3
     h, w = p.lr_hsi.shape[:2]
     assert p.masks is not None and 0 < p.masks.summary()["lr_pixels_without_data"] < 0.2 * h * w
