@@ -188,3 +188,15 @@ def test_cli_align_refuses_a_pair_without_map_coordinates(scene, tmp_path):
     line = proc.stderr.strip()
     assert line.startswith("error: ") and "\n" not in line and "carries no map coordinates" in line
     assert not (tmp_path / "al").exists() or not any((tmp_path / "al").iterdir())
+
+
+def test_pixel_sizes_not_a_whole_ratio_apart_are_refused_naming_both(scene, tmp_path):
+    _truth, _wl, hr, blurred = scene
+    _write_tif(tmp_path / "hr.tif", hr, HR_PX, origin=ORIGIN)
+    _write_tif(tmp_path / "lr.tif", _lr(blurred), 25.0, origin=ORIGIN)          # 2.5 HR pixels
+    proc = run_cli("align", str(tmp_path / "hr.tif"), str(tmp_path / "lr.tif"), "--out", str(tmp_path / "al"))
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert "\n" not in line and "lr.tif' has 25 x 25 pixels" in line and "hr.tif' 10 x 10" in line
+    assert "whole number" in line
+    assert not (tmp_path / "al").exists() or not any((tmp_path / "al").iterdir())
