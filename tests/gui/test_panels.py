@@ -596,4 +596,9 @@ def test_an_aligned_pair_says_what_was_done_in_the_data_panel(qtbot, window, tmp
     text = window.data_panel.info_label.text()
     assert f"<b>Alignment</b> ratio {r}; LR-HSI on a grid nested in the HR-MSI" in text
     assert f"from row 0, col {r} of" in text
+    # align: off -- the strict check refuses the same pair, in the panel
+    _choose(window.data_panel.real_form.widget("align"), "off")
+    assert window.state.config.align == "off"
+    qtbot.waitUntil(lambda: window.state.prepare_error is not None and not window.state.preparing, timeout=60000)
+    assert "do not cover the same ground" in window.data_panel.info_label.text()
     assert not errors
