@@ -73,11 +73,21 @@ def _psnr(truth, est) -> tuple:
     return float(psnr(truth[ok][:, None, :], np.asarray(est)[ok][:, None, :])), float(ok.mean())
 
 
+def _window(rec: dict):
+    c = rec["hr_crop_px"]
+    return slice(c["row"], c["row"] + c["rows"]), slice(c["col"], c["col"] + c["cols"])
+
+
 def misregistration_case(shift: float, seed: int, align: str, epochs: int) -> dict:
+    from spectramorph_engine.run.alignment import align_pair
     r = 4
     truth, hr, lr = _pair(r, seed, -shift * r, shift * r)       # content displaced +shift cols, -shift rows
     res = _fuse(hr, lr, _geo(HR_PX), _geo(r * HR_PX), align, seed, epochs)
-    p, share = _psnr(truth, res.hr_hsi)
+    # both settings scored on the ground align: auto keeps (a corrected pair loses its border LR
+    # pixels: the uncorrected result is not scored on them either)
+    rows, cols = _window(align_pair(hr, "hr", _geo(HR_PX), lr, "lr", _geo(r * HR_PX))[4])
+    est = res.hr_hsi if align == "auto" else res.hr_hsi[rows, cols]
+    p, share = _psnr(truth[rows, cols], est)
     mis = (res.prepared.alignment or {}).get("misregistration") or {}
     return {"case": "misregistration", "shift_lr_px": shift, "seed": seed, "align": align, "PSNR": p,
             "scored": share, "measured": mis.get("measured_lr_px"), "corrected": mis.get("corrected", False)}

@@ -9,9 +9,10 @@ with rasterio (GDAL) only when its pixels do not already fall on the nested grid
 
 The nested grid's phase (which HR pixel boundaries the LR pixels start on) is the one nearest
 the LR file's own grid, so the LR-HSI moves by at most half an HR pixel: a sub-pixel shift, made
-by Lanczos or cubic interpolation (`resampling_for`), which keeps the sensor's integration (its pixel size is not changed
-unless the sizes differ by a few per cent, below). `extra_shift` lets the caller fold a measured
-misregistration into the same single resampling.
+by Lanczos or cubic interpolation (`resampling_for`), which keeps the sensor's integration (its
+pixel size is not changed unless the sizes differ by a few per cent, below). A misregistration
+measured on the pair is corrected by planning again with the LR-HSI's georeferencing moved
+(run/alignment.py): its whole HR pixels move the HR-MSI's crop, only the rest is resampled.
 """
 from __future__ import annotations
 
@@ -44,14 +45,13 @@ RESAMPLING = "auto"
 LANCZOS_MAX_LR_PX = 0.2          # auto: Lanczos for moves up to this far from the LR file's pixels
 
 
-def resampling_for(plan: "GridPlan", extra_shift=(0.0, 0.0)) -> str:
-    """The GDAL kernel that moves the LR-HSI by the plan's shift plus `extra_shift`."""
+def resampling_for(plan: "GridPlan") -> str:
+    """The GDAL kernel that moves the LR-HSI onto the plan's nested grid."""
     if RESAMPLING != "auto":
         return RESAMPLING
     if plan.crs_change is not None or max(map(abs, plan.size_change)) > NESTED_EPS:
         return "cubic"
-    move = [abs(a + b - round(a + b)) for a, b in zip(plan.shift_lr_px, extra_shift)]
-    return "lanczos" if max(move) <= LANCZOS_MAX_LR_PX else "cubic"
+    return "lanczos" if max(map(abs, plan.shift_lr_px)) <= LANCZOS_MAX_LR_PX else "cubic"
 # A coordinate system for pairs whose files name none (same ground, same unknown CRS): GDAL needs
 # one to warp; identical on both sides, it only carries the affine maps.
 _LOCAL_WKT = 'LOCAL_CS["unnamed",UNIT["metre",1]]'
@@ -188,16 +188,12 @@ def crop_hr(hr, plan: GridPlan):
     return hr[r0:r0 + nh, c0:c0 + nw]
 
 
-def lr_on_grid(lr, lr_geo: GeoInfo, hr_geo: GeoInfo, plan: GridPlan, extra_shift=(0.0, 0.0),
-               nodata: Optional[float] = None) -> np.ndarray:
+def lr_on_grid(lr, lr_geo: GeoInfo, hr_geo: GeoInfo, plan: GridPlan, nodata: Optional[float] = None) -> np.ndarray:
     """The LR-HSI (h x w x C) on the plan's nested grid, float32: cropped when the grids nest
-    already, else warped (`resampling_for`) with rasterio. Nested pixels outside the LR-HSI's footprint, and
-    those made of its nodata pixels (`nodata`, or NaN), are NaN. `extra_shift` (cols, rows, LR
-    pixels): each nested pixel samples the LR-HSI that far away -- a misregistration measured
-    on the pair, corrected in the same resampling."""
-    sx, sy = (float(v) for v in extra_shift)
+    already, else warped (`resampling_for`) with rasterio. Nested pixels outside the LR-HSI's
+    footprint, and those made of its nodata pixels (`nodata`, or NaN), are NaN."""
     nh, nw = plan.lr_shape
-    if not plan.warp and sx == 0.0 and sy == 0.0:
+    if not plan.warp:
         i0, j0, _, _ = plan.lr_window
         return np.asarray(lr[i0:i0 + nh, j0:j0 + nw], dtype=np.float32)
     import warnings
@@ -211,8 +207,8 @@ def lr_on_grid(lr, lr_geo: GeoInfo, hr_geo: GeoInfo, plan: GridPlan, extra_shift
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # NotGeoreferencedWarning for local CRSs
         reproject(src, dst, src_transform=_affine(lr_geo.transform), src_crs=_crs(lr_geo, hr_geo),
-                  dst_transform=_affine(plan.lr_transform) @ Affine.translation(sx, sy),
+                  dst_transform=_affine(plan.lr_transform),
                   dst_crs=_crs(hr_geo, lr_geo), src_nodata=src_nodata, dst_nodata=np.nan,
-                  resampling=getattr(Resampling, resampling_for(plan, extra_shift)),
+                  resampling=getattr(Resampling, resampling_for(plan)),
                   num_threads=1)
     return np.ascontiguousarray(np.moveaxis(dst, 0, 2))

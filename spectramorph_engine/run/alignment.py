@@ -60,6 +60,13 @@ def _measure(hr, hr_nodata, lr, lr_nodata, ratio):
     return estimate_displacement(hr3, lr, ratio, valid=valid)
 
 
+def _moved(geo, d):
+    """`geo` with its grid moved by -d of its own pixels (cols, rows): where an LR-HSI whose
+    content shows up displaced by d really lies."""
+    a, b, c, dd, e, f = geo.transform
+    return dataclasses.replace(geo, transform=(a, b, c - (a * d[0] + b * d[1]), dd, e, f - (dd * d[0] + e * d[1])))
+
+
 def align_pair(hr, hr_what: str, hr_geo, lr, lr_what: str, lr_geo, nodata: Optional[float] = None,
                progress=None, correct: bool = True):
     """(hr, hr_geo, lr, lr_geo, record) of a georeferenced pair brought onto nested grids (see
@@ -70,47 +77,48 @@ def align_pair(hr, hr_what: str, hr_geo, lr, lr_what: str, lr_geo, nodata: Optio
     if hr_geo is None or lr_geo is None or not hr_geo.georeferenced or not lr_geo.georeferenced:
         return hr, hr_geo, lr, lr_geo, None
     hr_shape, lr_shape = np.shape(hr), np.shape(lr)
-    plan = plan_alignment(hr_geo, hr_shape, hr_what, lr_geo, lr_shape, lr_what)
     lr_nodata = nodata if nodata is not None else lr_geo.nodata
     hr_nodata = nodata if nodata is not None else hr_geo.nodata
-    hr_out = crop_hr(hr, plan)
-    lr_out = lr_on_grid(lr, lr_geo, hr_geo, plan, nodata=lr_nodata)
-    warped = plan.warp
-    applied = np.zeros(2)          # the misregistration corrected (LR pixels)
-    measured = _measure(hr_out, hr_nodata, lr_out, None if warped else lr_nodata, plan.ratio)
+
+    def on_grids(geo):
+        plan = plan_alignment(hr_geo, hr_shape, hr_what, geo, lr_shape, lr_what)
+        hr_out, lr_out = crop_hr(hr, plan), lr_on_grid(lr, geo, hr_geo, plan, nodata=lr_nodata)
+        return plan, hr_out, lr_out, _measure(hr_out, hr_nodata, lr_out, None if plan.warp else lr_nodata, plan.ratio)
+
+    plan, hr_out, lr_out, measured = on_grids(lr_geo)
     misreg = {"measured_lr_px": None, "measured_m": None, "corrected": False, "residual_lr_px": None,
               "note": "too few valid LR pixels to measure"}
     if measured is not None:
         d = measured.displacement
         misreg = {"measured_lr_px": [round(d[0], 4), round(d[1], 4)],
-                  "measured_m": [round(v, 3) for v in _metres(plan.lr_transform, d)],
+                  "measured_m": [round(v, 3) for v in _metres(lr_geo.transform, d)],
                   "corrected": False, "residual_lr_px": None, "fit_gain": round(measured.fit_gain, 4),
                   "lr_pixels_used": measured.pixels,
                   "note": f"below {CORRECT_MIN_LR_PX} LR pixel: not corrected"}
         if correct and math.hypot(*d) > CORRECT_MIN_LR_PX:
-            # The fit on a small or blurred pair reads part of a shift only: measured again on the
-            # corrected pair, what is left is added, a few rounds, each from the LR file (one
-            # resampling in the result, never a resampled resampling)
+            # The LR-HSI's georeferencing is corrected and the grids planned again: the whole HR
+            # pixels of the displacement move the HR-MSI's crop (nothing resampled), only what is
+            # left (under half an HR pixel) moves the LR-HSI. The fit on a small or blurred pair
+            # reads part of a shift only: measured again, what is left is added (a few rounds,
+            # each from the LR file: one resampling in the result, never a resampled resampling).
             total, residual = np.asarray(d, float), None
             for rnd in range(COREG_ROUNDS):
-                lr_out = lr_on_grid(lr, lr_geo, hr_geo, plan, extra_shift=tuple(total), nodata=lr_nodata)
-                after = _measure(hr_out, hr_nodata, lr_out, None, plan.ratio)
+                plan, hr_out, lr_out, after = on_grids(_moved(lr_geo, total))
                 residual = None if after is None else np.asarray(after.displacement)
                 if residual is None or math.hypot(*residual) < COREG_DONE_LR_PX or rnd == COREG_ROUNDS - 1:
                     break
                 total = total + residual
-            warped, applied = True, total
-            misreg.update(corrected=True, note="corrected in the resampling onto the nested grid",
+            misreg.update(corrected=True, note="corrected: the LR-HSI's georeferencing moved, the grids planned again",
                           first_estimate_lr_px=misreg["measured_lr_px"], rounds=rnd + 1,
                           measured_lr_px=[round(float(v), 4) for v in total],
-                          measured_m=[round(v, 3) for v in _metres(plan.lr_transform, total)],
+                          measured_m=[round(v, 3) for v in _metres(lr_geo.transform, total)],
                           residual_lr_px=None if residual is None else [round(float(v), 4) for v in residual])
-    lr_geo_out = plan.lr_geo if warped else dataclasses.replace(plan.lr_geo, nodata=lr_geo.nodata)
+    lr_geo_out = plan.lr_geo if plan.warp else dataclasses.replace(plan.lr_geo, nodata=lr_geo.nodata)
     r0, c0, nh, nw = plan.hr_window
     i0, j0, lh, lw = plan.lr_window
     record = {
         "ratio": plan.ratio,
-        "resampling": resampling_for(plan, tuple(applied)) if warped else "none (cropped on whole pixels)",
+        "resampling": resampling_for(plan) if plan.warp else "none (cropped on whole pixels)",
         "crs_change": plan.crs_change,
         "grid_shift_m": [round(v, 3) for v in plan.shift_m],
         "grid_shift_lr_px": [round(v, 4) for v in plan.shift_lr_px],

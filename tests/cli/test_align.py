@@ -144,10 +144,15 @@ def test_a_misregistration_of_0_4_lr_pixel_is_measured_and_corrected(scene, tmp_
     _write_tif(tmp_path / "hr.tif", hr, HR_PX, origin=ORIGIN)
     lr = _lr(blurred, east_m=-0.4 * LR_PX, south_m=0.2 * LR_PX)     # content moved 0.4 E, 0.2 N
     _write_tif(tmp_path / "lr.tif", lr, LR_PX, origin=ORIGIN)
-    rec = _prepare(tmp_path).alignment["misregistration"]
+    alignment = _prepare(tmp_path).alignment
+    rec = alignment["misregistration"]
     assert rec["measured_lr_px"] == pytest.approx([0.4, -0.2], abs=0.05)
     assert rec["measured_m"] == pytest.approx([12.0, 6.0], abs=1.5)
     assert rec["corrected"] and max(map(abs, rec["residual_lr_px"])) < 0.05
+    # the whole HR pixels of it (1.2 -> 1 east, 0.6 -> 1 north) move the HR-MSI's crop: the LR-HSI
+    # really starts 1.2 HR pixels west and 0.6 south of its stated origin
+    assert alignment["hr_crop_px"]["row"] == 1 and alignment["hr_crop_px"]["col"] == 2
+    assert max(map(abs, alignment["grid_shift_lr_px"])) < 0.1 + 0.05     # what is left is resampled
 
 
 def test_align_off_refuses_as_before(scene, tmp_path):
