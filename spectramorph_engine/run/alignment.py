@@ -4,7 +4,8 @@
 the ratio from the pixel sizes, the LR-HSI resampled onto a grid nested in the HR-MSI's, both
 cropped to whole LR pixels), then measures what georeferencing left: the LR-HSI's sub-pixel
 displacement against the HR-MSI (sensors.coregistration, through a preliminary SRF), corrected
-in the same single resampling when it exceeds CORRECT_MIN_LR_PX. What was done goes to the log
+when it exceeds CORRECT_MIN_LR_PX by moving the LR-HSI's georeferencing and planning again (its
+whole HR pixels move the HR-MSI's crop; only the rest is resampled). What was done goes to the log
 and comes back as a record (run.json's `alignment`, the app's Data panel). `align: off`, or a
 pair without map coordinates, keeps the strict check of io.georef (nothing is resampled).
 """
