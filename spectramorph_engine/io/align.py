@@ -197,7 +197,6 @@ def lr_on_grid(lr, lr_geo: GeoInfo, hr_geo: GeoInfo, plan: GridPlan, nodata: Opt
         i0, j0, _, _ = plan.lr_window
         return np.asarray(lr[i0:i0 + nh, j0:j0 + nw], dtype=np.float32)
     import warnings
-    from rasterio.transform import Affine
     from rasterio.warp import Resampling, reproject
     src = np.ascontiguousarray(np.moveaxis(np.asarray(lr, dtype=np.float32), 2, 0))
     dst = np.full((src.shape[0], nh, nw), np.nan, dtype=np.float32)
