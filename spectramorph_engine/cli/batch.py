@@ -6,6 +6,7 @@ scheduler (one line `error: ...`), 130 when interrupted.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def main_batch(args) -> int:
         scheduler = resolve_scheduler(args.scheduler, args.tiles)
         if args.tiles:
             from ..scale import tiled
+            scenes = [dataclasses.replace(s, config=without_alignment(s.config)) for s in scenes]
             for scene in scenes:       # refused before anything runs, not scene by scene
                 tiled.check_config(scene.config, where=f"scene '{scene.name}' (row {scene.row})")
         if scheduler != "none":
@@ -129,6 +131,13 @@ def main_batch(args) -> int:
     return EXIT_SCENES_FAILED if failed or csv_path is None else EXIT_OK
 
 
+def without_alignment(config):
+    """Tiled workers read the two files chunk by chunk as they are: a pair the program would
+    align (crop, resample) is refused by the strict check instead, whose sentence points to
+    `spectramorph align`."""
+    return config.replace(align="off") if config.align != "off" else config
+
+
 def main_run_tiled(args, config) -> int:
     """`spectramorph run --config big.yaml --tiles`: one scene across Dask workers. InputError
     goes back to cli.main (exit 2)."""
@@ -137,6 +146,7 @@ def main_run_tiled(args, config) -> int:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
     if args.chunk is not None and args.chunk < 1:
         raise InputError(f"--chunk must be >= 1, got {args.chunk}")
+    config = without_alignment(config)
     tiled.check_config(config)
     scheduler = resolve_scheduler(args.scheduler, tiles=True)
     client = batch_mod.start_client(scheduler, args.workers, 1)

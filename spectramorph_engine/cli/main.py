@@ -5,6 +5,7 @@
     spectramorph run --config big.yaml --tiles [--scheduler local|tcp://host:8786] [--chunk 512]
     spectramorph cameras            # the named cameras msi_camera accepts
     spectramorph batch pairs.csv --config base.yaml [--scheduler local|tcp://host:8786|none]
+    spectramorph align HR.tif LR.tif --out DIR   # the pair on nested grids, as GeoTIFFs
 
 Bad input ends with one line `error: ...` on stderr and exit code 2; an
 interrupted run exits 130; an unexpected failure exits 1 with a one-line
@@ -48,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk", type=int, default=None, metavar="N",
                      help="with --tiles: chunk side in HR pixels (default 512, rounded up to the ratio)")
     sub.add_parser("cameras", help="list the named cameras (config key msi_camera) with their bands")
+    from .align import add_parser as add_align
+    add_align(sub)
     batch = sub.add_parser("batch", help="fuse every pair of a manifest (CSV or YAML), in parallel on Dask",
                            description="Fuse every pair listed in MANIFEST (one row per scene, columns are "
                                        "config keys) with the shared settings of --config. Exit 0 when every "
@@ -192,6 +195,9 @@ def main(argv=None) -> int:
         from .batch import main_batch
         return main_batch(args)
     try:
+        if args.command == "align":
+            from .align import main_align
+            return main_align(args)
         inputs = None
         if args.demo:
             from ..run.demo import demo_config, demo_inputs

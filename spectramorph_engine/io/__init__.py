@@ -3,8 +3,9 @@ format: `mat`, `h5`, `npy` (.npy and .npz), `tiff`, `envi`, `text` (text tables)
 `sentinel2` (satellite products, with what they share in `product`); `common` holds
 the Cube, suffixes and the checks against hostile files, `arrays` which arrays a file holds and
 which one was meant, `load` the public readers, `writers` whole-cube writers, `streaming` the
-ResultWriter, `georef` map coordinates and nodata, `atomic` the one writer of every file,
-`outputs` a run's staged outputs; every public name is imported from `spectramorph_engine.io`).
+ResultWriter, `georef` map coordinates and nodata, `align` a georeferenced pair brought onto
+nested grids, `atomic` the one writer of every file, `outputs` a run's staged outputs; every
+public name is imported from `spectramorph_engine.io`).
 Imports `core` only.
 
 Readers

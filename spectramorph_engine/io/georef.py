@@ -306,7 +306,8 @@ def check_same_ground(hr_geo: Optional[GeoInfo], hr_shape, hr_what: str,
     same_size = (abs(int(lr_shape[0]) * r - int(hr_shape[0])) == 0 and abs(int(lr_shape[1]) * r - int(hr_shape[1])) == 0)
     if not (same_origin and same_size):
         raise InputError(f"{hr_what} and {lr_what} do not cover the same ground: {hr_what} covers {hr_ext}, "
-                         f"{lr_what} covers {lr_ext}; crop both to the same extent on nested grids")
+                         f"{lr_what} covers {lr_ext}; crop both to the same extent on nested grids "
+                         f"(`spectramorph align HR LR --out DIR` does it)")
     return r
 
 

@@ -31,6 +31,7 @@ PRIOR_AUTO_MAX_RATIO = 4        # ... and up to this ratio (auto_select may turn
 TRAINING_INPUTS = ("auto", "srf", "msi_lr")
 PSF_ESTIMATIONS = ("free", "gaussian")
 OUTPUT_SCALES = ("input", "normalized")
+ALIGN_MODES = ("auto", "off")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class FusionConfig:
     wavelengths: Optional[Union[str, list]] = None   # file, or list of nm
     nodata: Optional[float] = None          # real mode: this value in every band marks a pixel without data (besides NaN/Inf and the file's own)
     output_scale: str = "input"             # real mode: result in the LR-HSI's units (input) or the engine's [0, 1] scale
+    align: str = "auto"                     # real mode, georeferenced pair: auto (nested grids, footprint, misregistration) | off (strict check)
     # --- round two: methods and quality (issues 8, 9) ---
     method: str = "spectramorph"            # spectramorph | glp | hysure
     endmember_method: str = "nmf"           # nmf (plain, as the original) | minvol (minimum-volume refinement)
@@ -286,6 +288,7 @@ def _validate(c: FusionConfig) -> None:
     _choice("training_input", c.training_input, TRAINING_INPUTS)
     _choice("psf_estimation", c.psf_estimation, PSF_ESTIMATIONS)
     _choice("output_scale", c.output_scale, OUTPUT_SCALES)
+    _choice("align", c.align, ALIGN_MODES)
     _choice("method", c.method, METHODS)
     if not (c.spec_prior is None or isinstance(c.spec_prior, bool) or c.spec_prior == "auto"):
         raise InputError(f"config key 'spec_prior' is {c.spec_prior!r}; allowed: auto, true, false, null (= auto)")

@@ -287,9 +287,15 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         cube = _load(config.lr_hsi_file, None, "real-world mode needs an LR-HSI file", "lr_hsi_file", cancel,
                      allow_invalid=True)
         lr_raw, lr_what, cube_wl, lr_geo = cube.data, f"LR-HSI '{config.lr_hsi_file}'", cube.wavelengths, cube.geo
-    # Georeferenced files must cover the same ground on nested grids (said before the shapes are
-    # compared: an extent off by one LR pixel is named as such)
-    check_same_ground(hr_geo, np.shape(hr_raw), hr_what, lr_geo, np.shape(lr_raw), lr_what)
+    alignment = None
+    if config.align == "auto":     # georeferenced files: brought onto nested grids (run/alignment.py)
+        from .alignment import align_pair
+        hr_raw, hr_geo, lr_raw, lr_geo, alignment = align_pair(
+            hr_raw, hr_what, hr_geo, lr_raw, lr_what, lr_geo, nodata=config.nodata, progress=progress)
+    else:
+        # Georeferenced files must cover the same ground on nested grids (said before the shapes
+        # are compared: an extent off by one LR pixel is named as such)
+        check_same_ground(hr_geo, np.shape(hr_raw), hr_what, lr_geo, np.shape(lr_raw), lr_what)
     hr_arr = _as_cube(hr_raw, hr_what, allow_2d=True, allow_invalid=True)
     lr_arr = _as_cube(lr_raw, lr_what, allow_invalid=True)
     del hr_raw, lr_raw, cube          # the raw cubes can be as big as the normalised ones
@@ -418,7 +424,8 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                           psf_fitted_sigma=fitted_sigma, psf_estimate=psf_estimate,
                           srf_gain_offset=(gain, offset) if source in ("file", "camera") else None,
                           lr_units=(float(lr_offset), float(lr_span)), masks=masks,
-                          geo=hr_geo if hr_geo is not None and hr_geo.georeferenced else None)
+                          geo=hr_geo if hr_geo is not None and hr_geo.georeferenced else None,
+                          alignment=alignment)
     # Whether the LR-HSI's border was blurred with zeros (a simulated pair) or saw past the frame
     # (a real sensor): the refinement and the classical methods model the border accordingly.
     from ..methods._ops import detect_boundary

@@ -52,6 +52,7 @@ class PreparedInputs:
     lr_units: Optional[Tuple[float, float]] = None     # (offset, span)
     geo: object = None             # georef.GeoInfo of the HR grid (the result's), when the HR-MSI file has one
     masks: object = None           # NodataMasks of a real pair with nodata pixels, else None
+    alignment: Optional[dict] = None   # what align: auto did to a georeferenced pair (run/alignment.py), else None
 
     @property
     def lr_valid(self) -> Optional[np.ndarray]:

@@ -215,6 +215,8 @@ def _write_run_json(config: FusionConfig, result: FusionResult, staged) -> None:
     }
     if prep.masks is not None:
         run["nodata"] = prep.masks.summary()
+    if prep.alignment is not None:
+        run["alignment"] = prep.alignment
     atomic_write_text(staged.path("run.json"), json_dumps(run))
     result.output_files["run"] = str(staged.final("run.json"))
 

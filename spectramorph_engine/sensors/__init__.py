@@ -5,5 +5,6 @@ the sensor models import), `psf` (blur kernels: make, load, save, describe), `sr
 responses: presets, cameras, files), `degradation` (blur, area downsampling, SRF, noise: the
 synthetic pair and the bicubic baseline), `srf_estimation` (the SRF and blur fitted on a real
 pair), `srf_fit` (how well a given SRF explains the pair, and the advice drawn from it),
+`coregistration` (the LR-HSI's sub-pixel displacement against the HR-MSI),
 `scenarios` (the real-camera test scenario). Imports `core` and `io` only.
 """

@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
-from spectramorph_engine.run.config import OUTPUT_SCALES
+from spectramorph_engine.run.config import ALIGN_MODES, OUTPUT_SCALES
 from spectramorph_engine.quality.previews import (composite, default_rgb_bands, display_levels,
                                                   format_wavelengths, msi_band_centres, msi_rgb_bands)
 
@@ -50,6 +50,11 @@ REAL_FIELDS = [
           "radiance, counts; nothing clipped). normalized: the engine's scale, the LR-HSI's 1st and 99th "
           "percentiles at 0 and 1.", kind="choice", choices=OUTPUT_SCALES,
           choice_labels=["the LR-HSI's units", "normalised"]),
+    Field("align", "Alignment", "Two georeferenced images (GeoTIFF, ENVI map info): auto brings them onto "
+          "nested grids over their common footprint (the HR-MSI cropped, the LR-HSI resampled, reprojected "
+          "when the CRSs differ) and corrects a sub-pixel misregistration; off: their grids must nest "
+          "already. Pairs without map coordinates are used as they are.", kind="choice", choices=ALIGN_MODES,
+          choice_labels=["automatic", "off (grids must nest)"]),
 ]
 
 
@@ -380,6 +385,8 @@ class DataPanel(QWidget):
                          f"LR-HSI pixels (NaN, Inf or nodata): {n['lr_pixels_left_out']} of {n['lr_pixels']} LR "
                          f"pixels left out of learning and the scores, {n['result_pixels_nan']} result pixels "
                          f"will be NaN")
+        if getattr(p, "alignment", None):        # a georeferenced pair brought onto nested grids
+            lines.append(f"<b>Alignment</b> {escape(p.alignment['summary'])}")
         for w in p.warnings:
             lines.append(f"<span style='color:#e65100'>⚠ {escape(w)}</span>")
         self.info_label.setText("<br>".join(lines))

@@ -575,3 +575,30 @@ def test_srf_panel_never_shows_another_pairs_estimate(qtbot, window, tmp_path, e
             assert float(t.item(k, 1).text()) == pytest.approx(float(window.state.srf_estimate.psnr_db[k]), abs=0.05)
     assert seen and all(msi == est for msi, est in seen), seen
     assert not errors
+
+
+def test_an_aligned_pair_says_what_was_done_in_the_data_panel(qtbot, window, tmp_path, errors):
+    """GeoTIFFs whose LR-HSI starts one LR pixel east of the HR-MSI (its first column cut off):
+    the HR-MSI cropped to the overlap, and the Data panel says how (issue 22)."""
+    import rasterio
+    from rasterio.transform import from_origin
+    prep = window.state.prepared
+    r = prep.ratio
+    for name, cube, pixel, east in (("hr", prep.hr_msi, 10.0, 0.0), ("lr", prep.lr_hsi[:, 1:], 10.0 * r, 10.0 * r)):
+        with rasterio.open(tmp_path / f"{name}.tif", "w", driver="GTiff", height=cube.shape[0],
+                           width=cube.shape[1], count=cube.shape[2], dtype="float32", crs="EPSG:32633",
+                           transform=from_origin(500000.0 + east, 4000000.0, pixel, pixel)) as ds:
+            ds.write(np.moveaxis(cube.astype(np.float32), 2, 0))
+    _open_pair_files(qtbot, window, tmp_path / "hr.tif", tmp_path / "lr.tif")
+    p = window.state.prepared
+    assert p.lr_hsi.shape[1] == prep.lr_hsi.shape[1] - 1 and p.hr_msi.shape[1] == prep.hr_msi.shape[1] - r
+    assert not p.alignment["misregistration"]["corrected"]
+    text = window.data_panel.info_label.text()
+    assert f"<b>Alignment</b> ratio {r}; LR-HSI on a grid nested in the HR-MSI" in text
+    assert f"from row 0, col {r} of" in text
+    # align: off -- the strict check refuses the same pair, in the panel
+    _choose(window.data_panel.real_form.widget("align"), "off")
+    assert window.state.config.align == "off"
+    qtbot.waitUntil(lambda: window.state.prepare_error is not None and not window.state.preparing, timeout=60000)
+    assert "do not cover the same ground" in window.data_panel.info_label.text()
+    assert not errors
