@@ -16,21 +16,22 @@ S2_STEM = "T33TUN_20240601T100559"
 S2_BANDS = (("B02", 1, 492.1, 65.0), ("B03", 2, 559.0, 35.0), ("B04", 3, 665.0, 30.0), ("B08", 7, 833.0, 105.0))
 
 
-def _tif(path, bands_first, pixel, dtype, nodata=None, driver="GTiff", **opts):
+def _tif(path, bands_first, pixel, dtype, nodata=None, driver="GTiff", origin=ORIGIN, **opts):
     with rasterio.open(path, "w", driver=driver, height=bands_first.shape[1], width=bands_first.shape[2],
                        count=bands_first.shape[0], dtype=dtype, crs=CRS, nodata=nodata,
-                       transform=from_origin(ORIGIN[0], ORIGIN[1], pixel, pixel), **opts) as ds:
+                       transform=from_origin(origin[0], origin[1], pixel, pixel), **opts) as ds:
         ds.write(bands_first.astype(dtype))
 
 
 def write_enmap(parent: Path, counts: np.ndarray, wavelengths, fwhm, gain=1e-4, offset=0.0,
-                nodata=-32768, pixel=30.0) -> Path:
+                nodata=-32768, pixel=30.0, origin=ORIGIN) -> Path:
     """An EnMAP L2A product folder: `counts` (H x W x C int16) as <name>-SPECTRAL_IMAGE.TIF and the
     band characterisation in <name>-METADATA.XML, plus a quality mask the reader must ignore."""
     folder = Path(parent) / ENMAP_NAME
     folder.mkdir(parents=True)
-    _tif(folder / f"{ENMAP_NAME}-SPECTRAL_IMAGE.TIF", np.moveaxis(counts, 2, 0), pixel, "int16", nodata=nodata)
-    _tif(folder / f"{ENMAP_NAME}-QL_PIXELMASK.TIF", np.zeros((1,) + counts.shape[:2]), pixel, "uint8")
+    _tif(folder / f"{ENMAP_NAME}-SPECTRAL_IMAGE.TIF", np.moveaxis(counts, 2, 0), pixel, "int16", nodata=nodata,
+         origin=origin)
+    _tif(folder / f"{ENMAP_NAME}-QL_PIXELMASK.TIF", np.zeros((1,) + counts.shape[:2]), pixel, "uint8", origin=origin)
     bands = "\n".join(
         f'      <bandID number="{i + 1}">\n'
         f"        <wavelengthCenterOfBand>{w:.3f}</wavelengthCenterOfBand>\n"

@@ -213,3 +213,28 @@ def test_a_damaged_band_file_is_named_when_its_pixels_are_read(tmp_path):
         with pytest.raises(InputError, match=r"_B08_10m.jp2' cannot be read: the file is truncated or corrupted"):
             np.asarray(load_cube(safe, lazy=lazy, allow_invalid=True).data)
 
+
+
+def test_products_on_grids_that_do_not_nest_are_aligned(library_truth, tmp_path):
+    """An EnMAP product labelled 13 m east and 7 m south of where its pixels were taken (its data
+    are the Sentinel-2 product's ground on nested grids) and one LR pixel shorter each way: read as
+    products and aligned (align: auto), the false georeferencing is measured by co-registration
+    and undone."""
+    from spectramorph_engine import FusionConfig, prepare_inputs
+    from spectramorph_engine.sensors.degradation import apply_srf, area_downsample
+    from spectramorph_engine.sensors.srf import camera_srf
+    truth, wl = library_truth(90, ENMAP_BANDS)
+    truth = (0.5 * truth).astype(np.float32)
+    s2 = np.round(apply_srf(truth, camera_srf("sentinel2_10m", ENMAP_BANDS, wl)) * 10000 + 1000).astype(np.uint16)
+    enmap = np.round(area_downsample(truth, 3)[:29, :29] / 1e-4).astype(np.int16)
+    safe = write_sentinel2(tmp_path, s2, extension=".tif")
+    folder = write_enmap(tmp_path, enmap, wl, np.full(ENMAP_BANDS, 8.0), origin=(ORIGIN[0] + 13.0, ORIGIN[1] - 7.0))
+    cfg = FusionConfig(synthetic=False, hr_msi_file=str(safe), lr_hsi_file=str(folder), device="cpu")
+    prep = prepare_inputs(cfg)
+    h, w, _ = prep.lr_hsi.shape
+    assert prep.hr_msi.shape[:2] == (3 * h, 3 * w) and h <= 29 and w <= 29
+    record = prep.alignment
+    moved = record["misregistration"]
+    assert moved["corrected"] and np.allclose(moved["measured_m"], (13.0, -7.0), atol=1.0), moved
+    with pytest.raises(InputError, match="nested"):
+        prepare_inputs(cfg.replace(align="off"))
