@@ -225,7 +225,7 @@ def run_case(task: dict) -> dict:
     from spectramorph_engine import FusionConfig
     from spectramorph_engine.run.pipeline import run_fusion
     from spectramorph_engine.sensors.degradation import bicubic_upsample, normalize_percentile
-    from .quality import scene
+    from .scenes import scene
     setting = SETTINGS[task["setting"]]
     raw, wl = scene(task["scene"], task.get("size", 128))
     truth0 = normalize_percentile(raw)
@@ -286,7 +286,7 @@ def run_case(task: dict) -> dict:
 def fits(name: str, ratio: int, size: int = 128) -> bool:
     """Whether real-world mode can run the scene at the ratio: the quality bench's rule, and at
     least r x r LR pixels (the engine's reduced-resolution check refuses fewer: Urban at r8)."""
-    from .quality import fits as synthetic_fits, scene
+    from .scenes import fits as synthetic_fits, scene
     truth, _ = scene(name, size)
     return synthetic_fits(name, ratio, size=size) and min(truth.shape[0], truth.shape[1]) // ratio >= ratio
 
@@ -347,7 +347,7 @@ def _stats(values):
 
 
 def _groups(report) -> dict:
-    from .quality import SCENES
+    from .scenes import SCENES
     groups = {}
     for c in report["cases"]:
         groups.setdefault((c["scene"], c["setting"]), []).append(c)
@@ -513,7 +513,7 @@ def add_arguments(p) -> None:
 
 
 def resolve(args) -> None:
-    from .quality import SCENES
+    from .scenes import SCENES
     if getattr(args, "psfs", None) or getattr(args, "grid", None) or getattr(args, "selection_check", False):
         raise SystemExit("error: --psfs, --grid and --selection-check are the synthetic bench's; the blind bench "
                          "takes --settings")

@@ -60,7 +60,7 @@ def run(args) -> dict:
     from spectramorph_engine import FusionConfig
     from spectramorph_engine.run.results import FusionInputs
     from spectramorph_engine.run.pipeline import run_fusion
-    from .quality import scene
+    from .scenes import scene
     report = {"kind": "prior", "machine": machine_info(), "threads": 1, "epochs": args.epochs or "default",
               "seeds": args.seeds, "command": "python -m bench " + " ".join(sys.argv[1:]), "rows": [], "timing": []}
     for name, ratio, bands in CASES:

@@ -32,14 +32,13 @@ import os
 import sys
 import tempfile
 import time
-from functools import lru_cache
 
 from .common import RESULTS_DIR, default_json, machine_info, run_cases, table, write_json
+from .scenes import SCENES, fits, scene  # noqa: F401  (the benches' scenes, by name)
 
 METHODS = ("default", "original", "glp", "hysure")
 ORIGINAL = {"endmember_method": "nmf", "nmf_max_iter": 5000, "nmf_tol": 1e-4, "spec_prior": False,
             "refine": False, "auto_select": False}
-SCENES = ("urban", "usgs-a", "usgs-b", "holdout")
 PSFS = ("gaussian", "moffat", "kolmogorov")
 SIGMA = 3.4
 HOLDOUT_SIGMA_SCALE = 0.68
@@ -47,32 +46,6 @@ GRID = ((4, 4), (8, 4), (16, 4), (8, 1), (8, 3), (8, 8), (8, 16))
 QUICK = {"scenes": ("urban", "usgs-a", "holdout"), "psfs": ("gaussian",), "grid": ((4, 4), (8, 1)),
          "seeds": (1,)}
 IKONOS_COLUMNS = {1: [1], 3: [2, 3, 4], 4: [2, 3, 4, 5]}      # pan | B G R | B G R NIR
-
-
-# ---------------------------------------------------------------------------------- scenes
-
-@lru_cache(maxsize=None)
-def scene(name: str, size: int = 128):
-    """(truth cube, wavelengths nm or None); `size`: the library scenes' side in pixels."""
-    from .scenes import LibraryScene, VariableLibraryScene, urban_cube
-    if name == "urban":
-        return urban_cube(), None
-    if name == "usgs-a":
-        s = LibraryScene(size, size, 200, k=6, seed=0)
-    elif name == "usgs-b":
-        s = LibraryScene(size, size, 200, k=8, seed=3)
-    elif name == "holdout":
-        s = VariableLibraryScene(size, size, 200, k=10, seed=11)
-    else:
-        raise SystemExit(f"error: unknown scene {name!r}; allowed: {', '.join(SCENES)}")
-    return s.cube(), s.wavelengths
-
-
-def fits(name: str, ratio: int, k: int = 7, size: int = 128) -> bool:
-    """Whether the scene allows the ratio: at least 4 x 4 LR pixels and K of them."""
-    truth, _ = scene(name, size)
-    h, w = truth.shape[0] // ratio, truth.shape[1] // ratio
-    return h >= 4 and w >= 4 and h * w >= k
 
 
 def case_config(name: str, psf: str, ratio: int, bands: int, seed: int, workdir: str, epochs=None) -> dict:

@@ -38,7 +38,7 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None):
     from spectramorph_engine.run.results import FusionInputs
     from spectramorph_engine.sensors.degradation import normalize_percentile
     from .blind import SETTINGS, make_pair, scene_srf, _score
-    from .quality import scene
+    from .scenes import scene
     configure_threads()
     setting = SETTINGS[setting_name]
     raw, wl = scene(scene_name, 128)

@@ -15,6 +15,7 @@ from it without ever holding the cube.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -283,3 +284,31 @@ class VariableLibraryScene(LibraryScene):
         np.clip(block, 0.0, None, out=block)
         block *= self.shade[r0:r1, :, None]
         return block
+
+
+# ---------------------------------------------------------------------------------- named scenes
+
+SCENES = ("urban", "usgs-a", "usgs-b", "holdout")
+
+
+@lru_cache(maxsize=None)
+def scene(name: str, size: int = 128):
+    """(truth cube, wavelengths nm or None); `size`: the library scenes' side in pixels."""
+    if name == "urban":
+        return urban_cube(), None
+    if name == "usgs-a":
+        s = LibraryScene(size, size, 200, k=6, seed=0)
+    elif name == "usgs-b":
+        s = LibraryScene(size, size, 200, k=8, seed=3)
+    elif name == "holdout":
+        s = VariableLibraryScene(size, size, 200, k=10, seed=11)
+    else:
+        raise SystemExit(f"error: unknown scene {name!r}; allowed: {', '.join(SCENES)}")
+    return s.cube(), s.wavelengths
+
+
+def fits(name: str, ratio: int, k: int = 7, size: int = 128) -> bool:
+    """Whether the scene allows the ratio: at least 4 x 4 LR pixels and K of them."""
+    truth, _ = scene(name, size)
+    h, w = truth.shape[0] // ratio, truth.shape[1] // ratio
+    return h >= 4 and w >= 4 and h * w >= k
