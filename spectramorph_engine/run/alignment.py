@@ -31,7 +31,9 @@ COREG_ROUNDS = 3
 COREG_DONE_LR_PX = 0.02
 
 
-def _invalid(cube: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+def invalid_pixels(cube: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+    """rows x cols bool: a pixel with NaN/Inf in any band, or equal to `nodata` in every band
+    (the one rule for a pixel without data: here and in prepare's nodata masks)."""
     bad = ~np.isfinite(cube).all(axis=2)
     if nodata is not None and np.isfinite(nodata):
         bad |= (cube == np.float32(nodata)).all(axis=2)
@@ -53,8 +55,8 @@ def _measure(hr, hr_nodata, lr, lr_nodata, ratio):
     hr3 = _as3(hr).astype(np.float32)
     lr = np.asarray(lr, dtype=np.float32)
     h, w = lr.shape[:2]
-    hr_bad = _invalid(hr3, hr_nodata)
-    lr_bad = _invalid(lr, lr_nodata)
+    hr_bad = invalid_pixels(hr3, hr_nodata)
+    lr_bad = invalid_pixels(lr, lr_nodata)
     valid = ~(lr_bad | hr_bad.reshape(h, ratio, w, ratio).any(axis=(1, 3)))
     hr3 = np.where(np.isfinite(hr3), hr3, 0.0)
     lr = np.where(np.isfinite(lr), lr, 0.0)
@@ -183,9 +185,9 @@ def align_files(hr_path, lr_path, out_dir, nodata: Optional[float] = None, progr
         hr, hr_geo, lr, lr_geo, record = align_pair(hr_cube.data, hr_what, hr_cube.geo, lr_cube.data, lr_what,
                                                     lr_cube.geo, nodata=nodata, progress=progress)
         hr = _as3(hr).astype(np.float32)               # a copy: the file's nodata becomes NaN
-        hr[_invalid(hr, hr_nodata)] = np.nan
+        hr[invalid_pixels(hr, hr_nodata)] = np.nan
         lr = np.array(lr, dtype=np.float32)
-        lr[_invalid(lr, nodata if nodata is not None else lr_geo.nodata)] = np.nan
+        lr[invalid_pixels(lr, nodata if nodata is not None else lr_geo.nodata)] = np.nan
         wl = lr_cube.wavelengths
     staged = StagedOutputs(out_dir)
     try:

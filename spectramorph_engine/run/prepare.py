@@ -84,12 +84,6 @@ class NodataMasks:
 NODATA_WARN_FRACTION = 0.5
 
 
-def _invalid_pixels(cube: np.ndarray, nodata: Optional[float]) -> np.ndarray:
-    """rows x cols bool: a pixel with NaN/Inf in any band, or equal to `nodata` in every band."""
-    bad = ~np.isfinite(cube).all(axis=2)
-    if nodata is not None and np.isfinite(nodata):
-        bad |= (cube == np.float32(nodata)).all(axis=2)
-    return bad
 
 
 def _fill_from_nearest(cube: np.ndarray, bad: np.ndarray) -> None:
@@ -107,8 +101,9 @@ def _nodata_masks(config: FusionConfig, hr, hr_what, hr_geo, lr, lr_what, lr_geo
         if config.nodata is not None:
             return float(config.nodata)
         return None if geo is None else geo.nodata
-    hr_bad = _invalid_pixels(hr, nodata_of(hr_geo))
-    lr_bad = _invalid_pixels(lr, nodata_of(lr_geo))
+    from .alignment import invalid_pixels
+    hr_bad = invalid_pixels(hr, nodata_of(hr_geo))
+    lr_bad = invalid_pixels(lr, nodata_of(lr_geo))
     if not hr_bad.any() and not lr_bad.any():
         return None
     h, w = lr.shape[:2]

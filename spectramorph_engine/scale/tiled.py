@@ -222,9 +222,9 @@ def _hr_block(path: str, block_info=None) -> np.ndarray:
 def _normalised(raw: np.ndarray, low: float, span: float, nodata):
     """(float32 block in the engine's scale, bool rows x cols of pixels without data), with the
     same operations as prepare_inputs (so the numbers are the same)."""
-    from ..run.prepare import _invalid_pixels
+    from ..run.alignment import invalid_pixels
     a = raw if raw.dtype.kind == "f" else raw.astype(np.float32)
-    bad = _invalid_pixels(a, nodata)
+    bad = invalid_pixels(a, nodata)
     x = a.astype(np.float32, copy=True)
     x -= np.float32(low)
     x *= np.float32(1.0 / span)
