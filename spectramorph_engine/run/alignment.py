@@ -161,6 +161,9 @@ def describe(rec: dict) -> str:
         if m["corrected"]:
             res = m["residual_lr_px"]
             text += "corrected" + (f" (residual {res[0]:+.3f}, {res[1]:+.3f} LR px)" if res else "")
+            gain = m.get("fit_gain")
+            if gain and gain > 1.0:     # what the misfit map would have shown: residual ratio of the fit
+                text += f", the two images' RMS misfit through a fitted SRF {math.sqrt(gain):.1f}x lower"
         else:
             text += m["note"]
     return text

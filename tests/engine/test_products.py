@@ -236,5 +236,6 @@ def test_products_on_grids_that_do_not_nest_are_aligned(library_truth, tmp_path)
     record = prep.alignment
     moved = record["misregistration"]
     assert moved["corrected"] and np.allclose(moved["measured_m"], (13.0, -7.0), atol=1.0), moved
+    assert "RMS misfit through a fitted SRF" in record["summary"] and moved["fit_gain"] > 4
     with pytest.raises(InputError, match="nested"):
         prepare_inputs(cfg.replace(align="off"))
