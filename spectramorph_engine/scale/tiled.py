@@ -4,29 +4,40 @@
 
 1. One task (`fit_for_tiles`, on one worker) prepares the pair, learns the
    endmembers and trains the network exactly as `run_fusion` does, and returns
-   a `TiledModel`: the network's weights, the endmembers and the affine maps of
-   both images (small: no image in it).
+   a `TiledModel`: the network's weights, the endmembers, the affine maps of
+   both images and, with `refine` on, the refinement's global quantities that
+   the pair gives (subspace, noise, MSI weight: refinement.scene_terms) with its
+   sensor model (small: no image in it).
 2. The TiledModel is broadcast to every worker. The HR-MSI becomes a dask array
    whose chunks are read lazily from its file (GeoTIFF windows, HDF5 / v7.3 .mat
-   hyperslabs, .npy / ENVI memory maps); `map_blocks` turns each chunk into the
-   matching chunk of the HR-HSI with `inference.infer` (the network is per
-   pixel, so a chunk needs only its own pixels and, with the coarse spectral
-   prior, the LR-HSI pixels under it, read lazily too).
+   hyperslabs, .npy / ENVI memory maps). With the refinement, one pass over the
+   chunks sums the network's LR residual (each chunk's LR pixels, from a window
+   the blur's reach wider) for the prior weight, and the spec is broadcast again
+   with it. `map_blocks` then turns each chunk into the matching chunk of the
+   HR-HSI: `inference.infer` (the network is per pixel), and with the
+   refinement, on the chunk's window (the chunk plus the halo of
+   tiled_refinement.py, HR-MSI and LR-HSI read lazily) the refinement with the
+   scene's quantities, kept on the chunk: the whole-scene refinement tile by
+   tile, each chunk refined on a worker.
 3. The chunks go straight into a zarr store (`hr_hsi.zarr`), written by the
    workers into the run's staging folder; run.json and the endmember figure
    follow, and everything moves into output_dir together (outputs.StagedOutputs).
 
-No worker holds the HR-HSI cube, nor the driver: a worker holds one chunk at a
-time. The training worker holds what training needs: the LR-HSI and the HR-MSI
-(few bands; its 1/99 percentiles and the SRF fit need all of it).
+No worker holds the HR-HSI cube, nor the driver: a worker holds one chunk (and
+its window) at a time. The training worker holds what training needs: the
+LR-HSI and the HR-MSI (few bands; its 1/99 percentiles and the SRF fit need all
+of it).
 
-What tiled mode does not do (`NOT_DONE`, recorded in run.json): the refinement
-(a global solve over the whole cube) is turned off, and auto-selection (which
-compares global refinements) too; the classical methods (glp, hysure: global)
-and synthetic mode (its HR-MSI is made from a ground-truth cube in memory) are
-refused; no consistency figures, misfit map, abundance maps or log file are
-written. The result equals `run_fusion`'s with `refine: false, auto_select:
-false` to float tolerance.
+What tiled mode does not do (`NOT_DONE`, recorded in run.json): auto-selection
+(it compares whole-scene runs on the reduced pair) is turned off; a scene with
+nodata pixels is not refined (its masks are not carried to the chunks); the
+classical methods (glp, hysure: global) and synthetic mode (its HR-MSI is made
+from a ground-truth cube in memory) are refused; no consistency figures, misfit
+map, abundance maps or log file are written. Each chunk's inference equals
+`run_fusion`'s to float tolerance; its refinement equals the whole-scene one to
+float tolerance with a fixed number of ADMM iterations, and is close with the
+default stopping rule, which each chunk applies to its own residuals
+(tiled_refinement.py, bench/README.md).
 
 Dask is imported inside the functions that need it only.
 """

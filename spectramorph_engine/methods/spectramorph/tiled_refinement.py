@@ -15,13 +15,16 @@ wherever the halo is wider than that decay:
 - the window's own edges inside the scene are treated as the scene's border (zero padding, or
   HySure's free margin); the error that makes decays into the halo, which is dropped.
 
-Measured (tests/engine/test_tiled_refinement.py, bench/README.md "Tiled refinement"): on a
-96 x 96 scene at ratio 4 with an anisotropic 7 x 5 PSF the difference to the whole solve falls
-by about 10x per 4 HR pixels of halo (a tighter prior falls faster); HALO = 32 leaves < 1e-5 of
-the cube's range with conjugate gradients and with the ADMM run a fixed number of iterations.
-The ADMM's stopping rule is global (relative residuals of the whole problem): a tile stops by
-its own residuals, so with the default stopping rule a tile may run a few more or fewer
-iterations than the whole scene would -- close, not float-equal (see the bench figures).
+Measured (bench/README.md "Tiled refinement"; python -m bench.tiled_refinement halo): with the
+scene's terms, an asymmetric 7 x 5 PSF, P = 10 and a flawed network result (a small prior weight,
+mu ~ 3e-5; a larger one decays faster) the difference to the whole solve falls by ~10x per
+8 HR pixels of halo, from ~20% of the cube's range at no halo to float32 rounding (2-8e-6 of
+the range) at 32-48 px: 3 MSI bands at ratio 4 need ~32, one band (pan) ~48, at ratio 8 too.
+Hence HALO = 48 HR pixels; for a blur wider than these (kernel side > 12) the halo grows with
+it (HALO_PER_KERNEL: an assumption that the decay scales with the blur's reach, not measured).
+Conjugate gradients, and the ADMM run a fixed number of iterations, reach that (tests). The
+ADMM's default stopping rule is global (relative residuals of the whole problem): a tile stops
+by its own residuals, so there the tiled result is close to the whole one, not float-equal.
 """
 from __future__ import annotations
 
