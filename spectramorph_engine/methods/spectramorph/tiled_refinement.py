@@ -19,8 +19,10 @@ Measured (bench/README.md "Tiled refinement"; python -m bench.tiled_refinement h
 scene's terms, an asymmetric 7 x 5 PSF, P = 10 and a flawed network result (a small prior weight,
 mu ~ 3e-5; a larger one decays faster) the difference to the whole solve falls by ~10x per
 8 HR pixels of halo, from ~20% of the cube's range at no halo to float32 rounding (2-8e-6 of
-the range) at 32-48 px: 3 MSI bands at ratio 4 need ~32, one band (pan) ~48, at ratio 8 too.
-Hence HALO = 48 HR pixels; for a blur wider than these (kernel side > 12) the halo grows with
+the range) at 32-64 px: at ratio 4, 3 MSI bands need ~32 (CG) to 48 (ADMM, 100 iterations),
+one band (pan) 48-64; at ratio 8 one band 64 (1.2e-5). The ADMM's default ceiling of 200
+iterations reaches further: 1.7e-5 at 48, 6.7e-6 at 64. Hence HALO = 64 HR pixels and at
+least HALO_LR = 8 LR pixels; for a blur wider than these (kernel side > 12) the halo grows with
 it (HALO_PER_KERNEL: an assumption that the decay scales with the blur's reach, not measured).
 Conjugate gradients, and the ADMM run a fixed number of iterations, reach that (tests). The
 ADMM's default stopping rule is global (relative residuals of the whole problem): a tile stops
@@ -41,7 +43,8 @@ from .refinement import Refinement, SceneTerms, TV_TOL, CG_TOL, refine
 log = logging.getLogger(__name__)
 
 TILE = 256          # HR pixels per tile side (the window is TILE + 2 halo)
-HALO = 48           # HR pixels each side at least: the measured decay (module docstring)
+HALO = 64           # HR pixels each side at least: the measured decay (module docstring)
+HALO_LR = 8         # and at least this many LR pixels (ratio 8: 64 HR pixels)
 HALO_PER_KERNEL = 4     # and at least this many times the blur-and-average kernel's longer side
 
 
@@ -51,10 +54,10 @@ def aligned(n: int, ratio: int) -> int:
 
 
 def default_halo(psf, ratio: int) -> int:
-    """The halo (HR pixels, a multiple of the ratio) for this blur: HALO, or HALO_PER_KERNEL
-    kernel sides for a wider blur (its reach sets the decay's length)."""
+    """The halo (HR pixels, a multiple of the ratio) for this blur and ratio: HALO, HALO_LR LR
+    pixels, or HALO_PER_KERNEL kernel sides for a wider blur, whichever is widest."""
     kernel, _ = spatial.decimation_kernel(psf, ratio)
-    return aligned(max(HALO, HALO_PER_KERNEL * max(kernel.shape)), ratio)
+    return aligned(max(HALO, HALO_LR * int(ratio), HALO_PER_KERNEL * max(kernel.shape)), ratio)
 
 
 def grid_margin(psf, ratio: int) -> Tuple[int, int]:
