@@ -57,7 +57,8 @@ def halo(args) -> None:
         truth, msi, lr, psf, srf, alle, E = scene(args.size, ratio, bands)
         scale = float(truth.max() - truth.min())
         terms = scene_terms(alle, E, lr, psf, ratio, srf, subspace_dim=10)
-        for tv, kw in ((0.0, dict(iterations=300, cg_tol=3e-7)), (10.0, dict(tv_iterations=args.tv_iterations, tv_tol=None))):
+        for tv, kw in ((0.0, dict(iterations=300, cg_tol=3e-7)),
+                       (10.0, dict(tv_iterations=args.tv_iterations, tv_tol=None))):
             whole = refine(alle, E, lr, msi, psf, ratio, srf, subspace_dim=10, tv_weight=tv, **kw)
             zw = whole.delta @ whole.basis
             diffs = []

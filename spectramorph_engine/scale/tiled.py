@@ -98,7 +98,7 @@ class ChunkRefinement:
     refinement.scene_terms, then the network's LR residual summed over the chunks), the sensor
     model and the solver's settings."""
     terms: object                       # refinement.SceneTerms
-    psf: np.ndarray
+    psf: Optional[np.ndarray]           # None: no blur
     srf: np.ndarray                     # c x C, in use (with the fitted gain)
     offset: np.ndarray                  # (c,)
     settings: dict                      # refinement.refine's iterations, tv_weight, boundary, ...
@@ -224,7 +224,7 @@ def _chunk_refinement(cfg: FusionConfig, prep, device) -> "ChunkRefinement":
     srf, offset = prep.msi_model()
     c = srf.shape[0]
     h, w = prep.lr_hsi.shape[:2]
-    return ChunkRefinement(terms=terms, psf=np.asarray(prep.psf, dtype=np.float64),
+    return ChunkRefinement(terms=terms, psf=None if prep.psf is None else np.asarray(prep.psf, dtype=np.float64),
                            srf=np.asarray(srf, dtype=np.float64),
                            offset=np.zeros(c) if offset is None else np.asarray(offset, dtype=np.float64).reshape(c),
                            settings={**refinement_settings(cfg, prep, "cpu"), "device": None},
