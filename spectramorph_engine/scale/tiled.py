@@ -36,8 +36,9 @@ from a ground-truth cube in memory) are refused; no consistency figures, misfit
 map, abundance maps or log file are written. Each chunk's inference equals
 `run_fusion`'s to float tolerance; its refinement equals the whole-scene one to
 float tolerance with a fixed number of ADMM iterations, and is close with the
-default stopping rule, which each chunk applies to its own residuals
-(tiled_refinement.py, bench/README.md).
+default stopping rule, which each chunk applies to its own residuals, and
+within ~16 pixels of the scene's edge, where a real pair's free margin depends
+on the FFT grid (tiled_refinement.py, bench/README.md).
 
 Dask is imported inside the functions that need it only.
 """
