@@ -158,3 +158,8 @@ def test_a_low_memory_budget_tiles_the_refinement_and_says_so(pair, monkeypatch)
     assert memory.estimate_refinement((tile, tile, 3), P, 4, False) <= memory.HEADROOM * budget
     scale = float(p["truth"].max() - p["truth"].min())
     assert np.abs(_cube(tiled) - _cube(whole)).max() / scale < 2e-5
+    # a scene no wider than a tile and its halos: tiling would save nothing, the whole solve runs
+    seen.clear()
+    again = refine_result(config, prep, p["alle"], p["E"], device="cpu", progress=seen.append, halo=80)
+    said = [e.text for e in seen if isinstance(e, events.Message)]
+    assert "tiled" not in again.info and len(said) == 1 and "whole scene although" in said[0], said

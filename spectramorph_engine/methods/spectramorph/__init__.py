@@ -109,10 +109,14 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
         if not memory.fits(need, available):
             tile = tr.tile_for_budget(prep.hr_msi.shape, prep.ratio, P, K, config.refine_tv_weight > 0, margin,
                                       halo, memory.HEADROOM * available)
-            count = len(list(tr.tiles(H, W, prep.ratio, tile, halo)))
-            ev.say(progress, "info", f"the refinement runs tile by tile ({count} tiles of {tile} x {tile} pixels, "
-                                     f"halo {halo}): the whole-scene solve would need about {memory.fmt_bytes(need)} "
-                                     f"of memory and {memory.fmt_bytes(available)} is available", log)
+            short = (f"the whole-scene solve would need about {memory.fmt_bytes(need)} of memory and "
+                     f"{memory.fmt_bytes(available)} is available")
+            if tile is None:        # the scene is no wider than a tile's halo: tiling saves nothing
+                ev.say(progress, "warning", f"the refinement runs on the whole scene although {short}", log)
+            else:
+                count = len(list(tr.tiles(H, W, prep.ratio, tile, halo)))
+                ev.say(progress, "info", f"the refinement runs tile by tile ({count} tiles of {tile} x {tile} "
+                                         f"pixels, halo {halo}): {short}", log)
     if tile is None:
         return refine(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset,
                       msi_model_mse=msi_model_mse(prep), subspace_dim=P, trust=config.refine_trust,

@@ -73,16 +73,21 @@ def grid_margin(psf, ratio: int) -> Tuple[int, int]:
 
 
 def tile_for_budget(hr_shape, ratio: int, subspace: int, num_latents: int, tv: bool, margin, halo: int,
-                    budget: float) -> int:
+                    budget: float) -> Optional[int]:
     """The largest tile side (TILE halved until it fits, at least the ratio and a quarter of the
-    halo) whose window's solve (memory.estimate_refinement) fits in `budget` bytes."""
+    halo) whose window's solve (memory.estimate_refinement; the window clipped to the scene)
+    fits in `budget` bytes; the smallest when none fits; None when no window would be smaller
+    than the scene (tiling would save nothing)."""
     from ...core import memory
+    H, W = int(hr_shape[0]), int(hr_shape[1])
     c = hr_shape[2] if len(hr_shape) > 2 else 1
-    tile = aligned(min(TILE, max(hr_shape[0], hr_shape[1])), ratio)
+    tile = aligned(min(TILE, max(H, W)), ratio)
     floor = aligned(max(1, halo // 4), ratio)
+    if min(H, floor + 2 * halo) * min(W, floor + 2 * halo) >= H * W:
+        return None
     while tile > floor:
-        side = tile + 2 * halo
-        if memory.estimate_refinement((side, side, c), subspace, num_latents, tv, margin) <= budget:
+        window = (min(H, tile + 2 * halo), min(W, tile + 2 * halo), c)
+        if memory.estimate_refinement(window, subspace, num_latents, tv, margin) <= budget:
             break
         tile = aligned(tile // 2, ratio)
     return max(tile, floor)
