@@ -203,22 +203,23 @@ def test_tiled_inference_equals_the_in_process_result(client, tmp_path):
 
 
 def test_a_tiled_run_refines_each_chunk_as_the_whole_scene_run_does(client, tmp_path):
-    """128 x 128 HR pixels in 4 chunks of 64 (windows of 112 with the halo): the tiled run
-    refines (run.json says so, with the scene's prior weight) and scores within 0.1 dB PSNR of
-    run_fusion's whole-scene refinement against the truth."""
+    """192 x 192 HR pixels in 4 chunks of 96 (windows of 160 with the default halo of 64): the
+    tiled run refines (run.json says so, with the scene's prior weight) and scores within 0.1 dB
+    PSNR of run_fusion's whole-scene refinement against the truth."""
     zarr = pytest.importorskip("zarr")
     from spectramorph_engine.quality import metrics
     from spectramorph_engine.run.pipeline import run_fusion
     from spectramorph_engine.scale.tiled import run_tiled
     truth = []
-    make_pair(tmp_path, "r", seed=5, size=128, truth_out=truth)
+    make_pair(tmp_path, "r", seed=5, size=192, truth_out=truth)
     config = FusionConfig(**{**BASE, "refine": True, "hr_msi_file": str(tmp_path / "r_hr.npy"),
                              "lr_hsi_file": str(tmp_path / "r_lr.npy"), "output_dir": str(tmp_path / "tiled"),
                              "log_dir": str(tmp_path / "logs")})
-    out = run_tiled(config, client, chunk=64)
+    out = run_tiled(config, client, chunk=96)
     assert out["chunks"] == 4
     run = json.loads((tmp_path / "tiled" / "run.json").read_text())
     assert run["method_info"]["refined"] is True and run["tiled"]["not_done"]
+    assert run["method_info"]["refinement"]["tiled"]["halo"] == 64
     tiled = zarr.open_array(str(tmp_path / "tiled" / "hr_hsi.zarr"), mode="r")[:]
     whole = run_fusion(config.replace(output_dir=str(tmp_path / "whole")))
     assert whole.method_info["refined"] is True
