@@ -157,7 +157,7 @@ def main_run_tiled(args, config) -> int:
         workers = len(client.scheduler_info().get("workers", {}))
         if not args.quiet:
             print(f"tiled run on {workers} Dask worker{'s' if workers != 1 else ''} ({args.scheduler}): training "
-                  f"on one worker, then inference chunk by chunk", file=sys.stderr)
+                  f"on one worker, then inference (and the refinement) chunk by chunk", file=sys.stderr)
         out = tiled.run_tiled(config, client, chunk=args.chunk, threads=1, on_note=note)
     except KeyboardInterrupt:
         print("error: interrupted; no result was written", file=sys.stderr)

@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true", help="show tracebacks")
     run.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     run.add_argument("--tiles", action="store_true",
-                     help="one big scene across Dask workers: train once, infer chunk by chunk into hr_hsi.zarr "
-                          "(refinement off; see README, 'Many scenes / clusters')")
+                     help="one big scene across Dask workers: train once, infer and refine chunk by chunk into "
+                          "hr_hsi.zarr (see README, 'Many scenes / clusters')")
     run.add_argument("--scheduler", default="local", metavar="local|tcp://HOST:PORT",
                      help="with --tiles: a Dask LocalCluster (default) or a running scheduler's address")
     run.add_argument("--workers", type=int, default=None, metavar="N",

@@ -4,29 +4,41 @@
 
 1. One task (`fit_for_tiles`, on one worker) prepares the pair, learns the
    endmembers and trains the network exactly as `run_fusion` does, and returns
-   a `TiledModel`: the network's weights, the endmembers and the affine maps of
-   both images (small: no image in it).
+   a `TiledModel`: the network's weights, the endmembers, the affine maps of
+   both images and, with `refine` on, the refinement's global quantities that
+   the pair gives (subspace, noise, MSI weight: refinement.scene_terms) with its
+   sensor model (small: no image in it).
 2. The TiledModel is broadcast to every worker. The HR-MSI becomes a dask array
    whose chunks are read lazily from its file (GeoTIFF windows, HDF5 / v7.3 .mat
-   hyperslabs, .npy / ENVI memory maps); `map_blocks` turns each chunk into the
-   matching chunk of the HR-HSI with `inference.infer` (the network is per
-   pixel, so a chunk needs only its own pixels and, with the coarse spectral
-   prior, the LR-HSI pixels under it, read lazily too).
+   hyperslabs, .npy / ENVI memory maps). With the refinement, one pass over the
+   chunks sums the network's LR residual (each chunk's LR pixels, from a window
+   the blur's reach wider) for the prior weight, and the spec is broadcast again
+   with it. `map_blocks` then turns each chunk into the matching chunk of the
+   HR-HSI: `inference.infer` (the network is per pixel), and with the
+   refinement, on the chunk's window (the chunk plus the halo of
+   tiled_refinement.py, HR-MSI and LR-HSI read lazily) the refinement with the
+   scene's quantities, kept on the chunk: the whole-scene refinement tile by
+   tile, each chunk refined on a worker.
 3. The chunks go straight into a zarr store (`hr_hsi.zarr`), written by the
    workers into the run's staging folder; run.json and the endmember figure
    follow, and everything moves into output_dir together (outputs.StagedOutputs).
 
-No worker holds the HR-HSI cube, nor the driver: a worker holds one chunk at a
-time. The training worker holds what training needs: the LR-HSI and the HR-MSI
-(few bands; its 1/99 percentiles and the SRF fit need all of it).
+No worker holds the HR-HSI cube, nor the driver: a worker holds one chunk (and
+its window) at a time. The training worker holds what training needs: the
+LR-HSI and the HR-MSI (few bands; its 1/99 percentiles and the SRF fit need all
+of it).
 
-What tiled mode does not do (`NOT_DONE`, recorded in run.json): the refinement
-(a global solve over the whole cube) is turned off, and auto-selection (which
-compares global refinements) too; the classical methods (glp, hysure: global)
-and synthetic mode (its HR-MSI is made from a ground-truth cube in memory) are
-refused; no consistency figures, misfit map, abundance maps or log file are
-written. The result equals `run_fusion`'s with `refine: false, auto_select:
-false` to float tolerance.
+What tiled mode does not do (`NOT_DONE`, recorded in run.json): auto-selection
+(it compares whole-scene runs on the reduced pair) is turned off; a scene with
+nodata pixels is not refined (its masks are not carried to the chunks); the
+classical methods (glp, hysure: global) and synthetic mode (its HR-MSI is made
+from a ground-truth cube in memory) are refused; no consistency figures, misfit
+map, abundance maps or log file are written. Each chunk's inference equals
+`run_fusion`'s to float tolerance; its refinement equals the whole-scene one to
+float tolerance with a fixed number of ADMM iterations, and is close with the
+default stopping rule, which each chunk applies to its own residuals, and
+within ~16 pixels of the scene's edge, where a real pair's free margin depends
+on the FFT grid (tiled_refinement.py, bench/README.md).
 
 Dask is imported inside the functions that need it only.
 """
@@ -47,8 +59,8 @@ from ..core.errors import Cancelled, InputError
 DEFAULT_CHUNK = 512
 RESULT_NAME = "hr_hsi.zarr"
 NOT_DONE = [
-    "refinement (refine) turned off: it is a global solve over the whole cube",
-    "auto-selection (auto_select) turned off: it compares global refinements",
+    "auto-selection (auto_select) turned off: it compares whole-scene refinements on the reduced pair",
+    "the refinement turned off on a scene with nodata pixels",
     "no consistency figures, misfit map, abundance maps or log file",
 ]
 
@@ -78,10 +90,26 @@ class TiledModel:
     device: str
     wavelengths: Optional[np.ndarray] = None
     info: dict = field(default_factory=dict)   # for run.json (SRF note, loss, timings, ...)
+    refinement: Optional["ChunkRefinement"] = None     # None: the network's result alone
+
+
+@dataclass
+class ChunkRefinement:
+    """What a worker needs to refine its chunk: the scene's global quantities (computed once:
+    refinement.scene_terms, then the network's LR residual summed over the chunks), the sensor
+    model and the solver's settings."""
+    terms: object                       # refinement.SceneTerms
+    psf: Optional[np.ndarray]           # None: no blur
+    srf: np.ndarray                     # c x C, in use (with the fitted gain)
+    offset: np.ndarray                  # (c,)
+    settings: dict                      # refinement.refine's iterations, tv_weight, boundary, ...
+    halo: int                           # HR pixels each side (tiled_refinement.default_halo)
+    reach: int                          # HR pixels the blur reads past an LR pixel's block
+    lr_values: int                      # P x LR pixels: the residual's mean divides by it
 
 
 def check_config(config: FusionConfig, where: Optional[str] = None) -> FusionConfig:
-    """The settings a tiled run uses (refinement and auto-selection off), or InputError for a
+    """The settings a tiled run uses (auto-selection off), or InputError for a
     configuration tiled mode cannot run (`where`: the scene, for the sentence)."""
     where = f"{where}: " if where else ""
     if config.synthetic:
@@ -90,14 +118,11 @@ def check_config(config: FusionConfig, where: Optional[str] = None) -> FusionCon
     if config.method != "spectramorph":
         raise InputError(f"{where}tiled mode runs method spectramorph only; method '{config.method}' solves for "
                          f"the whole cube at once (run it without --tiles)")
-    return config.replace(refine=False, auto_select=False)
+    return config.replace(auto_select=False)
 
 
 def tiled_notes(config: FusionConfig) -> List[str]:
     notes = []
-    if config.refine:
-        notes.append("tiled mode turns the refinement off (refine: false): it is a global solve over the whole "
-                     "cube; the result is the network's, as run_fusion gives with refine: false")
     if config.auto_select:
         notes.append("tiled mode turns auto-selection off (auto_select: false): the configured settings run")
     return notes
@@ -156,6 +181,12 @@ def fit_for_tiles(config: dict, threads: Optional[int] = None) -> TiledModel:
             "final_loss": fitted.history.loss[-1] if fitted.history.loss else None,
             "epochs_run": getattr(fitted.history, "epochs_run", len(fitted.history.loss)),
             "nodata": None if masks is None else masks.summary()}
+    refinement = None
+    if cfg.refine and masks is None:
+        refinement = _chunk_refinement(cfg, prep, device)
+    elif cfg.refine:
+        info["warnings"].append("tiled mode does not refine a scene with nodata pixels: the result is the "
+                                "network's, as run_fusion gives with refine: false")
     value_range, units, lr_map = prep.value_range, _output_units(cfg, prep), prep.lr_units
     wavelengths, ratio = prep.wavelengths, prep.ratio
     hr_bad = None if masks is None else masks.hr_bad
@@ -180,7 +211,26 @@ def fit_for_tiles(config: dict, threads: Optional[int] = None) -> TiledModel:
                       lr_map=(float(lr_map[0]), float(lr_map[1])), hr_nodata=_nodata_of(cfg, hr_geo),
                       lr_nodata=_nodata_of(cfg, lr_geo), lr_has_nodata=bool(masks is not None and masks.lr_bad.any()),
                       value_range=tuple(value_range), units=None if units is None else tuple(units),
-                      batch_size=cfg.inference_batch_size, device=cfg.device, wavelengths=wavelengths, info=info)
+                      batch_size=cfg.inference_batch_size, device=cfg.device, wavelengths=wavelengths, info=info,
+                      refinement=refinement)
+
+
+def _chunk_refinement(cfg: FusionConfig, prep, device) -> "ChunkRefinement":
+    """The refinement's settings and the global quantities a training worker can compute from
+    the pair (subspace, noise, MSI weight); the prior weight waits for the chunks' residual."""
+    from ..methods.spectramorph import refinement_settings, refinement_terms
+    from ..methods.spectramorph.refinement import blur_reach
+    from ..methods.spectramorph.tiled_refinement import default_halo
+    terms = refinement_terms(cfg, prep, device=device)
+    srf, offset = prep.msi_model()
+    c = srf.shape[0]
+    h, w = prep.lr_hsi.shape[:2]
+    return ChunkRefinement(terms=terms, psf=None if prep.psf is None else np.asarray(prep.psf, dtype=np.float64),
+                           srf=np.asarray(srf, dtype=np.float64),
+                           offset=np.zeros(c) if offset is None else np.asarray(offset, dtype=np.float64).reshape(c),
+                           settings={**refinement_settings(cfg, prep, "cpu"), "device": None},
+                           halo=default_halo(prep.psf, prep.ratio), reach=blur_reach(prep.psf, prep.ratio),
+                           lr_values=int(terms.basis.shape[0] * h * w))
 
 
 # --------------------------------------------------------------------------- on every worker
@@ -231,21 +281,75 @@ def _normalised(raw: np.ndarray, low: float, span: float, nodata):
     return x, bad
 
 
+def _window(spec: TiledModel, box, pad: int):
+    """(HR-MSI window normalised, its no-data pixels, the LR-HSI window under it or None, the
+    window's (a0, a1, b0, b1)): `box` (r0, r1, c0, c1) widened by `pad` HR pixels on each side
+    inside the scene (both multiples of the ratio, so the window starts on an LR pixel)."""
+    r = spec.ratio
+    H, W = spec.hr_shape[:2]
+    r0, r1, c0, c1 = box
+    a0, a1, b0, b1 = max(0, r0 - pad), min(H, r1 + pad), max(0, c0 - pad), min(W, c1 + pad)
+    x, bad = _normalised(read_window(spec.hr_file, (a0, a1), (b0, b1)), spec.hr_map[0], spec.hr_map[1],
+                         spec.hr_nodata)
+    lr = lr_bad = None
+    if spec.use_prior or spec.lr_has_nodata or spec.refinement is not None:
+        lr_raw = read_window(spec.lr_file, (a0 // r, -(-a1 // r)), (b0 // r, -(-b1 // r)))
+        lr, lr_bad = _normalised(lr_raw, spec.lr_map[0], spec.lr_map[1], spec.lr_nodata)
+    return x, bad, lr, lr_bad, (a0, a1, b0, b1)
+
+
+def _latents(spec: TiledModel, x, lr):
+    from ..methods.spectramorph.inference import infer
+    net, device = _network(spec)
+    _, alle = infer(net, x, spec.endmembers, lr_hsi=lr if spec.use_prior else None, ratio=spec.ratio,
+                    batch_size=spec.batch_size, device=device, mix=False)
+    return alle, device
+
+
+def lr_residual_chunk(box: tuple, spec: TiledModel) -> float:
+    """The network's LR residual in the refinement's subspace (refinement.lr_residual_window) over
+    the LR pixels of `box`, from a window the blur's reach wider: the chunks' sum is the whole
+    scene's."""
+    from ..methods.spectramorph.refinement import lr_residual_window
+    ref, r = spec.refinement, spec.ratio
+    x, _, lr, _, (a0, a1, b0, b1) = _window(spec, box, ref.reach)
+    alle, device = _latents(spec, x, lr)
+    r0, r1, c0, c1 = box
+    own = lr[(r0 - a0) // r:(r1 - a0) // r, (c0 - b0) // r:(c1 - b0) // r]
+    return lr_residual_window(alle, spec.endmembers, own, ref.psf, r, ref.terms.basis, top=r0 - a0,
+                              left=c0 - b0, device=device)
+
+
 def fuse_chunk(msi_raw: np.ndarray, spec: TiledModel, block_info=None) -> np.ndarray:
     """One HR-MSI chunk (as read from the file) -> the HR-HSI chunk (float32, in the output's
-    units, NaN where there is no data)."""
-    from ..methods.spectramorph.inference import infer
+    units, NaN where there is no data). With a refinement the chunk's window (the chunk and the
+    halo) is read again from the files, and the window's refinement kept on the chunk."""
+    from ..methods.spectramorph.inference import mix_latents
+    from ..methods.spectramorph.refinement import refine
     (r0, r1), (c0, c1) = block_info[0]["array-location"][:2]
-    net, device = _network(spec)
-    x, bad = _normalised(np.asarray(msi_raw), spec.hr_map[0], spec.hr_map[1], spec.hr_nodata)
     r = spec.ratio
-    lr = lr_bad = None
-    if spec.use_prior or spec.lr_has_nodata:
-        # chunks start on LR pixel boundaries (their side is a multiple of the ratio)
-        lr_raw = read_window(spec.lr_file, (r0 // r, -(-r1 // r)), (c0 // r, -(-c1 // r)))
-        lr, lr_bad = _normalised(lr_raw, spec.lr_map[0], spec.lr_map[1], spec.lr_nodata)
-    hr, _ = infer(net, x, spec.endmembers, lr_hsi=lr if spec.use_prior else None, ratio=r,
-                  batch_size=spec.batch_size, device=device, value_range=spec.value_range)
+    ref = spec.refinement
+    if ref is None:
+        x, bad = _normalised(np.asarray(msi_raw), spec.hr_map[0], spec.hr_map[1], spec.hr_nodata)
+        lr = lr_bad = None
+        if spec.use_prior or spec.lr_has_nodata:
+            # chunks start on LR pixel boundaries (their side is a multiple of the ratio)
+            lr_raw = read_window(spec.lr_file, (r0 // r, -(-r1 // r)), (c0 // r, -(-c1 // r)))
+            lr, lr_bad = _normalised(lr_raw, spec.lr_map[0], spec.lr_map[1], spec.lr_nodata)
+        alle, device = _latents(spec, x, lr)
+        latents, basis = alle, spec.endmembers
+    else:
+        x, bad, lr, lr_bad, (a0, a1, b0, b1) = _window(spec, (r0, r1, c0, c1), ref.halo)
+        alle, device = _latents(spec, x, lr)
+        part = refine(alle, spec.endmembers, lr, x, ref.psf, r, ref.srf, ref.offset, terms=ref.terms,
+                      **{**ref.settings, "device": device})
+        keep = (slice(r0 - a0, r1 - a0), slice(c0 - b0, c1 - b0))
+        latents = np.concatenate([alle[keep], part.delta[keep]], axis=2)
+        basis = np.concatenate([spec.endmembers, part.basis], axis=0)
+        bad = bad[keep]
+        if lr_bad is not None:
+            lr_bad = lr_bad[(r0 - a0) // r:, (c0 - b0) // r:]
+    hr = mix_latents(latents, basis, batch_size=spec.batch_size, device=device, value_range=spec.value_range)
     if spec.units is not None:
         offset, span = spec.units
         hr *= np.float32(span)
@@ -310,6 +414,8 @@ def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads
         side = chunk_side(chunk, spec.ratio)
         [spec_future] = client.scatter([spec], broadcast=True, hash=False)
         msi = hr_msi_array(spec, side)
+        if spec.refinement is not None:
+            spec, spec_future = _with_prior_weight(client, spec, spec_future, msi.chunks)
         hr = da.map_blocks(fuse_chunk, msi, spec_future, chunks=(msi.chunks[0], msi.chunks[1], (spec.num_bands,)),
                            dtype=np.float32, meta=np.empty((0, 0, 0), dtype=np.float32))
         store = staged.path(RESULT_NAME)
@@ -342,7 +448,8 @@ def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads
                       "lr_hsi_offset": spec.lr_map[0], "lr_hsi_span": spec.lr_map[1]},
             "method": "spectramorph",
             "method_info": {"prior": spec.use_prior, "num_endmembers": int(spec.endmembers.shape[0]),
-                            "refined": False, "epochs_run": spec.info.get("epochs_run")},
+                            "refined": spec.refinement is not None, "epochs_run": spec.info.get("epochs_run"),
+                            **({} if spec.refinement is None else {"refinement": _refinement_record(spec)})},
             "timings_s": timings,
             "final_loss": spec.info.get("final_loss"),
             "warnings": spec.info.get("warnings", []),
@@ -356,6 +463,42 @@ def run_tiled(config: FusionConfig, client, chunk: Optional[int] = None, threads
                 "workers": workers, "timings": timings}
     finally:
         staged.abort()       # a no-op after the commit
+
+
+def _chunk_boxes(chunks) -> List[tuple]:
+    """(r0, r1, c0, c1) of every chunk of a dask array's `chunks`, raster order."""
+    rows = np.cumsum((0,) + tuple(chunks[0]))
+    cols = np.cumsum((0,) + tuple(chunks[1]))
+    return [(int(rows[i]), int(rows[i + 1]), int(cols[j]), int(cols[j + 1]))
+            for i in range(len(rows) - 1) for j in range(len(cols) - 1)]
+
+
+def _with_prior_weight(client, spec: TiledModel, spec_future, chunks):
+    """The refinement's prior weight from the network's LR residual, summed over the chunks on
+    the workers (each chunk's own LR pixels once); the spec broadcast again with it."""
+    from dataclasses import replace
+    from ..methods.spectramorph.refinement import with_lr_residual
+    parts = client.gather(client.map(lr_residual_chunk, _chunk_boxes(chunks), spec=spec_future, pure=False))
+    ref = spec.refinement
+    terms = with_lr_residual(ref.terms, float(sum(parts)), ref.lr_values)
+    spec = replace(spec, refinement=replace(ref, terms=terms))
+    [spec_future] = client.scatter([spec], broadcast=True, hash=False)
+    return spec, spec_future
+
+
+def _refinement_record(spec: TiledModel) -> dict:
+    """run.json's record of a chunked refinement (what a whole-scene run's method_info.refinement
+    holds that is known before the chunks run)."""
+    ref = spec.refinement
+    t = ref.terms
+    return {"subspace_dim": int(t.basis.shape[0]), "noise_variance": t.noise_variance,
+            "lr_residual_visible": t.visible, "prior_weight": t.prior_weight, "trust": t.trust,
+            "msi_weight": t.msi_weight, "msi_model_error": t.model_error,
+            "tv_weight": ref.settings["tv_weight"] * t.noise_variance,
+            "iterations_max": ref.settings["tv_iterations" if ref.settings["tv_weight"] > 0 else "iterations"],
+            "tiled": {"tile": "the chunk", "halo": ref.halo,
+                      "stop": "each chunk's own stopping rule" if ref.settings["tv_weight"] > 0 else
+                              "conjugate gradients to tolerance per chunk"}}
 
 
 def _describe_store(store: Path, spec: TiledModel) -> None:

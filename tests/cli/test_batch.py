@@ -29,8 +29,9 @@ BASE = {"synthetic": False, "epochs": 40, "hidden_size": 32, "num_endmembers": 3
         "refine": False, "device": "cpu"}
 
 
-def make_pair(folder: Path, stem: str, seed: int, size: int = 32, bands: int = 24):
-    """An HR-MSI (4 bands) / LR-HSI (ratio 4) pair mixed from 3 random spectra, as .npy files."""
+def make_pair(folder: Path, stem: str, seed: int, size: int = 32, bands: int = 24, truth_out=None):
+    """An HR-MSI (4 bands) / LR-HSI (ratio 4) pair mixed from 3 random spectra, as .npy files
+    (`truth_out`: a list the ground truth is appended to)."""
     rng = np.random.default_rng(seed)
     spectra = rng.uniform(0.1, 1.0, (3, bands))
     maps = gaussian_filter(rng.dirichlet(np.ones(3), (size, size)), (2, 2, 0))
@@ -39,6 +40,8 @@ def make_pair(folder: Path, stem: str, seed: int, size: int = 32, bands: int = 2
     lr = area_downsample(blur(truth, make_psf("gaussian", 1.0, 5)), RATIO).astype(np.float32)
     np.save(folder / f"{stem}_hr.npy", msi)
     np.save(folder / f"{stem}_lr.npy", lr)
+    if truth_out is not None:
+        truth_out.append(truth)
     return msi, lr
 
 
@@ -178,9 +181,11 @@ def test_tiled_inference_equals_the_in_process_result(client, tmp_path):
     notes = []
     out = run_tiled(config, client, chunk=8, on_note=notes.append)
     assert out["chunks"] == 16
-    assert any("refinement off" in n for n in notes)       # said, not silently dropped
+    assert any("auto-selection off" in n for n in notes)       # said, not silently dropped
     run = json.loads((tmp_path / "tiled" / "run.json").read_text())
-    assert run["config_used"]["refine"] is False and run["tiled"]["not_done"]
+    assert run["config_used"]["auto_select"] is False and run["tiled"]["not_done"]
+    # a scene with nodata pixels is not refined in tiled mode: said in run.json
+    assert run["method_info"]["refined"] is False and any("nodata" in w for w in run["warnings"])
     tiled = zarr.open_array(str(tmp_path / "tiled" / "hr_hsi.zarr"), mode="r")
     assert tiled.chunks == (8, 8, 24)
     reference = run_fusion(config.replace(refine=False, auto_select=False, output_dir=str(tmp_path / "ref")))
@@ -195,6 +200,38 @@ def test_tiled_inference_equals_the_in_process_result(client, tmp_path):
     assert batch.complete_run(config) is not None
     from spectramorph_engine.scale.tiled import run_batch_tiled
     assert run_batch_tiled([scene], client)[0]["status"] == "skipped (complete)"
+
+
+def test_a_tiled_run_refines_each_chunk_as_the_whole_scene_run_does(client, tmp_path):
+    """192 x 192 HR pixels in 4 chunks of 96 (windows of 160 with the default halo of 64): the
+    tiled run refines (run.json says so, with the scene's prior weight) and scores within 0.1 dB
+    PSNR of run_fusion's whole-scene refinement against the truth."""
+    zarr = pytest.importorskip("zarr")
+    from spectramorph_engine.quality import metrics
+    from spectramorph_engine.run.pipeline import run_fusion
+    from spectramorph_engine.scale.tiled import run_tiled
+    truth = []
+    make_pair(tmp_path, "r", seed=5, size=192, truth_out=truth)
+    config = FusionConfig(**{**BASE, "refine": True, "hr_msi_file": str(tmp_path / "r_hr.npy"),
+                             "lr_hsi_file": str(tmp_path / "r_lr.npy"), "output_dir": str(tmp_path / "tiled"),
+                             "log_dir": str(tmp_path / "logs")})
+    out = run_tiled(config, client, chunk=96)
+    assert out["chunks"] == 4
+    run = json.loads((tmp_path / "tiled" / "run.json").read_text())
+    assert run["method_info"]["refined"] is True and run["tiled"]["not_done"]
+    assert run["method_info"]["refinement"]["tiled"]["halo"] == 64
+    tiled = zarr.open_array(str(tmp_path / "tiled" / "hr_hsi.zarr"), mode="r")[:]
+    whole = run_fusion(config.replace(output_dir=str(tmp_path / "whole")))
+    assert whole.method_info["refined"] is True
+    assert run["method_info"]["refinement"]["prior_weight"] == pytest.approx(
+        whole.method_info["refinement"]["prior_weight"], rel=1e-4)
+    expected = np.load(tmp_path / "whole" / "hr_hsi.npy")
+    unrefined = run_fusion(config.replace(refine=False, output_dir=str(tmp_path / "net")))
+    # the scores in the result's units: the truth mapped as the LR-HSI was (units: input)
+    psnr = [metrics.psnr(truth[0], cube) for cube in (tiled, expected)]
+    assert abs(psnr[0] - psnr[1]) < 0.1, psnr
+    assert psnr[1] > metrics.psnr(truth[0], np.load(tmp_path / "net" / "hr_hsi.npy"))
+    assert unrefined.method_info["refined"] is False
 
 
 # --------------------------------------------------------------------------- manifests and exit codes

@@ -59,20 +59,71 @@ def refinement_subspace(config) -> int:
     return int(config.refine_subspace or max(config.num_endmembers, REFINE_MIN_SUBSPACE))
 
 
-def refine_result(config, prep, alle, endmembers, *, device, progress=None, cancel=None):
-    """refinement.refine with the config's settings (and the boundary rule of the classical methods)."""
-    from .refinement import refine
-    from .._ops import boundary_for
-    srf, offset = prep.msi_model()
+def msi_model_mse(prep):
+    """A real pair's SRF fit residual per band (from the fit PSNR, data range 1): the model error
+    the refinement weighs the MSI by (None: not fitted)."""
     fit = prep.srf_fit or {}
-    # a real pair's SRF fit residual per band (the fit PSNR, data range 1): the model error the
-    # refinement weighs the MSI by
-    mse = None if not fit.get("psnr_per_band") else 10.0 ** (-np.asarray(fit["psnr_per_band"], dtype=np.float64) / 10.0)
-    return refine(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset, msi_model_mse=mse,
-                  subspace_dim=refinement_subspace(config), trust=config.refine_trust,
-                  msi_weight=config.refine_msi_weight, iterations=config.refine_iterations,
-                  tv_weight=config.refine_tv_weight, tv_iterations=config.refine_iterations,
-                  boundary=boundary_for(prep), device=device, progress=progress, cancel=cancel)
+    if not fit.get("psnr_per_band"):
+        return None
+    return 10.0 ** (-np.asarray(fit["psnr_per_band"], dtype=np.float64) / 10.0)
+
+
+def refinement_settings(config, prep, device) -> dict:
+    """The keyword arguments of refinement.refine that come from the config and the pair
+    (iterations, TV, border rule), beside the arrays."""
+    from .._ops import boundary_for
+    return dict(iterations=config.refine_iterations, tv_weight=config.refine_tv_weight,
+                tv_iterations=config.refine_iterations, boundary=boundary_for(prep), device=device)
+
+
+def refinement_terms(config, prep, alle=None, endmembers=None, *, device="cpu", cancel=None):
+    """refinement.scene_terms for this config and pair (alle None: without the network's
+    residual, which the Dask run sums chunk by chunk)."""
+    from .refinement import scene_terms
+    h, w, C = prep.lr_hsi.shape
+    srf, _ = prep.msi_model()
+    return scene_terms(alle, endmembers, prep.lr_hsi, prep.psf, prep.ratio, srf,
+                       subspace_dim=max(1, min(refinement_subspace(config), C, h * w)), trust=config.refine_trust,
+                       msi_weight=config.refine_msi_weight, msi_model_mse=msi_model_mse(prep), device=device,
+                       cancel=cancel)
+
+
+def refine_result(config, prep, alle, endmembers, *, device, progress=None, cancel=None, tile=None, halo=None):
+    """refinement.refine with the config's settings (and the boundary rule of the classical methods).
+    Tile by tile (tiled_refinement.py) when `tile` (HR pixels) is given, or when the memory
+    guard's estimate of the whole-scene solve exceeds the memory available (said in a Message);
+    `halo`: the tiles' halo (default tiled_refinement.default_halo)."""
+    from ...core import memory
+    from .refinement import refine
+    from . import tiled_refinement as tr
+    srf, offset = prep.msi_model()
+    solve = dict(refinement_settings(config, prep, device), progress=progress, cancel=cancel)
+    H, W, K = alle.shape
+    h, w, C = prep.lr_hsi.shape
+    P = max(1, min(refinement_subspace(config), C, h * w))
+    halo = tr.default_halo(prep.psf, prep.ratio) if halo is None else int(halo)
+    if tile is None:
+        margin = tr.grid_margin(prep.psf, prep.ratio)
+        need = memory.estimate_refinement(prep.hr_msi.shape, P, K, config.refine_tv_weight > 0, margin)
+        available = memory.available_bytes()
+        if not memory.fits(need, available):
+            tile = tr.tile_for_budget(prep.hr_msi.shape, prep.ratio, P, K, config.refine_tv_weight > 0, margin,
+                                      halo, memory.HEADROOM * available)
+            short = (f"the whole-scene solve would need about {memory.fmt_bytes(need)} of memory and "
+                     f"{memory.fmt_bytes(available)} is available")
+            if tile is None:        # the scene is no wider than a tile's halo: tiling saves nothing
+                ev.say(progress, "warning", f"the refinement runs on the whole scene although {short}", log)
+            else:
+                count = len(list(tr.tiles(H, W, prep.ratio, tile, halo)))
+                ev.say(progress, "info", f"the refinement runs tile by tile ({count} tiles of {tile} x {tile} "
+                                         f"pixels, halo {halo}): {short}", log)
+    if tile is None:
+        return refine(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset,
+                      msi_model_mse=msi_model_mse(prep), subspace_dim=P, trust=config.refine_trust,
+                      msi_weight=config.refine_msi_weight, **solve)
+    terms = refinement_terms(config, prep, alle, endmembers, device=device, cancel=cancel)
+    return tr.refine_tiled(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset,
+                           terms=terms, tile=tile, halo=halo, **solve)
 
 
 @dataclass

@@ -54,6 +54,8 @@ NOISE_SAMPLE_PIXELS = 20000     # LR pixels used to estimate the noise (a stride
 TV_TOL = 5e-5
 TV_CHECK_EVERY = 10
 TV_WARM_START = False
+# conjugate gradients stop at this relative residual ||b - A x|| / ||b|| (float32 reaches it)
+CG_TOL = 1e-6
 
 
 @dataclass
@@ -123,48 +125,157 @@ class _SpatialModel:
         return self._conv(up, self.kernel_adj)
 
 
+@dataclass
+class SceneTerms:
+    """The refinement's global quantities: computed once from the whole scene, so that a tile
+    (tiled_refinement.py) solves the same problem as the whole-scene solve restricted to it."""
+    basis: np.ndarray              # V, P x C float64, orthonormal rows
+    noise_variance: float          # s_h^2
+    visible: float                 # the network's LR residual in the subspace, less the noise
+    prior_weight: float            # mu = s_h^2 / s_d^2
+    msi_weight: float              # w_m after the model error
+    model_error: float
+    trust: float
+
+
+def lr_residual_window(alle, endmembers, lr_own, psf, ratio: int, basis, top: int = 0, left: int = 0, *,
+                       device="cpu") -> float:
+    """sum over the LR pixels `lr_own` of ||V (Y_h - D(alle @ endmembers))||^2, where `alle` is an
+    HR window reaching `top` rows and `left` columns (multiples of the ratio) before those
+    pixels' own HR pixels and at least the blur's reach past them on every side inside the
+    scene, so that no LR pixel of `lr_own` sees the window's edge (only the scene's)."""
+    dev = torch.device(device)
+    f32 = dict(dtype=torch.float32, device=dev)
+    r = int(ratio)
+    h, w = lr_own.shape[:2]
+    model = _SpatialModel(psf, r, dev)
+    E = torch.as_tensor(np.asarray(endmembers, dtype=np.float64), **f32)
+    Vt = torch.as_tensor(np.asarray(basis, dtype=np.float64), **f32)
+    with torch.no_grad():
+        A = torch.as_tensor(np.ascontiguousarray(np.asarray(alle, dtype=np.float32).transpose(2, 0, 1)), **f32)
+        fit = model.forward(A)[:, top // r:top // r + h, left // r:left // r + w]
+        fit = torch.einsum("khw,kc->chw", fit, E)
+        y = torch.as_tensor(np.ascontiguousarray(np.asarray(lr_own, dtype=np.float32).transpose(2, 0, 1)), **f32)
+        res = torch.einsum("chw,pc->phw", y - fit, Vt)
+        return float(torch.sum(res * res, dtype=torch.float64))
+
+
+def blur_reach(psf, ratio: int) -> int:
+    """HR pixels (a multiple of the ratio) past an LR pixel's own block that its blur reads."""
+    k = spatial.check_psf(psf)
+    return -(-(max(k.shape) // 2) // int(ratio)) * int(ratio)
+
+
+def lr_residual_sum(alle, endmembers, lr_hsi, psf, ratio: int, basis, *, device="cpu", cancel=None,
+                    rows: int = 64) -> float:
+    """lr_residual_window over the whole scene, `rows` LR rows at a time (each block degraded
+    with the HR rows the blur reaches past it, so the sum equals the whole image's), never the
+    whole K x H x W stack at once."""
+    r = int(ratio)
+    H, h = alle.shape[0], lr_hsi.shape[0]
+    over = blur_reach(psf, r)
+    total = 0.0
+    for i0 in range(0, h, rows):
+        ev.check_cancel(cancel)
+        i1 = min(h, i0 + rows)
+        a0, a1 = max(0, i0 * r - over), min(H, i1 * r + over)
+        total += lr_residual_window(alle[a0:a1], endmembers, lr_hsi[i0:i1], psf, r, basis, top=i0 * r - a0,
+                                    device=device)
+    return total
+
+
+def with_lr_residual(terms: "SceneTerms", lr_residual: float, lr_values: int) -> "SceneTerms":
+    """`terms` with the network's visible error and the prior weight from lr_residual_sum's total
+    over `lr_values` (P x LR pixels) values."""
+    import dataclasses
+    sigma2 = terms.noise_variance
+    visible = float(lr_residual) / max(1, int(lr_values)) - sigma2
+    # Normalised by the noise: data weight 1, prior weight mu = s_h^2 / s_d^2.
+    spread = max(visible, 1e-6 * sigma2)
+    return dataclasses.replace(terms, visible=visible, prior_weight=sigma2 / (terms.trust * spread))
+
+
+def scene_terms(alle, endmembers, lr_hsi, psf, ratio: int, srf, *, subspace_dim: int = 7, trust: float = 8.0,
+                msi_weight: float = 1.0, msi_model_mse=None, device="cpu", cancel=None,
+                lr_residual: Optional[float] = None) -> SceneTerms:
+    """The global quantities of the module docstring's problem (see `refine`). `lr_residual`: the
+    sum `lr_residual_sum` gives, when the caller has it; `alle` None and no `lr_residual`: the
+    terms without the visible error and prior weight (NaN), which the Dask run adds once its
+    chunks have summed the residual (with_lr_residual)."""
+    h, w, C = lr_hsi.shape
+    R = np.asarray(srf, dtype=np.float64).reshape(-1, C)
+    P = int(max(1, min(subspace_dim, C, h * w)))
+    V64 = subspace_basis(lr_hsi, P)
+    ev.check_cancel(cancel)
+    sigma2 = noise_variance(lr_hsi)
+    ev.check_cancel(cancel)
+    model_error = 0.0
+    if msi_model_mse is not None:
+        # the fit residual an exact linear model would leave: the LR-HSI's noise through each SRF
+        # row, and the MSI's (the same per value, by the weight-1 convention) averaged over r x r
+        expected = sigma2 * (np.sum(R * R, axis=1) + 1.0 / (ratio * ratio))
+        model_error = float(np.mean(np.maximum(0.0, np.asarray(msi_model_mse, dtype=np.float64).reshape(-1)
+                                                 - expected)))
+        msi_weight = msi_weight * sigma2 / (sigma2 + model_error)
+    terms = SceneTerms(basis=V64, noise_variance=sigma2, visible=float("nan"), prior_weight=float("nan"),
+                       msi_weight=msi_weight, model_error=model_error, trust=trust)
+    if alle is None and lr_residual is None:
+        return terms            # the caller adds the network's residual later (with_lr_residual)
+    if lr_residual is None:
+        lr_residual = lr_residual_sum(alle, endmembers, lr_hsi, psf, ratio, V64, device=device, cancel=cancel)
+    return with_lr_residual(terms, lr_residual, P * h * w)
+
+
 def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, psf,
            ratio: int, srf: np.ndarray, offset=None, *, subspace_dim: int = 7, trust: float = 8.0,
            msi_weight: float = 1.0, iterations: int = 40, tv_weight: float = 0.0, tv_iterations: int = 100,
            boundary: str = "zero", device="cpu", progress=None, cancel=None,
-           stage: str = "refine", msi_model_mse=None) -> Refinement:
+           stage: str = "refine", msi_model_mse=None, terms: Optional[SceneTerms] = None,
+           tv_tol: Optional[float] = TV_TOL, cg_tol: float = CG_TOL) -> Refinement:
     """The correction Delta of the module docstring for the result alle @ endmembers.
 
     alle H x W x K, endmembers K x C, lr_hsi h x w x C, hr_msi H x W x c, srf c x C, offset (c,).
     `tv_weight` > 0 adds HySure's vector total variation of the refined cube's subspace
     coefficients to the objective (solved by HySure's ADMM with the network's result as a fifth,
-    quadratic term, `tv_iterations` iterations from the network's coefficients; `boundary` as
-    there); 0 keeps the quadratic problem, solved by conjugate gradients.
+    quadratic term, `tv_iterations` iterations from the network's coefficients, stopping once its
+    relative residuals reach `tv_tol` (None: all of them); `boundary` as there); 0 keeps the
+    quadratic problem, solved by conjugate gradients (at most `iterations`, to a relative
+    residual `cg_tol`).
     `msi_model_mse` (c,): how far the pair's HR-MSI on the LR grid is from the LR-HSI seen through
     `srf` (the SRF fit's mean squared residual per band, real pairs): what exceeds the two
     images' noise there is model error -- a camera the linear SRF cannot describe (gamma) -- and
     counts as MSI noise: the MSI weight becomes msi_weight * s_h^2 / (s_h^2 + that error).
     Measured on the blind bench's gamma-1/2.2 pairs: a lower MSI weight gains 1-1.6 dB there.
+    `terms`: the global quantities (`scene_terms`) when these arrays are a window of a bigger
+    scene (tiled_refinement.py); then subspace_dim, trust, msi_weight and msi_model_mse are not used.
     """
     t0 = time.perf_counter()
     dev = torch.device(device)
     H, W, K = alle.shape
     h, w, C = lr_hsi.shape
     c = hr_msi.shape[2] if hr_msi.ndim == 3 else 1
-    P = int(max(1, min(subspace_dim, C, h * w)))
-    V64 = subspace_basis(lr_hsi, P)
-    ev.check_cancel(cancel)
-    sigma2 = noise_variance(lr_hsi)
-    ev.check_cancel(cancel)
+    if terms is None:
+        terms = scene_terms(alle, endmembers, lr_hsi, psf, ratio, srf, subspace_dim=subspace_dim, trust=trust,
+                            msi_weight=msi_weight, msi_model_mse=msi_model_mse, device=dev, cancel=cancel)
+    V64, sigma2, visible, mu = terms.basis, terms.noise_variance, terms.visible, terms.prior_weight
+    msi_weight, model_error, trust = terms.msi_weight, terms.model_error, terms.trust
+    P = V64.shape[0]
     R = np.asarray(srf, dtype=np.float64).reshape(c, C)
     off = np.zeros(c) if offset is None else np.asarray(offset, dtype=np.float64).reshape(c)
-    model_error = 0.0
-    if msi_model_mse is not None:
-        # the fit residual an exact linear model would leave: the LR-HSI's noise through each SRF
-        # row, and the MSI's (the same per value, by the weight-1 convention) averaged over r x r
-        expected = sigma2 * (np.sum(R * R, axis=1) + 1.0 / (ratio * ratio))
-        model_error = float(np.mean(np.maximum(0.0, np.asarray(msi_model_mse, dtype=np.float64).reshape(c)
-                                                 - expected)))
-        msi_weight = msi_weight * sigma2 / (sigma2 + model_error)
     E64 = np.asarray(endmembers, dtype=np.float64)
     f32 = dict(dtype=torch.float32, device=dev)
     model = _SpatialModel(psf, ratio, dev)
     ev.emit(progress, ev.StageProgress(stage, 0.0))
+    if tv_weight > 0:
+        # the TV weight is relative to the noise variance: data terms and TV keep their
+        # balance at any noise level (a fixed weight over-smooths clean pairs, under-smooths
+        # noisy ones: measured 30 dB vs 35 dB scenes, issue 8 notes)
+        ref = _refine_tv(alle, endmembers, lr_hsi, hr_msi, psf, ratio, R, off, V64, mu, sigma2, visible,
+                         trust=trust, msi_weight=msi_weight, tv_weight=tv_weight * sigma2,
+                         iterations=tv_iterations, tol=tv_tol,
+                         boundary=boundary, device=dev, progress=progress, cancel=cancel, stage=stage, t0=t0)
+        ref.info["msi_model_error"] = model_error
+        return ref
     with torch.no_grad():
         A = torch.as_tensor(np.ascontiguousarray(alle.transpose(2, 0, 1)), **f32)        # K x H x W
         # LR residual of the network's result, in the subspace (P x h x w)
@@ -175,7 +286,6 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
         Vt = torch.as_tensor(V64, **f32)                                                   # P x C
         res_h = torch.einsum("chw,pc->phw", res_h, Vt)
         del lr_fit
-        visible = float(res_h.square().mean()) - sigma2
         ev.check_cancel(cancel)
         # MSI residual (c x H x W), a block of rows at a time (a big scene takes seconds)
         msi = np.asarray(hr_msi, dtype=np.float32).reshape(H, W, c)
@@ -189,20 +299,6 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
         del A
         RV = torch.as_tensor(R @ V64.T, **f32)                                             # c x P
         G = torch.as_tensor(msi_weight * (V64 @ R.T @ R @ V64.T), **f32)                   # P x P
-        # Normalised by the noise: data weight 1, prior weight mu = s_h^2 / s_d^2.
-        spread = max(visible, 1e-6 * sigma2)
-        mu = sigma2 / (trust * spread)
-        if tv_weight > 0:
-            del res_h, res_m
-            # the TV weight is relative to the noise variance: data terms and TV keep their
-            # balance at any noise level (a fixed weight over-smooths clean pairs, under-smooths
-            # noisy ones: measured 30 dB vs 35 dB scenes, issue 8 notes)
-            ref = _refine_tv(alle, endmembers, lr_hsi, hr_msi, psf, ratio, R, off, V64, mu, sigma2, visible,
-                             trust=trust, msi_weight=msi_weight, tv_weight=tv_weight * sigma2,
-                             iterations=tv_iterations,
-                             boundary=boundary, device=dev, progress=progress, cancel=cancel, stage=stage, t0=t0)
-            ref.info["msi_model_error"] = model_error
-            return ref
         b = model.adjoint(res_h) + msi_weight * torch.einsum("chw,cp->phw", res_m, RV)
         del res_h, res_m
 
@@ -212,18 +308,19 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
         x = torch.zeros_like(b)
         r = b.clone()
         p = r.clone()
-        rs = float(r.square().sum())
+        rs = float(torch.sum(r * r, dtype=torch.float64))
         rs0 = rs
+        rs_new = rs
         it = 0
         for it in range(1, int(iterations) + 1):
             ev.check_cancel(cancel)
             ap = normal_op(p)
-            alpha = rs / max(float((p * ap).sum()), 1e-300)
+            alpha = rs / max(float(torch.sum(p * ap, dtype=torch.float64)), 1e-300)
             x.add_(p, alpha=alpha)
             r.sub_(ap, alpha=alpha)
-            rs_new = float(r.square().sum())
+            rs_new = float(torch.sum(r * r, dtype=torch.float64))
             ev.emit(progress, ev.StageProgress(stage, it / iterations))
-            if rs_new <= 1e-12 * rs0:
+            if rs_new <= cg_tol * cg_tol * rs0:
                 break
             p.mul_(rs_new / rs).add_(r)
             rs = rs_new
@@ -238,7 +335,7 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
 
 
 def _refine_tv(alle, endmembers, lr_hsi, hr_msi, psf, ratio, R, offset, V64, mu, sigma2, visible, *, trust,
-               msi_weight, tv_weight, iterations, boundary, device, progress, cancel, stage, t0) -> Refinement:
+               msi_weight, tv_weight, iterations, tol, boundary, device, progress, cancel, stage, t0) -> Refinement:
     """The refinement with HySure's vector TV: methods.hysure.solve with the network's result
     as the prior (weight mu), in the same subspace; Delta = X - X0."""
     from ..hysure import solve
@@ -252,7 +349,7 @@ def _refine_tv(alle, endmembers, lr_hsi, hr_msi, psf, ratio, R, offset, V64, mu,
                                      boundary=boundary, msi_weight=msi_weight, tv_weight=tv_weight,
                                      iterations=iterations, device=device, cancel=cancel, tick=tick,
                                      basis=V64, prior_latents=alle, prior_mixing=endmembers, prior_weight=mu,
-                                     warm_start=TV_WARM_START, tol=TV_TOL, check_every=TV_CHECK_EVERY,
+                                     warm_start=TV_WARM_START, tol=tol, check_every=TV_CHECK_EVERY,
                                      record_objective=False)
     x0 = np.asarray(alle, dtype=np.float32) @ (np.asarray(endmembers, dtype=np.float64) @ E).astype(np.float32)
     delta = coeff - x0
