@@ -577,11 +577,9 @@ class AppState(QObject):
 
     # ------------------------------------------------------------------ other tasks
     def warm_up_engine(self) -> None:
-        """torch's first training step imports hundreds of modules, pausing this thread for up
-        to half a second at a time: done on the task thread while the window opens (after the
-        jobs already queued), not when Run is pressed."""
-        import spectramorph_engine
-        self.workers.submit(spectramorph_engine.warm_up, lambda _v: None, None, "")
+        """torch's first step (engine.warm_up) on the task thread as the window opens, not at Run."""
+        from spectramorph_engine import warm_up
+        self.workers.submit(warm_up, lambda _v: None, None, "")
 
     def run_task(self, fn: Callable, label: str, on_done: Optional[Callable] = None,
                  on_error: Optional[Callable] = None) -> None:
