@@ -299,21 +299,22 @@ class ImageView(pg.GraphicsLayoutWidget):
             hint.setHeight(self.heightForWidth(hint.width()))
         return hint
 
-    def set_image(self, array: Optional[np.ndarray], levels=None) -> None:
+    def set_image(self, array: Optional[np.ndarray], levels=None, extent=None) -> None:
         """Show `array` (H x W, or H x W x 3 RGB) with fixed `levels`: (lo, hi), or one (lo, hi)
-        row per colour channel; the view's default levels when None."""
+        row per colour channel; the view's default levels when None. `extent` (H, W): `array`
+        is already a thinned copy of an image of that size (previews), drawn over its extent."""
         if array is None:
             self.image.clear()
             self._shape = None
             self.marker.clear()
             return
-        new_shape = array.shape[:2]
+        new_shape = tuple(extent) if extent is not None else array.shape[:2]
         levels = self.levels if levels is None else levels
         shown, step = display_copy(array)
+        step = max(step, int(round(new_shape[0] / shown.shape[0])))
         self.image.setImage(shown, autoLevels=False, levels=levels)
         # drawn over the full image's extent: coordinates stay the full image's pixels
-        self.image.setRect(QRectF(0, 0, new_shape[1], new_shape[0]) if step > 1 else
-                           QRectF(0, 0, shown.shape[1], shown.shape[0]))
+        self.image.setRect(QRectF(0, 0, new_shape[1], new_shape[0]))
         self.display_step = step
         if new_shape != self._shape:
             self._shape = new_shape

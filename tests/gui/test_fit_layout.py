@@ -124,3 +124,8 @@ def test_the_scrolling_docks_need_no_sideways_scrolling(qtbot, window):
         area = window.findChild(QScrollArea, f"scroll_{name}")
         bar = area.horizontalScrollBar()
         assert bar.maximum() == 0, f"the {name} dock scrolls sideways by {bar.maximum()} px"
+    window.docks["data"].raise_()
+    window.data_panel.real_radio.setChecked(True)          # the real-world form, with its pair buttons
+    qtbot.wait(200)
+    bar = window.findChild(QScrollArea, "scroll_data").horizontalScrollBar()
+    assert bar.maximum() == 0, f"the real-world Data form scrolls sideways by {bar.maximum()} px"

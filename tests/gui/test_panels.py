@@ -602,3 +602,20 @@ def test_an_aligned_pair_says_what_was_done_in_the_data_panel(qtbot, window, tmp
     qtbot.waitUntil(lambda: window.state.prepare_error is not None and not window.state.preparing, timeout=60000)
     assert "do not cover the same ground" in window.data_panel.info_label.text()
     assert not errors
+
+
+def test_the_data_previews_of_a_big_pair_are_thumbnails_over_the_full_extent(qtbot):
+    """A 2048^2 HR-MSI's preview is composed and stretched from every 4th pixel (it took 0.3-0.6 s
+    of the GUI thread when taken whole), drawn over the image's full extent so that its pixel
+    coordinates stay the image's."""
+    from spectramorph_gui.panels.data_panel import PREVIEW_MAX_SIDE, _thumbnail
+    from spectramorph_gui.panels.plotting import ImageView
+    cube = np.random.default_rng(0).random((2048, 2048, 4), dtype=np.float32)
+    thumb = _thumbnail(cube, [2, 1, 0])
+    assert thumb.shape == (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE, 3)
+    np.testing.assert_array_equal(thumb[5, 7], cube[20, 28, [2, 1, 0]])
+    view = ImageView("HR-MSI")
+    qtbot.addWidget(view)
+    view.set_image(thumb, levels=[[0, 1]] * 3, extent=cube.shape[:2])
+    rect = view.image.mapRectToParent(view.image.boundingRect())
+    assert (rect.width(), rect.height()) == (2048, 2048) and view.display_step == 4
