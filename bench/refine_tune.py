@@ -3,7 +3,7 @@ every refinement variant on that same network's result, scored against the truth
 
     python -m bench.refine_tune --scenes usgs-a,holdout --settings aniso-r4c4,moffat-r8c1 --seeds 1,2
 
-A variant is (start, trust, tv weight, iteration ceiling): start "cold" is today's ADMM from the
+A variant is (name, start, trust, tv weight, iteration ceiling[, subspace]): start "cold" is today's ADMM from the
 network's coefficients; "warm" starts from the exact solution without the VTV
 (refinement.TV_WARM_START). Prints PSNR, iterations and seconds per variant, and the paired
 difference to today's default.
@@ -26,6 +26,12 @@ VARIANTS = [
     ("warm-t2-tv80", "warm", 2.0, 80.0, 60),
     ("warm-t2-tv160", "warm", 2.0, 160.0, 60),
     ("warm-t4-tv160", "warm", 4.0, 160.0, 60),
+]
+# --subspace: today's default against smaller subspaces (the cost of an iteration is linear in it)
+SUBSPACE_VARIANTS = [
+    ("default", "cold", 8.0, 10.0, 200),
+    ("P7", "cold", 8.0, 10.0, 200, 7),
+    ("P5", "cold", 8.0, 10.0, 200, 5),
 ]
 
 
@@ -64,9 +70,10 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None):
         return _score(truth, c * span + offset, setting.ratio)
 
     rows = {"network": {**score(alle @ E), "iterations": 0, "seconds": 0.0}}
-    for name, start, trust, tv, iters in variants:
+    for name, start, trust, tv, iters, *rest in variants:
         refinement.TV_WARM_START = start == "warm"
-        v = cfg.replace(refine_trust=trust, refine_tv_weight=tv, refine_iterations=iters)
+        v = cfg.replace(refine_trust=trust, refine_tv_weight=tv, refine_iterations=iters,
+                        refine_subspace=rest[0] if rest else None)
         t1 = time.perf_counter()
         ref = sm.refine_result(v, prep, alle, E, device="cpu")
         sec = time.perf_counter() - t1
@@ -83,12 +90,14 @@ def main(argv=None):
     p.add_argument("--seeds", default="1,2")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--subspace", action="store_true", help="compare subspace sizes instead (SUBSPACE_VARIANTS)")
     a = p.parse_args(argv)
+    variants = SUBSPACE_VARIANTS if a.subspace else VARIANTS
     results = []
     for sc in a.scenes.split(","):
         for st in a.settings.split(","):
             for seed in (int(s) for s in a.seeds.split(",")):
-                r = run_case(sc, st, seed, VARIANTS, a.epochs)
+                r = run_case(sc, st, seed, variants, a.epochs)
                 results.append(r)
                 base = r["rows"]["default"]["PSNR"]
                 cells = []
@@ -99,7 +108,7 @@ def main(argv=None):
                 if a.json:
                     with open(a.json, "w") as fh:
                         json.dump(results, fh)
-    names = [v[0] for v in VARIANTS]
+    names = [v[0] for v in variants]
     print("\nvariant          mean dB vs default   worst   mean s   mean iterations")
     for n in names:
         d = [r["rows"][n]["PSNR"] - r["rows"]["default"]["PSNR"] for r in results]
