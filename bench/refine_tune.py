@@ -30,8 +30,11 @@ VARIANTS = [
 # --subspace: today's default against smaller subspaces (the cost of an iteration is linear in it)
 SUBSPACE_VARIANTS = [
     ("default", "cold", 8.0, 10.0, 200),
-    ("P7", "cold", 8.0, 10.0, 200, 7),
     ("P5", "cold", 8.0, 10.0, 200, 5),
+    ("P7", "cold", 8.0, 10.0, 200, 7),
+    ("P8", "cold", 8.0, 10.0, 200, 8),
+    ("P12", "cold", 8.0, 10.0, 200, 12),
+    ("P15", "cold", 8.0, 10.0, 200, 15),
 ]
 
 
