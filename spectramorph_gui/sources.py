@@ -49,3 +49,16 @@ def load_source(path: str, key: Optional[str] = None) -> DataSource:
     cube = io.load_cube(path, key=key, allow_invalid=True)    # NaN/nodata: masked in real-world runs
     label = path if key is None else f"{path} [{key}]"
     return source_from_cube(cube, label, path=path, key=key)
+
+
+def leave_demo_folders(config):
+    """`config` with the demo's own output and log folders (outputs/demo, logs/demo) back at the
+    general defaults when it is a real pair's: they are not where its outputs belong."""
+    from spectramorph_engine import FusionConfig
+    from spectramorph_engine.run.demo import demo_config
+    if config.synthetic:
+        return config
+    demo, plain = demo_config(), FusionConfig()
+    changes = {k: getattr(plain, k) for k in ("output_dir", "log_dir")
+               if getattr(config, k) == getattr(demo, k)}
+    return config.replace(**changes) if changes else config

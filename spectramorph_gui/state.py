@@ -22,7 +22,8 @@ from spectramorph_engine import FusionConfig, InputError
 from spectramorph_engine.run.config import KEYS
 
 from .progress import History, RunProgress
-from .sources import DataSource, load_demo_source, load_source, source_from_cube  # noqa: F401 (re-exported)
+from .sources import (DataSource, leave_demo_folders, load_demo_source, load_source,  # noqa: F401 (re-exported)
+                      source_from_cube)
 from .worker import Workers
 
 # Keys that change nothing before training: editing them needs no new preview.
@@ -209,7 +210,7 @@ class AppState(QObject):
         changes = {"truth": dict(synthetic=True, mat_file=path, mat_key=key),
                    "hr_msi": dict(synthetic=False, hr_msi_file=path),
                    "lr_hsi": dict(synthetic=False, lr_hsi_file=path)}[role]
-        config = self._leave_demo_folders(self.config.replace(**changes))
+        config = leave_demo_folders(self.config.replace(**changes))
         other = {"hr_msi": self.lr_hsi, "lr_hsi": self.hr_msi}.get(role)
         hint = (" To replace both images with a pair of another size, use Open pair…"
                 if other is not None else "")
@@ -220,22 +221,10 @@ class AppState(QObject):
                   lr_key: Optional[str] = None, on_done: Optional[Callable] = None) -> None:
         """Real-world mode: an HR-MSI and an LR-HSI together (all or nothing), so a new pair of
         another size replaces the old one without meeting it half-way."""
-        config = self._leave_demo_folders(self.config.replace(synthetic=False, hr_msi_file=hr_path,
+        config = leave_demo_folders(self.config.replace(synthetic=False, hr_msi_file=hr_path,
                                                               lr_hsi_file=lr_path))
         self._try_commit(lambda: {"hr_msi": load_source(hr_path, hr_key), "lr_hsi": load_source(lr_path, lr_key)},
                          config, f"Loading {hr_path} and {lr_path}", on_done=on_done)
-
-    @staticmethod
-    def _leave_demo_folders(config):
-        """The demo's own output and log folders (outputs/demo, logs/demo) are not where a
-        real pair's outputs belong: they go back to the general defaults."""
-        from spectramorph_engine.run.demo import demo_config
-        demo, plain = demo_config(), FusionConfig()
-        if config.synthetic:
-            return config
-        changes = {k: getattr(plain, k) for k in ("output_dir", "log_dir")
-                   if getattr(config, k) == getattr(demo, k)}
-        return config.replace(**changes) if changes else config
 
     def open_config(self, path: str, on_done: Optional[Callable] = None) -> None:
         """Load a YAML/JSON config and the files it names; all or nothing."""

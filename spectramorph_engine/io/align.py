@@ -93,23 +93,15 @@ def _invert(t):
     return tuple(~_affine(t))[:6]
 
 
-def _to_hr_pixels(hr_geo, lr_geo, cols, rows):
-    """LR-file pixel coordinates (cols, rows: corners) -> HR pixel coordinates (u, v)."""
-    xs, ys = _apply(lr_geo.transform, cols, rows)
-    if hr_geo.crs and lr_geo.crs and not _same_crs(hr_geo.crs, lr_geo.crs):
+def _pixels_in(src: GeoInfo, dst: GeoInfo, cols, rows):
+    """Pixel coordinates (cols, rows) of image `src` -> pixel coordinates of image `dst` (through
+    map coordinates, reprojected when the CRSs differ)."""
+    xs, ys = _apply(src.transform, cols, rows)
+    if src.crs and dst.crs and not _same_crs(src.crs, dst.crs):
         from rasterio.warp import transform
-        xs, ys = transform(_crs(lr_geo, hr_geo), _crs(hr_geo, lr_geo), list(np.ravel(xs)), list(np.ravel(ys)))
-    u, v = _apply(_invert(hr_geo.transform), xs, ys)
+        xs, ys = transform(_crs(src, dst), _crs(dst, src), list(np.ravel(xs)), list(np.ravel(ys)))
+    u, v = _apply(_invert(dst.transform), xs, ys)
     return np.asarray(u, float), np.asarray(v, float)
-
-
-def _to_lr_pixels(hr_geo, lr_geo, u, v):
-    xs, ys = _apply(hr_geo.transform, u, v)
-    if hr_geo.crs and lr_geo.crs and not _same_crs(hr_geo.crs, lr_geo.crs):
-        from rasterio.warp import transform
-        xs, ys = transform(_crs(hr_geo, lr_geo), _crs(lr_geo, hr_geo), list(np.ravel(xs)), list(np.ravel(ys)))
-    j, i = _apply(_invert(lr_geo.transform), xs, ys)
-    return np.asarray(j, float), np.asarray(i, float)
 
 
 def _outline(h: int, w: int, n: int = 33):
@@ -128,7 +120,7 @@ def plan_alignment(hr_geo: GeoInfo, hr_shape, hr_what: str, lr_geo: GeoInfo, lr_
     H, W = int(hr_shape[0]), int(hr_shape[1])
     h, w = int(lr_shape[0]), int(lr_shape[1])
     # The LR pixel's size in HR pixels, at the LR image's centre (where a CRS change distorts least)
-    u, v = _to_hr_pixels(hr_geo, lr_geo, [w / 2, w / 2 + 1, w / 2], [h / 2, h / 2, h / 2 + 1])
+    u, v = _pixels_in(lr_geo, hr_geo, [w / 2, w / 2 + 1, w / 2], [h / 2, h / 2, h / 2 + 1])
     ratio_x, ratio_y = math.hypot(u[1] - u[0], v[1] - v[0]), math.hypot(u[2] - u[0], v[2] - v[0])
     r = int(round((ratio_x + ratio_y) / 2))
     hx, hy = hr_geo.pixel_size()
@@ -138,9 +130,9 @@ def plan_alignment(hr_geo: GeoInfo, hr_shape, hr_what: str, lr_geo: GeoInfo, lr_
                          f"({ratio_x:.3g} x {ratio_y:.3g} HR pixels per LR pixel): the LR pixel must be a whole "
                          f"number (>= 2) of HR pixels, to within {100 * RATIO_TOLERANCE:.0f}%")
     # Phase of the nested grid: the HR pixel boundary nearest the LR file's origin
-    ou, ov = _to_hr_pixels(hr_geo, lr_geo, [0.0], [0.0])
+    ou, ov = _pixels_in(lr_geo, hr_geo, [0.0], [0.0])
     pc, pr = int(round(ou[0])) % r, int(round(ov[0])) % r
-    cu, cv = _to_hr_pixels(hr_geo, lr_geo, *_outline(h, w))
+    cu, cv = _pixels_in(lr_geo, hr_geo, *_outline(h, w))
     tol = 0.5          # HR pixels: an LR pixel may reach this far past the footprint (rounding the phase)
 
     def span(lo, hi, size, phase):
@@ -156,7 +148,7 @@ def plan_alignment(hr_geo: GeoInfo, hr_shape, hr_what: str, lr_geo: GeoInfo, lr_
     hr_t = _affine(hr_geo.transform) @ Affine.translation(c0, r0)
     lr_t = hr_t @ Affine.scale(r)
     # Where the nested grid's origin falls in the LR file's pixels: its fraction is the shift
-    j, i = _to_lr_pixels(hr_geo, lr_geo, [c0, c0 + r * nw], [r0, r0 + r * nh])
+    j, i = _pixels_in(hr_geo, lr_geo, [c0, c0 + r * nw], [r0, r0 + r * nh])
     fj, fi = float(j[0] - round(j[0])), float(i[0] - round(i[0]))
     la, lb, _lc, ld, le, _lf = lr_geo.transform
     shift_m = (la * fj + lb * fi, ld * fj + le * fi)
@@ -170,7 +162,7 @@ def plan_alignment(hr_geo: GeoInfo, hr_shape, hr_what: str, lr_geo: GeoInfo, lr_
             or max(map(abs, size_change)) > NESTED_EPS)
     # the LR file's pixels the nested grid covers (its outline there, within the file; a whole
     # pixel block when the grids differ only by a sub-pixel move)
-    oj, oi = _to_lr_pixels(hr_geo, lr_geo, *(np.asarray(v) * r + off for v, off in
+    oj, oi = _pixels_in(hr_geo, lr_geo, *(np.asarray(v) * r + off for v, off in
                                               zip(_outline(nh, nw), (c0, r0))))
     i0, j0 = max(0, int(math.floor(oi.min() + 0.5))), max(0, int(math.floor(oj.min() + 0.5)))
     i1, j1 = min(h, int(math.floor(oi.max() + 0.5))), min(w, int(math.floor(oj.max() + 0.5)))

@@ -115,6 +115,12 @@ class TransposedDataset:
 
 
 # ----------------------------------------------------------------------------- helpers
+def three_axes(key) -> tuple:
+    """An index of a rows x cols x bands lazy array as a 3-tuple (missing axes: whole)."""
+    key = key if isinstance(key, tuple) else (key,)
+    return key + (slice(None),) * (3 - len(key))
+
+
 def release_pages(array) -> None:
     """Drop the pages a read-only memory map has touched from this process's resident memory
     (they stay in the OS page cache, so reading them again is fast). A pass over a memory-mapped

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..core.errors import InputError
-from .common import TRUNCATED, Cube, _check_file, _finish, _read_blocks, _reading, _short
+from .common import TRUNCATED, Cube, _check_file, _finish, _read_blocks, _reading, _short, three_axes
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +173,7 @@ class ScaledRaster:
         return self.shape[0]
 
     def __getitem__(self, key):
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (3 - len(key))
+        key = three_axes(key)
         parts = []
         for view, name in zip(self.views, self.names):
             try:

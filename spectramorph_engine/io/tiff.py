@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from .common import Cube, WAVELENGTH_NAMES, _check_declared, _finish, _numeric_dtype, _reading, _to_nm
+from .common import (Cube, WAVELENGTH_NAMES, _check_declared, _finish, _numeric_dtype, _reading, _to_nm,
+                     three_axes)
 
 
 def _band_first(shape) -> bool:
@@ -83,9 +84,7 @@ class WindowedRaster:
 
     def __getitem__(self, key):
         from rasterio.windows import Window
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (3 - len(key))
+        key = three_axes(key)
         spans, squeeze = [], []
         for axis, k in enumerate(key[:2]):
             n = self.shape[axis]

@@ -6,22 +6,14 @@ import pytest
 from spectramorph_engine.sensors import degradation, psf as psf_mod
 from spectramorph_engine.quality import metrics
 from spectramorph_engine.methods.spectramorph.refinement import noise_variance, refine, subspace_basis
+from blocky_scene import blocky_scene
 
 
-def _scene(H=64, W=64, C=40, K=4, seed=0):
-    """Smooth-spectra materials mixed by blocky abundances: a ground truth with known parts."""
-    rng = np.random.default_rng(seed)
-    wl = np.linspace(0, 1, C)
-    E = np.stack([0.2 + 0.6 * np.exp(-0.5 * ((wl - m) / 0.15) ** 2) for m in rng.uniform(0, 1, K)])
-    A = rng.random((H // 8, W // 8, K)) ** 3
-    A = np.repeat(np.repeat(A, 8, 0), 8, 1)
-    A /= A.sum(axis=2, keepdims=True)
-    return (A @ E).astype(np.float32), A.astype(np.float32), E.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def pair():
-    truth, A, E = _scene()
+    truth, A, E = blocky_scene()
     psf = psf_mod.make_psf("gaussian", 1.5, 3)
     srf = np.zeros((3, 40))
     for i, (a, b) in enumerate(((0, 14), (13, 27), (26, 40))):

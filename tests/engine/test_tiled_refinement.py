@@ -10,19 +10,12 @@ from spectramorph_engine.methods.spectramorph.refinement import lr_residual_sum,
 from spectramorph_engine.methods.spectramorph.tiled_refinement import default_halo, refine_tiled, tiles
 from spectramorph_engine.run.results import PreparedInputs
 from spectramorph_engine.sensors import degradation
+from blocky_scene import blocky_scene
 
 SIZE, RATIO, P = 160, 4, 10
 HALO = 48       # see test_tiled_refinement_equals_the_whole_scene_refinement
 
 
-def _scene(H, W, C=40, K=4, seed=0):
-    rng = np.random.default_rng(seed)
-    wl = np.linspace(0, 1, C)
-    E = np.stack([0.2 + 0.6 * np.exp(-0.5 * ((wl - m) / 0.15) ** 2) for m in rng.uniform(0, 1, K)])
-    A = rng.random((H // 8, W // 8, K)) ** 3
-    A = np.repeat(np.repeat(A, 8, 0), 8, 1)
-    A /= A.sum(axis=2, keepdims=True)
-    return (A @ E).astype(np.float32), A.astype(np.float32), E.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +23,7 @@ def pair():
     """160 x 160 x 40 at ratio 4, 3 MSI bands, an asymmetric 7 x 5 PSF (no symmetry a wrong
     orientation or offset could hide behind), and a flawed network result (smooth abundance
     errors) for the refinement to repair."""
-    truth, A, E = _scene(SIZE, SIZE)
+    truth, A, E = blocky_scene(SIZE, SIZE)
     rng = np.random.default_rng(3)
     psf = rng.random((7, 5)) * np.outer(np.hanning(9)[1:-1], np.hanning(7)[1:-1])
     psf /= psf.sum()
