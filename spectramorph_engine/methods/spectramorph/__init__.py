@@ -55,8 +55,10 @@ def training_input_lr(prep) -> np.ndarray:
 REFINE_MIN_SUBSPACE = 10   # HySure's subspace size: real and richer scenes need more than K = 7 (issue 8 notes)
 
 
-def refinement_subspace(config) -> int:
-    return int(config.refine_subspace or max(config.num_endmembers, REFINE_MIN_SUBSPACE))
+def refinement_subspace(config, prep) -> int:
+    """The refinement's subspace dimension P: the config's, at most the LR-HSI's bands and pixels."""
+    h, w, C = prep.lr_hsi.shape
+    return max(1, min(int(config.refine_subspace or max(config.num_endmembers, REFINE_MIN_SUBSPACE)), C, h * w))
 
 
 def msi_model_mse(prep):
@@ -80,10 +82,9 @@ def refinement_terms(config, prep, alle=None, endmembers=None, *, device="cpu", 
     """refinement.scene_terms for this config and pair (alle None: without the network's
     residual, which the Dask run sums chunk by chunk)."""
     from .refinement import scene_terms
-    h, w, C = prep.lr_hsi.shape
     srf, _ = prep.msi_model()
     return scene_terms(alle, endmembers, prep.lr_hsi, prep.psf, prep.ratio, srf,
-                       subspace_dim=max(1, min(refinement_subspace(config), C, h * w)), trust=config.refine_trust,
+                       subspace_dim=refinement_subspace(config, prep), trust=config.refine_trust,
                        msi_weight=config.refine_msi_weight, msi_model_mse=msi_model_mse(prep), device=device,
                        cancel=cancel)
 
@@ -99,8 +100,7 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
     srf, offset = prep.msi_model()
     solve = dict(refinement_settings(config, prep, device), progress=progress, cancel=cancel)
     H, W, K = alle.shape
-    h, w, C = prep.lr_hsi.shape
-    P = max(1, min(refinement_subspace(config), C, h * w))
+    P = refinement_subspace(config, prep)
     halo = tr.default_halo(prep.psf, prep.ratio) if halo is None else int(halo)
     if tile is None:
         margin = tr.grid_margin(prep.psf, prep.ratio)
