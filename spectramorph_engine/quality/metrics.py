@@ -54,6 +54,7 @@ from .scores import PSNR_CAP_DB, score_cubes
 
 CONVENTIONS = ("spec", "original")
 METRIC_NAMES = ("RMSE", "PSNR", "SSIM", "UIQI", "ERGAS", "SAM")
+WINDOWED_METRICS = ("SSIM", "UIQI")     # computed over windows of neighbouring pixels
 SEWAR_ERGAS_RATIO = 4      # sewar's ergas() default r = 1/4, the factor 100 * r = 100 / 4
 
 # Name -> (unit, higher_is_better, one-line description), for the GUI table.
@@ -324,11 +325,43 @@ def compute_all(truth, est, ratio, convention="spec", cancel=None) -> dict:
     return out
 
 
-def compute_many(truth, estimates, ratio, cancel=None, names=None) -> list:
+def compute_many(truth, estimates, ratio, cancel=None, names=None, valid=None) -> list:
     """compute_all (spec convention) of each estimate against one truth, in one pass over the
-    truth: a list of dicts, in the order of `estimates`. `names`: a subset of the six keys."""
+    truth: a list of dicts, in the order of `estimates`. `names`: a subset of the six keys.
+
+    `valid` (H x W bool, None: all): the pixels that count (a real pair's nodata left out).
+    RMSE, PSNR, ERGAS and SAM are taken over those pixels alone. SSIM and UIQI are windowed
+    and a window cannot skip pixels: there each estimate's left-out pixels are given the
+    truth's values, so they count as agreeing and the windows around them are mostly scored
+    on valid pixels."""
     checked = [_check_pair(truth, est) for est in estimates]
     if not (isinstance(ratio, (int, float, np.integer, np.floating)) and ratio > 0):
         raise InputError(f"ERGAS needs a positive resolution ratio, got {ratio!r}")
     truth = checked[0][0] if checked else _check_pair(truth, truth)[0]
-    return score_cubes(truth, [e for _, e in checked], ratio, names=names or METRIC_NAMES, cancel=cancel)
+    names = tuple(names or METRIC_NAMES)
+    ests = [e for _, e in checked]
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != truth.shape[:2]:
+            raise InputError(f"the valid-pixel mask {valid.shape} does not match the cubes {truth.shape[:2]}")
+    if valid is None or valid.all():
+        return score_cubes(truth, ests, ratio, names=names, cancel=cancel)
+    if not valid.any():
+        raise InputError("no valid pixel left to score")
+    pixelwise = tuple(n for n in names if n not in WINDOWED_METRICS)
+    windowed = tuple(n for n in names if n in WINDOWED_METRICS)
+    out = [dict() for _ in ests]
+    if pixelwise:      # the valid pixels as one column: per-pixel sums need no neighbours
+        column = score_cubes(truth[valid][:, None, :], [np.asarray(e)[valid][:, None, :] for e in ests], ratio,
+                             names=pixelwise, cancel=cancel)
+        for o, c in zip(out, column):
+            o.update(c)
+    if windowed:
+        filled = []
+        for e in ests:
+            e = np.array(e, dtype=np.float32)
+            e[~valid] = truth[~valid]
+            filled.append(e)
+        for o, c in zip(out, score_cubes(truth, filled, ratio, names=windowed, cancel=cancel)):
+            o.update(c)
+    return [{n: o[n] for n in names} for o in out]

@@ -124,6 +124,16 @@ def reduced_pair(prep: PreparedInputs, cancel=None):
     return sub, lr_ref
 
 
+def reduced_reference_valid(prep: PreparedInputs, lr_ref):
+    """The pixels of `lr_ref` (reduced_pair's reference) that hold data (h' x w' bool), or None
+    when all do: the LR pixels the run left out (nodata, an alignment's empty border) were
+    filled from their neighbours and must not be scored as if the fusion had reproduced them."""
+    if prep.masks is None:
+        return None
+    valid = ~np.asarray(prep.masks.lr_out, dtype=bool)[:lr_ref.shape[0], :lr_ref.shape[1]]
+    return None if valid.all() else valid
+
+
 def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, cancel) -> dict:
     """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI.
     `config`: the settings the result was made with (epochs cut to those run when training
@@ -134,6 +144,10 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
     k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
     out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
+    valid = reduced_reference_valid(prep, lr_ref)
     fused, base = metrics.compute_many(lr_ref, [np.asarray(out.hr_hsi), bicubic_upsample(sub.lr_hsi, prep.ratio)],
-                                       prep.ratio, cancel=cancel)
-    return {"fusion": fused, "bicubic": base, "shape": list(lr_ref.shape)}
+                                       prep.ratio, cancel=cancel, valid=valid)
+    report = {"fusion": fused, "bicubic": base, "shape": list(lr_ref.shape)}
+    if valid is not None:
+        report["pixels_scored"] = int(valid.sum())
+    return report

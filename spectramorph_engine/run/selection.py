@@ -61,9 +61,9 @@ def candidate_changes(config, msi_bands: int, max_k: int, ratio: int) -> list:
     return out
 
 
-def _psnr_sam(metrics, reference, fused, ratio) -> dict:
-    """PSNR and SAM in one pass over the cubes."""
-    return metrics.compute_many(reference, [fused], ratio, names=("PSNR", "SAM"))[0]
+def _psnr_sam(metrics, reference, fused, ratio, valid=None) -> dict:
+    """PSNR and SAM in one pass over the cubes, over the `valid` pixels (None: all)."""
+    return metrics.compute_many(reference, [fused], ratio, names=("PSNR", "SAM"), valid=valid)[0]
 
 
 def select_settings(config, prep, progress=None, cancel=None) -> dict:
@@ -73,7 +73,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     "seconds" and "summary" (one sentence for the log and the app)."""
     from ..quality import metrics
     from ..methods.spectramorph.inference import mix_latents
-    from .fuse import fuse_with_method, reduced_pair
+    from .fuse import fuse_with_method, reduced_pair, reduced_reference_valid
     t0 = time.perf_counter()
     c = prep.hr_msi.shape[2]
     h, w, C = prep.lr_hsi.shape
@@ -89,6 +89,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
                 "seconds": time.perf_counter() - t0, "reduced_shape": [hr, wr, C],
                 "summary": f"auto-selection skipped: {reason}"}
     sub, lr_ref = reduced_pair(prep, cancel)
+    valid = reduced_reference_valid(prep, lr_ref)
     max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
     epochs = max(1, int(round(config.epochs * SELECT_EPOCH_FRACTION)))
     cands = candidate_changes(config, c, max_k, r)
@@ -101,14 +102,14 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
                                epochs=epochs, auto_select=False)
         out = fuse_with_method(trial, sub, progress=None, cancel=cancel)
         fused = np.asarray(out.hr_hsi)
-        rows.append({"label": label, "changes": changes, **_psnr_sam(metrics, lr_ref, fused, r),
+        rows.append({"label": label, "changes": changes, **_psnr_sam(metrics, lr_ref, fused, r, valid),
                      "seconds": time.perf_counter() - t1})
         if label == "configured" and changes["refine"]:
             # the same network without the refinement: no second training
             t2 = time.perf_counter()
             plain = mix_latents(out.alle, out.endmembers, device="cpu", value_range=sub.value_range)
             rows.append({"label": "refinement off", "changes": {**changes, "refine": False},
-                         **_psnr_sam(metrics, lr_ref, plain, r),
+                         **_psnr_sam(metrics, lr_ref, plain, r, valid),
                          "seconds": time.perf_counter() - t2})
         ev.emit(progress, ev.StageProgress("select", (i + 1) / len(cands)))
     base = rows[0]

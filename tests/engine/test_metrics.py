@@ -283,3 +283,31 @@ def test_chunking_and_scoring_together_do_not_change_the_scores():
         for a, b in zip(together, whole):
             for name in a:
                 assert a[name] == pytest.approx(b[name], rel=1e-6, abs=1e-9), (chunk, name)
+
+
+def test_scores_over_valid_pixels_ignore_what_is_left_out():
+    """compute_many(valid=...): the reduced-resolution check of a pair with nodata scores only
+    the pixels that hold data. An estimate exact on those and wild elsewhere scores as exact
+    on the pixel-wise metrics; the same figures as scoring the valid pixels alone."""
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0.1, 1.0, (24, 20, 6)).astype(np.float32)
+    est = truth + rng.normal(0, 0.02, truth.shape).astype(np.float32)
+    valid = np.ones((24, 20), dtype=bool)
+    valid[:4] = False
+    valid[10, 5:9] = False
+    wild = est.copy()
+    wild[~valid] = 5.0
+    masked = m.compute_many(truth, [wild], 4, valid=valid)[0]
+    alone = m.compute_many(truth[valid][:, None, :], [est[valid][:, None, :]], 4,
+                                 names=("RMSE", "PSNR", "ERGAS", "SAM"))[0]
+    for name in ("RMSE", "PSNR", "ERGAS", "SAM"):
+        assert masked[name] == pytest.approx(alone[name], rel=1e-9)
+    unmasked = m.compute_many(truth, [wild], 4)[0]
+    assert masked["PSNR"] > unmasked["PSNR"] + 10           # the wild pixels would have dominated
+    # windowed metrics: left-out pixels count as agreeing, never as the wild values
+    assert masked["SSIM"] > unmasked["SSIM"] and 0 < masked["SSIM"] <= 1
+    assert list(masked) == list(m.METRIC_NAMES)
+    # all valid is the plain score; a mask of the wrong shape is named
+    assert m.compute_many(truth, [est], 4, valid=np.ones((24, 20), bool)) == m.compute_many(truth, [est], 4)
+    with pytest.raises(InputError, match=r"mask \(20, 24\)"):
+        m.compute_many(truth, [est], 4, valid=np.ones((20, 24), bool))

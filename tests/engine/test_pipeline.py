@@ -266,3 +266,25 @@ def test_hr_only_nodata_is_left_out_of_training_and_nan_in_the_result(monkeypatc
     assert np.isfinite(hr[~hr_bad]).all()
     np.testing.assert_array_equal(np.isnan(result.misfit).any(axis=2), lr_out)
     assert np.isnan(msi[0, 0]).all() and (msi[21, 22] == -9999.0).all()    # the caller's arrays as they were
+
+
+def test_reduced_check_scores_only_pixels_with_data():
+    """The reduced-resolution check of a pair with nodata: the LR pixels the run left out were
+    filled from their neighbours, and scoring them would judge the fusion on made-up values.
+    The figures in consistency (the fusion's and the bicubic baseline's) are over the valid
+    pixels of the reference only, and say how many."""
+    from spectramorph_engine.quality import metrics
+    from spectramorph_engine.run.fuse import reduced_pair
+    from spectramorph_engine.sensors.degradation import bicubic_upsample
+    msi, lr, hr_bad, lr_out = _hr_only_nodata_pair(size=64)
+    cfg = FusionConfig(synthetic=False, nodata=-9999.0, epochs=20, hidden_size=32, num_endmembers=3,
+                       auto_select=False, refine=False, device="cpu")
+    result = run_fusion(cfg, inputs=FusionInputs(hr_msi=msi, lr_hsi=lr), write_outputs=False)
+    prep = result.prepared
+    rr = result.consistency["reduced_resolution"]
+    valid = ~prep.masks.lr_out
+    assert rr["pixels_scored"] == int(valid.sum()) == valid.size - 3
+    sub, lr_ref = reduced_pair(prep)
+    up = bicubic_upsample(sub.lr_hsi, prep.ratio)
+    assert rr["bicubic"] == pytest.approx(metrics.compute_many(lr_ref, [up], prep.ratio, valid=valid)[0], rel=1e-6)
+    assert rr["bicubic"]["PSNR"] != pytest.approx(metrics.compute_many(lr_ref, [up], prep.ratio)[0]["PSNR"], rel=1e-6)
