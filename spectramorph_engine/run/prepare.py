@@ -392,17 +392,18 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
             if blur_model == "free":
                 psf_estimate = psf_est.estimate_psf(hr_msi, lr_hsi, ratio, gain[:, None] * srf, offset,
                                                     start_sigma=file_sigma, valid=lr_valid, cancel=cancel)
-                if psf_estimate.form == "free-form":
+                if psf_estimate.estimated:
                     psf = psf_estimate.kernel
-                    psf_note = (f"free-form blur kernel {psf.shape[0]} x {psf.shape[1]} estimated on the pair "
-                                f"(Gaussian fit sigma {file_sigma:g} px)")
+                    psf_note = (f"{psf_estimate.form} blur kernel {psf.shape[0]} x {psf.shape[1]} estimated on the "
+                                f"pair (Gaussian fit sigma {file_sigma:g} px)")
         if blur_from is not None:
             psf = blur_from.psf
             fitted_sigma = float(blur_from.psf_sigma)
             psf_estimate = blur_from.psf_estimate
+            form = psf_estimate.form if psf_estimate is not None else "free-form"
             psf_note = (f"Gaussian blur fitted on the pair (sigma {blur_from.psf_sigma:g} px)"
                         if blur_from.kernel is None else
-                        f"free-form blur kernel {psf.shape[0]} x {psf.shape[1]} estimated on the pair "
+                        f"{form} blur kernel {psf.shape[0]} x {psf.shape[1]} estimated on the pair "
                         f"(Gaussian fit sigma {blur_from.psf_sigma:g} px)")
     fit_psnr = srf_fit.get("psnr") if srf_fit else None
     if fit_psnr is not None and fit_psnr < fit_mod.POOR_SRF_FIT_DB and training_input == "srf":

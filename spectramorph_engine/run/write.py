@@ -177,7 +177,9 @@ def psf_record(prep) -> dict:
     if est is not None:
         rec["estimate"] = {"form": est.form, "support_radius_px": int(est.radius), "smoothness": est.smoothness,
                            "holdout_rmse": est.holdout_rmse, "gaussian_holdout_rmse": est.gaussian_holdout_rmse,
-                           "lr_pixels_used": int(est.pixels_used)}
+                           "lr_pixels_used": int(est.pixels_used),
+                           "moffat_holdout_rmse": est.moffat_holdout_rmse,
+                           "moffat_alpha_beta_dy_dx": None if est.moffat is None else list(est.moffat)}
     return rec
 
 

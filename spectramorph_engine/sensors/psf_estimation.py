@@ -51,6 +51,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.optimize import nnls
 
+from . import psf_parametric
 from .srf_estimation import MAX_ESTIMATION_LR_SIDE, central_crop, gaussian_kernel
 from ..core.errors import InputError
 from ..core.events import check_cancel
@@ -72,19 +73,35 @@ MIN_PIXELS = 50
 class PsfEstimate:
     """A blur kernel fitted to an image pair; see the module docstring."""
     kernel: np.ndarray            # (2R+1)^2 float64, >= 0, sums to 1, centred
-    form: str                     # "free-form" | "gaussian" (the free kernel did not predict better)
-    radius: int                   # support radius chosen by hold-out (HR pixels)
+    form: str                     # "free-form" | "moffat" | "gaussian" (neither predicted better)
+    radius: int                   # the free form's support radius chosen by hold-out (HR pixels)
     smoothness: float             # mu chosen by hold-out
     holdout_rmse: float           # held-out RMSE of the free-form fit (per LR value)
     gaussian_sigma: float         # the Gaussian the estimate started from
     gaussian_holdout_rmse: float  # the same figure for that Gaussian (best gain)
     pixels_used: int = 0
     scores: dict = field(default_factory=dict)   # "R=..,mu=.." -> held-out RMSE
+    moffat_holdout_rmse: float = float("nan")     # the same figure for the Moffat kernel (psf_parametric)
+    moffat: Optional[tuple] = None                # its (alpha, beta, dy, dx), HR pixels
+
+    @property
+    def estimated(self) -> bool:
+        """The kernel is one read from the pair (free form or Moffat), not the Gaussian kept."""
+        return self.form != "gaussian"
+
+    @property
+    def kept_holdout_rmse(self) -> float:
+        return {"free-form": self.holdout_rmse, "moffat": self.moffat_holdout_rmse}.get(
+            self.form, self.gaussian_holdout_rmse)
 
     def summary(self) -> str:
-        return (f"{self.form} blur kernel {self.kernel.shape[0]} x {self.kernel.shape[1]} "
-                f"(held-out misfit {self.holdout_rmse:.4g} vs {self.gaussian_holdout_rmse:.4g} for the "
-                f"Gaussian sigma {self.gaussian_sigma:g} px)")
+        shape = f"{self.form} blur kernel {self.kernel.shape[0]} x {self.kernel.shape[1]}"
+        if self.form == "moffat":
+            a, b, dy, dx = self.moffat
+            shape += f" (alpha {a:.2f} px, beta {b:.2f}, centre {dy:+.2f}, {dx:+.2f} px)"
+        return (f"{shape} (held-out misfit {self.kept_holdout_rmse:.4g}; free form {self.holdout_rmse:.4g}, "
+                f"Moffat {self.moffat_holdout_rmse:.4g}, Gaussian sigma {self.gaussian_sigma:g} px "
+                f"{self.gaussian_holdout_rmse:.4g})")
 
 
 def box_mean(band: np.ndarray, r: int) -> np.ndarray:
@@ -240,12 +257,13 @@ def trim_kernel(kernel: np.ndarray, mass: float = TRIM_MASS) -> np.ndarray:
 
 def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: float = 1.0,
                  valid=None, max_radius: Optional[int] = None, cancel=None, fixed=None,
-                 gram_cache: Optional[dict] = None) -> PsfEstimate:
+                 gram_cache: Optional[dict] = None, moffat_start: Optional[tuple] = None) -> PsfEstimate:
     """The blur kernel that best explains the pair given the SRF (c x C, with its gain) and the
     per-band offset: see the module docstring. hr_msi (H, W, c), lr_hsi (h, w, C) in [0, 1] with
     H = ratio*h, W = ratio*w (a pair the caller may already have cropped); `valid` (h, w) bool
     marks LR pixels with data; `start_sigma` the Gaussian width fitted before (HR pixels);
-    `fixed` (radius, mu): skip their search (a second round of refine_blur); `gram_cache`: a
+    `fixed` (radius, mu): skip their search (a second round of refine_blur), `moffat_start` the
+    Moffat parameters to start from (the first round's); `gram_cache`: a
     dict kept between calls on the same pair, which reuses the Gram matrices (they depend on the
     HR-MSI and the pixels only, not on the SRF)."""
     hr = np.asarray(hr_msi)
@@ -322,13 +340,26 @@ def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: f
     gauss = _gaussian_in(R_max, float(start_sigma)).ravel()
     g_rmse = math.sqrt(max(_gain_holdout(gauss, mom), 0.0) / n_values)
     named = {f"R={R_},mu={mu_:g}": math.sqrt(max(v, 0.0) / n_values) for (R_, mu_), v in scores.items()}
-    if not p.sum() > 0 or rmse > (1.0 - FREE_FORM_MIN_GAIN) * g_rmse:
-        kernel, form = trim_kernel(gauss.reshape(2 * R_max + 1, -1)), "gaussian"
+    check_cancel(cancel)
+    m_sse, moffat = psf_parametric.holdout_fit(mom.G, mom.g, mom.zz, R_max, start_sigma, start=moffat_start)
+    m_rmse = math.sqrt(max(m_sse, 0.0) / n_values)
+    # a kernel read from the pair must predict held-out pixels FREE_FORM_MIN_GAIN better than the
+    # Gaussian; of those that do, the better predictor is kept
+    bar = (1.0 - FREE_FORM_MIN_GAIN) * g_rmse
+    candidates = [(m_rmse, "moffat")] if m_rmse <= bar else []
+    if p.sum() > 0 and rmse <= bar:
+        candidates.append((rmse, "free-form"))
+    form = min(candidates)[1] if candidates else "gaussian"
+    if form == "gaussian":
+        kernel = trim_kernel(gauss.reshape(2 * R_max + 1, -1))
+    elif form == "free-form":
+        kernel = trim_kernel(p.reshape(2 * R + 1, -1) / p.sum())
     else:
-        kernel, form = trim_kernel(p.reshape(2 * R + 1, -1) / p.sum()), "free-form"
+        kernel = trim_kernel(psf_parametric.moffat_taps(R_max, *moffat).reshape(2 * R_max + 1, -1))
     est = PsfEstimate(kernel=kernel, form=form, radius=R, smoothness=float(mu), holdout_rmse=rmse,
                       gaussian_sigma=float(start_sigma), gaussian_holdout_rmse=g_rmse,
-                      pixels_used=int(rows.size), scores=named)
+                      pixels_used=int(rows.size), scores=named, moffat_holdout_rmse=m_rmse,
+                      moffat=tuple(float(v) for v in moffat))
     log.info("PSF estimation: %s", est.summary())
     return est
 
@@ -366,10 +397,12 @@ def refine_blur(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, valid=No
     grams: dict = {}
     for _ in range(max(1, int(rounds))):
         check_cancel(cancel)
-        fixed = None if best.psf_estimate is None else (best.psf_estimate.radius, best.psf_estimate.smoothness)
+        last = best.psf_estimate
+        fixed = None if last is None else (last.radius, last.smoothness)
         pe = estimate_psf(hr_msi, lr_hsi, ratio, best.srf, best.offset, start_sigma=first.psf_sigma,
-                          valid=valid, cancel=cancel, fixed=fixed, gram_cache=grams)
-        if pe.form != "free-form":
+                          valid=valid, cancel=cancel, fixed=fixed, gram_cache=grams,
+                          moffat_start=None if last is None else last.moffat)
+        if not pe.estimated:
             break
         again = estimate_srf(hr_msi, lr_hsi, ratio, wavelengths=wavelengths, cancel=cancel, valid=valid, kernel=pe.kernel)
         best = replace(again, psf_sigma=first.psf_sigma, sigma_scores=first.sigma_scores, psf_estimate=pe)

@@ -356,7 +356,8 @@ class SrfEstimate:
     def blur_label(self) -> str:
         if self.kernel is None:
             return f"sigma {self.psf_sigma:g} px"
-        return f"free-form {self.kernel.shape[0]} x {self.kernel.shape[1]} kernel (Gaussian fit sigma {self.psf_sigma:g} px)"
+        form = self.psf_estimate.form if self.psf_estimate is not None else "free-form"
+        return f"{form} {self.kernel.shape[0]} x {self.kernel.shape[1]} kernel (Gaussian fit sigma {self.psf_sigma:g} px)"
 
 
 def _fit_pixels(hr, lr, ratio, sigma_margin, sigma_clip, exclude_clipped):

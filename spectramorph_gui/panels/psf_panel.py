@@ -144,8 +144,11 @@ class PsfPanel(QWidget):
                     "to degrade the result back against the LR-HSI (the consistency check).")
         elif fitted is not None and fitted[2] is not None:
             est = fitted[2]
-            gain = 100.0 * (1.0 - est.holdout_rmse / est.gaussian_holdout_rmse) if est.gaussian_holdout_rmse > 0 else 0.0
-            note = (f"Real-world mode: the run uses the <b>blur kernel estimated on the pair</b> (free form, "
+            gain = (100.0 * (1.0 - est.kept_holdout_rmse / est.gaussian_holdout_rmse)
+                    if est.gaussian_holdout_rmse > 0 else 0.0)
+            form = ("free form" if est.form == "free-form" else
+                    "heavy-tailed Moffat profile, alpha {:.2f} px, beta {:.2f}".format(*est.moffat[:2]))
+            note = (f"Real-world mode: the run uses the <b>blur kernel estimated on the pair</b> ({form}, "
                     f"{fitted[0].shape[0]} × {fitted[0].shape[1]} px; it predicts held-out pixels {gain:.0f}% "
                     f"better than the best Gaussian, sigma {fitted[1]:g} px) to bring the HR-MSI to the LR grid, "
                     f"to degrade the result back against the LR-HSI and in every method. Type and sigma below "
@@ -173,7 +176,7 @@ class PsfPanel(QWidget):
             return None
         sigma = getattr(p, "psf_fitted_sigma", None)
         est = getattr(p, "psf_estimate", None)
-        est = est if est is not None and est.form == "free-form" else None
+        est = est if est is not None and est.estimated else None
         return (np.asarray(p.psf), float(sigma), est) if sigma is not None else None
 
     def redraw(self, config=None) -> None:
