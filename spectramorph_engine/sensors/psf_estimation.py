@@ -31,8 +31,13 @@ Choices:
   largest one's. The second round of refine_blur keeps the first's support and smoothness.
 - Only interior LR pixels are used (their footprint stays inside the HR frame), so the image
   border's rule does not enter; with nodata masks, only pixels whose footprint holds data.
-- The free-form kernel is kept only when it predicts the held-out pixels FREE_FORM_MIN_GAIN
-  better than the Gaussian it started from (the Gaussian given its best gain): a safety net
+- A heavy-tailed Moffat profile with an off-centre shift (psf_parametric.py: four numbers) is
+  fitted on the same moments over the widest support and held out the same way: a wide halo
+  is more than the free form's hold-out lets it reach on a pair with few equations (one band
+  at ratio 8), and four numbers fit it. Of the two, the better held-out predictor is kept.
+- A kernel read from the pair (free form or Moffat) is kept only when it predicts the held-out
+  pixels FREE_FORM_MIN_GAIN better than the Gaussian it started from (the Gaussian given its
+  best gain): a safety net
   where the pair cannot tell (a flat scene, a tiny pair) or where what the free form gains is
   a non-linear camera's misfit, not blur. Measured: on the blind bench's PSFs outside the
   Gaussian family the free form predicts 27-80% better; under a gamma-1/2.2 camera whose blur is
@@ -341,7 +346,9 @@ def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: f
     g_rmse = math.sqrt(max(_gain_holdout(gauss, mom), 0.0) / n_values)
     named = {f"R={R_},mu={mu_:g}": math.sqrt(max(v, 0.0) / n_values) for (R_, mu_), v in scores.items()}
     check_cancel(cancel)
-    m_sse, moffat = psf_parametric.holdout_fit(mom.G, mom.g, mom.zz, R_max, start_sigma, start=moffat_start)
+    from ..core.device import single_thread_blas
+    with single_thread_blas():      # thousands of T x T products: a threaded BLAS spins on a busy machine
+        m_sse, moffat = psf_parametric.holdout_fit(mom.G, mom.g, mom.zz, R_max, start_sigma, start=moffat_start)
     m_rmse = math.sqrt(max(m_sse, 0.0) / n_values)
     # a kernel read from the pair must predict held-out pixels FREE_FORM_MIN_GAIN better than the
     # Gaussian; of those that do, the better predictor is kept

@@ -90,7 +90,9 @@ def holdout_fit(G2, g2, zz2, R: int, start_sigma: float, start=None) -> tuple:
     total = 0.0
     fold_params = []
     for train, test in ((0, 1), (1, 0)):
-        params = fit_moffat(G2[train], g2[train], zz2[train], R, start_sigma, start)
+        # the second fold starts where the first ended: the folds are two halves of one scene
+        params = fit_moffat(G2[train], g2[train], zz2[train], R, start_sigma,
+                            start if not fold_params else fold_params[0])
         fold_params.append(params)
         p = moffat_taps(R, *params)
         den = float(p @ G2[train] @ p)
