@@ -3,7 +3,8 @@ every refinement variant on that same network's result, scored against the truth
 
     python -m bench.refine_tune --scenes usgs-a,holdout --settings aniso-r4c4,moffat-r8c1 --seeds 1,2
 
-A variant is (name, start, trust, tv weight, iteration ceiling[, subspace]): start "cold" is today's ADMM from the
+A variant is (name, start, trust, tv weight, iteration ceiling[, subspace[, signal-over-noise
+threshold]]): start "cold" is today's ADMM from the
 network's coefficients; "warm" starts from the exact solution without the VTV
 (refinement.TV_WARM_START). Prints PSNR, iterations and seconds per variant, and the paired
 difference to today's default.
@@ -36,6 +37,15 @@ SUBSPACE_VARIANTS = [
     ("P12", "cold", 8.0, 10.0, 200, 12),
     ("P15", "cold", 8.0, 10.0, 200, 15),
 ]
+# --auto: P estimated from the LR-HSI (refine_subspace auto, sensors/subspace.py) with the
+# threshold on signal over noise power (HySime: 1), against P 10 and each scene's best fixed P
+AUTO_VARIANTS = [
+    ("default", "cold", 8.0, 10.0, 200),
+    ("auto", "cold", 8.0, 10.0, 200, "auto", 1.0),
+    ("auto-x2", "cold", 8.0, 10.0, 200, "auto", 2.0),
+    ("P7", "cold", 8.0, 10.0, 200, 7),
+    ("P12", "cold", 8.0, 10.0, 200, 12),
+]
 
 
 def run_case(scene_name, setting_name, seed, variants, epochs=None):
@@ -45,6 +55,7 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None):
     from spectramorph_engine.methods.spectramorph import refinement
     from spectramorph_engine.run.prepare import prepare_inputs
     from spectramorph_engine.run.results import FusionInputs
+    from spectramorph_engine.sensors import subspace
     from spectramorph_engine.sensors.degradation import normalize_percentile
     from .blind import SETTINGS, make_pair, scene_srf, _score
     from .scenes import scene
@@ -75,13 +86,19 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None):
     rows = {"network": {**score(alle @ E), "iterations": 0, "seconds": 0.0}}
     for name, start, trust, tv, iters, *rest in variants:
         refinement.TV_WARM_START = start == "warm"
+        threshold = subspace.SIGNAL_OVER_NOISE
+        if len(rest) > 1:
+            subspace.SIGNAL_OVER_NOISE = rest[1]
         v = cfg.replace(refine_trust=trust, refine_tv_weight=tv, refine_iterations=iters,
                         refine_subspace=rest[0] if rest else None)
         t1 = time.perf_counter()
         ref = sm.refine_result(v, prep, alle, E, device="cpu")
         sec = time.perf_counter() - t1
+        subspace.SIGNAL_OVER_NOISE = threshold
+        estimate = ref.info.get("subspace_estimate") or {}
         cube = alle @ E + ref.delta @ ref.basis
-        rows[name] = {**score(cube), "iterations": ref.info.get("iterations"), "seconds": sec}
+        rows[name] = {**score(cube), "iterations": ref.info.get("iterations"), "seconds": sec,
+                      "P": int(ref.basis.shape[0]), "signal_dim": estimate.get("signal_dim")}
     refinement.TV_WARM_START = False
     return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
 
@@ -94,8 +111,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--subspace", action="store_true", help="compare subspace sizes instead (SUBSPACE_VARIANTS)")
+    p.add_argument("--auto", action="store_true", help="the estimated subspace instead (AUTO_VARIANTS)")
     a = p.parse_args(argv)
-    variants = SUBSPACE_VARIANTS if a.subspace else VARIANTS
+    variants = AUTO_VARIANTS if a.auto else SUBSPACE_VARIANTS if a.subspace else VARIANTS
     results = []
     for sc in a.scenes.split(","):
         for st in a.settings.split(","):
@@ -106,7 +124,8 @@ def main(argv=None):
                 cells = []
                 for k, v in r["rows"].items():
                     diff = "" if k in ("default", "network") else " (%+.2f)" % (v["PSNR"] - base)
-                    cells.append("%s %.2f%s %sit %.1fs" % (k, v["PSNR"], diff, v["iterations"], v["seconds"]))
+                    chosen = " P%d" % v["P"] if "P" in v else ""
+                    cells.append("%s %.2f%s%s %sit %.1fs" % (k, v["PSNR"], diff, chosen, v["iterations"], v["seconds"]))
                 print("%-8s %-13s s%d train %.0fs | " % (sc, st, seed, r["train_s"]) + " | ".join(cells), flush=True)
                 if a.json:
                     with open(a.json, "w") as fh:
