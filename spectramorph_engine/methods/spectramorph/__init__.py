@@ -52,23 +52,22 @@ def training_input_lr(prep) -> np.ndarray:
     return out
 
 
-REFINE_MIN_SUBSPACE = 10   # HySure's subspace size: real and richer scenes need more than K = 7 (issue 8 notes)
-# refine_subspace auto: the LR-HSI's signal dimension (sensors/subspace.py), at least K (the
-# network's own spectra span K) and at most REFINE_MAX_SUBSPACE: a cap on cost (an iteration's
-# is linear in P: at most 2x today's 10), not measured for quality -- a clean real cube reads
-# many more dimensions (Urban's full 34 x 78 pixels: 45) than any scene the bench has.
+# refine_subspace null: the LR-HSI's signal dimension (sensors/subspace.py; it replaced a fixed
+# max(K, 10): +0.14 dB mean on the blind cases, bench/README.md "Estimated subspace"), at least K
+# (the network's own spectra span K) and at most REFINE_MAX_SUBSPACE: a cap on cost (an
+# iteration's is linear in P: at most 2x the old 10), not measured for quality -- a clean real
+# cube reads many more dimensions (Urban's full 34 x 78 pixels: 45) than any bench scene.
 REFINE_MAX_SUBSPACE = 20
-ESTIMATE_BY_DEFAULT = False     # null: max(K, 10) (bench/README.md "Estimated subspace")
 
 
 def subspace_choice(config, prep):
     """(P, record): the refinement's subspace dimension -- the config's, or estimated from the
-    LR-HSI's pixels with data (refine_subspace auto) -- at most the LR-HSI's bands and pixels;
-    `record` says how an estimate was made (None: P was given or the default rule)."""
+    LR-HSI's pixels with data (refine_subspace null) -- at most the LR-HSI's bands and pixels;
+    `record` says how an estimate was made (None: P was given)."""
     h, w, C = prep.lr_hsi.shape
     wanted = config.refine_subspace
     record = None
-    if wanted == "auto" or (wanted is None and ESTIMATE_BY_DEFAULT):
+    if wanted is None:
         import time
         from ...sensors.subspace import signal_subspace
         t0 = time.perf_counter()
@@ -79,8 +78,6 @@ def subspace_choice(config, prep):
         record = {"signal_dim": found.dim, "clamp": [low, high], "pixels": found.pixels,
                   "seconds": round(time.perf_counter() - t0, 4)}
         log.info("refinement subspace estimated from the LR-HSI: %d signal dimensions, P %d", found.dim, wanted)
-    elif wanted is None:
-        wanted = max(config.num_endmembers, REFINE_MIN_SUBSPACE)
     return max(1, min(int(wanted), C, h * w)), record
 
 
