@@ -2,12 +2,14 @@
 every refinement variant on that same network's result, scored against the truth.
 
     python -m bench.refine_tune --scenes usgs-a,holdout --settings aniso-r4c4,moffat-r8c1 --seeds 1,2
+    python -m bench.refine_tune --auto --scenes usgs-a --seeds 1,2     # the estimated subspace
 
 A variant is (name, start, trust, tv weight, iteration ceiling[, subspace[, signal-over-noise
-threshold]]): start "cold" is today's ADMM from the
-network's coefficients; "warm" starts from the exact solution without the VTV
-(refinement.TV_WARM_START). Prints PSNR, iterations and seconds per variant, and the paired
-difference to today's default.
+threshold]]): start "cold" is today's ADMM from the network's coefficients; "warm" starts from
+the exact solution without the VTV (refinement.TV_WARM_START); subspace None is the estimate
+(sensors/subspace.py), the threshold its SIGNAL_OVER_NOISE. Prints PSNR, the P used, iterations
+and seconds per variant, the paired difference to the variant named "default", and a table of
+the paired means per (scene, setting).
 """
 from __future__ import annotations
 
