@@ -2,11 +2,14 @@
 every refinement variant on that same network's result, scored against the truth.
 
     python -m bench.refine_tune --scenes usgs-a,holdout --settings aniso-r4c4,moffat-r8c1 --seeds 1,2
+    python -m bench.refine_tune --auto --scenes usgs-a --seeds 1,2     # the estimated subspace
 
-A variant is (name, start, trust, tv weight, iteration ceiling[, subspace]): start "cold" is today's ADMM from the
-network's coefficients; "warm" starts from the exact solution without the VTV
-(refinement.TV_WARM_START). Prints PSNR, iterations and seconds per variant, and the paired
-difference to today's default.
+A variant is (name, start, trust, tv weight, iteration ceiling[, subspace[, signal-over-noise
+threshold]]): start "cold" is today's ADMM from the network's coefficients; "warm" starts from
+the exact solution without the VTV (refinement.TV_WARM_START); subspace None is the estimate
+(sensors/subspace.py), the threshold its SIGNAL_OVER_NOISE. Prints PSNR, the P used, iterations
+and seconds per variant, the paired difference to the variant named "default", and a table of
+the paired means per (scene, setting).
 """
 from __future__ import annotations
 
@@ -27,14 +30,25 @@ VARIANTS = [
     ("warm-t2-tv160", "warm", 2.0, 160.0, 60),
     ("warm-t4-tv160", "warm", 4.0, 160.0, 60),
 ]
-# --subspace: today's default against smaller subspaces (the cost of an iteration is linear in it)
+# --subspace: P 10 (the default before the estimate) against other fixed subspaces (the cost of
+# an iteration is linear in P)
 SUBSPACE_VARIANTS = [
-    ("default", "cold", 8.0, 10.0, 200),
+    ("default", "cold", 8.0, 10.0, 200, 10),
     ("P5", "cold", 8.0, 10.0, 200, 5),
     ("P7", "cold", 8.0, 10.0, 200, 7),
     ("P8", "cold", 8.0, 10.0, 200, 8),
     ("P12", "cold", 8.0, 10.0, 200, 12),
     ("P15", "cold", 8.0, 10.0, 200, 15),
+]
+# --auto: P estimated from the LR-HSI (refine_subspace null, today's default; sensors/subspace.py)
+# with the threshold on signal over noise power (HySime's 1, and 2), against P 10 (the default
+# before it, named "default" here as the baseline) and the scenes' best fixed P
+AUTO_VARIANTS = [
+    ("default", "cold", 8.0, 10.0, 200, 10),
+    ("auto", "cold", 8.0, 10.0, 200, None, 1.0),
+    ("auto-x2", "cold", 8.0, 10.0, 200, None, 2.0),
+    ("P7", "cold", 8.0, 10.0, 200, 7),
+    ("P12", "cold", 8.0, 10.0, 200, 12),
 ]
 
 
@@ -45,6 +59,7 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None):
     from spectramorph_engine.methods.spectramorph import refinement
     from spectramorph_engine.run.prepare import prepare_inputs
     from spectramorph_engine.run.results import FusionInputs
+    from spectramorph_engine.sensors import subspace
     from spectramorph_engine.sensors.degradation import normalize_percentile
     from .blind import SETTINGS, make_pair, scene_srf, _score
     from .scenes import scene
@@ -75,13 +90,19 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None):
     rows = {"network": {**score(alle @ E), "iterations": 0, "seconds": 0.0}}
     for name, start, trust, tv, iters, *rest in variants:
         refinement.TV_WARM_START = start == "warm"
+        threshold = subspace.SIGNAL_OVER_NOISE
+        if len(rest) > 1:
+            subspace.SIGNAL_OVER_NOISE = rest[1]
         v = cfg.replace(refine_trust=trust, refine_tv_weight=tv, refine_iterations=iters,
                         refine_subspace=rest[0] if rest else None)
         t1 = time.perf_counter()
         ref = sm.refine_result(v, prep, alle, E, device="cpu")
         sec = time.perf_counter() - t1
+        subspace.SIGNAL_OVER_NOISE = threshold
+        estimate = ref.info.get("subspace_estimate") or {}
         cube = alle @ E + ref.delta @ ref.basis
-        rows[name] = {**score(cube), "iterations": ref.info.get("iterations"), "seconds": sec}
+        rows[name] = {**score(cube), "iterations": ref.info.get("iterations"), "seconds": sec,
+                      "P": int(ref.basis.shape[0]), "signal_dim": estimate.get("signal_dim")}
     refinement.TV_WARM_START = False
     return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
 
@@ -94,8 +115,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--json", default=None)
     p.add_argument("--subspace", action="store_true", help="compare subspace sizes instead (SUBSPACE_VARIANTS)")
+    p.add_argument("--auto", action="store_true", help="the estimated subspace instead (AUTO_VARIANTS)")
     a = p.parse_args(argv)
-    variants = SUBSPACE_VARIANTS if a.subspace else VARIANTS
+    variants = AUTO_VARIANTS if a.auto else SUBSPACE_VARIANTS if a.subspace else VARIANTS
     results = []
     for sc in a.scenes.split(","):
         for st in a.settings.split(","):
@@ -106,7 +128,8 @@ def main(argv=None):
                 cells = []
                 for k, v in r["rows"].items():
                     diff = "" if k in ("default", "network") else " (%+.2f)" % (v["PSNR"] - base)
-                    cells.append("%s %.2f%s %sit %.1fs" % (k, v["PSNR"], diff, v["iterations"], v["seconds"]))
+                    chosen = " P%d" % v["P"] if "P" in v else ""
+                    cells.append("%s %.2f%s%s %sit %.1fs" % (k, v["PSNR"], diff, chosen, v["iterations"], v["seconds"]))
                 print("%-8s %-13s s%d train %.0fs | " % (sc, st, seed, r["train_s"]) + " | ".join(cells), flush=True)
                 if a.json:
                     with open(a.json, "w") as fh:
@@ -118,7 +141,31 @@ def main(argv=None):
         s = [r["rows"][n]["seconds"] for r in results]
         it = [r["rows"][n]["iterations"] or 0 for r in results]
         print(f"{n:16s} {np.mean(d):+8.3f}            {min(d):+6.2f}  {np.mean(s):7.2f}  {np.mean(it):6.0f}")
+    print(paired_table(results, names))
     return 0
+
+
+def paired_table(results, names) -> str:
+    """Mean over seeds of each variant's PSNR minus the default's per (scene, setting), with the
+    P each variant used (a range where the seeds differ), as a Markdown table; the default's
+    own PSNR first. Also reads a --json file: python -c "import json, bench.refine_tune as t;
+    print(t.paired_table(json.load(open('out.json')), ['default', 'auto']))"."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r["scene"], r["setting"]), []).append(r["rows"])
+    head = "| scene | setting | default dB (P) | " + " | ".join(n for n in names if n != "default") + " |"
+    lines = [head, "|" + " --- |" * 2 + " ---: |" * len(names)]
+    for (scene, setting), rows in groups.items():
+        cells = []
+        for n in names:
+            ps = sorted({row[n].get("P") for row in rows if row[n].get("P") is not None})
+            used = "" if not ps else " P%d" % ps[0] if len(ps) == 1 else " P%d-%d" % (ps[0], ps[-1])
+            if n == "default":
+                cells.append("%.2f%s" % (np.mean([row[n]["PSNR"] for row in rows]), used))
+            else:
+                cells.append("%+.2f%s" % (np.mean([row[n]["PSNR"] - row["default"]["PSNR"] for row in rows]), used))
+        lines.append(f"| {scene} | {setting} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def run_summary(r) -> tuple:
         ref = info.get("refinement")
         if info.get("refined") and isinstance(ref, dict):
             how = f"{ref.get('iterations', '?')} iterations, subspace {ref.get('subspace_dim', '?')}"
+            if isinstance(ref.get("subspace_estimate"), dict):
+                how += " (estimated from the LR-HSI)"
             if ref.get("tv_weight"):
                 how += ", with TV"
             used.append(f"refinement <b>on</b> ({how})")

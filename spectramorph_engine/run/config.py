@@ -101,12 +101,14 @@ class FusionConfig:
     refine_msi_weight: float = 1.0          # weight of the HR-MSI against the LR-HSI in the refinement
     refine_tv_weight: float = 10.0          # vector TV of the refined cube, in units of the LR-HSI's noise variance (0: none)
     refine_iterations: int = 200            # ADMM iterations (with TV); conjugate gradients stop by tolerance
-    refine_subspace: Optional[int] = None   # subspace dimension; null = max(num_endmembers, 10)
+    refine_subspace: Optional[int] = None   # subspace dimension; null (or auto) = estimated from the LR-HSI
     auto_select: bool = True                # choose prior / K / refinement on the reduced-resolution pair
 
     def __post_init__(self):
         if self.spec_prior is None:       # the original template's null means auto (issue 8)
             object.__setattr__(self, "spec_prior", "auto")
+        if self.refine_subspace == "auto":   # auto names null's meaning: estimated
+            object.__setattr__(self, "refine_subspace", None)
         _validate(self)
 
     # -- conversions -------------------------------------------------------
@@ -204,6 +206,8 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() == "auto":
             return "auto"
         return _coerce_plain(name, value)
+    if name == "refine_subspace" and isinstance(value, str) and value.strip().lower() == "auto":
+        return None             # null's meaning, by its name (sensors/subspace.py)
     return _coerce_plain(name, value)
 
 
@@ -294,8 +298,10 @@ def _validate(c: FusionConfig) -> None:
         raise InputError(f"config key 'spec_prior' is {c.spec_prior!r}; allowed: auto, true, false, null (= auto)")
     if c.refine_iterations < 1:
         raise InputError(f"config key 'refine_iterations' must be >= 1, got {c.refine_iterations}")
-    if c.refine_subspace is not None and c.refine_subspace < 1:
-        raise InputError(f"config key 'refine_subspace' must be >= 1 or null, got {c.refine_subspace}")
+    if c.refine_subspace is not None and c.refine_subspace != "auto" and (
+            isinstance(c.refine_subspace, (bool, str)) or c.refine_subspace < 1):
+        raise InputError(f"config key 'refine_subspace' must be >= 1 or null (auto: estimated), "
+                         f"got {c.refine_subspace!r}")
     _positive("refine_trust", c.refine_trust)
     _positive("refine_msi_weight", c.refine_msi_weight, strict=False)
     _positive("refine_tv_weight", c.refine_tv_weight, strict=False)

@@ -489,6 +489,7 @@ def _with_prior_weight(client, spec: TiledModel, spec_future, chunks):
 def _refinement_record(spec: TiledModel) -> dict:
     """run.json's record of a chunked refinement (what a whole-scene run's method_info.refinement
     holds that is known before the chunks run)."""
+    from ..methods.spectramorph.refinement import estimate_record
     ref = spec.refinement
     t = ref.terms
     return {"subspace_dim": int(t.basis.shape[0]), "noise_variance": t.noise_variance,
@@ -496,6 +497,7 @@ def _refinement_record(spec: TiledModel) -> dict:
             "msi_weight": t.msi_weight, "msi_model_error": t.model_error,
             "tv_weight": ref.settings["tv_weight"] * t.noise_variance,
             "iterations_max": ref.settings["tv_iterations" if ref.settings["tv_weight"] > 0 else "iterations"],
+            **estimate_record(t),
             "tiled": {"tile": "the chunk", "halo": ref.halo,
                       "stop": "each chunk's own stopping rule" if ref.settings["tv_weight"] > 0 else
                               "conjugate gradients to tolerance per chunk"}}

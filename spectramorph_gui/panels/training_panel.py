@@ -226,8 +226,9 @@ REFINEMENT_FIELDS = [
         "LR-HSI's noise variance; 0: none.", minimum=0.0, maximum=1e6, step=1.0),
     _sm("refine_iterations", "Iterations", "ADMM iterations with TV (without TV, conjugate gradients stop "
         "earlier by tolerance).", minimum=1, maximum=100_000, step=50),
-    _sm("refine_subspace", "Subspace", "Dimension of the refinement's spectral subspace; 'auto': "
-        "max(endmembers K, 10).", kind="opt_int", minimum=1, maximum=1024, null_text="auto"),
+    _sm("refine_subspace", "Subspace", "Dimension of the refinement's spectral subspace; 'auto': the "
+        "LR-HSI's directions whose signal exceeds its noise, at least K and at most 20.", kind="opt_int",
+        minimum=1, maximum=1024, null_text="auto"),
 ]
 COMPUTE_FIELDS = [
     Field("device", "Device", "Where torch runs: auto picks CUDA, then MPS, then CPU.", kind="choice",

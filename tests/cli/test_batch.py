@@ -226,6 +226,10 @@ def test_a_tiled_run_refines_each_chunk_as_the_whole_scene_run_does(client, tmp_
     assert whole.method_info["refined"] is True
     assert run["method_info"]["refinement"]["prior_weight"] == pytest.approx(
         whole.method_info["refinement"]["prior_weight"], rel=1e-4)
+    # the subspace estimated once from the whole LR-HSI, as the whole-scene run estimates it
+    tiled_ref, whole_ref = run["method_info"]["refinement"], whole.method_info["refinement"]
+    assert tiled_ref["subspace_dim"] == whole_ref["subspace_dim"]
+    assert {**tiled_ref["subspace_estimate"], "seconds": 0} == {**whole_ref["subspace_estimate"], "seconds": 0}
     expected = np.load(tmp_path / "whole" / "hr_hsi.npy")
     unrefined = run_fusion(config.replace(refine=False, output_dir=str(tmp_path / "net")))
     # the scores in the result's units: the truth mapped as the LR-HSI was (units: input)

@@ -133,6 +133,16 @@ def test_spec_prior_null_means_auto_and_true_false_force_it(tmp_path):
         from_dict({"spec_prior": "sometimes"})
 
 
+def test_refine_subspace_is_a_number_or_null_and_auto_names_null():
+    assert apply_overrides(FusionConfig(), ["refine_subspace=auto"]).refine_subspace is None
+    assert from_dict({"refine_subspace": "AUTO"}).refine_subspace is None
+    assert from_dict({"refine_subspace": 12}).refine_subspace == 12
+    assert from_dict({"refine_subspace": None}).refine_subspace is None is FusionConfig().refine_subspace
+    for bad in ("sometimes", 0, True):
+        with pytest.raises(InputError, match="refine_subspace"):
+            from_dict({"refine_subspace": bad})
+
+
 def test_method_and_quality_keys_round_trip_through_yaml(tmp_path):
     cfg = FusionConfig(method="hysure", hysure_tv_weight=2e-3, endmember_method="minvol", refine=False,
                        refine_tv_weight=0.0, refine_subspace=12, auto_select=False, spec_prior=False)

@@ -208,3 +208,20 @@ def test_a_camera_the_srf_cannot_describe_weighs_the_msi_less(pair):
     s2, err = info["noise_variance"], info["msi_model_error"]
     assert err > 10 * s2 and info["msi_weight"] == pytest.approx(s2 / (s2 + err))
     assert told > results["gamma", False][1] + 0.5, (told, results["gamma", False][1])
+
+
+def test_run_json_records_an_estimated_subspace(tmp_path):
+    """refine_subspace null (the default): run.json's method_info.refinement says what the LR-HSI's signal
+    dimension read and the P used (5 materials over 24 bands: 5, at least K = 5)."""
+    import json
+    from spectramorph_engine import FusionConfig, FusionInputs, run_fusion
+    truth, _, _ = blocky_scene(32, 32, C=24, K=5, seed=2)
+    cfg = FusionConfig(downsample_ratio=4, num_msi_bands=3, epochs=3, hidden_size=16, num_endmembers=5,
+                       sigma=1.5, kernel_size=3, device="cpu", auto_select=False, refine_iterations=10,
+                       seed=0, output_dir=str(tmp_path / "out"),
+                       log_dir=str(tmp_path / "logs"))
+    run_fusion(cfg, inputs=FusionInputs(truth=truth), write_outputs=True)
+    ref = json.loads((tmp_path / "out" / "run.json").read_text())["method_info"]["refinement"]
+    record = ref["subspace_estimate"]
+    assert record["signal_dim"] == 5 and record["clamp"] == [5, 20] and record["pixels"] == 64
+    assert ref["subspace_dim"] == 5

@@ -156,3 +156,26 @@ def test_a_low_memory_budget_tiles_the_refinement_and_says_so(pair, monkeypatch)
     again = refine_result(config, prep, p["alle"], p["E"], device="cpu", progress=seen.append, halo=80)
     said = [e.text for e in seen if isinstance(e, events.Message)]
     assert "tiled" not in again.info and len(said) == 1 and "whole scene although" in said[0], said
+
+
+def test_an_estimated_subspace_is_made_once_per_scene_and_recorded(pair, monkeypatch):
+    """refine_subspace null: P is the LR-HSI's signal dimension (4 materials: 4), at least K,
+    estimated once for the scene whether the solve is whole or tiled, and both record it."""
+    from spectramorph_engine.sensors import subspace
+    p = pair
+    prep = PreparedInputs(mode="synthetic", hr_msi=p["msi"], lr_hsi=p["lr"], srf=p["srf"], ratio=RATIO, psf=p["psf"])
+    config = _Config(0.0)
+    config.refine_subspace = None
+    calls = []
+    real = subspace.signal_subspace
+    monkeypatch.setattr(subspace, "signal_subspace", lambda *a, **k: calls.append(1) or real(*a, **k))
+    whole = refine_result(config, prep, p["alle"], p["E"], device="cpu")
+    tiled = refine_result(config, prep, p["alle"], p["E"], device="cpu", tile=64, halo=HALO)
+    assert len(calls) == 2 and "tiled" in tiled.info
+    for ref in (whole, tiled):
+        record = ref.info["subspace_estimate"]
+        assert record["signal_dim"] == 4 and record["clamp"][0] == 4 and record["pixels"] == (SIZE // RATIO) ** 2
+        assert ref.info["subspace_dim"] == ref.basis.shape[0] == 4
+    config.refine_subspace = 10          # given: nothing estimated
+    plain = refine_result(config, prep, p["alle"], p["E"], device="cpu")
+    assert "subspace_estimate" not in plain.info and plain.info["subspace_dim"] == 10 and len(calls) == 2

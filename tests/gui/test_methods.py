@@ -213,6 +213,7 @@ def test_glp_run_fills_the_scores_and_replaces_the_unmixing_plots(qtbot, window)
     summary = _plain(rp.run_summary.text())
     assert rp.run_summary.isVisible() and "Settings used:" in summary
     assert "coarse spectral prior off" in summary and "refinement on" in summary
+    assert "(estimated from the LR-HSI)" in summary            # refine_subspace left at auto
     # the 16 x 16 LR demo is too small for the reduced-resolution check: the reason is shown
     assert "Auto-selection skipped:" in summary and "too small" in summary
 

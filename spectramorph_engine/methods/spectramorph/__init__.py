@@ -52,13 +52,38 @@ def training_input_lr(prep) -> np.ndarray:
     return out
 
 
-REFINE_MIN_SUBSPACE = 10   # HySure's subspace size: real and richer scenes need more than K = 7 (issue 8 notes)
+# refine_subspace null: the LR-HSI's signal dimension (sensors/subspace.py; it replaced a fixed
+# max(K, 10): +0.14 dB mean on the blind cases, bench/README.md "Estimated subspace"), at least K
+# (the network's own spectra span K) and at most REFINE_MAX_SUBSPACE: a cap on cost (an
+# iteration's is linear in P: at most 2x the old 10), not measured for quality -- a clean real
+# cube reads many more dimensions (Urban's full 34 x 78 pixels: 45) than any bench scene.
+REFINE_MAX_SUBSPACE = 20
+
+
+def subspace_choice(config, prep):
+    """(P, record): the refinement's subspace dimension -- the config's, or estimated from the
+    LR-HSI's pixels with data (refine_subspace null) -- at most the LR-HSI's bands and pixels;
+    `record` says how an estimate was made (None: P was given)."""
+    h, w, C = prep.lr_hsi.shape
+    wanted = config.refine_subspace
+    record = None
+    if wanted is None:
+        import time
+        from ...sensors.subspace import signal_subspace
+        t0 = time.perf_counter()
+        pixels = prep.lr_hsi if prep.lr_valid is None else prep.lr_hsi[prep.lr_valid]
+        found = signal_subspace(pixels)
+        low, high = config.num_endmembers, max(config.num_endmembers, REFINE_MAX_SUBSPACE)
+        wanted = min(max(found.dim, low), high)
+        record = {"signal_dim": found.dim, "clamp": [low, high], "pixels": found.pixels,
+                  "seconds": round(time.perf_counter() - t0, 4)}
+        log.info("refinement subspace estimated from the LR-HSI: %d signal dimensions, P %d", found.dim, wanted)
+    return max(1, min(int(wanted), C, h * w)), record
 
 
 def refinement_subspace(config, prep) -> int:
-    """The refinement's subspace dimension P: the config's, at most the LR-HSI's bands and pixels."""
-    h, w, C = prep.lr_hsi.shape
-    return max(1, min(int(config.refine_subspace or max(config.num_endmembers, REFINE_MIN_SUBSPACE)), C, h * w))
+    """The refinement's subspace dimension P (subspace_choice)."""
+    return subspace_choice(config, prep)[0]
 
 
 def msi_model_mse(prep):
@@ -78,15 +103,17 @@ def refinement_settings(config, prep, device) -> dict:
                 tv_iterations=config.refine_iterations, boundary=boundary_for(prep), device=device)
 
 
-def refinement_terms(config, prep, alle=None, endmembers=None, *, device="cpu", cancel=None):
+def refinement_terms(config, prep, alle=None, endmembers=None, *, device="cpu", cancel=None, subspace=None):
     """refinement.scene_terms for this config and pair (alle None: without the network's
-    residual, which the Dask run sums chunk by chunk)."""
+    residual, which the Dask run sums chunk by chunk); `subspace`: subspace_choice's answer when
+    the caller has it (the estimate is made once per scene)."""
     from .refinement import scene_terms
     srf, _ = prep.msi_model()
+    P, record = subspace or subspace_choice(config, prep)
     return scene_terms(alle, endmembers, prep.lr_hsi, prep.psf, prep.ratio, srf,
-                       subspace_dim=refinement_subspace(config, prep), trust=config.refine_trust,
-                       msi_weight=config.refine_msi_weight, msi_model_mse=msi_model_mse(prep), device=device,
-                       cancel=cancel)
+                       subspace_dim=P, trust=config.refine_trust, msi_weight=config.refine_msi_weight,
+                       msi_model_mse=msi_model_mse(prep), device=device, cancel=cancel,
+                       subspace_estimate=record)
 
 
 def refine_result(config, prep, alle, endmembers, *, device, progress=None, cancel=None, tile=None, halo=None):
@@ -100,7 +127,7 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
     srf, offset = prep.msi_model()
     solve = dict(refinement_settings(config, prep, device), progress=progress, cancel=cancel)
     H, W, K = alle.shape
-    P = refinement_subspace(config, prep)
+    P, record = subspace_choice(config, prep)
     halo = tr.default_halo(prep.psf, prep.ratio) if halo is None else int(halo)
     if tile is None:
         margin = tr.grid_margin(prep.psf, prep.ratio)
@@ -120,8 +147,8 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
     if tile is None:
         return refine(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset,
                       msi_model_mse=msi_model_mse(prep), subspace_dim=P, trust=config.refine_trust,
-                      msi_weight=config.refine_msi_weight, **solve)
-    terms = refinement_terms(config, prep, alle, endmembers, device=device, cancel=cancel)
+                      msi_weight=config.refine_msi_weight, subspace_estimate=record, **solve)
+    terms = refinement_terms(config, prep, alle, endmembers, device=device, cancel=cancel, subspace=(P, record))
     return tr.refine_tiled(alle, endmembers, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset,
                            terms=terms, tile=tile, halo=halo, **solve)
 

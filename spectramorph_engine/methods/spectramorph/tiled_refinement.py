@@ -44,7 +44,7 @@ import numpy as np
 
 from ...core import events as ev
 from ...sensors import spatial
-from .refinement import Refinement, SceneTerms, TV_TOL, CG_TOL, refine
+from .refinement import Refinement, SceneTerms, TV_TOL, CG_TOL, estimate_record, refine
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def refine_tiled(alle, endmembers, lr_hsi, hr_msi, psf, ratio: int, srf, offset=
             "msi_model_error": terms.model_error,
             "tiled": {"tiles": len(boxes), "tile": aligned(tile, r), "halo": 0 if halo <= 0 else aligned(halo, r),
                       "iterations_min_max": [min(iters), max(iters)]},
-            "iterations": max(iters), "seconds": time.perf_counter() - t0_all}
+            "iterations": max(iters), "seconds": time.perf_counter() - t0_all, **estimate_record(terms)}
     if tv_weight > 0:
         info["tv_weight"] = tv_weight * terms.noise_variance
     log.info("refinement in %d tiles of %d px (halo %d px): %d-%d iterations per tile, %.2f s", len(boxes),
