@@ -227,7 +227,7 @@ REFINEMENT_FIELDS = [
     _sm("refine_iterations", "Iterations", "ADMM iterations with TV (without TV, conjugate gradients stop "
         "earlier by tolerance).", minimum=1, maximum=100_000, step=50),
     _sm("refine_subspace", "Subspace", "Dimension of the refinement's spectral subspace; 'auto': the "
-        "LR-HSI's directions whose signal exceeds its noise, at least K and at most 20.", kind="opt_int",
+        "LR-HSI's directions whose signal exceeds its noise, at least K and at most max(K, 10).", kind="opt_int",
         minimum=1, maximum=1024, null_text="auto"),
 ]
 COMPUTE_FIELDS = [

@@ -223,5 +223,21 @@ def test_run_json_records_an_estimated_subspace(tmp_path):
     run_fusion(cfg, inputs=FusionInputs(truth=truth), write_outputs=True)
     ref = json.loads((tmp_path / "out" / "run.json").read_text())["method_info"]["refinement"]
     record = ref["subspace_estimate"]
-    assert record["signal_dim"] == 5 and record["clamp"] == [5, 20] and record["pixels"] == 64
+    assert record["signal_dim"] == 5 and record["clamp"] == [5, 10] and record["pixels"] == 64
     assert ref["subspace_dim"] == 5
+
+
+def test_too_few_pixels_keep_the_fixed_subspace():
+    """An LR-HSI with fewer pixels than bands cannot tell its signal dimension (a rank-deficient
+    sample): the refinement keeps P = max(K, 10) and says why."""
+    from types import SimpleNamespace
+    from spectramorph_engine import FusionConfig
+    from spectramorph_engine.methods.spectramorph import subspace_choice
+    rng = np.random.default_rng(0)
+    cfg = FusionConfig(num_endmembers=5)
+    few = SimpleNamespace(lr_hsi=rng.random((6, 6, 40)).astype(np.float32), lr_valid=None)
+    P, record = subspace_choice(cfg, few)
+    assert P == 10 and record["signal_dim"] is None and "fewer LR pixels (36) than bands (40)" in record["skipped"]
+    enough = SimpleNamespace(lr_hsi=rng.random((8, 8, 40)).astype(np.float32), lr_valid=None)
+    P, record = subspace_choice(cfg, enough)
+    assert record["signal_dim"] is not None and 5 <= P <= 10

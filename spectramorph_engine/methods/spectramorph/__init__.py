@@ -54,10 +54,11 @@ def training_input_lr(prep) -> np.ndarray:
 
 # refine_subspace null: the LR-HSI's signal dimension (sensors/subspace.py; it replaced a fixed
 # max(K, 10): +0.14 dB mean on the blind cases, bench/README.md "Estimated subspace"), at least K
-# (the network's own spectra span K) and at most REFINE_MAX_SUBSPACE: a cap on cost (an
-# iteration's is linear in P: at most 2x the old 10), not measured for quality -- a clean real
-# cube reads many more dimensions (Urban's full 34 x 78 pixels: 45) than any bench scene.
-REFINE_MAX_SUBSPACE = 20
+# (the network's own spectra span K) and at most max(K, REFINE_MAX_SUBSPACE): above the old 10 no
+# measured case gained (held-out scene: P 11 -0.01 to -0.07 dB, P 12 -0.09, P 15 -0.20) while an
+# iteration's cost grows with P, and a clean real cube reads far more (Urban's 34 x 78 pixels: 45).
+# So the estimate only ever lowers P: simple scenes get faster and better, rich ones stay as before.
+REFINE_MAX_SUBSPACE = 10
 
 
 def subspace_choice(config, prep):
@@ -72,12 +73,22 @@ def subspace_choice(config, prep):
         from ...sensors.subspace import signal_subspace
         t0 = time.perf_counter()
         pixels = prep.lr_hsi if prep.lr_valid is None else prep.lr_hsi[prep.lr_valid]
-        found = signal_subspace(pixels)
         low, high = config.num_endmembers, max(config.num_endmembers, REFINE_MAX_SUBSPACE)
-        wanted = min(max(found.dim, low), high)
-        record = {"signal_dim": found.dim, "clamp": [low, high], "pixels": found.pixels,
-                  "seconds": round(time.perf_counter() - t0, 4)}
-        log.info("refinement subspace estimated from the LR-HSI: %d signal dimensions, P %d", found.dim, wanted)
+        count = int(np.prod(pixels.shape[:-1]))
+        if count < C:
+            # fewer pixels than bands: the sample correlation is rank-deficient and the count
+            # unreliable (the Urban pairs, 36-152 LR pixels for 162 bands, read 4-8 and lost up
+            # to 0.12 dB against P 10): the fixed P of before
+            wanted = high
+            record = {"signal_dim": None, "clamp": [low, high], "pixels": count,
+                      "skipped": f"fewer LR pixels ({count}) than bands ({C}): P {high} as before"}
+        else:
+            found = signal_subspace(pixels)
+            wanted = min(max(found.dim, low), high)
+            record = {"signal_dim": found.dim, "clamp": [low, high], "pixels": found.pixels,
+                      "seconds": round(time.perf_counter() - t0, 4)}
+        log.info("refinement subspace: %s, P %d", record.get("skipped") or
+                 f"{record['signal_dim']} signal dimensions estimated from the LR-HSI", wanted)
     return max(1, min(int(wanted), C, h * w)), record
 
 
