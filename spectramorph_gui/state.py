@@ -258,6 +258,9 @@ class AppState(QObject):
         self._generation += 1
         gen = self._generation
         self._preparing = True
+        # a preparation scheduled for an edit just before would otherwise run on the old config
+        # once this commit is under way, and land after it (the new pair shown unprepared)
+        self._prepare_timer.stop()
 
         notes = []
 

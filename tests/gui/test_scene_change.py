@@ -98,6 +98,23 @@ def test_open_pair_switches_to_real_world_mode(qtbot, window, tmp_path):
     assert window.training_panel.run_button.isEnabled()
 
 
+def test_an_edit_just_before_opening_a_pair_does_not_unprepare_it(qtbot, window, tmp_path):
+    """A setting changed a moment before File > Open pair schedules a preparation of the old
+    (synthetic) configuration; it must not run once the pair is being opened and land after it
+    (the new pair was shown with "synthetic mode needs a ground-truth cube")."""
+    prep = window.state.prepared
+    hr, lr = tmp_path / "hr.npy", tmp_path / "lr.npy"
+    np.save(hr, prep.hr_msi)
+    np.save(lr, prep.lr_hsi)
+    window.state.set_config(window.state.config.replace(epochs=window.state.config.epochs + 1))
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000):
+        window.data_panel.open_pair(str(hr), str(lr))
+    qtbot.wait(800)             # past the preparation delay of the edit
+    qtbot.waitUntil(lambda: not window.state.preparing, timeout=30000)
+    assert window.state.prepare_error is None
+    assert window.state.prepared is not None and window.state.prepared.mode == "real"
+
+
 def test_fit_to_scene_keeps_what_fits_without_qt():
     scene = Scene.of((32, 40, 10))
     fit = fit_to_scene([(50, 60), (5, 39)], [np.array([[0, 0], [0, 40], [32, 40], [32, 0]]),
