@@ -10,7 +10,10 @@ time     seconds per iteration (median of the iterations of one solve, from its 
          ticks: the setup is left out), the baseline and this tree interleaved in one
          process (A B A B ...; the minimum over repeats is shown: the cores are shared).
 memory   peak resident memory of the iterations (VmHWM reset when the loop starts), each
-         solver in its own child process.
+         solver in its own child process; the default stopping rule on (its check keeps
+         one more set of spectra every 10th iteration).
+whole    the whole TV refinement (refinement.refine, the default settings: at most 200
+         iterations, stopping rule), the baseline's solve and this tree's, one after the other.
 profile  torch.profiler's self CPU time per op over a few iterations (where the time goes).
 check    the baseline against this tree: max |diff| / range of the coefficients and the
          iteration counts, both boundaries, with and without the prior, tol None, default and 1e-3.
@@ -151,7 +154,8 @@ def child_cmd(args) -> None:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")                  # resets VmHWM to the current RSS
     before = _vm("VmRSS")
-    run(fn, p, args.boundary[0], args.iterations, on_tick=on_tick)
+    from spectramorph_engine.methods.spectramorph.refinement import TV_TOL
+    run(fn, p, args.boundary[0], args.iterations, tol=TV_TOL, on_tick=on_tick)
     print(json.dumps({"before": before, "loop_start": marks["start"], "loop_peak": _vm("VmHWM")}))
 
 
@@ -185,6 +189,34 @@ def profile_cmd(args) -> None:
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18))
 
 
+def whole_cmd(args) -> None:
+    from spectramorph_engine.methods import hysure
+    from spectramorph_engine.methods.spectramorph.refinement import refine
+    set_threads(args.threads)
+    p = problem(args.size)
+    rows, cubes = [], {}
+    current = hysure.solve
+    try:
+        for name, fn in solvers(args.baseline).items():
+            hysure.solve = fn                   # what _refine_tv imports when it runs
+            for boundary in args.boundary:
+                t0 = time.perf_counter()
+                ref = refine(p["alle"], p["E"], p["lr"], p["msi"], p["psf"], p["r"], p["srf"], subspace_dim=10,
+                             tv_weight=10.0, tv_iterations=200, boundary=BOUNDARIES[boundary])
+                dt = time.perf_counter() - t0
+                cubes[name, boundary] = ref.delta @ ref.basis
+                rows.append([boundary, name, ref.info["iterations"], dt, dt / ref.info["iterations"]])
+                print(rows[-1], flush=True)
+    finally:
+        hysure.solve = current
+    for row in rows:
+        a, b = cubes["baseline", row[0]], cubes["this tree", row[0]]
+        row.append("-" if row[1] == "baseline" else f"{float(np.abs(a - b).max()) / float(a.max() - a.min()):.1e}")
+    print(f"\n{args.size} x {args.size}, whole TV refinement (defaults), {args.threads} thread(s)")
+    print(table(["boundary", "solver", "iterations", "s", "s / iteration", "max diff / range of Delta"],
+                rows, ["s", "s", "d", ".1f", ".3f", "s"]))
+
+
 def check_cmd(args) -> None:
     from spectramorph_engine.methods.spectramorph.refinement import TV_TOL
     set_threads(args.threads)
@@ -211,22 +243,24 @@ def check_cmd(args) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.admm_step", description=__doc__.split("\n")[0])
-    ap.add_argument("mode", nargs="?", default="time", choices=("time", "memory", "profile", "check"))
+    ap.add_argument("mode", nargs="?", default="time", choices=("time", "memory", "profile", "check", "whole"))
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--iterations", type=int, default=None, help="per solve (default: time 6, memory 4, "
+    ap.add_argument("--iterations", type=int, default=None, help="per solve (default: time 6, memory 10, "
                                                                   "profile 3, check 60)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--boundary", nargs="+", default=["free", "zero"], choices=sorted(BOUNDARIES))
     ap.add_argument("--baseline", default="main", help="git revision of hysure.py to compare against")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    args.iterations = args.iterations or {"time": 6, "memory": 4, "profile": 3, "check": 60}[args.mode]
+    args.iterations = args.iterations or {"time": 6, "memory": 10, "profile": 3, "check": 60,
+                                               "whole": 200}[args.mode]
     if args.child:
         args.which = args.child
         child_cmd(args)
         return 0
-    {"time": time_cmd, "memory": memory_cmd, "profile": profile_cmd, "check": check_cmd}[args.mode](args)
+    {"time": time_cmd, "memory": memory_cmd, "profile": profile_cmd, "check": check_cmd,
+     "whole": whole_cmd}[args.mode](args)
     return 0
 
 

@@ -139,7 +139,8 @@ class Admm:
         # D1 on the samples only (module docstring); D2-D4 on the grid
         self.D1 = torch.zeros_like(y_lr)
         self.D2, self.D3, self.D4 = (torch.zeros_like(X) for _ in range(3))
-        self.rows = block_rows(P, Wp)
+        # a GPU gains nothing from cache-sized blocks, and each block costs kernel launches
+        self.rows = block_rows(P, Wp) if X.device.type == "cpu" else Hp
         self._prev_hat = None
 
     # --- V1: the LR-HSI term at the sample positions
