@@ -28,6 +28,10 @@ BLOCK_BYTES = 1 << 19
 
 
 def _sumsq(a) -> float:
+    """sum(a^2) in float64; a full-size image a band at a time (its float64 sum would otherwise
+    hold a squared and a float64 copy of the whole image: 3 images more at the peak)."""
+    if a.numel() > 1 << 20:
+        return sum(_sumsq(band) for band in a)
     return float(torch.sum(a * a, dtype=torch.float64))
 
 
