@@ -18,6 +18,8 @@ numbers live and how often memory is swept:
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from ..core import events as ev
@@ -25,6 +27,22 @@ from ..core import events as ev
 # bytes of one P-channel block of rows: small enough to stay in a core's cache across the
 # block's steps, big enough that the per-operation overhead of torch stays small
 BLOCK_BYTES = 1 << 19
+
+
+@contextmanager
+def _one_thread(device):
+    """The blocked pass is thousands of small operations: with more torch threads each is an
+    OpenMP region whose barrier waits for a busy core. Measured on the shared 2-core machine
+    (1024^2): 16 s per pass with 2 threads against 0.1 s with one; the FFTs keep the threads."""
+    n = torch.get_num_threads()
+    if device.type != "cpu" or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _sumsq(a) -> float:
@@ -292,7 +310,8 @@ class Admm:
         stats = [0.0, 0.0, 0.0] if check else None
         self._v1(stats)
         ev.check_cancel(self.cancel)
-        self._local(stats)
+        with _one_thread(self.X.device):
+            self._local(stats)
         change, size = self._x_step(check, keep)
         if not check:
             return None
