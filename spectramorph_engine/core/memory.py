@@ -104,15 +104,17 @@ def check_run(config, prep, streaming: bool, available: Optional[int] = None) ->
 def estimate_refinement(hr_shape, subspace: int, num_latents: int, tv: bool, margin=(0, 0)) -> int:
     """Bytes the refinement's solve holds for an H x W scene (hr_shape: H, W, c), float32:
     with TV, HySure's ADMM on its grid (the frame plus `margin` (rows, cols) of blur reach each
-    side): the iterate, its blur and differences, four duals and the temporaries of a step
-    (~14 P planes), the MSI/prior right-hand side, the half spectra; without TV, the conjugate
+    side): the iterate, its blur, three duals, one channel's half spectra and a block's
+    temporaries (methods/hysure_admm.py: ~6 P planes; measured at 2048^2, P 10: the solve adds
+    1487 MiB, 8.4 P-plane images with the right-hand sides), the MSI/prior right-hand side;
+    without TV, the conjugate
     gradients' five P-plane vectors, the operator's temporaries and the latents (K planes)."""
     H, W = int(hr_shape[0]), int(hr_shape[1])
     c = int(hr_shape[2]) if len(hr_shape) > 2 else 1
     P, K = int(subspace), int(num_latents)
     if tv:
         grid = (H + 2 * int(margin[0])) * (W + 2 * int(margin[1]))
-        return 4 * grid * (14 * P + 4) + 4 * H * W * (2 * P + c)
+        return 4 * grid * (6 * P + 4) + 4 * H * W * (2 * P + c)
     return 4 * H * W * (8 * P + 2 * K + c)
 
 
