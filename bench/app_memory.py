@@ -49,12 +49,20 @@ def _where(frame):
     stack = [f for f in traceback.extract_stack(frame) if "spectramorph" in f.filename or "pyqtgraph" in f.filename]
     return " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack[::-1][:3]) or "(outside)"
 from pathlib import Path
+peak_at = [0, None]      # resident MB at its highest sample, and what every thread ran then
+def _rss_mb():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 def sampler():
     me = threading.get_ident()
     while True:
         now = time.perf_counter()
         names = {t.ident: t.name for t in threading.enumerate()}
-        samples.append((now, {names.get(i, str(i)): _where(f) for i, f in sys._current_frames().items() if i != me}))
+        where = {names.get(i, str(i)): _where(f) for i, f in sys._current_frames().items() if i != me}
+        samples.append((now, where))
+        rss = _rss_mb()
+        if rss > peak_at[0]:
+            peak_at[0], peak_at[1] = rss, where
         time.sleep(0.005)
 if WHY:
     threading.Thread(target=sampler, daemon=True).start()
@@ -103,7 +111,8 @@ print(json.dumps({"ok": ok, "run_s": run_s, "inspect_s": inspect_s, "longest_sta
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "peak_rss_after_run_mb": rss_after_run,
                   "kept_cube": type(s.result.hr_hsi).__name__ if ok else None,
-                  "stalls": sorted(stalls, key=lambda d: -d["s"])[:8]}), flush=True)
+                  "stalls": sorted(stalls, key=lambda d: -d["s"])[:8],
+                  "peak_sample": {"rss_mb": peak_at[0], "where": peak_at[1]}}), flush=True)
 w.close()
 app.processEvents()
 os._exit(0)      # skip interpreter teardown of Qt objects: only the figures above matter here
@@ -172,6 +181,9 @@ def main(args) -> int:
     print(table(["", "wall s", "peak RSS MB", "stall in run s", "stall inspecting s", "inspect s"], rows))
     print(f"app / CLI peak: {ratio:.2f}x (goal <= 1.5x); app peak right after the run: "
           f"{app['peak_rss_after_run_mb']:.0f} MB")
+    if app.get("peak_sample", {}).get("where"):
+        print(f"highest resident sample {app['peak_sample']['rss_mb']:.0f} MB: " +
+              " | ".join(f"{k}: {v}" for k, v in app["peak_sample"]["where"].items()))
     for st in app.get("stalls", []):
         print(f"stall {st['s']:.2f} s ({st['samples_inside']} samples inside): " + " | ".join(st["where"]))
     write_json(args.json or default_json("app_memory"),
