@@ -114,9 +114,14 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def time_cmd(args) -> None:
+def setup(args):
+    """Every command's start: the thread count, then the problem of the requested size."""
     set_threads(args.threads)
-    p = problem(args.size)
+    return problem(args.size)
+
+
+def time_cmd(args) -> None:
+    p = setup(args)
     fns = solvers(args.baseline)
     rows = []
     for boundary in args.boundary:
@@ -143,8 +148,7 @@ def _vm(key: str) -> float:
 
 def child_cmd(args) -> None:
     """One solve in this process: peak RSS of its loop (VmHWM reset at the first tick), MiB."""
-    set_threads(args.threads)
-    p = problem(args.size)
+    p = setup(args)
     fn = solvers(args.baseline)[args.which]
     marks = {}
 
@@ -178,8 +182,7 @@ def memory_cmd(args) -> None:
 
 def profile_cmd(args) -> None:
     import torch
-    set_threads(args.threads)
-    p = problem(args.size)
+    p = setup(args)
     for name, fn in solvers(args.baseline).items():
         for boundary in args.boundary:
             run(fn, p, boundary, 2)                                   # warm up
@@ -192,8 +195,7 @@ def profile_cmd(args) -> None:
 def whole_cmd(args) -> None:
     from spectramorph_engine.methods import hysure
     from spectramorph_engine.methods.spectramorph.refinement import refine
-    set_threads(args.threads)
-    p = problem(args.size)
+    p = setup(args)
     rows, cubes = [], {}
     current = hysure.solve
     try:
@@ -219,8 +221,7 @@ def whole_cmd(args) -> None:
 
 def check_cmd(args) -> None:
     from spectramorph_engine.methods.spectramorph.refinement import TV_TOL
-    set_threads(args.threads)
-    p = problem(args.size)
+    p = setup(args)
     fns = solvers(args.baseline)
     rows = []
     for boundary in args.boundary:

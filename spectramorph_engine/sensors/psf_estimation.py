@@ -239,12 +239,8 @@ def _gaussian_in(R: int, sigma: float) -> np.ndarray:
 
 def _gain_holdout(p, m: _Moments) -> float:
     """Held-out SSE of a fixed kernel shape given its best gain on the other fold."""
-    sse = 0.0
-    for train, test in ((0, 1), (1, 0)):
-        den = float(p @ m.G[train] @ p)
-        a = float(m.g[train] @ p) / den if den > 0 else 1.0
-        sse += _Moments.sse(a * p, m.G[test], m.g[test], m.zz[test])
-    return sse
+    return sum(psf_parametric.gain_heldout_sse(p, m.G[train], m.g[train], m.G[test], m.g[test], m.zz[test])
+               for train, test in ((0, 1), (1, 0)))
 
 
 def trim_kernel(kernel: np.ndarray, mass: float = TRIM_MASS) -> np.ndarray:

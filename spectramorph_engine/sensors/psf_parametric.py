@@ -52,6 +52,14 @@ def gain_misfit(p: np.ndarray, G: np.ndarray, g: np.ndarray, zz: float) -> float
     return float(zz) - gp * gp / den
 
 
+def gain_heldout_sse(p, G_train, g_train, G_test, g_test, zz_test) -> float:
+    """Misfit on one fold of the kernel shape p at the gain fitted on the other fold."""
+    den = float(p @ G_train @ p)
+    a = float(g_train @ p) / den if den > 0 else 1.0
+    q = a * p
+    return float(q @ G_test @ q - 2.0 * g_test @ q + zz_test)
+
+
 def _theta(params, R: int) -> np.ndarray:
     """_params' inverse (inside the bounds)."""
     alpha, beta, dy, dx = params
@@ -94,11 +102,7 @@ def holdout_fit(G2, g2, zz2, R: int, start_sigma: float, start=None) -> tuple:
         params = fit_moffat(G2[train], g2[train], zz2[train], R, start_sigma,
                             start if not fold_params else fold_params[0])
         fold_params.append(params)
-        p = moffat_taps(R, *params)
-        den = float(p @ G2[train] @ p)
-        a = float(g2[train] @ p) / den if den > 0 else 1.0
-        q = a * p
-        total += float(q @ G2[test] @ q - 2.0 * g2[test] @ q + zz2[test])
+        total += gain_heldout_sse(moffat_taps(R, *params), G2[train], g2[train], G2[test], g2[test], zz2[test])
     mid = _params(0.5 * (_theta(fold_params[0], R) + _theta(fold_params[1], R)), R)
     both = fit_moffat(G2[0] + G2[1], g2[0] + g2[1], zz2[0] + zz2[1], R, start_sigma, start=mid)
     return total, both

@@ -92,11 +92,6 @@ def subspace_choice(config, prep):
     return max(1, min(int(wanted), C, h * w)), record
 
 
-def refinement_subspace(config, prep) -> int:
-    """The refinement's subspace dimension P (subspace_choice)."""
-    return subspace_choice(config, prep)[0]
-
-
 def msi_model_mse(prep):
     """A real pair's SRF fit residual per band (from the fit PSNR, data range 1): the model error
     the refinement weighs the MSI by (None: not fitted)."""
