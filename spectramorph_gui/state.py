@@ -12,6 +12,7 @@ nothing the window shows changes.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable, Optional
 
@@ -430,7 +431,12 @@ class AppState(QObject):
         self._train_t0 = None
         self._run_number, self._run_folder = self.run_store.next_run_folder()
         self._run_config = self.config
-        self.workers.start_run(self.config, self.current_inputs(), self._run_folder)
+        inputs = self.current_inputs()
+        if self.prepared is not None and not self.preparing:
+            # the pair prepared for this config (an edit other than training's prepares again):
+            # the run starts from it, and the runs made from it share its arrays
+            inputs = dataclasses.replace(inputs, prepared=self.prepared)
+        self.workers.start_run(self.config, inputs, self._run_folder)
         self.runStarted.emit()
         self.runProgress.emit(self.progress)
         return True

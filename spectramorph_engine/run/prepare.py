@@ -192,6 +192,12 @@ def prepare_inputs(config: FusionConfig, inputs: Optional[FusionInputs] = None,
                    progress: Optional[Callable] = None, cancel=None) -> PreparedInputs:
     """Load / build the HR-MSI and LR-HSI pair and the sensor models of a run."""
     inputs = inputs or FusionInputs()
+    if inputs.prepared is not None and inputs.prepared.mode == ("synthetic" if config.synthetic else "real"):
+        # said again: a run's log and event stream carry what its preparation warned of
+        ev.say(progress, "info", "the pair as prepared when it was opened (nothing read or fitted again)", log)
+        for text in inputs.prepared.warnings:
+            ev.say(progress, "warning", text, log)
+        return inputs.prepared
     if config.synthetic:
         return _prepare_synthetic(config, inputs, cancel)
     return _prepare_real(config, inputs, progress, cancel)

@@ -22,6 +22,10 @@ class FusionInputs:
     hr_geo: object = None          # georef.GeoInfo of in-memory arrays (georeferencing, nodata value)
     lr_geo: object = None
     hr_camera: Optional[str] = None    # the named camera of an HR-MSI product (io Cube.camera), used as msi_camera
+    # The pair already prepared by prepare_inputs for the same config and arrays (the app
+    # prepares a pair when it is opened): used as it is, nothing read or fitted again, and
+    # shared with whoever holds it (a run never writes into its arrays)
+    prepared: Optional["PreparedInputs"] = None
 
 
 @dataclass

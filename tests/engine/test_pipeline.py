@@ -288,3 +288,33 @@ def test_reduced_check_scores_only_pixels_with_data():
     up = bicubic_upsample(sub.lr_hsi, prep.ratio)
     assert rr["bicubic"] == pytest.approx(metrics.compute_many(lr_ref, [up], prep.ratio, valid=valid)[0], rel=1e-6)
     assert rr["bicubic"]["PSNR"] != pytest.approx(metrics.compute_many(lr_ref, [up], prep.ratio)[0]["PSNR"], rel=1e-6)
+
+
+def test_a_run_from_a_prepared_pair_reads_and_fits_nothing_again_and_writes_nothing_into_it(monkeypatch):
+    """The app prepares a pair when it is opened; its run starts from that preparation
+    (FusionInputs.prepared): the sensor fit is not redone, the result is the run's from the
+    arrays, the prepared arrays come out as they went in (kept runs share them), and the
+    preparation's warnings are said again in the run's events."""
+    import spectramorph_engine.run.prepare as prepare_mod
+    from spectramorph_engine import prepare_inputs
+    hr, lr = _real_pair()
+    cfg = FusionConfig(synthetic=False, epochs=20, hidden_size=32, num_endmembers=3, auto_select=False,
+                       refine_iterations=20, device="cpu", seed=1)
+    prep = prepare_inputs(cfg, FusionInputs(hr_msi=hr, lr_hsi=lr))
+    prep.warnings.append("a warning of the preparation")
+    before = {k: np.array(getattr(prep, k), copy=True) for k in ("hr_msi", "lr_hsi", "srf", "psf")}
+    fresh = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False)
+
+    def no_second_preparation(*_a, **_k):
+        raise AssertionError("the pair was prepared again")
+    monkeypatch.setattr(prepare_mod, "_prepare_real", no_second_preparation)
+    said = []
+    result = run_fusion(cfg, inputs=FusionInputs(prepared=prep), write_outputs=False,
+                        progress=lambda e: said.append(e))
+    assert result.prepared is prep
+    for key, value in before.items():
+        np.testing.assert_array_equal(getattr(prep, key), value, err_msg=key)
+    assert any(getattr(e, "text", None) == "a warning of the preparation" and e.level == "warning" for e in said)
+    assert "a warning of the preparation" in result.warnings
+    # the same run as from the arrays (the prepared pair is the one prepare_inputs makes of them)
+    np.testing.assert_allclose(np.asarray(result.hr_hsi), np.asarray(fresh.hr_hsi), atol=1e-5)

@@ -266,3 +266,21 @@ def test_real_world_run_shows_consistency_and_warnings(qtbot, window, tmp_path, 
     combo.setCurrentIndex(combo.findData("result"))
     assert not rp.view._bar.isVisible() and rp.view.image.image.ndim == 3
     assert not errors
+
+
+def test_runs_start_from_the_prepared_pair_and_share_it(qtbot, window):
+    """Run starts from the pair prepared when it was opened (no second copy of it, no second
+    sensor fit), and the runs kept from it share its arrays; an edit that changes the
+    preparation, followed at once by Run, is not run on the stale pair."""
+    state = window.state
+    prepared = state.prepared
+    first = run_to_end(qtbot, window, epochs=5)
+    second = run_to_end(qtbot, window, epochs=6)     # a training setting: the same pair
+    assert first.prepared is prepared and second.prepared is prepared
+    assert [r.result.prepared for r in state.runs] == [prepared, prepared]
+    state.update_config(seed=state.config.seed + 1)  # a new synthetic pair, prepared after a delay
+    assert state.preparing
+    with qtbot.waitSignal(state.runFinished, timeout=60000):
+        qtbot.mouseClick(window.training_panel.run_button, Qt.LeftButton)
+    assert state.result.prepared is not prepared
+    assert not np.array_equal(state.result.prepared.lr_hsi, prepared.lr_hsi)
