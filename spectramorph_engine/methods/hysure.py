@@ -87,6 +87,7 @@ USES = {
 
 # ADMM penalty: sets the convergence speed only (see the module docstring)
 MU = 0.01
+OBJECTIVE_ROWS = 256     # HR rows per block of the objective's sums (a few MB at 2048 wide)
 
 
 def fuse(config, prep, *, device=None, progress=None, cancel=None, out_hsi=None) -> MethodOutput:
@@ -226,22 +227,23 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     RE = np.asarray(srf, dtype=np.float64) @ E                        # c x P
     re_t = t(RE)
 
-    def msi_image():
-        return t((np.asarray(msi, dtype=np.float32)
-                  - np.asarray(offset, dtype=np.float32).reshape(1, 1, c)).transpose(2, 0, 1))   # c x H x W
+    offset32 = np.asarray(offset, dtype=np.float32).reshape(1, 1, c)
+    prior_map = None if not use_prior else (np.asarray(prior_mixing, dtype=np.float64) @ E).astype(np.float32)
 
-    def prior_image():
+    def msi_rows(a, b):
+        return t((np.asarray(msi[a:b], dtype=np.float32) - offset32).transpose(2, 0, 1))      # c x rows x W
+
+    def prior_rows(a, b):
         # the prior's coefficients, X0 = latents @ (mixing E): never the whole prior cube
-        return t((np.asarray(prior_latents, dtype=np.float32)
-                  @ (np.asarray(prior_mixing, dtype=np.float64) @ E).astype(np.float32)).transpose(2, 0, 1))
+        return t((np.asarray(prior_latents[a:b], dtype=np.float32) @ prior_map).transpose(2, 0, 1))
 
-    ym = msi_image()
+    ym = msi_rows(0, H)
     Q = lam_m * RE.T @ RE                                             # the V2 term's per-pixel quadratic
     v2_rhs = lam_m * torch.einsum("cp,chw->phw", re_t, ym)           # P x H x W: and its linear part
     prior_frame = None
     if use_prior:
         Q = Q + prior_weight * np.eye(P)
-        prior_frame = prior_image()
+        prior_frame = prior_rows(0, H)
         v2_rhs.add_(prior_frame, alpha=prior_weight)
     v2_inv = t(np.linalg.inv(Q + mu * np.eye(P)))
     ev.check_cancel(cancel)
@@ -266,16 +268,25 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
         X = t(CubicUpsampler(h, w, r).full(yp.reshape(h, w, P).astype(np.float32)).transpose(2, 0, 1))
     X = torch.nn.functional.pad(X[None], (left, Wp - W - left, top, Hp - H - top),
                                 mode="constant" if zero_out else "replicate")[0]
+    if not record_objective:     # freed before the ADMM's planes: the objective makes its rows again
+        ym = prior_frame = None
 
     def objective(XB, X, ym, prior_frame) -> float:
-        # (each term is a few full-size passes: on a big scene a cancel is checked between them)
+        # The HR terms go by blocks of rows, so the objective adds no full-size image to the
+        # ADMM's own (it was the refinement's peak); `ym` / `prior_frame` None: their rows are
+        # made again from the inputs. A cancel is checked between blocks.
         lr_err = float(torch.sum((XB[:, sy, sx] - y_lr) ** 2, dtype=torch.float64))
-        ev.check_cancel(cancel)
-        msi_err = float(torch.sum((torch.einsum("cp,phw->chw", re_t, X[:, fy_, fx_]) - ym) ** 2,
-                                  dtype=torch.float64))
-        ev.check_cancel(cancel)
+        msi_err = prior_err = 0.0
+        for a in range(0, H, OBJECTIVE_ROWS):
+            ev.check_cancel(cancel)
+            b = min(H, a + OBJECTIVE_ROWS)
+            xs = X[:, top + a:top + b, fx_]
+            ys = msi_rows(a, b) if ym is None else ym[:, a:b]
+            msi_err += float(torch.sum(torch.einsum("cp,phw->chw", re_t, xs).sub_(ys).square_(), dtype=torch.float64))
+            if use_prior:
+                x0 = prior_rows(a, b) if prior_frame is None else prior_frame[:, a:b]
+                prior_err += float(torch.sum((xs - x0).square_(), dtype=torch.float64))
         tv = vtv_sum(X, *masks, cancel=cancel)
-        prior_err = float(torch.sum((X[:, fy_, fx_] - prior_frame) ** 2, dtype=torch.float64)) if use_prior else 0.0
         return 0.5 * (lr_err + resid_const) + 0.5 * lam_m * msi_err + lam_tv * tv + 0.5 * prior_weight * prior_err
 
     # On a big scene each of these full-size steps takes a second: a cancel is checked between them
@@ -302,8 +313,6 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
             del bt
     ev.check_cancel(cancel)
     history = [objective(XB, X, ym, prior_frame)]
-    if not record_objective:            # recomputed for the record at the end
-        ym = prior_frame = None
     tick(0.02)
     stop = "iteration limit"
     residuals = None
@@ -331,7 +340,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
             break
     del admm
     if not record_objective:
-        history.append(objective(XB, X, msi_image(), prior_image() if use_prior else None))
+        history.append(objective(XB, X, None, None))
     coeff = X[:, fy_, fx_].permute(1, 2, 0).contiguous().cpu().numpy()     # H x W x P
     del X, XB
     info = {

@@ -168,3 +168,23 @@ def test_the_iteration_does_not_depend_on_its_blocks_of_rows(small, monkeypatch,
     assert ia["iterations"] == ib["iterations"] < 60          # the stopping rule was met, at the same check
     np.testing.assert_allclose(a, b, atol=1e-5 * float(np.ptp(a)))
     np.testing.assert_allclose(ha, hb, rtol=1e-5)
+
+
+def test_the_objective_does_not_depend_on_its_blocks_of_rows_or_on_being_recorded(small, monkeypatch):
+    """The objective's HR sums go by blocks of rows, and unrecorded (the refinement) they make
+    the MSI's and the prior's rows again from the inputs: the first and last values are those
+    of one block over the whole frame with the images held."""
+    srf, offset = small.msi_model()
+    latents = np.asarray(small.truth, dtype=np.float32)[..., ::4] * 1.1
+    mixing = np.eye(small.truth.shape[2], dtype=np.float32)[::4]
+    ends = []
+    for rows, record in ((1 << 30, True), (3, True), (3, False), (1 << 30, False)):
+        monkeypatch.setattr(hysure, "OBJECTIVE_ROWS", rows)
+        _, _, history, _ = hysure.solve(small.hr_msi, small.lr_hsi, RATIO, small.psf, srf, offset, subspace=4,
+                                        tv_weight=1e-2, iterations=12, prior_latents=latents, prior_mixing=mixing,
+                                        prior_weight=0.1, record_objective=record)
+        ends.append((history[0], history[-1], len(history)))
+    first, last, length = ends[0]
+    assert length == 13 and ends[1][2] == 13 and ends[2][2] == ends[3][2] == 2
+    for a, b, _ in ends[1:]:
+        assert a == pytest.approx(first, rel=1e-6) and b == pytest.approx(last, rel=1e-6)
