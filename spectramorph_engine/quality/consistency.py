@@ -258,23 +258,54 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
     H, W, K = alle.shape
     C = E.shape[1]
     flat = alle.reshape(-1, K)
+    unclipped = {}
+    degrade_fused = _latent_degrader(alle, E, int(ratio), psf, boundary, unclipped)
 
     def fused_bands(b0, b1):
-        return np.clip(flat @ E[:, b0:b1], value_range[0], value_range[1]).reshape(H, W, b1 - b0)
+        raw = flat @ E[:, b0:b1]
+        if degrade_fused is not None:
+            unclipped[b0] = raw
+        return np.clip(raw, value_range[0], value_range[1]).reshape(H, W, b1 - b0)
+
     return consistency_by_bands(fused_bands, (H, W, C), lr_hsi, hr_msi, srf, ratio, psf, offset=offset,
                                 band_chunk=band_chunk, cancel=cancel,
                                 what=f"latent maps {alle.shape}, endmembers {E.shape}",
-                                lr_valid=lr_valid, hr_valid=hr_valid, boundary=boundary)
+                                lr_valid=lr_valid, hr_valid=hr_valid, boundary=boundary, degrade_fused=degrade_fused)
+
+
+def _latent_degrader(alle, E, r: int, psf, boundary: str, unclipped: dict):
+    """consistency_by_bands' `degrade_fused` for a result clip(A E): degrading back is linear,
+    D B (A E) = (D B A) E, so the K latent maps are blurred once instead of every band (most of
+    the scores' time on a big scene). The clip is not linear: where it changed a band (rare on
+    a real pair, clipped only below the LR-HSI's floor) that band's change is degraded and
+    added. `unclipped[b0]`: the chunk's A E before the clip. None when A holds non-finite
+    values (then every band is blurred as it is)."""
+    H, W, K = alle.shape
+    if not np.isfinite(alle).all() or H % r or W % r:
+        return None
+    latent_lr = _degrade(alle, r, psf, boundary).reshape(-1, K)
+    h, w = H // r, W // r
+
+    def degrade_fused(b0, b1, fused):
+        pred = (latent_lr @ E[:, b0:b1]).reshape(h, w, b1 - b0)
+        change = fused.reshape(-1, b1 - b0) - unclipped.pop(b0)
+        touched = np.flatnonzero(np.any(change != 0.0, axis=0))
+        if touched.size:
+            pred[:, :, touched] += _degrade(change.reshape(H, W, -1)[:, :, touched], r, psf, boundary)
+        return pred
+    return degrade_fused
 
 
 def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
                          band_chunk: Optional[int] = None, cancel=None, what: str = "",
-                         lr_valid=None, hr_valid=None, boundary: str = "zero") -> dict:
+                         lr_valid=None, hr_valid=None, boundary: str = "zero", degrade_fused=None) -> dict:
     """The figures of consistency_from_latent for a result of `shape` (H, W, C) that
     `fused_bands(b0, b1)` hands out a band chunk at a time (H x W x (b1 - b0)): from latents,
     or read back from a result streamed to its file. `lr_valid` (h x w) / `hr_valid` (H x W):
     the pixels the LR / MSI figures are taken over (nodata masks; None: all). `boundary`: how
-    the LR sensor's blur met the frame (see _degrade), the pair's own rule."""
+    the LR sensor's blur met the frame (see _degrade), the pair's own rule. `degrade_fused(b0,
+    b1, fused)`: the chunk degraded to the LR grid, when the caller has a cheaper way than
+    blurring it (default: _degrade)."""
     from ..core import events as ev
     from ..sensors.degradation import bicubic_upsample
     lr = as_cube(lr_hsi, "the LR-HSI")
@@ -304,7 +335,9 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
             bicubic = bicubic[:, :, None]
         for name, cube in (("fusion", fused), ("bicubic", bicubic)):
             ev.check_cancel(cancel)       # each half of a chunk blurs a few full-size bands
-            lr_stats[name].add(lr[:, :, b0:b1], _degrade(cube, r, psf, boundary))
+            degraded = (degrade_fused(b0, b1, cube) if name == "fusion" and degrade_fused is not None
+                        else _degrade(cube, r, psf, boundary))
+            lr_stats[name].add(lr[:, :, b0:b1], degraded)
             msi_pred[name] += (cube.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
                 H, W, -1)
         del fused, bicubic

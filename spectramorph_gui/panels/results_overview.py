@@ -321,8 +321,12 @@ class ResultsOverview:
         k = alle.shape[2]
         cols = math.ceil(math.sqrt(k))
         rows = math.ceil(k / cols)
+        # the thumbnails first: the colour scale is taken over what is drawn (on the GUI thread,
+        # the whole 2048^2 maps' min and max took a third of the stall budget at a run's end)
+        small, step = display_copy(alle, ALLE_MAX_SIDE)     # every step-th pixel of all maps at once
+        thumbs = [np.ascontiguousarray(small[:, :, i]) for i in range(k)]
         # One colour scale for every map, so their values can be compared at a glance.
-        lo, hi = shared_range([alle])
+        lo, hi = shared_range(thumbs)
         cmap = pg.colormap.get(ALLE_COLORMAP)
         for i in range(k):
             # a title and a bare view box per map, not a PlotItem: each PlotItem builds four axes
@@ -335,8 +339,7 @@ class ResultsOverview:
             box = cell.addViewBox(enableMenu=False)
             box.setAspectLocked(True)
             box.invertY(True)
-            shown, step = display_copy(np.asarray(alle[:, :, i]), ALLE_MAX_SIDE)     # thumbnails
-            img = pg.ImageItem(np.ascontiguousarray(shown), levels=(lo, hi))
+            img = pg.ImageItem(thumbs[i], levels=(lo, hi))
             if step > 1:
                 img.setRect(QRectF(0, 0, alle.shape[1], alle.shape[0]))
             img.setColorMap(cmap)

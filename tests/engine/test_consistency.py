@@ -197,3 +197,31 @@ def test_a_real_pairs_result_is_degraded_back_as_the_pair_was_made():
     ring = np.concatenate([misfit[0], misfit[-1], misfit[1:-1, 0], misfit[1:-1, -1]])
     assert np.nanmean(ring) < 2 * np.nanmean(misfit[1:-1, 1:-1])
     assert res.consistency["lr_consistency"]["PSNR"] > 40
+
+
+@pytest.mark.parametrize("boundary", ["zero", "free"])
+def test_degrading_the_latents_once_gives_the_figures_of_degrading_every_band(boundary):
+    """consistency_from_latent degrades the K latent maps instead of every band (linear), and
+    adds the clip's change where a band was clipped: figures and LR error map equal those of
+    blurring each clipped band of the result, with some bands clipped and some not."""
+    from spectramorph_engine.quality.consistency import consistency_by_bands, consistency_from_latent
+    from spectramorph_engine.sensors.psf import make_psf
+    rng = np.random.default_rng(4)
+    alle = rng.random((32, 24, 3), dtype=np.float32)
+    E = rng.random((3, 13), dtype=np.float32) * 0.7
+    E[:, 5:9] *= 0.4                   # these bands never reach the clip at 1
+    assert (alle @ E)[..., 5:9].max() < 1 < (alle @ E)[..., :5].max()
+    lr = rng.random((8, 6, 13), dtype=np.float32)
+    msi = rng.random((32, 24, 2), dtype=np.float32)
+    srf = rng.random((2, 13))
+    srf /= srf.sum(1, keepdims=True)
+    psf = np.asarray(make_psf("gaussian", 1.3, 3))
+    psf = np.roll(psf, 1, axis=1)      # off-centre: a kernel flipped by mistake would show
+    fused = np.clip(alle @ E, 0.0, 1.0)
+    kw = dict(offset=np.array([0.01, -0.02]), band_chunk=3, boundary=boundary)
+    got = consistency_from_latent(alle, E, lr, msi, srf, 4, psf, value_range=(0.0, 1.0), **kw)
+    want = consistency_by_bands(lambda b0, b1: fused[:, :, b0:b1], fused.shape, lr, msi, srf, 4, psf, **kw)
+    for part in ("lr_consistency", "msi_consistency"):
+        for key in ("PSNR", "SAM"):
+            assert got[part][key] == pytest.approx(want[part][key], rel=1e-6)
+    np.testing.assert_allclose(got["_lr_error_map"], want["_lr_error_map"], rtol=1e-5, atol=1e-7)
