@@ -37,6 +37,12 @@ def _as_cube(arr, what: str, allow_2d: bool = False, allow_invalid: bool = False
     return a
 
 
+def _in_memory(arr):
+    """An in-memory array as it is; a file-backed one (an HDF5 dataset the app keeps open) read
+    whole here, where the pair is prepared."""
+    return arr if isinstance(arr, np.ndarray) else np.asarray(arr)
+
+
 def _normalise(arr, what: str) -> np.ndarray:
     from ..sensors.degradation import normalize_percentile
     try:
@@ -276,14 +282,14 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     cube = None
     hr_geo, lr_geo, hr_camera = inputs.hr_geo, inputs.lr_geo, inputs.hr_camera
     if inputs.hr_msi is not None:
-        hr_raw, hr_what = inputs.hr_msi, "the HR-MSI"
+        hr_raw, hr_what = _in_memory(inputs.hr_msi), "the HR-MSI"
     else:
         cube = _load(config.hr_msi_file, None, "real-world mode needs an HR-MSI file", "hr_msi_file", cancel,
                      allow_invalid=True)
         hr_raw, hr_what, hr_geo, hr_camera = cube.data, f"HR-MSI '{config.hr_msi_file}'", cube.geo, cube.camera
     cube_wl = None
     if inputs.lr_hsi is not None:
-        lr_raw, lr_what = inputs.lr_hsi, "the LR-HSI"
+        lr_raw, lr_what = _in_memory(inputs.lr_hsi), "the LR-HSI"
     else:
         cube = _load(config.lr_hsi_file, None, "real-world mode needs an LR-HSI file", "lr_hsi_file", cancel,
                      allow_invalid=True)

@@ -123,3 +123,36 @@ def test_fit_to_scene_keeps_what_fits_without_qt():
     assert fit.pins == [(5, 39)] and fit.keep_regions == [0]
     assert any("R2" in n for n in fit.notes) and any("1 pinned pixel" in n for n in fit.notes)
     assert fit_to_scene([(40, 0)], [], [], scene).pins == [(16, 20)]     # none left: the centre
+
+
+def test_a_big_hdf5_pair_stays_in_its_files_and_runs(qtbot, window, tmp_path, monkeypatch, errors):
+    """An HDF5 pair above sources.LAZY_MIN_BYTES is not read into the app's memory a second time:
+    its sources stay file-backed (read when the pair is prepared), the Data panel still shows
+    their shapes and value ranges, an edit that prepares again reads them again, and the run's
+    result is that of the same pair opened into memory."""
+    import h5py
+    from spectramorph_gui import sources
+    prep = window.state.prepared
+    hr_path, lr_path = tmp_path / "hr.h5", tmp_path / "lr.h5"
+    for path, array in ((hr_path, prep.hr_msi), (lr_path, prep.lr_hsi)):
+        with h5py.File(path, "w") as fh:
+            fh["cube"] = np.asarray(array, dtype=np.float32)
+    runs = []
+    for lazy_from in (1 << 40, 0):                 # in memory, then file-backed
+        monkeypatch.setattr(sources, "LAZY_MIN_BYTES", lazy_from)
+        with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+            window.data_panel.open_pair(str(hr_path), str(lr_path))
+        assert blocker.args == [True]
+        qtbot.waitUntil(lambda: window.state.prepared is not None and not window.state.preparing, timeout=30000)
+        lr_src = window.state.lr_hsi
+        assert isinstance(lr_src.data, np.ndarray) == (lazy_from > 0)
+        assert lr_src.value_range == (float(prep.lr_hsi.min()), float(prep.lr_hsi.max()))
+        assert "×".join(map(str, prep.lr_hsi.shape)) in window.data_panel.lr_label.text().replace(" ", "")
+        runs.append(run_to_end(qtbot, window, epochs=5))
+    assert isinstance(window.state.hr_msi.data, h5py.Dataset)
+    np.testing.assert_allclose(np.asarray(runs[1].hr_hsi), np.asarray(runs[0].hr_hsi), atol=1e-5)
+    window.state.update_config(srf_source="preset")      # prepares again, from the files
+    qtbot.wait(400)
+    qtbot.waitUntil(lambda: not window.state.preparing, timeout=30000)
+    assert window.state.prepare_error is None and window.state.prepared is not runs[1].prepared
+    assert not errors
