@@ -289,7 +289,7 @@ def _latent_degrader(alle, E, r: int, psf, boundary: str, unclipped: dict):
     def degrade_fused(b0, b1, fused):
         pred = (latent_lr @ E[:, b0:b1]).reshape(h, w, b1 - b0)
         change = fused.reshape(-1, b1 - b0) - unclipped.pop(b0)
-        touched = np.flatnonzero(np.any(change != 0.0, axis=0))
+        touched = np.unique(np.flatnonzero(change) % (b1 - b0))      # (one contiguous scan)
         if touched.size:
             pred[:, :, touched] += _degrade(change.reshape(H, W, -1)[:, :, touched], r, psf, boundary)
         return pred
@@ -322,7 +322,11 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     step = int(band_chunk or band_chunk_size(H * W))
     lr_stats = {"fusion": _PairStats(*lr.shape[:2], mask=lr_valid),
                 "bicubic": _PairStats(*lr.shape[:2], mask=lr_valid)}
-    msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64), "bicubic": np.zeros(msi.shape, dtype=np.float64)}
+    # bicubic upsampling is linear (and not clipped here): its MSI prediction is the upsampled
+    # LR-HSI seen through the SRF, c bands upsampled instead of C
+    lr_through_srf = (lr.reshape(-1, C).astype(np.float64) @ srf.T).reshape(*lr.shape[:2], -1)
+    msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64),
+                "bicubic": bicubic_upsample(lr_through_srf, r).reshape(msi.shape)}
     for b0 in range(0, C, step):
         ev.check_cancel(cancel)
         b1 = min(C, b0 + step)
@@ -338,8 +342,9 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
             degraded = (degrade_fused(b0, b1, cube) if name == "fusion" and degrade_fused is not None
                         else _degrade(cube, r, psf, boundary))
             lr_stats[name].add(lr[:, :, b0:b1], degraded)
-            msi_pred[name] += (cube.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
-                H, W, -1)
+            if name == "fusion":
+                msi_pred[name] += (cube.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
+                    H, W, -1)
         del fused, bicubic
     with_sam = msi.shape[2] >= 2
     out = {}
