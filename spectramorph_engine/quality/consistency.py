@@ -308,6 +308,7 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     blurring it (default: _degrade)."""
     from ..core import events as ev
     from ..sensors.degradation import bicubic_upsample
+    from .bicubic_lr import BicubicDegraded
     lr = as_cube(lr_hsi, "the LR-HSI")
     msi = as_cube(hr_msi, "the HR-MSI")
     r = int(ratio)
@@ -327,25 +328,22 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     lr_through_srf = (lr.reshape(-1, C).astype(np.float64) @ srf.T).reshape(*lr.shape[:2], -1)
     msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64),
                 "bicubic": bicubic_upsample(lr_through_srf, r).reshape(msi.shape)}
+    # the bicubic baseline degraded back, computed on the LR grid (quality/bicubic_lr.py)
+    kernel = None if psf is None else np.asarray(psf)
+    bicubic_lr = BicubicDegraded(r, 0 if kernel is None or kernel.size <= 1 else max(kernel.shape) // 2,
+                                 lambda cube: _degrade(cube, r, psf, boundary))
     for b0 in range(0, C, step):
         ev.check_cancel(cancel)
         b1 = min(C, b0 + step)
         fused = np.asarray(fused_bands(b0, b1), dtype=np.float32)
         if hr_valid is not None:
             fused = np.nan_to_num(fused)        # NaN where the result holds no data
-        bicubic = np.asarray(bicubic_upsample(np.ascontiguousarray(lr[:, :, b0:b1], dtype=np.float32), r),
-                             dtype=np.float32)
-        if bicubic.ndim == 2:
-            bicubic = bicubic[:, :, None]
-        for name, cube in (("fusion", fused), ("bicubic", bicubic)):
-            ev.check_cancel(cancel)       # each half of a chunk blurs a few full-size bands
-            degraded = (degrade_fused(b0, b1, cube) if name == "fusion" and degrade_fused is not None
-                        else _degrade(cube, r, psf, boundary))
-            lr_stats[name].add(lr[:, :, b0:b1], degraded)
-            if name == "fusion":
-                msi_pred[name] += (cube.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
-                    H, W, -1)
-        del fused, bicubic
+        degraded = degrade_fused(b0, b1, fused) if degrade_fused is not None else _degrade(fused, r, psf, boundary)
+        lr_stats["fusion"].add(lr[:, :, b0:b1], degraded)
+        msi_pred["fusion"] += (fused.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(H, W, -1)
+        del fused
+        ev.check_cancel(cancel)
+        lr_stats["bicubic"].add(lr[:, :, b0:b1], bicubic_lr(lr[:, :, b0:b1]))
     with_sam = msi.shape[2] >= 2
     out = {}
     for name in ("fusion", "bicubic"):

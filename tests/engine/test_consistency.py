@@ -225,3 +225,28 @@ def test_degrading_the_latents_once_gives_the_figures_of_degrading_every_band(bo
         for key in ("PSNR", "SAM"):
             assert got[part][key] == pytest.approx(want[part][key], rel=1e-6)
     np.testing.assert_allclose(got["_lr_error_map"], want["_lr_error_map"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("r, ksize, boundary, shape", [(4, 7, "zero", (40, 36)), (4, 33, "free", (44, 52)),
+                                                        (2, 9, "free", (30, 31)), (3, 1, "zero", (33, 36)),
+                                                        (8, 17, "zero", (40, 40)), (4, 5, "free", (9, 40))])
+def test_the_bicubic_baseline_degraded_on_the_lr_grid_equals_the_literal_chain(r, ksize, boundary, shape):
+    """quality/bicubic_lr: bicubic upsampling, blur and block mean run as one LR-grid convolution
+    inside and as the chain itself on border strips: the same LR cube as upsampling every band,
+    blurring it and downsampling it (off-centre kernels, both border rules, several ratios, an
+    image thinner than its border strips)."""
+    from spectramorph_engine.quality.bicubic_lr import BicubicDegraded
+    from spectramorph_engine.quality.consistency import _degrade
+    from spectramorph_engine.sensors.degradation import bicubic_upsample
+    rng = np.random.default_rng(ksize)
+    y, x = np.mgrid[:ksize, :ksize] - ksize // 2
+    psf = np.exp(-((y - 0.8) ** 2 / 6.0 + (x + 0.5) ** 2 / 3.0)) * (1 + 0.2 * rng.random((ksize, ksize)))
+    psf /= psf.sum()
+    lr = rng.random((*shape, 5), dtype=np.float32)
+
+    def degrade(cube):
+        return _degrade(cube, r, psf, boundary)
+    want = degrade(bicubic_upsample(lr, r))
+    got = BicubicDegraded(r, ksize // 2, degrade)(lr)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-6)
