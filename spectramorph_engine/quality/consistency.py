@@ -253,59 +253,35 @@ def consistency_from_latent(alle, endmembers, lr_hsi, hr_msi, srf, ratio: int, p
 
     Returns {"lr_consistency", "msi_consistency", "bicubic": {"lr", "msi"}}.
     """
+    from .latent_prediction import predict_from_latents
     alle = np.asarray(alle, dtype=np.float32)
     E = np.asarray(endmembers, dtype=np.float32)
     H, W, K = alle.shape
     C = E.shape[1]
+    # both sensors seen through the latent maps (quality/latent_prediction.py); else, when the
+    # clip changes too much (or the maps hold NaN), the bands are made a chunk at a time
+    latent = predict_from_latents(alle, E, srf, value_range, int(ratio),
+                                  lambda cube: _degrade(cube, int(ratio), psf, boundary), cancel=cancel)
     flat = alle.reshape(-1, K)
-    unclipped = {}
-    degrade_fused = _latent_degrader(alle, E, int(ratio), psf, boundary, unclipped)
 
     def fused_bands(b0, b1):
-        raw = flat @ E[:, b0:b1]
-        if degrade_fused is not None:
-            unclipped[b0] = raw
-        return np.clip(raw, value_range[0], value_range[1]).reshape(H, W, b1 - b0)
+        return np.clip(flat @ E[:, b0:b1], value_range[0], value_range[1]).reshape(H, W, b1 - b0)
 
     return consistency_by_bands(fused_bands, (H, W, C), lr_hsi, hr_msi, srf, ratio, psf, offset=offset,
                                 band_chunk=band_chunk, cancel=cancel,
                                 what=f"latent maps {alle.shape}, endmembers {E.shape}",
-                                lr_valid=lr_valid, hr_valid=hr_valid, boundary=boundary, degrade_fused=degrade_fused)
-
-
-def _latent_degrader(alle, E, r: int, psf, boundary: str, unclipped: dict):
-    """consistency_by_bands' `degrade_fused` for a result clip(A E): degrading back is linear,
-    D B (A E) = (D B A) E, so the K latent maps are blurred once instead of every band (most of
-    the scores' time on a big scene). The clip is not linear: where it changed a band (rare on
-    a real pair, clipped only below the LR-HSI's floor) that band's change is degraded and
-    added. `unclipped[b0]`: the chunk's A E before the clip. None when A holds non-finite
-    values (then every band is blurred as it is)."""
-    H, W, K = alle.shape
-    if not np.isfinite(alle).all() or H % r or W % r:
-        return None
-    latent_lr = _degrade(alle, r, psf, boundary).reshape(-1, K)
-    h, w = H // r, W // r
-
-    def degrade_fused(b0, b1, fused):
-        pred = (latent_lr @ E[:, b0:b1]).reshape(h, w, b1 - b0)
-        change = fused.reshape(-1, b1 - b0) - unclipped.pop(b0)
-        touched = np.unique(np.flatnonzero(change) % (b1 - b0))      # (one contiguous scan)
-        if touched.size:
-            pred[:, :, touched] += _degrade(change.reshape(H, W, -1)[:, :, touched], r, psf, boundary)
-        return pred
-    return degrade_fused
+                                lr_valid=lr_valid, hr_valid=hr_valid, boundary=boundary, latent=latent)
 
 
 def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, psf, offset=None,
                          band_chunk: Optional[int] = None, cancel=None, what: str = "",
-                         lr_valid=None, hr_valid=None, boundary: str = "zero", degrade_fused=None) -> dict:
+                         lr_valid=None, hr_valid=None, boundary: str = "zero", latent=None) -> dict:
     """The figures of consistency_from_latent for a result of `shape` (H, W, C) that
     `fused_bands(b0, b1)` hands out a band chunk at a time (H x W x (b1 - b0)): from latents,
     or read back from a result streamed to its file. `lr_valid` (h x w) / `hr_valid` (H x W):
     the pixels the LR / MSI figures are taken over (nodata masks; None: all). `boundary`: how
-    the LR sensor's blur met the frame (see _degrade), the pair's own rule. `degrade_fused(b0,
-    b1, fused)`: the chunk degraded to the LR grid, when the caller has a cheaper way than
-    blurring it (default: _degrade)."""
+    the LR sensor's blur met the frame (see _degrade), the pair's own rule. `latent`: a
+    latent_prediction.LatentPrediction of the result (then `fused_bands` is not called)."""
     from ..core import events as ev
     from ..sensors.degradation import bicubic_upsample
     from .bicubic_lr import BicubicDegraded
@@ -326,7 +302,7 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     # bicubic upsampling is linear (and not clipped here): its MSI prediction is the upsampled
     # LR-HSI seen through the SRF, c bands upsampled instead of C
     lr_through_srf = (lr.reshape(-1, C).astype(np.float64) @ srf.T).reshape(*lr.shape[:2], -1)
-    msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64),
+    msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64) if latent is None else latent.msi,
                 "bicubic": bicubic_upsample(lr_through_srf, r).reshape(msi.shape)}
     # the bicubic baseline degraded back, computed on the LR grid (quality/bicubic_lr.py)
     kernel = None if psf is None else np.asarray(psf)
@@ -335,13 +311,16 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     for b0 in range(0, C, step):
         ev.check_cancel(cancel)
         b1 = min(C, b0 + step)
-        fused = np.asarray(fused_bands(b0, b1), dtype=np.float32)
-        if hr_valid is not None:
-            fused = np.nan_to_num(fused)        # NaN where the result holds no data
-        degraded = degrade_fused(b0, b1, fused) if degrade_fused is not None else _degrade(fused, r, psf, boundary)
-        lr_stats["fusion"].add(lr[:, :, b0:b1], degraded)
-        msi_pred["fusion"] += (fused.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(H, W, -1)
-        del fused
+        if latent is not None:
+            lr_stats["fusion"].add(lr[:, :, b0:b1], latent.lr(b0, b1))
+        else:
+            fused = np.asarray(fused_bands(b0, b1), dtype=np.float32)
+            if hr_valid is not None:
+                fused = np.nan_to_num(fused)        # NaN where the result holds no data
+            lr_stats["fusion"].add(lr[:, :, b0:b1], _degrade(fused, r, psf, boundary))
+            msi_pred["fusion"] += (fused.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
+                H, W, -1)
+            del fused
         ev.check_cancel(cancel)
         lr_stats["bicubic"].add(lr[:, :, b0:b1], bicubic_lr(lr[:, :, b0:b1]))
     with_sam = msi.shape[2] >= 2

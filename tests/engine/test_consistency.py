@@ -199,12 +199,19 @@ def test_a_real_pairs_result_is_degraded_back_as_the_pair_was_made():
     assert res.consistency["lr_consistency"]["PSNR"] > 40
 
 
-@pytest.mark.parametrize("boundary", ["zero", "free"])
-def test_degrading_the_latents_once_gives_the_figures_of_degrading_every_band(boundary):
-    """consistency_from_latent degrades the K latent maps instead of every band (linear), and
-    adds the clip's change where a band was clipped: figures and LR error map equal those of
-    blurring each clipped band of the result, with some bands clipped and some not."""
+@pytest.mark.parametrize("boundary, clipped_limit", [("zero", 1.0), ("free", 1.0), ("free", 0.0)])
+def test_degrading_the_latents_once_gives_the_figures_of_degrading_every_band(boundary, clipped_limit,
+                                                                               monkeypatch):
+    """consistency_from_latent sees the result through the K latent maps (both sensors are
+    linear) and adds the clip's changes, kept sparse: figures and LR error map equal those of
+    making, blurring and projecting each clipped band, with some bands clipped and some not;
+    and the same when the clip changes too much and the bands are made after all."""
+    from spectramorph_engine.quality import latent_prediction
     from spectramorph_engine.quality.consistency import consistency_by_bands, consistency_from_latent
+    monkeypatch.setattr(latent_prediction, "MAX_CLIPPED_FRACTION", clipped_limit)
+    made = []
+    monkeypatch.setattr(latent_prediction, "LatentPrediction",
+                        lambda *a, cls=latent_prediction.LatentPrediction: made.append(cls(*a)) or made[-1])
     from spectramorph_engine.sensors.psf import make_psf
     rng = np.random.default_rng(4)
     alle = rng.random((32, 24, 3), dtype=np.float32)
@@ -225,6 +232,9 @@ def test_degrading_the_latents_once_gives_the_figures_of_degrading_every_band(bo
         for key in ("PSNR", "SAM"):
             assert got[part][key] == pytest.approx(want[part][key], rel=1e-6)
     np.testing.assert_allclose(got["_lr_error_map"], want["_lr_error_map"], rtol=1e-5, atol=1e-7)
+    assert len(made) == (clipped_limit > 0)
+    if made:                       # the clipped values were kept, and only those
+        assert made[0].values.size == int(np.count_nonzero(fused != alle @ E))
 
 
 @pytest.mark.parametrize("r, ksize, boundary, shape", [(4, 7, "zero", (40, 36)), (4, 33, "free", (44, 52)),
