@@ -433,8 +433,7 @@ class AppState(QObject):
         self._run_config = self.config
         inputs = self.current_inputs()
         if self.prepared is not None and not self.preparing:
-            # the pair prepared for this config (an edit other than training's prepares again):
-            # the run starts from it, and the runs made from it share its arrays
+            # prepared for this config (other edits prepare again); the runs from it share it
             inputs = dataclasses.replace(inputs, prepared=self.prepared)
         self.workers.start_run(self.config, inputs, self._run_folder)
         self.runStarted.emit()
