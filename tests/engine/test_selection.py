@@ -150,3 +150,27 @@ def test_the_run_uses_the_winners_settings(bad_k_run):
                        inputs=FusionInputs(truth=_truth(64, 64)), write_outputs=False)
     np.testing.assert_allclose(result.hr_hsi, fixed.hr_hsi, atol=1e-6)
     assert result.metrics["PSNR"] > fixed.metrics["PSNR"] - 1e-6
+
+
+def test_a_big_scene_is_selected_on_a_centre_crop_of_its_reduced_pair(tmp_path, monkeypatch):
+    """Past MAX_SELECT_SIDE reduced LR pixels a side the candidates are fused on a centre crop
+    (the selection's cost stops growing with the scene): every candidate sees the crop, the
+    summary says so, and the run itself is of the whole scene."""
+    from spectramorph_engine.run import fuse, selection
+    monkeypatch.setattr(selection, "MAX_SELECT_SIDE", 16)        # the 32 x 32 reduced pair is cut to 16 x 16
+    seen = []
+    real = fuse.fuse_with_method
+
+    def spy(config, prep, *a, **k):
+        seen.append(prep.lr_hsi.shape[:2] + prep.hr_msi.shape[:2])
+        return real(config, prep, *a, **k)
+    monkeypatch.setattr(fuse, "fuse_with_method", spy)
+    truth = _truth()
+    result = run_fusion(_config(tmp_path, epochs=10, refine_iterations=5), inputs=FusionInputs(truth=truth),
+                        write_outputs=False)
+    sel = result.selection
+    assert sel["fused_shape"][:2] == [16, 16] and sel["reduced_shape"][:2] == [32, 32]
+    assert "a centre crop of 16x16 of its 32x32 LR pixels" in sel["summary"]
+    candidates = [s for s in seen if s[:2] == (16, 16)]
+    assert len(candidates) == len(sel["candidates"]) - 1 and all(s[2:] == (32, 32) for s in candidates)
+    assert result.hr_hsi.shape == truth.shape
