@@ -68,18 +68,19 @@ def _theta(params, R: int) -> np.ndarray:
                      math.atanh(np.clip(dx / reach, -0.999, 0.999))])
 
 
-def fit_moffat(G: np.ndarray, g: np.ndarray, zz: float, R: int, start_sigma: float, start=None) -> tuple:
+def fit_moffat(G: np.ndarray, g: np.ndarray, zz: float, R: int, start_sigma: float, start=None,
+               centre=(0.0, 0.0)) -> tuple:
     """(alpha, beta, dy, dx) minimising gain_misfit over the Moffat family on a radius-R support
     (Nelder-Mead over log alpha, log beta and the bounded centre): from `start` (parameters of an
     earlier fit on similar moments), else from starts whose half-maximum width matches the
-    Gaussian of width `start_sigma`. Each evaluation is a T x T product (T = taps: 1089 at
-    radius 16), so the search is kept short: 1% in alpha and beta is far inside what the
-    held-out comparison can tell apart."""
+    Gaussian of width `start_sigma`, at that Gaussian's `centre` (dy, dx). Each evaluation is a
+    T x T product (T = taps: 1089 at radius 16), so the search is kept short: 1% in alpha and
+    beta is far inside what the held-out comparison can tell apart."""
     if start is not None:
         starts = [_theta(start, R)]
     else:
         fwhm = 2.3548 * max(float(start_sigma), 0.5)
-        starts = [np.array([math.log(0.5 * fwhm / math.sqrt(2.0 ** (1.0 / b0) - 1.0)), math.log(b0), 0.0, 0.0])
+        starts = [_theta((0.5 * fwhm / math.sqrt(2.0 ** (1.0 / b0) - 1.0), b0, centre[0], centre[1]), R)
                   for b0 in STARTS_BETA]
     best = None
     for theta0 in starts:
@@ -91,7 +92,7 @@ def fit_moffat(G: np.ndarray, g: np.ndarray, zz: float, R: int, start_sigma: flo
     return _params(best.x, R)
 
 
-def holdout_fit(G2, g2, zz2, R: int, start_sigma: float, start=None) -> tuple:
+def holdout_fit(G2, g2, zz2, R: int, start_sigma: float, start=None, centre=(0.0, 0.0)) -> tuple:
     """(two-fold held-out misfit, parameters fitted on both folds) of the Moffat kernel:
     parameters and gain fitted on one fold of the LR pixels, the misfit taken on the other
     (G2, g2, zz2: the folds' moments); the fit on both starts from the folds' fits."""
@@ -100,7 +101,7 @@ def holdout_fit(G2, g2, zz2, R: int, start_sigma: float, start=None) -> tuple:
     for train, test in ((0, 1), (1, 0)):
         # the second fold starts where the first ended: the folds are two halves of one scene
         params = fit_moffat(G2[train], g2[train], zz2[train], R, start_sigma,
-                            start if not fold_params else fold_params[0])
+                            start if not fold_params else fold_params[0], centre=centre)
         fold_params.append(params)
         total += gain_heldout_sse(moffat_taps(R, *params), G2[train], g2[train], G2[test], g2[test], zz2[test])
     mid = _params(0.5 * (_theta(fold_params[0], R) + _theta(fold_params[1], R)), R)
