@@ -4,6 +4,8 @@ protocol: `reduced_pair`, `_reduced_resolution`).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from contextlib import contextmanager
 
@@ -12,6 +14,11 @@ import numpy as np
 from ..core import events as ev
 from .config import FusionConfig
 from .results import PreparedInputs
+
+# The reduced-resolution check of a big scene fuses a centre crop of at most this many reduced LR
+# pixels a side (its cost, a second training, inference, refinement and scoring, stops growing
+# with the scene; run.json's reduced_resolution.crop says so). No quality-bench scene reaches it.
+MAX_CHECK_SIDE = 64
 
 
 class _Stages:
@@ -124,6 +131,32 @@ def reduced_pair(prep: PreparedInputs, cancel=None):
     return sub, lr_ref
 
 
+def centre_crop(prep: PreparedInputs, side: int) -> PreparedInputs:
+    """`prep` cut to the centre side*r x side*r LR pixels (and their HR pixels), so that its
+    reduced pair is at most side x side LR pixels; `prep` itself when it is no bigger. The crop
+    starts on a multiple of r LR pixels, so the reduced pair's grid is the whole pair's."""
+    r = prep.ratio
+    h, w = prep.lr_hsi.shape[:2]
+    ch, cw = min(h, side * r), min(w, side * r)
+    if (ch, cw) == (h, w):
+        return prep
+    y0, x0 = (h - ch) // 2 // r * r, (w - cw) // 2 // r * r
+    lr_rows, lr_cols = slice(y0, y0 + ch), slice(x0, x0 + cw)
+    hr_rows, hr_cols = slice(y0 * r, (y0 + ch) * r), slice(x0 * r, (x0 + cw) * r)
+
+    def cut(a, rows, cols):
+        return None if a is None else np.ascontiguousarray(a[rows, cols])
+    masks = prep.masks
+    if masks is not None:
+        masks = dataclasses.replace(masks, hr_bad=cut(masks.hr_bad, hr_rows, hr_cols),
+                                    lr_bad=cut(masks.lr_bad, lr_rows, lr_cols),
+                                    lr_out=cut(masks.lr_out, lr_rows, lr_cols),
+                                    hr_out=cut(masks.hr_out, hr_rows, hr_cols))
+    return dataclasses.replace(prep, hr_msi=cut(prep.hr_msi, hr_rows, hr_cols),
+                               lr_hsi=cut(prep.lr_hsi, lr_rows, lr_cols),
+                               truth=cut(prep.truth, hr_rows, hr_cols), masks=masks)
+
+
 def reduced_reference_valid(prep: PreparedInputs, lr_ref):
     """The pixels of `lr_ref` (reduced_pair's reference) that hold data (h' x w' bool), or None
     when all do: the LR pixels the run left out (nodata, an alignment's empty border) were
@@ -140,6 +173,8 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
     was ended early, so the check judges the method as it ran)."""
     from ..quality import metrics
     from ..sensors.degradation import bicubic_upsample
+    whole = prep.lr_hsi.shape[:2]
+    prep = centre_crop(prep, MAX_CHECK_SIDE)
     sub, lr_ref = reduced_pair(prep, cancel)
     k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
@@ -148,6 +183,9 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
     fused, base = metrics.compute_many(lr_ref, [np.asarray(out.hr_hsi), bicubic_upsample(sub.lr_hsi, prep.ratio)],
                                        prep.ratio, cancel=cancel, valid=valid)
     report = {"fusion": fused, "bicubic": base, "shape": list(lr_ref.shape)}
+    if prep.lr_hsi.shape[:2] != whole:
+        report["crop"] = (f"a centre crop of {prep.lr_hsi.shape[0]}x{prep.lr_hsi.shape[1]} of the "
+                          f"{whole[0]}x{whole[1]} LR pixels")
     if valid is not None:
         report["pixels_scored"] = int(valid.sum())
     return report

@@ -77,7 +77,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     "seconds" and "summary" (one sentence for the log and the app)."""
     from ..quality import metrics
     from ..methods.spectramorph.inference import mix_latents
-    from .fuse import fuse_with_method, reduced_pair, reduced_reference_valid
+    from .fuse import centre_crop, fuse_with_method, reduced_pair, reduced_reference_valid
     t0 = time.perf_counter()
     c = prep.hr_msi.shape[2]
     h, w, C = prep.lr_hsi.shape
@@ -92,7 +92,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
         return {"config": chosen, "candidates": [], "chosen": "configured", "skipped": reason,
                 "seconds": time.perf_counter() - t0, "reduced_shape": [hr, wr, C],
                 "summary": f"auto-selection skipped: {reason}"}
-    crop = _centre_crop(prep, MAX_SELECT_SIDE)
+    crop = centre_crop(prep, MAX_SELECT_SIDE)
     sub, lr_ref = reduced_pair(crop, cancel)
     valid = reduced_reference_valid(crop, lr_ref)
     max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
@@ -132,29 +132,3 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
             "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "summary": summary,
             "fused_shape": list(sub.lr_hsi.shape)}
 
-
-def _centre_crop(prep, side: int):
-    """`prep` cut to the centre side*r x side*r LR pixels (and their HR pixels), so that its
-    reduced pair is at most side x side LR pixels; `prep` itself when it is no bigger. The crop
-    starts on a multiple of r LR pixels, so the reduced pair's grid is the whole pair's."""
-    import dataclasses
-    r = prep.ratio
-    h, w = prep.lr_hsi.shape[:2]
-    ch, cw = min(h, side * r), min(w, side * r)
-    if (ch, cw) == (h, w):
-        return prep
-    y0, x0 = (h - ch) // 2 // r * r, (w - cw) // 2 // r * r
-    lr_rows, lr_cols = slice(y0, y0 + ch), slice(x0, x0 + cw)
-    hr_rows, hr_cols = slice(y0 * r, (y0 + ch) * r), slice(x0 * r, (x0 + cw) * r)
-
-    def cut(a, rows, cols):
-        return None if a is None else np.ascontiguousarray(a[rows, cols])
-    masks = prep.masks
-    if masks is not None:
-        masks = dataclasses.replace(masks, hr_bad=cut(masks.hr_bad, hr_rows, hr_cols),
-                                    lr_bad=cut(masks.lr_bad, lr_rows, lr_cols),
-                                    lr_out=cut(masks.lr_out, lr_rows, lr_cols),
-                                    hr_out=cut(masks.hr_out, hr_rows, hr_cols))
-    return dataclasses.replace(prep, hr_msi=cut(prep.hr_msi, hr_rows, hr_cols),
-                               lr_hsi=cut(prep.lr_hsi, lr_rows, lr_cols),
-                               truth=cut(prep.truth, hr_rows, hr_cols), masks=masks)

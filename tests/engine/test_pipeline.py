@@ -318,3 +318,17 @@ def test_a_run_from_a_prepared_pair_reads_and_fits_nothing_again_and_writes_noth
     assert "a warning of the preparation" in result.warnings
     # the same run as from the arrays (the prepared pair is the one prepare_inputs makes of them)
     np.testing.assert_allclose(np.asarray(result.hr_hsi), np.asarray(fresh.hr_hsi), atol=1e-5)
+
+
+def test_the_reduced_check_of_a_big_scene_fuses_a_centre_crop(monkeypatch):
+    """Past fuse.MAX_CHECK_SIDE reduced LR pixels a side the reduced-resolution check fuses and
+    scores a centre crop (its cost stops growing with the scene), and run.json's report says so."""
+    from spectramorph_engine.run import fuse
+    monkeypatch.setattr(fuse, "MAX_CHECK_SIDE", 2)          # the 4 x 4 reduced pair is cut to 2 x 2
+    hr, lr = _real_pair()
+    cfg = FusionConfig(synthetic=False, epochs=10, hidden_size=32, num_endmembers=3, auto_select=False,
+                       refine_iterations=5, device="cpu")
+    rr = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False).consistency[
+        "reduced_resolution"]
+    assert rr["shape"][:2] == [8, 8] and rr["crop"] == "a centre crop of 8x8 of the 16x16 LR pixels"
+    assert np.isfinite(rr["fusion"]["PSNR"]) and np.isfinite(rr["bicubic"]["PSNR"])
