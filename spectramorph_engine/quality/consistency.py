@@ -296,7 +296,8 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     if srf.shape != (msi.shape[2], C):
         raise InputError(f"the SRF is {srf.shape} but the HR-MSI has {msi.shape[2]} bands and the "
                          f"result {C}")
-    step = int(band_chunk or band_chunk_size(H * W))
+    # a chunk is HR bands made (or read) at once; with the latent prediction only LR bands are
+    step = int(band_chunk or band_chunk_size(H * W if latent is None else lr.shape[0] * lr.shape[1]))
     lr_stats = {"fusion": _PairStats(*lr.shape[:2], mask=lr_valid),
                 "bicubic": _PairStats(*lr.shape[:2], mask=lr_valid)}
     # bicubic upsampling is linear (and not clipped here): its MSI prediction is the upsampled
