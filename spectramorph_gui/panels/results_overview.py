@@ -26,6 +26,21 @@ from .style import RUN_STYLE, STOP_STYLE, WARNING_STYLE
 
 ALLE_COLORMAP = "viridis"
 ALLE_MAX_SIDE = 384               # the abundance maps are thumbnails
+ALLE_BAR_WIDTH = 60               # the shared colour bar with its tick labels (px)
+
+
+def alle_grid(k: int, width: int, height: int) -> tuple:
+    """(columns, rows) for k square maps in a width x height panel: as many columns as make the
+    maps biggest (a square grid of 7 in the usual wide, short panel left each map a third of
+    the height, drawn a fifth of its cell)."""
+    if width < 60 or height < 60:          # not laid out yet: a square grid
+        cols = max(1, math.ceil(math.sqrt(k)))
+        return cols, math.ceil(k / cols)
+
+    def side(cols):
+        return min(width / cols, height / math.ceil(k / cols))
+    cols = max(range(1, max(1, k) + 1), key=lambda c: (side(c), -c))
+    return cols, math.ceil(k / cols)
 
 
 def group(title: str, widget: QWidget, extra: QWidget | None = None) -> QWidget:
@@ -319,8 +334,7 @@ class ResultsOverview:
             return
         self.alle_stack.setCurrentIndex(0)
         k = alle.shape[2]
-        cols = math.ceil(math.sqrt(k))
-        rows = math.ceil(k / cols)
+        cols, rows = alle_grid(k, self.alle_widget.width() - ALLE_BAR_WIDTH, self.alle_widget.height())
         # the thumbnails first: the colour scale is taken over what is drawn (on the GUI thread,
         # the whole 2048^2 maps' min and max took a third of the stall budget at a run's end)
         small, step = display_copy(alle, ALLE_MAX_SIDE)     # every step-th pixel of all maps at once
@@ -329,14 +343,11 @@ class ResultsOverview:
         lo, hi = shared_range(thumbs)
         cmap = pg.colormap.get(ALLE_COLORMAP)
         for i in range(k):
-            # a title and a bare view box per map, not a PlotItem: each PlotItem builds four axes
-            # and an options form (9 took 0.3 s on the GUI thread at the end of every run)
-            cell = self.alle_widget.addLayout(row=i // cols, col=i % cols)
-            colour = curve_pen(i, k).color().name()
-            cell.addLabel(f"<span style='color:{colour}'>■</span> <span style='color:#222'>ALLE {i + 1}</span>",
-                          size="8pt")
-            cell.nextRow()
-            box = cell.addViewBox(enableMenu=False)
+            # a bare view box per map, not a PlotItem: each PlotItem builds four axes and an
+            # options form (9 took 0.3 s on the GUI thread at the end of every run); its number
+            # and its endmember's colour on the map's corner, not in a title row above it (the
+            # rows of titles left 7 maps a fifth of their cells)
+            box = self.alle_widget.addViewBox(row=i // cols, col=i % cols, enableMenu=False)
             box.setAspectLocked(True)
             box.invertY(True)
             img = pg.ImageItem(thumbs[i], levels=(lo, hi))
@@ -344,12 +355,19 @@ class ResultsOverview:
                 img.setRect(QRectF(0, 0, alle.shape[1], alle.shape[0]))
             img.setColorMap(cmap)
             box.addItem(img)
+            colour = curve_pen(i, k).color().name()
+            tag = pg.TextItem(html=f"<span style='background:#ffffff;font-size:8pt'><span style='color:{colour}'>"
+                                   f"■</span><span style='color:#222'>&nbsp;ALLE {i + 1}</span></span>", anchor=(0, 0))
+            tag.setPos(0, 0)
+            box.addItem(tag, ignoreBounds=True)
             box.autoRange(padding=0.01)
             self.alle_images.append(img)
         self.alle_bar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False, width=12,
                                         pen="k")
         self.alle_bar.setImageItem(self.alle_images)
         self.alle_widget.addItem(self.alle_bar, row=0, col=cols, rowspan=rows)
+        # its tick labels keep their room however many map columns share the width
+        self.alle_widget.ci.layout.setColumnMinimumWidth(cols, ALLE_BAR_WIDTH)
 
     def _draw_metrics(self) -> None:
         r = self.result

@@ -284,3 +284,25 @@ def test_runs_start_from_the_prepared_pair_and_share_it(qtbot, window):
         qtbot.mouseClick(window.training_panel.run_button, Qt.LeftButton)
     assert state.result.prepared is not prepared
     assert not np.array_equal(state.result.prepared.lr_hsi, prepared.lr_hsi)
+
+
+def test_abundance_maps_fill_their_cells(qtbot, window):
+    """The ALLE maps are laid out in the grid that makes them biggest in the panel, their
+    names on their corners: each map's view box takes most of its row (with a title row above
+    each, 7 maps in a 3 x 3 grid were drawn a fifth of their cells), and the colour bar keeps
+    room for its tick labels."""
+    from spectramorph_gui.panels.results_overview import alle_grid
+    assert alle_grid(7, 260, 190) == (4, 2) and alle_grid(4, 260, 190) == (2, 2)
+    assert alle_grid(7, 0, 0) == (3, 3)                      # not laid out yet: a square grid
+    rp = window.results_panel
+    run_to_end(qtbot, window, epochs=5)
+    qtbot.wait(100)
+    import pyqtgraph as pg
+    widget = rp.alle_widget
+    k = len(rp.alle_images)
+    cols, rows = alle_grid(k, widget.width() - 60, widget.height())
+    for img in rp.alle_images:
+        box = img.getViewBox()
+        assert box.height() >= 0.75 * widget.height() / rows - 10
+    tags = [i for i in widget.scene().items() if isinstance(i, pg.TextItem)]
+    assert sorted(t.textItem.toPlainText().strip() for t in tags) == sorted(f"■ ALLE {i + 1}" for i in range(k))
