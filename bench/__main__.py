@@ -6,7 +6,7 @@ import sys
 
 
 def main(argv=None) -> int:
-    from . import align, app_memory, batch, cancel_latency, fuzz, prior, quality, sample, speed
+    from . import align, app_memory, batch, cancel_latency, default_run, fuzz, prior, quality, sample, speed
     p = argparse.ArgumentParser(prog="python -m bench",
                                 description="SpectraMorph benchmarks: quality (vs bicubic), speed/memory, "
                                             "hostile files.")
@@ -21,10 +21,11 @@ def main(argv=None) -> int:
     app_memory.add_arguments(sub.add_parser("app", help="the app's peak memory and stalls vs the CLI on a big pair"))
     sample.add_arguments(sub.add_parser("sample", help="PSNR against training cost under max_training_pixels"))
     align.add_arguments(sub.add_parser("align", help="what aligning a pair from two instruments buys (issue 22)"))
+    default_run.add_arguments(sub.add_parser("default-run", help="the whole default CLI run on a big pair, by stage"))
     args = p.parse_args(argv)
     return {"quality": quality, "speed": speed, "fuzz": fuzz, "cancel": cancel_latency,
             "prior": prior, "batch": batch, "app": app_memory,
-            "sample": sample, "align": align}[args.which].main(args)
+            "sample": sample, "align": align, "default-run": default_run}[args.which].main(args)
 
 
 if __name__ == "__main__":
