@@ -167,25 +167,32 @@ def reduced_reference_valid(prep: PreparedInputs, lr_ref):
     return None if valid.all() else valid
 
 
+def reduced_check_report(crop: PreparedInputs, whole_shape, sub: PreparedInputs, lr_ref, fused,
+                         valid=None, cancel=None) -> dict:
+    """run.json's reduced_resolution: `fused` (the reduced pair `sub` of `crop` fused) and the
+    bicubic baseline scored against `lr_ref` over the `valid` pixels; `whole_shape`: the whole
+    LR-HSI's h, w (a crop smaller than it is said)."""
+    from ..quality import metrics
+    from ..sensors.degradation import bicubic_upsample
+    fused, base = metrics.compute_many(lr_ref, [np.asarray(fused), bicubic_upsample(sub.lr_hsi, crop.ratio)],
+                                       crop.ratio, cancel=cancel, valid=valid)
+    report = {"fusion": fused, "bicubic": base, "shape": list(lr_ref.shape)}
+    if tuple(crop.lr_hsi.shape[:2]) != tuple(whole_shape[:2]):
+        report["crop"] = (f"a centre crop of {crop.lr_hsi.shape[0]}x{crop.lr_hsi.shape[1]} of the "
+                          f"{whole_shape[0]}x{whole_shape[1]} LR pixels")
+    if valid is not None:
+        report["pixels_scored"] = int(valid.sum())
+    return report
+
+
 def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, cancel) -> dict:
     """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI.
     `config`: the settings the result was made with (epochs cut to those run when training
     was ended early, so the check judges the method as it ran)."""
-    from ..quality import metrics
-    from ..sensors.degradation import bicubic_upsample
     whole = prep.lr_hsi.shape[:2]
-    prep = centre_crop(prep, MAX_CHECK_SIDE)
-    sub, lr_ref = reduced_pair(prep, cancel)
+    crop = centre_crop(prep, MAX_CHECK_SIDE)
+    sub, lr_ref = reduced_pair(crop, cancel)
     k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
     out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
-    valid = reduced_reference_valid(prep, lr_ref)
-    fused, base = metrics.compute_many(lr_ref, [np.asarray(out.hr_hsi), bicubic_upsample(sub.lr_hsi, prep.ratio)],
-                                       prep.ratio, cancel=cancel, valid=valid)
-    report = {"fusion": fused, "bicubic": base, "shape": list(lr_ref.shape)}
-    if prep.lr_hsi.shape[:2] != whole:
-        report["crop"] = (f"a centre crop of {prep.lr_hsi.shape[0]}x{prep.lr_hsi.shape[1]} of the "
-                          f"{whole[0]}x{whole[1]} LR pixels")
-    if valid is not None:
-        report["pixels_scored"] = int(valid.sum())
-    return report
+    return reduced_check_report(crop, whole, sub, lr_ref, out.hr_hsi, reduced_reference_valid(crop, lr_ref), cancel)

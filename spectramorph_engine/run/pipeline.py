@@ -78,13 +78,14 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             prep = prepare_inputs(config, inputs, progress, cancel)
         log.info("HR-MSI %s, LR-HSI %s, ratio %d; %s", prep.hr_msi.shape, prep.lr_hsi.shape,
                  prep.ratio, prep.srf_note)
-        selection = None
+        selection = selection_check = None
         run_config = config
         if config.auto_select and config.method == "spectramorph":
             from .selection import select_settings
             with stages("select"):
                 selection = select_settings(config, prep, progress=progress, cancel=cancel)
             run_config = selection["config"]
+            selection_check = selection.pop("reduced_check", None)
             ev.say(progress, "info", selection["summary"], log)
         stream = _open_result_stream(config, prep, staged)
         units = _output_units(config, prep)
@@ -104,7 +105,10 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             if consistency is not None:
                 check_config = run_config if stopped is None else run_config.replace(epochs=max(1, stopped["epoch"]))
                 h, w = prep.lr_hsi.shape[:2]
-                if min(h, w) >= prep.ratio:
+                if selection_check is not None and stopped is None:
+                    # auto-selection fused this reduced pair with the chosen settings already
+                    consistency["reduced_resolution"] = selection_check
+                elif min(h, w) >= prep.ratio:
                     consistency["reduced_resolution"] = _reduced_resolution(check_config, prep, progress, cancel)
                 else:       # a pair this small has no reduced pair: the result stands, the check is skipped
                     consistency["reduced_resolution"] = {

@@ -77,6 +77,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     "seconds" and "summary" (one sentence for the log and the app)."""
     from ..quality import metrics
     from ..methods.spectramorph.inference import mix_latents
+    from . import fuse as fuse_mod
     from .fuse import centre_crop, fuse_with_method, reduced_pair, reduced_reference_valid
     t0 = time.perf_counter()
     c = prep.hr_msi.shape[2]
@@ -99,6 +100,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     epochs = max(1, int(round(config.epochs * SELECT_EPOCH_FRACTION)))
     cands = candidate_changes(config, c, max_k, r)
     rows = []
+    fused_of = {}       # the configured candidate's result and the best one's so far (reduced check)
     for i, (label, changes) in enumerate(cands):
         ev.check_cancel(cancel)
         t1 = time.perf_counter()
@@ -109,6 +111,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
         fused = np.asarray(out.hr_hsi)
         rows.append({"label": label, "changes": changes, **_psnr_sam(metrics, lr_ref, fused, r, valid),
                      "seconds": time.perf_counter() - t1})
+        _keep(fused_of, rows, fused)
         if label == "configured" and changes["refine"]:
             # the same network without the refinement: no second training
             t2 = time.perf_counter()
@@ -116,6 +119,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
             rows.append({"label": "refinement off", "changes": {**changes, "refine": False},
                          **_psnr_sam(metrics, lr_ref, plain, r, valid),
                          "seconds": time.perf_counter() - t2})
+            _keep(fused_of, rows, plain)
         ev.emit(progress, ev.StageProgress("select", (i + 1) / len(cands)))
     base = rows[0]
     best = max(rows, key=lambda row: row["PSNR"])
@@ -128,7 +132,23 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     summary = (f"auto-selection on the reduced-resolution pair ({where}, {epochs} epochs each): "
                + ", ".join(f"{row['label']} {row['PSNR']:.2f} dB" for row in rows)
                + f" -> {best['label']} ({seconds:.1f} s)")
-    return {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
-            "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "summary": summary,
-            "fused_shape": list(sub.lr_hsi.shape)}
+    out = {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
+           "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "summary": summary,
+           "fused_shape": list(sub.lr_hsi.shape)}
+    if prep.mode == "real" and MAX_SELECT_SIDE == fuse_mod.MAX_CHECK_SIDE:
+        # the reduced-resolution check would fuse this pair again with the chosen settings:
+        # its report is the chosen candidate's (fewer epochs; the report says so)
+        report = fuse_mod.reduced_check_report(crop, (h, w), sub, lr_ref, fused_of[best["label"]], valid, cancel)
+        out["reduced_check"] = {**report, "source": "auto-selection", "epochs": epochs}
+    return out
+
+
+def _keep(fused_of: dict, rows: list, fused) -> None:
+    """Keep the result of the row just added when it is the configured one or the best so far
+    (the only two the choice can end on), dropping the others'."""
+    label = rows[-1]["label"]
+    best = max(rows, key=lambda row: row["PSNR"])["label"]
+    fused_of[label] = fused
+    for other in [k for k in fused_of if k not in (rows[0]["label"], best)]:
+        del fused_of[other]
 

@@ -174,3 +174,80 @@ def test_a_big_scene_is_selected_on_a_centre_crop_of_its_reduced_pair(tmp_path, 
     candidates = [s for s in seen if s[:2] == (16, 16)]
     assert len(candidates) == len(sel["candidates"]) - 1 and all(s[2:] == (32, 32) for s in candidates)
     assert result.hr_hsi.shape == truth.shape
+
+
+def _real_pair(seed=0):
+    """The blob scene as a real pair (ratio 2, 4 MSI bands): 32 x 32 reduced LR pixels."""
+    from spectramorph_engine.sensors.degradation import make_synthetic_pair
+    from spectramorph_engine.sensors.psf import make_psf
+    from spectramorph_engine.sensors.srf import preset_srf
+    truth = _truth()
+    _, hr, lr = make_synthetic_pair(truth, make_psf("gaussian", 1.0, 2), preset_srf(4, truth.shape[2]), 2, 40, 35,
+                                    seed)
+    return hr, lr
+
+
+def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(monkeypatch):
+    """Auto-selection fuses the reduced pair with every candidate, the chosen one included: the
+    reduced-resolution check reports that fusion (at the selection's epochs, and says so)
+    instead of fusing the pair a second time -- and it is what fusing it again gives."""
+    from spectramorph_engine.run import fuse, pipeline
+    fused = []
+    real = fuse.fuse_with_method
+
+    def spy(config, prep, *a, **k):
+        fused.append(prep.lr_hsi.shape[:2])
+        return real(config, prep, *a, **k)
+    monkeypatch.setattr(fuse, "fuse_with_method", spy)
+    monkeypatch.setattr(pipeline, "fuse_with_method", spy)
+    hr, lr = _real_pair()
+    cfg = FusionConfig(synthetic=False, epochs=50, hidden_size=32, num_endmembers=5, device="cpu",
+                       refine_iterations=20, num_bands_msi_non_synthetic=4)
+    result = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False)
+    sel, rr = result.selection, result.consistency["reduced_resolution"]
+    assert sel["skipped"] is None and "reduced_check" not in sel
+    chosen = next(c for c in sel["candidates"] if c["label"] == sel["chosen"])
+    assert rr["source"] == "auto-selection" and rr["epochs"] == sel["epochs"] == 10
+    assert rr["fusion"]["PSNR"] == pytest.approx(chosen["PSNR"], rel=1e-9)
+    assert rr["fusion"]["SAM"] == pytest.approx(chosen["SAM"], rel=1e-9)
+    # the reduced pair was fused once per trained candidate ("refinement off" reuses a network), not again
+    reduced = [s for s in fused if s == (32, 32)]
+    assert len(reduced) == len(sel["candidates"]) - 1 and fused[-1] == (64, 64)
+    # the same figures as the check fusing the pair again with the chosen settings at those epochs
+    again = fuse._reduced_resolution(result.config_used.replace(epochs=sel["epochs"]), result.prepared, None, None)
+    for key in ("fusion", "bicubic"):
+        assert rr[key] == pytest.approx(again[key], rel=1e-4), key
+    assert rr["shape"] == again["shape"]
+    # the CLI's line says where the figure comes from
+    import io
+    from spectramorph_engine.cli.main import _print_consistency
+    printed = io.StringIO()
+    _print_consistency(printed, result.consistency)
+    assert "auto-selection's fusion, 10 epochs" in printed.getvalue()
+
+
+def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(monkeypatch):
+    """Training ended early: the result's network is not the selection's, so the check fuses the
+    reduced pair again with the epochs the result had."""
+    import threading
+    from spectramorph_engine import events
+    from spectramorph_engine.run import pipeline
+    checked = []
+    real_check = pipeline._reduced_resolution
+
+    def spy(config, *a, **k):
+        checked.append(config.epochs)
+        return real_check(config, *a, **k)
+    monkeypatch.setattr(pipeline, "_reduced_resolution", spy)
+    finish = threading.Event()
+
+    def progress(event):
+        if isinstance(event, events.EpochEnd) and event.epoch == 3:
+            finish.set()
+    hr, lr = _real_pair()
+    cfg = FusionConfig(synthetic=False, epochs=50, hidden_size=32, num_endmembers=5, device="cpu",
+                       refine_iterations=20, num_bands_msi_non_synthetic=4)
+    result = run_fusion(cfg, progress=progress, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False,
+                        finish_training=finish)
+    assert result.selection["skipped"] is None and result.training_stopped == {"epoch": 3, "epochs": 50}
+    assert checked == [3] and "source" not in result.consistency["reduced_resolution"]

@@ -316,3 +316,20 @@ def test_auto_selection_candidates_and_choice_are_shown(qtbot, window, monkeypat
     used = result.config_used
     assert f"K = {used.num_endmembers}" in text
     assert f"coarse spectral prior {'on' if result.method_info['prior'] else 'off'}" in text
+
+
+def test_the_reduced_check_says_when_it_is_auto_selections_fusion():
+    """The RR columns' tooltips say when the figure is auto-selection's fusion (and its epochs)."""
+    from spectramorph_gui.run_summary import consistency_columns
+    figures = {"PSNR": 40.0, "SAM": 2.0}
+    base = {"lr_consistency": figures, "msi_consistency": figures, "bicubic": {"lr": figures, "msi": figures}}
+    check = {"fusion": figures, "bicubic": figures}
+
+    def rr_tips(rr):
+        tips = [tip for header, tip, _, _ in consistency_columns({**base, "reduced_resolution": rr})
+                if header.startswith("RR")]
+        assert tips
+        return tips
+    assert not any("auto-selection" in tip for tip in rr_tips(check))
+    reused = {**check, "source": "auto-selection", "epochs": 100}
+    assert all("auto-selection's of the chosen settings (100 epochs)" in tip for tip in rr_tips(reused))
