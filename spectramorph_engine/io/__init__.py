@@ -90,7 +90,8 @@ partial file nor a damaged old one.
   chunked by whole pixel rows (~4 MB chunks); wavelengths as the dataset's
   attribute 'wavelengths' and as a dataset 'wavelengths'; `extra` arrays as
   datasets. gzip rather than lzf so that any HDF5 reader (MATLAB, IDL,
-  h5py without plugins) opens the file.
+  h5py without plugins) opens the file. A streamed result (ResultWriter)
+  compresses its chunks on worker threads into the same bytes (h5_chunks.py).
 - `.tif` / `.tiff`: H x W x C, planar configuration contig (BigTIFF when
   needed); wavelengths in tifffile's JSON image description ('wavelength',
   nm), which `load_cube` reads back (other TIFF readers ignore it).

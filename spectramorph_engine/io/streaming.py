@@ -13,6 +13,7 @@ from .atomic import atomic_path
 from .atomic import discard as _discard
 from ..core.errors import InputError
 
+from .h5_chunks import ChunkCompressor
 from .common import (H5_SUFFIXES, MAT_V5_LIMIT_BYTES, PathLike, SAVE_SUFFIXES, _fmt_shape, _unknown_suffix)
 from .npy import _npy_sidecar
 from .writers import (_H5_COMPRESSION, _atomic_envi, _check_extra, _envi_metadata, _envi_names, _h5_chunks,
@@ -59,6 +60,7 @@ class ResultWriter:
         self._commit_ok = False
         self._fd = None
         self._h5 = None
+        self._deflate = None            # h5_chunks.ChunkCompressor: the .h5 result's chunks on worker threads
         self._stack = contextlib.ExitStack()
         self._name = _stem_name(self.path)
         nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
@@ -115,6 +117,8 @@ class ResultWriter:
                 self._ds = f.create_dataset(self._name, shape=self.shape, dtype=self.dtype,
                                             chunks=_h5_chunks(self.shape, self.dtype.itemsize),
                                             **_H5_COMPRESSION)
+                if ChunkCompressor.suits(self._ds):
+                    self._deflate = ChunkCompressor(self._ds, _H5_COMPRESSION["compression_opts"])
         else:
             self._tmp = self._temp(self.path)
             self._array = np.zeros(self.shape, dtype=self.dtype)
@@ -151,6 +155,8 @@ class ResultWriter:
             out = np.array(mm[:, :, b0:b1])
             del mm
         elif self._backend == "h5":
+            if self._deflate is not None:
+                self._deflate.flush()
             out = np.asarray(self._ds[:, :, b0:b1])
         elif self._backend == "mat73":
             out = np.asarray(self._ds[b0:b1]).T       # stored transposed (MATLAB's column order)
@@ -185,7 +191,10 @@ class ResultWriter:
                 written = os.pwrite(self._fd, view, pos)
                 view, pos = view[written:], pos + written
         elif self._backend == "h5":
-            self._ds[row_start:r1] = block
+            if self._deflate is not None:
+                self._deflate.write(row_start, block)
+            else:
+                self._ds[row_start:r1] = block
         elif self._backend == "mat73":
             self._ds[:, :, row_start:r1] = block.T
         else:
@@ -206,6 +215,9 @@ class ResultWriter:
                 log.warning("'%s': .npy holds one array; extra arrays %s not saved", self.path,
                             sorted(self.extra))
         elif self._backend == "h5":
+            if self._deflate is not None:
+                self._deflate.close()
+                self._deflate = None
             _h5_write_meta(self._h5, self._ds, self.wavelengths, self.extra)
             self._h5.close()
         elif self._backend == "mat73":
@@ -232,6 +244,9 @@ class ResultWriter:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
+        if getattr(self, "_deflate", None) is not None:
+            self._deflate.discard()
+            self._deflate = None
         if getattr(self, "_h5", None) is not None:
             with contextlib.suppress(Exception):
                 self._h5.close()

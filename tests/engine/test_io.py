@@ -342,6 +342,39 @@ def test_result_writer_cancel_leaves_nothing(tmp_path, cube, name):
     np.testing.assert_array_equal(io.load_cube(tmp_path / name).data, cube)
 
 
+def _stored_chunks(path, name):
+    with h5py.File(path) as f:
+        ds = f[name]
+        rows = ds.chunks[0]
+        return [ds.id.read_direct_chunk((r, 0, 0))[1] for r in range(0, ds.shape[0], rows)]
+
+
+@pytest.mark.parametrize("order", ["in order", "out of order"])
+def test_result_writer_h5_chunks_are_hdf5s_own(tmp_path, wl, monkeypatch, order):
+    """The .h5 result's chunks are compressed on worker threads (io/h5_chunks.py) and stored
+    directly: the file holds byte for byte the chunks HDF5's shuffle + gzip write themselves,
+    with blocks that straddle chunks, a read of the rows so far between them (a partial chunk
+    stored, then the whole chunk), a partial last chunk -- and rows out of order (h5py writes)."""
+    monkeypatch.setattr(io.streaming, "_h5_chunks", lambda shape, itemsize: (3,) + tuple(shape[1:]))
+    rng = np.random.default_rng(1)
+    cube = np.cumsum(rng.random((17, 6, 7), dtype=np.float32), axis=2)     # smooth: deflate has work to do
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f.create_dataset("out", data=cube, chunks=(3, 6, 7), compression="gzip", compression_opts=1, shuffle=True)
+    blocks = [(0, 2), (2, 7), (7, 8), (8, 17)] if order == "in order" else [(0, 2), (8, 17), (2, 8)]
+    with io.ResultWriter(tmp_path / "out.h5", cube.shape, wavelengths=wl) as w:
+        assert w._deflate is not None
+        for i, (r0, r1) in enumerate(blocks):
+            w.write_rows(r0, cube[r0:r1])
+            if i == 1:           # what was written so far reads back (the metrics stage does this)
+                done = np.flatnonzero(w._done)
+                np.testing.assert_array_equal(w.read_bands(0, 7)[done], cube[done])
+    c = io.load_cube(tmp_path / "out.h5", key="out")
+    np.testing.assert_array_equal(c.data, cube)
+    assert _stored_chunks(tmp_path / "out.h5", "out") == _stored_chunks(plain, "out")
+    assert leftovers(tmp_path) == []
+
+
 def test_result_writer_refuses_missing_rows(tmp_path, cube):
     w = io.ResultWriter(tmp_path / "r.npy", cube.shape)
     w.write_rows(0, cube[:3])
