@@ -53,7 +53,12 @@ def main(args) -> int:
              "print(json.dumps({'rc': r.returncode, "
              "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", probe, str(config_path)], env=env, capture_output=True, text=True)
+    with _RssSampler() as sampler:
+        proc = subprocess.Popen([sys.executable, "-c", probe, str(config_path)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sampler.watch(proc.pid)
+        stdout, stderr = proc.communicate()
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     wall = time.perf_counter() - t0
     child = json.loads(proc.stdout.strip().splitlines()[-1])
     if child["rc"] != 0:
@@ -65,6 +70,10 @@ def main(args) -> int:
           f"SPECTRAMORPH_THREADS={threads}")
     print(table(["wall s", "peak MiB"] + list(stages), [[f"{wall:.0f}", f"{child['peak_rss_mb']:.0f}"]
                                                          + [f"{v:.1f}" for v in stages.values()]]))
+    by_stage = _peaks_by_stage(sampler.samples, out / "spectramorph.log", stages)
+    if by_stage:
+        print("peak resident memory by stage, MiB (sampled every 0.2 s; stage bounds from the log and run.json): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in by_stage.items()))
     seconds, mib = TARGETS.get(args.size, (None, None))
     if seconds is not None:
         verdict = [f"<= {seconds:.0f} s {'MET' if wall <= seconds else 'NOT MET'}"]
@@ -73,6 +82,63 @@ def main(args) -> int:
         print("issue 20's targets: " + "; ".join(verdict))
     write_json(args.json or default_json("default_run"),
                {"machine": machine_info(), "args": vars(args), "threads": threads, "wall_s": wall,
-                "peak_rss_mb": child["peak_rss_mb"], "stages_s": stages,
+                "peak_rss_mb": child["peak_rss_mb"], "stages_s": stages, "peak_rss_mb_by_stage": by_stage,
                 "auto_select": run.get("auto_select", {}).get("summary")})
     return 0
+
+
+class _RssSampler:
+    """Resident memory of a process and its children, every 0.2 s: [(time.time(), MiB)]."""
+
+    def __init__(self):
+        import threading
+        self.samples, self.pid = [], None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def watch(self, pid: int) -> None:
+        self.pid = pid
+
+    def _run(self) -> None:
+        import psutil
+        while not self._stop.wait(0.2):
+            if self.pid is None:
+                continue
+            try:
+                root = psutil.Process(self.pid)
+                procs = [root] + root.children(recursive=True)
+                rss = sum(p.memory_info().rss for p in procs)
+            except psutil.Error:
+                continue
+            self.samples.append((time.time(), rss / 2 ** 20))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _peaks_by_stage(samples, log_path: Path, stages: dict) -> dict:
+    """The samples' peak within each stage. The load stage ends where the run logs the pair's
+    shapes ("HR-MSI (...), LR-HSI (...)"); the later stages follow in run.json's order and
+    durations (stages of the run's thread only, so approximate by the sampling interval)."""
+    import datetime
+    end_of_load = None
+    if log_path.exists():
+        for line in log_path.read_text().splitlines():
+            if "spectramorph_engine.run.pipeline: HR-MSI (" in line:
+                stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                end_of_load = stamp.timestamp()
+                break
+    if end_of_load is None or not samples:
+        return {}
+    bounds, t = {"load": (samples[0][0], end_of_load)}, end_of_load
+    for name, seconds in stages.items():
+        if name != "load":
+            bounds[name] = (t, t + seconds)
+            t += seconds
+    return {name: max((m for ts, m in samples if a <= ts < b), default=float("nan"))
+            for name, (a, b) in bounds.items()}
