@@ -158,6 +158,44 @@ def test_a_low_memory_budget_tiles_the_refinement_and_says_so(pair, monkeypatch)
     assert "tiled" not in again.info and len(said) == 1 and "whole scene although" in said[0], said
 
 
+def test_over_the_working_budget_the_refinement_tiles_although_the_memory_is_there(pair, monkeypatch):
+    """A whole-scene solve over memory.REFINE_BUDGET_BYTES runs tile by tile even with memory to
+    spare (a default 2048^2 run stays under 1.5 GB), says why, and gives the whole solve's result;
+    under the budget it runs whole, without a word."""
+    p = pair
+    prep = PreparedInputs(mode="synthetic", hr_msi=p["msi"], lr_hsi=p["lr"], srf=p["srf"], ratio=RATIO, psf=p["psf"])
+    config = _Config(0.0)
+    seen = []
+    whole = refine_result(config, prep, p["alle"], p["E"], device="cpu", progress=seen.append)
+    assert "tiled" not in whole.info and not [e for e in seen if isinstance(e, events.Message)]
+    need = memory.estimate_refinement(p["msi"].shape, P, 4, False)
+    assert memory.fits(need)                                    # plenty available on the test machine
+    monkeypatch.setattr(memory, "REFINE_BUDGET_BYTES", int(0.8 * need))
+    tiled = refine_result(config, prep, p["alle"], p["E"], device="cpu", progress=seen.append, halo=HALO)
+    said = [e.text for e in seen if isinstance(e, events.Message)]
+    assert len(said) == 1 and "tile by tile" in said[0] and "working budget" in said[0], said
+    assert tiled.info["tiled"]["tiles"] == 16
+    scale = float(p["truth"].max() - p["truth"].min())
+    assert np.abs(_cube(tiled) - _cube(whole)).max() / scale < 2e-5
+
+
+def test_tiles_for_a_budget_are_the_fewest_equal_parts_that_fit():
+    """The default run at 2048^2 (ratio 4, 4 MSI bands, P 7, TV, a 1 x 1 blur): the whole solve
+    is over the working budget, halves fit it -- 4 tiles of 1024 -- and the smallest tile is
+    the floor when nothing fits."""
+    from spectramorph_engine.methods.spectramorph.tiled_refinement import grid_margin, tile_for_budget
+    psf = np.ones((1, 1))
+    margin, halo = grid_margin(psf, 4), default_halo(psf, 4)
+    shape, budget = (2048, 2048, 4), memory.REFINE_BUDGET_BYTES
+    assert memory.estimate_refinement(shape, 7, 7, True, margin) > budget
+    tile = tile_for_budget(shape, 4, 7, 7, True, margin, halo, budget)
+    assert tile == 1024 and len(list(tiles(2048, 2048, 4, tile, halo))) == 4
+    assert memory.estimate_refinement((tile + 2 * halo, tile + 2 * halo, 4), 7, 7, True, margin) <= budget
+    assert tile_for_budget((1500, 2048, 4), 4, 7, 7, True, margin, halo, budget) == 1024
+    assert tile_for_budget(shape, 4, 7, 7, True, margin, halo, 1000) == 16       # nothing fits: halo / 4
+    assert tile_for_budget((96, 96, 4), 4, 7, 7, True, margin, halo, 1000) is None     # no window is smaller
+
+
 def test_an_estimated_subspace_is_made_once_per_scene_and_recorded(pair, monkeypatch):
     """refine_subspace null: P is the LR-HSI's signal dimension (4 materials: 4), at least K,
     estimated once for the scene whether the solve is whole or tiled, and both record it."""

@@ -125,8 +125,9 @@ def refinement_terms(config, prep, alle=None, endmembers=None, *, device="cpu", 
 def refine_result(config, prep, alle, endmembers, *, device, progress=None, cancel=None, tile=None, halo=None):
     """refinement.refine with the config's settings (and the boundary rule of the classical methods).
     Tile by tile (tiled_refinement.py) when `tile` (HR pixels) is given, or when the memory
-    guard's estimate of the whole-scene solve exceeds the memory available (said in a Message);
-    `halo`: the tiles' halo (default tiled_refinement.default_halo)."""
+    guard's estimate of the whole-scene solve exceeds the memory available or the refinement's
+    working budget (memory.REFINE_BUDGET_BYTES; said in a Message); `halo`: the tiles' halo
+    (default tiled_refinement.default_halo)."""
     from ...core import memory
     from .refinement import refine
     from . import tiled_refinement as tr
@@ -139,13 +140,18 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
         margin = tr.grid_margin(prep.psf, prep.ratio)
         need = memory.estimate_refinement(prep.hr_msi.shape, P, K, config.refine_tv_weight > 0, margin)
         available = memory.available_bytes()
-        if not memory.fits(need, available):
+        scarce = not memory.fits(need, available)
+        if scarce or need > memory.REFINE_BUDGET_BYTES:
+            budget = min(memory.HEADROOM * available, memory.REFINE_BUDGET_BYTES)
             tile = tr.tile_for_budget(prep.hr_msi.shape, prep.ratio, P, K, config.refine_tv_weight > 0, margin,
-                                      halo, memory.HEADROOM * available)
+                                      halo, budget)
             short = (f"the whole-scene solve would need about {memory.fmt_bytes(need)} of memory and "
-                     f"{memory.fmt_bytes(available)} is available")
+                     f"{memory.fmt_bytes(available)} is available" if scarce else
+                     f"the whole-scene solve would need about {memory.fmt_bytes(need)} of memory, over the "
+                     f"refinement's working budget of {memory.fmt_bytes(memory.REFINE_BUDGET_BYTES)}")
             if tile is None:        # the scene is no wider than a tile's halo: tiling saves nothing
-                ev.say(progress, "warning", f"the refinement runs on the whole scene although {short}", log)
+                if scarce:
+                    ev.say(progress, "warning", f"the refinement runs on the whole scene although {short}", log)
             else:
                 count = len(list(tr.tiles(H, W, prep.ratio, tile, halo)))
                 ev.say(progress, "info", f"the refinement runs tile by tile ({count} tiles of {tile} x {tile} "

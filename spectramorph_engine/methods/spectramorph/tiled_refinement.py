@@ -74,23 +74,26 @@ def grid_margin(psf, ratio: int) -> Tuple[int, int]:
 
 def tile_for_budget(hr_shape, ratio: int, subspace: int, num_latents: int, tv: bool, margin, halo: int,
                     budget: float) -> Optional[int]:
-    """The largest tile side (TILE halved until it fits, at least the ratio and a quarter of the
-    halo) whose window's solve (memory.estimate_refinement; the window clipped to the scene)
-    fits in `budget` bytes; the smallest when none fits; None when no window would be smaller
-    than the scene (tiling would save nothing)."""
+    """The tile side whose window's solve (memory.estimate_refinement; the window clipped to the
+    scene) fits in `budget` bytes with the fewest tiles, the longer side cut into 2, 3, ... equal
+    ratio-aligned parts (fewest tiles: least of the work spent twice in the halos); at least
+    the ratio and a quarter of the halo (the smallest when none fits); None when no window
+    would be smaller than the scene (tiling would save nothing)."""
     from ...core import memory
     H, W = int(hr_shape[0]), int(hr_shape[1])
     c = hr_shape[2] if len(hr_shape) > 2 else 1
-    tile = aligned(min(TILE, max(H, W)), ratio)
     floor = aligned(max(1, halo // 4), ratio)
     if min(H, floor + 2 * halo) * min(W, floor + 2 * halo) >= H * W:
         return None
-    while tile > floor:
+    parts = 2
+    while True:
+        tile = aligned(-(-max(H, W) // parts), ratio)
+        if tile <= floor:
+            return floor
         window = (min(H, tile + 2 * halo), min(W, tile + 2 * halo), c)
         if memory.estimate_refinement(window, subspace, num_latents, tv, margin) <= budget:
-            break
-        tile = aligned(tile // 2, ratio)
-    return max(tile, floor)
+            return tile
+        parts += 1
 
 
 def tiles(H: int, W: int, ratio: int, tile: int, halo: int) -> Iterator[Tuple[tuple, tuple]]:
