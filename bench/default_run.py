@@ -8,7 +8,7 @@ on it in its own process with a config holding only the two files, their wavelen
 estimated SRF and blur). It prints the wall time, the process's peak resident memory and the
 stage times of run.json.
 
-    SPECTRAMORPH_THREADS=2 python -m bench default-run --size 2048
+    SPECTRAMORPH_THREADS=2 python -m bench default-run --size 400,1024,2048
     python -m bench default-run --size 1024 --threads 1
 """
 from __future__ import annotations
@@ -23,31 +23,35 @@ from pathlib import Path
 
 from .common import default_json, machine_info, table, write_json
 
-TARGETS = {1024: (60.0, None), 2048: (240.0, 1536.0)}      # issue 20: seconds, MiB
+# issue 20: seconds, MiB. 400: the original template's 400 x 400 x 198 scene took 626 s in the
+# original implementation; the issue asks for >= 12x (not this scene: the app bench's at 400^2)
+TARGETS = {400: (626.0 / 12, None), 1024: (60.0, None), 2048: (240.0, 1536.0)}
+
+
+def _sizes(text: str) -> list:
+    return [int(v) for v in str(text).split(",") if v.strip()]
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--size", type=int, default=2048, help="HR side (pixels)")
+    p.add_argument("--size", type=_sizes, default=[2048], help="HR side(s) in pixels, comma list (default 2048)")
     p.add_argument("--bands", type=int, default=200)
     p.add_argument("--threads", type=int, default=None,
                    help="SPECTRAMORPH_THREADS of the run (default: the environment's, else the engine's)")
-    p.add_argument("--workdir", default=None, help="folder for the pair and the outputs (default: a temp folder)")
+    p.add_argument("--workdir", default=None, help="folder for the pairs and the outputs (default: a temp folder)")
     p.add_argument("--json", default=None)
 
 
-def main(args) -> int:
+def run_one(size: int, bands: int, work: Path, env: dict) -> dict:
+    """One default CLI run on the app bench's pair of this size: wall time, peak memory (the
+    whole run and by stage), run.json's stage times."""
     import yaml
     from .cancel_latency import _make_pair
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="sm-bench-default-"))
-    pair = _make_pair(args.size, args.bands, 4, work / "pair")
+    pair = _make_pair(size, bands, 4, work / "pair")
     out = work / "out"
     config = {"synthetic": False, "hr_msi_file": pair["hr"], "lr_hsi_file": pair["lr"], "wavelengths": pair["wl"],
               "output_file_type": "h5", "output_dir": str(out), "log_dir": str(out)}
     config_path = work / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    env = dict(os.environ)
-    if args.threads is not None:
-        env["SPECTRAMORPH_THREADS"] = str(args.threads)
     probe = ("import resource, subprocess, sys, json; "
              "r = subprocess.run([sys.executable, '-m', 'spectramorph_engine', 'run', '--config', sys.argv[1], '--quiet']); "
              "print(json.dumps({'rc': r.returncode, "
@@ -58,32 +62,43 @@ def main(args) -> int:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         sampler.watch(proc.pid)
         stdout, stderr = proc.communicate()
-    proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     wall = time.perf_counter() - t0
-    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    child = json.loads(stdout.strip().splitlines()[-1])
     if child["rc"] != 0:
-        raise SystemExit(f"the run failed ({child['rc']}):\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"the run at {size}^2 failed ({child['rc']}):\n{stderr[-3000:]}")
     run = json.loads((out / "run.json").read_text())
     stages = run["timings_s"]
+    return {"size": size, "bands": bands, "wall_s": wall, "peak_rss_mb": child["peak_rss_mb"], "stages_s": stages,
+            "peak_rss_mb_by_stage": _peaks_by_stage(sampler.samples, out / "spectramorph.log", stages),
+            "auto_select": run.get("auto_select", {}).get("summary")}
+
+
+def main(args) -> int:
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="sm-bench-default-"))
+    env = dict(os.environ)
+    if args.threads is not None:
+        env["SPECTRAMORPH_THREADS"] = str(args.threads)
     threads = env.get("SPECTRAMORPH_THREADS", "engine default")
-    print(f"{args.size} x {args.size} x {args.bands}, ratio 4, every setting at its default, .h5 in and out; "
-          f"SPECTRAMORPH_THREADS={threads}")
-    print(table(["wall s", "peak MiB"] + list(stages), [[f"{wall:.0f}", f"{child['peak_rss_mb']:.0f}"]
-                                                         + [f"{v:.1f}" for v in stages.values()]]))
-    by_stage = _peaks_by_stage(sampler.samples, out / "spectramorph.log", stages)
-    if by_stage:
-        print("peak resident memory by stage, MiB (sampled every 0.2 s; stage bounds from the log and run.json): "
-              + ", ".join(f"{k} {v:.0f}" for k, v in by_stage.items()))
-    seconds, mib = TARGETS.get(args.size, (None, None))
-    if seconds is not None:
-        verdict = [f"<= {seconds:.0f} s {'MET' if wall <= seconds else 'NOT MET'}"]
+    runs = [run_one(size, args.bands, root / str(size), env) for size in args.size]
+    stage_names = list(dict.fromkeys(k for r in runs for k in r["stages_s"]))
+    print(f"{args.bands} bands, ratio 4, every setting at its default, .h5 in and out; SPECTRAMORPH_THREADS={threads}")
+    rows = []
+    for r in runs:
+        seconds, mib = TARGETS.get(r["size"], (None, None))
+        verdict = []
+        if seconds is not None:
+            verdict.append(f"<= {seconds:.0f} s {'MET' if r['wall_s'] <= seconds else 'NOT MET'}")
         if mib is not None:
-            verdict.append(f"<= {mib:.0f} MiB {'MET' if child['peak_rss_mb'] <= mib else 'NOT MET'}")
-        print("issue 20's targets: " + "; ".join(verdict))
+            verdict.append(f"<= {mib:.0f} MiB {'MET' if r['peak_rss_mb'] <= mib else 'NOT MET'}")
+        rows.append([f"{r['size']}^2", f"{r['wall_s']:.0f}", f"{r['peak_rss_mb']:.0f}"]
+                    + [f"{r['stages_s'].get(k, 0.0):.1f}" for k in stage_names] + ["; ".join(verdict) or "-"])
+    print(table(["size", "wall s", "peak MiB"] + stage_names + ["issue 20's targets"], rows))
+    for r in runs:
+        if r["peak_rss_mb_by_stage"]:
+            print(f"{r['size']}^2 peak resident memory by stage, MiB (sampled every 0.2 s; stage bounds from the "
+                  f"log and run.json): " + ", ".join(f"{k} {v:.0f}" if v == v else f"{k} -" for k, v in r["peak_rss_mb_by_stage"].items()))
     write_json(args.json or default_json("default_run"),
-               {"machine": machine_info(), "args": vars(args), "threads": threads, "wall_s": wall,
-                "peak_rss_mb": child["peak_rss_mb"], "stages_s": stages, "peak_rss_mb_by_stage": by_stage,
-                "auto_select": run.get("auto_select", {}).get("summary")})
+               {"machine": machine_info(), "args": vars(args), "threads": threads, "runs": runs})
     return 0
 
 
