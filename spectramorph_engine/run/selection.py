@@ -132,15 +132,15 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     summary = (f"auto-selection on the reduced-resolution pair ({where}, {epochs} epochs each): "
                + ", ".join(f"{row['label']} {row['PSNR']:.2f} dB" for row in rows)
                + f" -> {best['label']} ({seconds:.1f} s)")
-    out = {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
-           "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "summary": summary,
-           "fused_shape": list(sub.lr_hsi.shape)}
+    selected = {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
+                "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "summary": summary,
+                "fused_shape": list(sub.lr_hsi.shape)}
     if prep.mode == "real" and MAX_SELECT_SIDE == fuse_mod.MAX_CHECK_SIDE:
         # the reduced-resolution check would fuse this pair again with the chosen settings:
         # its report is the chosen candidate's (fewer epochs; the report says so)
         report = fuse_mod.reduced_check_report(crop, (h, w), sub, lr_ref, fused_of[best["label"]], valid, cancel)
-        out["reduced_check"] = {**report, "source": "auto-selection", "epochs": epochs}
-    return out
+        selected["reduced_check"] = {**report, "source": "auto-selection", "epochs": epochs}
+    return selected
 
 
 def _keep(fused_of: dict, rows: list, fused) -> None:
