@@ -21,6 +21,9 @@ from ..core import events as ev
 # the bands: the caller then makes them (consistency_by_bands)
 MAX_CLIPPED_FRACTION = 0.01
 ROW_BLOCK_BYTES = 64 << 20     # one block of rows of the mixed result, all bands (float32)
+# latent maps degraded together: the blur of one 2048^2 map holds ~6 of it (FFT buffers), so the
+# metrics stage of a 2048^2 default run (K + P = 14 maps) peaked ~1 GB over its inputs with all
+MAPS_PER_BLUR = 2
 
 
 class LatentPrediction:
@@ -62,13 +65,16 @@ def predict_from_latents(alle, E, srf, value_range, r: int, degrade: Callable[[n
     lo, hi = value_range
     srf = np.asarray(srf, dtype=np.float64)
     flat = A.reshape(-1, K)
-    msi = flat @ (E.astype(np.float64) @ srf.T)                       # (H W) x c
+    to_msi = E.astype(np.float64) @ srf.T                              # K x c
+    msi = np.empty((H * W, srf.shape[0]), dtype=np.float64)            # (H W) x c
     limit = MAX_CLIPPED_FRACTION * H * W * C
     parts, count = [], 0
     rows = max(1, ROW_BLOCK_BYTES // (4 * W * C))
     for a in range(0, H, rows):
         ev.check_cancel(cancel)
         start = a * W
+        # a block at a time: the maps in float64 whole were ~0.5 GB more at 2048^2 (K + P = 14)
+        np.matmul(flat[start:start + rows * W].astype(np.float64), to_msi, out=msi[start:start + rows * W])
         block = flat[start:start + rows * W] @ E
         out = np.zeros(block.shape, dtype=bool)
         if lo is not None:
@@ -88,5 +94,8 @@ def predict_from_latents(alle, E, srf, value_range, r: int, degrade: Callable[[n
     changes = tuple(np.concatenate(p) for p in zip(*parts)) if parts else \
         (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     ev.check_cancel(cancel)
-    latent_lr = np.asarray(degrade(A), dtype=np.float32).reshape(-1, K)
+    # a few maps at a time: the sensor's blur of all K + P maps at once held ~6 copies of them
+    latent_lr = np.concatenate([np.asarray(degrade(np.ascontiguousarray(A[:, :, k:k + MAPS_PER_BLUR])),
+                                           dtype=np.float32) for k in range(0, K, MAPS_PER_BLUR)],
+                               axis=2).reshape(-1, K)
     return LatentPrediction(latent_lr, E, (H, W, C), r, degrade, msi.reshape(H, W, -1), changes)
