@@ -27,7 +27,7 @@ HEADROOM = 0.9
 # tile even where more is available: a default 2048 x 2048 x 200 run stays under SPEC's 1.5 GB
 # (its whole-scene solve needs ~1.2 GB there, on top of the ~0.95 GB the run holds before it;
 # bench/README.md, "The whole default run"). At 1024^2 the whole solve (~0.3 GB) is within it.
-REFINE_BUDGET_BYTES = 512 * 2 ** 20
+REFINE_BUDGET_BYTES = 500 * 10 ** 6
 # pixels per inference block on the CPU (inference.default_batch) and a margin for its copies
 _INFER_BLOCK = 16384
 
