@@ -302,7 +302,7 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
                 "bicubic": _PairStats(*lr.shape[:2], mask=lr_valid)}
     # bicubic upsampling is linear (and not clipped here): its MSI prediction is the upsampled
     # LR-HSI seen through the SRF, c bands upsampled instead of C
-    lr_through_srf = (lr.reshape(-1, C).astype(np.float64) @ srf.T).reshape(*lr.shape[:2], -1)
+    lr_through_srf = through_srf(lr, srf)
     msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64) if latent is None else latent.msi,
                 "bicubic": bicubic_upsample(lr_through_srf, r).reshape(msi.shape)}
     # the bicubic baseline degraded back, computed on the LR grid (quality/bicubic_lr.py)
@@ -338,17 +338,29 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
             "bicubic": out["bicubic"], "_lr_error_map": lr_stats["fusion"].pixel_rms()}
 
 
+def through_srf(cube, srf, block_bytes: int = 32 << 20) -> np.ndarray:
+    """cube (h x w x C) seen through `srf` (c x C), h x w x c float64: the product in float64 a
+    block of pixels at a time (the whole LR-HSI in float64 was 420 MB at 512 x 512 x 200)."""
+    srf = np.asarray(srf, dtype=np.float64)
+    flat = np.asarray(cube).reshape(-1, cube.shape[-1])
+    out = np.empty((flat.shape[0], srf.shape[0]), dtype=np.float64)
+    step = max(1, block_bytes // (8 * flat.shape[1]))
+    for i in range(0, flat.shape[0], step):
+        np.matmul(flat[i:i + step].astype(np.float64), srf.T, out=out[i:i + step])
+    return out.reshape(*cube.shape[:-1], srf.shape[0])
+
+
 def pair_misfit(hr_msi, lr_hsi, ratio: int, psf, srf, offset=None, boundary: str = "zero") -> np.ndarray:
     """h x w float32: at each LR pixel, the RMS over MSI bands of the HR-MSI brought to the LR
     grid (blur `psf`, area-downsample) minus the LR-HSI seen through the SRF (+ offset): where
     the two images disagree (moved objects, clouds, shadows between the two acquisitions, a
     misregistration), whatever any result does. `boundary` "free": the blur sees past the
     frame (edges replicated) instead of zeros."""
-    msi = as_cube(hr_msi, "the HR-MSI").astype(np.float32)
+    msi = as_cube(hr_msi, "the HR-MSI").astype(np.float32, copy=False)
     lr = as_cube(lr_hsi, "the LR-HSI")
     srf = np.asarray(srf, dtype=np.float64)
     msi_lr = _degrade(msi, ratio, psf, boundary)
-    pred = lr.reshape(-1, lr.shape[2]).astype(np.float64) @ srf.T
+    pred = through_srf(lr, srf).reshape(-1, srf.shape[0])
     if offset is not None:
         pred += np.asarray(offset, dtype=np.float64).reshape(1, -1)
     diff = msi_lr.reshape(-1, msi.shape[2]).astype(np.float64) - pred

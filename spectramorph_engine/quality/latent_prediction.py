@@ -20,10 +20,11 @@ from ..core import events as ev
 # Beyond this share of values changed by the clip, keeping the changes costs more than making
 # the bands: the caller then makes them (consistency_by_bands)
 MAX_CLIPPED_FRACTION = 0.01
-ROW_BLOCK_BYTES = 64 << 20     # one block of rows of the mixed result, all bands (float32)
+ROW_BLOCK_BYTES = 16 << 20     # one block of rows of the mixed result, all bands (float32)
 # latent maps degraded together: the blur of one 2048^2 map holds ~6 of it (FFT buffers), so the
-# metrics stage of a 2048^2 default run (K + P = 14 maps) peaked ~1 GB over its inputs with all
-MAPS_PER_BLUR = 2
+# metrics stage of a 2048^2 default run (K + P = 14 maps) peaked ~1 GB over its inputs with all;
+# one at a time costs no measurable time (the FFTs are per map anyway)
+MAPS_PER_BLUR = 1
 
 
 class LatentPrediction:

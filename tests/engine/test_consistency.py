@@ -211,7 +211,7 @@ def test_degrading_the_latents_once_gives_the_figures_of_degrading_every_band(bo
     monkeypatch.setattr(latent_prediction, "MAX_CLIPPED_FRACTION", clipped_limit)
     # blocks of 5 rows (the last one short) and the 3 maps blurred 2 + 1: the pieces must join
     monkeypatch.setattr(latent_prediction, "ROW_BLOCK_BYTES", 4 * 24 * 13 * 5)
-    assert latent_prediction.MAPS_PER_BLUR == 2
+    monkeypatch.setattr(latent_prediction, "MAPS_PER_BLUR", 2)
     made = []
     monkeypatch.setattr(latent_prediction, "LatentPrediction",
                         lambda *a, cls=latent_prediction.LatentPrediction: made.append(cls(*a)) or made[-1])
