@@ -303,8 +303,7 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     # bicubic upsampling is linear (and not clipped here): its MSI prediction is the upsampled
     # LR-HSI seen through the SRF, c bands upsampled instead of C
     lr_through_srf = through_srf(lr, srf)
-    msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64) if latent is None else latent.msi,
-                "bicubic": bicubic_upsample(lr_through_srf, r).reshape(msi.shape)}
+    msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64) if latent is None else latent.msi}
     # the bicubic baseline degraded back, computed on the LR grid (quality/bicubic_lr.py)
     kernel = None if psf is None else np.asarray(psf)
     bicubic_lr = BicubicDegraded(r, 0 if kernel is None or kernel.size <= 1 else max(kernel.shape) // 2,
@@ -328,11 +327,13 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     out = {}
     for name in ("fusion", "bicubic"):
         ev.check_cancel(cancel)
-        pred = msi_pred[name]
+        # one HR prediction at a time (each is H x W x c float64: 134 MB at 2048^2 x 4)
+        pred = msi_pred.pop("fusion") if name == "fusion" else bicubic_upsample(lr_through_srf, r).reshape(msi.shape)
         if offset is not None:
             pred += np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)
         stats = _PairStats(H, W, mask=hr_valid)
         stats.add(msi, pred.astype(np.float32))
+        del pred
         out[name] = {"lr": lr_stats[name].figures(), "msi": stats.figures(with_sam=with_sam)}
     return {"lr_consistency": out["fusion"]["lr"], "msi_consistency": out["fusion"]["msi"],
             "bicubic": out["bicubic"], "_lr_error_map": lr_stats["fusion"].pixel_rms()}
