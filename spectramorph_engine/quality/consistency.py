@@ -195,6 +195,9 @@ def quality_warnings(srf_fit_psnr: Optional[float], lr_consistency: Optional[dic
 
 
 # ------------------------------------------------------------------ band-chunked figures
+STATS_BLOCK_BYTES = 4 << 20     # one band's rows in float64 per step of _PairStats.add
+
+
 class _PairStats:
     """PSNR (mean of per-band PSNR) and SAM accumulated band chunk by band chunk, equal to
     metrics.psnr / metrics.sam on the whole cubes, without holding either cube whole."""
@@ -208,17 +211,25 @@ class _PairStats:
         self.ny = np.zeros((rows, cols))
 
     def add(self, reference: np.ndarray, estimate: np.ndarray) -> None:
+        """Bands of `reference` and `estimate` (rows x cols x n, any float dtype), in float64 a
+        block of rows at a time (whole float64 bands were ~0.2 GB of temporaries at 2048^2)."""
         from .metrics import PSNR_CAP_DB
+        rows, cols = reference.shape[:2]
+        step = max(1, STATS_BLOCK_BYTES // (8 * cols))
+        count = rows * cols if self.mask is None else int(self.mask.sum())
         for b in range(reference.shape[2]):
-            x = np.asarray(reference[:, :, b], dtype=np.float64)
-            y = np.asarray(estimate[:, :, b], dtype=np.float64)
-            d2 = (x - y) ** 2
-            self.sq += d2
-            mse = float(np.mean(d2 if self.mask is None else d2[self.mask]))
+            total = 0.0
+            for i in range(0, rows, step):
+                x = np.asarray(reference[i:i + step, :, b], dtype=np.float64)
+                y = np.asarray(estimate[i:i + step, :, b], dtype=np.float64)
+                d2 = (x - y) ** 2
+                self.sq[i:i + step] += d2
+                total += float(np.sum(d2 if self.mask is None else d2[self.mask[i:i + step]]))
+                self.dot[i:i + step] += x * y
+                self.nx[i:i + step] += x * x
+                self.ny[i:i + step] += y * y
+            mse = total / count if count else float("nan")
             self.band_psnr.append(PSNR_CAP_DB if mse == 0.0 else min(PSNR_CAP_DB, 10.0 * math.log10(1.0 / mse)))
-            self.dot += x * y
-            self.nx += x * x
-            self.ny += y * y
 
     def pixel_rms(self) -> np.ndarray:
         """rows x cols float32: the RMS error over bands at each pixel (NaN where masked out)."""
@@ -332,7 +343,7 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
         if offset is not None:
             pred += np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)
         stats = _PairStats(H, W, mask=hr_valid)
-        stats.add(msi, pred.astype(np.float32))
+        stats.add(msi, pred)
         del pred
         out[name] = {"lr": lr_stats[name].figures(), "msi": stats.figures(with_sam=with_sam)}
     return {"lr_consistency": out["fusion"]["lr"], "msi_consistency": out["fusion"]["msi"],
