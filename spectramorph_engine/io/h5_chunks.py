@@ -6,8 +6,8 @@ at 2048 x 2048 x 200 that was ~1 minute of a run (zlib at ~60 MB/s). Here each c
 is shuffled and deflated on a small thread pool (the compressors release the GIL) while the
 caller computes the next rows, and the compressed bytes go into the file with H5Dwrite_chunk
 (h5py's `write_direct_chunk`). The deflate is ISA-L's (the `isal` package) where installed:
-~13x zlib's speed at level 1 on these chunks for a 3% larger file (measured on mixed smooth
-spectra with noise: 464 against 35 MB/s on a busy core, ratio 1.49 against 1.54). Its output
+~10x zlib's speed at level 1 on these chunks for a 3% larger file (`python -m bench.pieces
+deflate`: 513 against 49 MB/s on one core, ratio 1.49 against 1.54). Its output
 is a standard zlib stream, so HDF5's deflate filter -- any HDF5 reader -- inflates it; with
 zlib the stored bytes are exactly those HDF5's own filters write (HDF5's shuffle byte order,
 a partial last chunk padded with the fill value 0; tests compare them byte for byte).

@@ -21,9 +21,9 @@ from ..core import events as ev
 # the bands: the caller then makes them (consistency_by_bands)
 MAX_CLIPPED_FRACTION = 0.01
 ROW_BLOCK_BYTES = 16 << 20     # one block of rows of the mixed result, all bands (float32)
-# latent maps degraded together: the blur of one 2048^2 map holds ~6 of it (FFT buffers), so the
-# metrics stage of a 2048^2 default run (K + P = 14 maps) peaked ~1 GB over its inputs with all;
-# one at a time costs no measurable time (the FFTs are per map anyway)
+# latent maps degraded together: the blur of one 2048^2 map holds ~6 of it (FFT buffers); with
+# all 14 (K + P) at once the scores took 1386 MiB over their inputs at 2048^2 with a 7 x 7 blur,
+# 584 now (`python -m bench.pieces scores-memory --psf-sigma 1`; the FFTs are per map anyway)
 MAPS_PER_BLUR = 1
 
 

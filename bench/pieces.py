@@ -1,0 +1,168 @@
+"""The pieces of a big default run measured alone (issue 20): `python -m bench.pieces MODE`.
+
+    python -m bench.pieces h5-write        # a streamed .h5 result: h5py, zlib on threads, the fastest deflate
+    python -m bench.pieces deflate         # MB/s and ratio of zlib and ISA-L on one shuffled chunk
+    python -m bench.pieces scores-memory --pair P [--psf-sigma 1]   # peak memory of the scores
+    python -m bench.pieces admm-threads    # an ADMM iteration with its blocked pass on 1 and on 2 threads
+
+All on synthetic data of seed 0 (mixtures of 7 smooth spectra, small noise) unless --pair names
+the folder of a `bench default-run` pair; torch threads as given by --threads (default 2).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import threading
+import time
+
+import numpy as np
+
+
+def _cube(rows: int, cols: int, bands: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(0, 1, bands)
+    E = np.stack([0.2 + 0.6 * np.exp(-0.5 * ((wl - m) / 0.15) ** 2) for m in rng.uniform(0, 1, 7)])
+    A = rng.random((rows, cols, 7))
+    return (A @ E + rng.normal(0, 0.003, (rows, cols, bands))).astype(np.float32)
+
+
+class _Peak:
+    """Peak resident memory of this process over a block, sampled every 20 ms (MiB over the start)."""
+
+    def __enter__(self):
+        import psutil
+        self.proc = psutil.Process()
+        self.base = self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.mib = (self.peak - self.base) / 2 ** 20
+
+
+def h5_write(args) -> None:
+    """The same 512 x 1024 x 200 result (blocks of 16 rows) through ResultWriter three ways."""
+    import tempfile
+    import zlib
+    from pathlib import Path
+    from spectramorph_engine import io
+    from spectramorph_engine.io import h5_chunks
+    block = _cube(16, 1024, 200)
+    rows = 512
+    ways = {"h5py (one thread)": None, "zlib on worker threads": lambda: zlib.compress,
+            "fastest deflate on worker threads": h5_chunks.fastest_compress}
+    real_suits, real_fastest = h5_chunks.ChunkCompressor.suits, h5_chunks.fastest_compress
+    folder = Path(tempfile.mkdtemp(prefix="sm-bench-h5-"))
+    for name, compress in ways.items():
+        try:
+            if compress is None:
+                h5_chunks.ChunkCompressor.suits = staticmethod(lambda ds: False)
+            else:
+                h5_chunks.fastest_compress = compress
+            t0 = time.perf_counter()
+            with io.ResultWriter(folder / "r.h5", (rows, 1024, 200)) as w:
+                for r0 in range(0, rows, 16):
+                    w.write_rows(r0, block)
+            seconds = time.perf_counter() - t0
+        finally:
+            h5_chunks.ChunkCompressor.suits, h5_chunks.fastest_compress = real_suits, real_fastest
+        print(f"{name}: {rows * 1024 * 200 * 4 / 1e6:.0f} MB in {seconds:.2f} s, "
+              f"file {(folder / 'r.h5').stat().st_size / 1e6:.0f} MB")
+
+
+def deflate(args) -> None:
+    """One 4 MB chunk of 5 rows x 1024 x 200, shuffled as HDF5 does, deflated at level 1."""
+    import zlib
+    from spectramorph_engine.io.h5_chunks import fastest_compress
+    chunk = _cube(5, 1024, 200)
+    raw = np.ascontiguousarray(chunk).reshape(-1).view(np.uint8).reshape(-1, 4).T.tobytes()
+    for name, compress in (("zlib", zlib.compress), ("fastest installed", fastest_compress())):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            out = compress(raw, 1)
+        seconds = (time.perf_counter() - t0) / 5
+        assert zlib.decompress(out) == raw
+        print(f"{name} ({compress.__module__}): {len(raw) / seconds / 1e6:.0f} MB/s, ratio {len(raw) / len(out):.2f}")
+
+
+def scores_memory(args) -> None:
+    """The scores of a streamed result on a default-run pair: consistency_from_latent with
+    K + P = 14 latent maps (random, seed 0) and the pair's misfit map, each measured alone."""
+    import gc
+    from spectramorph_engine import FusionConfig, prepare_inputs
+    from spectramorph_engine.quality import consistency as cons
+    from spectramorph_engine.run.pipeline import warm_up
+    if not args.pair:
+        raise SystemExit("--pair: the pair folder of a `python -m bench default-run` (e.g. <workdir>/2048/pair)")
+    warm_up()
+    d = args.pair.rstrip("/") + "/"
+    prep = prepare_inputs(FusionConfig(synthetic=False, hr_msi_file=d + "hr_msi.h5", lr_hsi_file=d + "lr_hsi.h5",
+                                       wavelengths=d + "wavelengths.npy"))
+    if args.psf_sigma:         # the pair's own estimate is no blur (1 x 1): a blurring sensor instead
+        import dataclasses
+        from spectramorph_engine.sensors.psf import make_psf
+        prep = dataclasses.replace(prep, psf=make_psf("gaussian", args.psf_sigma, 2 * int(3 * args.psf_sigma) + 1))
+    srf, offset = prep.msi_model()
+    H, W, _ = prep.hr_msi.shape
+    rng = np.random.default_rng(0)
+    maps = rng.random((H, W, 14), dtype=np.float32) * 0.1
+    basis = rng.random((14, prep.lr_hsi.shape[2])).astype(np.float32) * 0.5
+    for name, run in (("consistency_from_latent", lambda: cons.consistency_from_latent(
+                            maps, basis, prep.lr_hsi, prep.hr_msi, srf, prep.ratio, prep.psf, offset=offset,
+                            value_range=prep.value_range, boundary="free")),
+                      ("pair_misfit", lambda: cons.pair_misfit(prep.hr_msi, prep.lr_hsi, prep.ratio, prep.psf, srf,
+                                                               offset, boundary="free"))):
+        gc.collect()
+        t0 = time.perf_counter()
+        with _Peak() as peak:
+            run()
+        print(f"{name}: + {peak.mib:.0f} MiB over its inputs, {time.perf_counter() - t0:.1f} s")
+
+
+def admm_threads(args) -> None:
+    """Seconds per ADMM iteration (bench.admm_step's problem, free margin) with the blocked
+    pass on one thread (hysure_admm._one_thread, the engine's choice) and on all of them."""
+    from . import admm_step as A
+    from spectramorph_engine.methods import hysure, hysure_admm
+    A.set_threads(args.threads)
+    p = A.problem(args.size)
+    real = hysure_admm._one_thread
+    best = {}
+    try:
+        for _ in range(2):
+            for name in ("one thread", "all threads"):
+                hysure_admm._one_thread = real if name == "one thread" else (lambda dev: contextlib.nullcontext())
+                best[name] = min(best.get(name, np.inf), A.per_iteration(hysure.solve, p, "free", 8))
+    finally:
+        hysure_admm._one_thread = real
+    print(f"{args.size}^2, {args.threads} torch threads, s per iteration: "
+          + ", ".join(f"blocked pass on {k} {v:.3f}" for k, v in best.items()))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.pieces", description=__doc__.split("\n")[0])
+    ap.add_argument("mode", choices=("h5-write", "deflate", "scores-memory", "admm-threads"))
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--size", type=int, default=1024, help="admm-threads: the scene's side")
+    ap.add_argument("--pair", default=None, help="scores-memory: a default-run pair folder")
+    ap.add_argument("--psf-sigma", type=float, default=None,
+                    help="scores-memory: a Gaussian PSF of this sigma (px) instead of the pair's estimate")
+    args = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
+    {"h5-write": h5_write, "deflate": deflate, "scores-memory": scores_memory,
+     "admm-threads": admm_threads}[args.mode](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
