@@ -161,6 +161,44 @@ def default_json(kind: str) -> Path:
     return RESULTS_DIR / f"{kind}_{time.strftime('%Y%m%d-%H%M%S')}.json"
 
 
+class RssSampler:
+    """Resident memory of a process and its children (`pid`; None: this process), sampled every
+    `every` s in a thread while the block runs: `samples` [(time.time(), MiB)], `peak_mib`."""
+
+    def __init__(self, pid: Optional[int] = None, every: float = 0.2):
+        import threading
+        self.pid, self.every, self.samples = pid, every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def peak_mib(self) -> float:
+        return max((m for _, m in self.samples), default=0.0)
+
+    def _read(self) -> None:
+        import psutil
+        try:
+            root = psutil.Process(self.pid) if self.pid is not None else psutil.Process()
+            rss = sum(p.memory_info().rss for p in [root] + root.children(recursive=True))
+        except psutil.Error:
+            return
+        self.samples.append((time.time(), rss / 2 ** 20))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._read()
+
+    def __enter__(self):
+        self._read()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._read()
+
+
 class Timer:
     """with Timer() as t: ...; t.seconds"""
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import threading
 import time
 
 import numpy as np
+
+from .common import RssSampler
 
 
 def _cube(rows: int, cols: int, bands: int, seed: int = 0) -> np.ndarray:
@@ -25,28 +26,6 @@ def _cube(rows: int, cols: int, bands: int, seed: int = 0) -> np.ndarray:
     E = np.stack([0.2 + 0.6 * np.exp(-0.5 * ((wl - m) / 0.15) ** 2) for m in rng.uniform(0, 1, 7)])
     A = rng.random((rows, cols, 7))
     return (A @ E + rng.normal(0, 0.003, (rows, cols, bands))).astype(np.float32)
-
-
-class _Peak:
-    """Peak resident memory of this process over a block, sampled every 20 ms (MiB over the start)."""
-
-    def __enter__(self):
-        import psutil
-        self.proc = psutil.Process()
-        self.base = self.peak = self.proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.mib = (self.peak - self.base) / 2 ** 20
 
 
 def h5_write(args) -> None:
@@ -123,9 +102,10 @@ def scores_memory(args) -> None:
                                                                offset, boundary="free"))):
         gc.collect()
         t0 = time.perf_counter()
-        with _Peak() as peak:
+        with RssSampler(every=0.02) as peak:
             run()
-        print(f"{name}: + {peak.mib:.0f} MiB over its inputs, {time.perf_counter() - t0:.1f} s")
+        print(f"{name}: + {peak.peak_mib - peak.samples[0][1]:.0f} MiB over its inputs, "
+              f"{time.perf_counter() - t0:.1f} s")
 
 
 def admm_threads(args) -> None:
