@@ -314,7 +314,7 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     # bicubic upsampling is linear (and not clipped here): its MSI prediction is the upsampled
     # LR-HSI seen through the SRF, c bands upsampled instead of C
     lr_through_srf = through_srf(lr, srf)
-    msi_pred = {"fusion": np.zeros(msi.shape, dtype=np.float64) if latent is None else latent.msi}
+    fusion_msi = np.zeros(msi.shape, dtype=np.float64) if latent is None else latent.msi
     # the bicubic baseline degraded back, computed on the LR grid (quality/bicubic_lr.py)
     kernel = None if psf is None else np.asarray(psf)
     bicubic_lr = BicubicDegraded(r, 0 if kernel is None or kernel.size <= 1 else max(kernel.shape) // 2,
@@ -329,7 +329,7 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
             if hr_valid is not None:
                 fused = np.nan_to_num(fused)        # NaN where the result holds no data
             lr_stats["fusion"].add(lr[:, :, b0:b1], _degrade(fused, r, psf, boundary))
-            msi_pred["fusion"] += (fused.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
+            fusion_msi += (fused.reshape(-1, b1 - b0) @ srf[:, b0:b1].T.astype(np.float32)).reshape(
                 H, W, -1)
             del fused
         ev.check_cancel(cancel)
@@ -339,7 +339,10 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     for name in ("fusion", "bicubic"):
         ev.check_cancel(cancel)
         # one HR prediction at a time (each is H x W x c float64: 134 MB at 2048^2 x 4)
-        pred = msi_pred.pop("fusion") if name == "fusion" else bicubic_upsample(lr_through_srf, r).reshape(msi.shape)
+        if name == "fusion":
+            pred, fusion_msi = fusion_msi, None
+        else:
+            pred = bicubic_upsample(lr_through_srf, r).reshape(msi.shape)
         if offset is not None:
             pred += np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)
         stats = _PairStats(H, W, mask=hr_valid)
