@@ -127,3 +127,22 @@ def fits(nbytes: int, available: Optional[int] = None) -> bool:
     """Whether `nbytes` more fit in the memory available now (HEADROOM of it)."""
     available = available_bytes() if available is None else available
     return nbytes <= HEADROOM * available
+
+
+def release_free_memory() -> None:
+    """Give back to the system what the C allocator keeps after a stage's arrays are freed
+    (glibc's malloc_trim; nothing elsewhere). Without it the freed blocks of one stage stay
+    resident, and the next stage's peak sits on top of them when its arrays do not fit in
+    the same holes."""
+    import ctypes
+    import ctypes.util
+    import sys
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):        # musl and other C libraries have no malloc_trim
+        return
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)

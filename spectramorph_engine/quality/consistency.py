@@ -202,10 +202,12 @@ class _PairStats:
     """PSNR (mean of per-band PSNR) and SAM accumulated band chunk by band chunk, equal to
     metrics.psnr / metrics.sam on the whole cubes, without holding either cube whole."""
 
-    def __init__(self, rows: int, cols: int, mask=None):
+    def __init__(self, rows: int, cols: int, mask=None, pixel_error: bool = True):
         self.mask = None if mask is None or np.all(mask) else np.asarray(mask, dtype=bool)
         self.band_psnr: list = []
-        self.sq = np.zeros((rows, cols))        # per-pixel squared error summed over bands
+        # per-pixel squared error summed over bands, for pixel_rms (the LR error map); the HR
+        # figures need none of it (32 MB at 2048^2)
+        self.sq = np.zeros((rows, cols)) if pixel_error else None
         self.dot = np.zeros((rows, cols))
         self.nx = np.zeros((rows, cols))
         self.ny = np.zeros((rows, cols))
@@ -223,7 +225,8 @@ class _PairStats:
                 x = np.asarray(reference[i:i + step, :, b], dtype=np.float64)
                 y = np.asarray(estimate[i:i + step, :, b], dtype=np.float64)
                 d2 = (x - y) ** 2
-                self.sq[i:i + step] += d2
+                if self.sq is not None:
+                    self.sq[i:i + step] += d2
                 total += float(np.sum(d2 if self.mask is None else d2[self.mask[i:i + step]]))
                 self.dot[i:i + step] += x * y
                 self.nx[i:i + step] += x * x
@@ -241,12 +244,19 @@ class _PairStats:
     def figures(self, with_sam: bool = True) -> dict:
         out = {"PSNR": float(np.mean(self.band_psnr))}
         if with_sam:
-            nx, ny = np.sqrt(self.nx), np.sqrt(self.ny)
-            valid = (nx > 0) & (ny > 0)
-            if self.mask is not None:
-                valid &= self.mask
-            out["SAM"] = (float(np.degrees(np.mean(np.arccos(np.clip(
-                self.dot[valid] / (nx[valid] * ny[valid]), -1.0, 1.0))))) if np.any(valid) else float("nan"))
+            # a block of rows at a time: whole, its temporaries were ~5 planes (160 MB at 2048^2)
+            rows, cols = self.nx.shape
+            step = max(1, STATS_BLOCK_BYTES // (8 * cols))
+            total, count = 0.0, 0
+            for i in range(0, rows, step):
+                nx, ny = np.sqrt(self.nx[i:i + step]), np.sqrt(self.ny[i:i + step])
+                valid = (nx > 0) & (ny > 0)
+                if self.mask is not None:
+                    valid &= self.mask[i:i + step]
+                cos = self.dot[i:i + step][valid] / (nx[valid] * ny[valid])
+                total += float(np.sum(np.arccos(np.clip(cos, -1.0, 1.0))))
+                count += cos.size
+            out["SAM"] = float(np.degrees(total / count)) if count else float("nan")
         return out
 
 
@@ -292,7 +302,8 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
     or read back from a result streamed to its file. `lr_valid` (h x w) / `hr_valid` (H x W):
     the pixels the LR / MSI figures are taken over (nodata masks; None: all). `boundary`: how
     the LR sensor's blur met the frame (see _degrade), the pair's own rule. `latent`: a
-    latent_prediction.LatentPrediction of the result (then `fused_bands` is not called)."""
+    latent_prediction.LatentPrediction of the result (then `fused_bands` is not called; its
+    `msi` is consumed: set to None once scored, so its memory goes)."""
     from ..core import events as ev
     from ..sensors.degradation import bicubic_upsample
     from .bicubic_lr import BicubicDegraded
@@ -336,18 +347,28 @@ def consistency_by_bands(fused_bands, shape, lr_hsi, hr_msi, srf, ratio: int, ps
         lr_stats["bicubic"].add(lr[:, :, b0:b1], bicubic_lr(lr[:, :, b0:b1]))
     with_sam = msi.shape[2] >= 2
     out = {}
+    offset = None if offset is None else np.asarray(offset, dtype=np.float64).reshape(-1)
+    if latent is not None:
+        latent.msi = None           # held by fusion_msi alone, so it goes once scored
     for name in ("fusion", "bicubic"):
         ev.check_cancel(cancel)
-        # one HR prediction at a time (each is H x W x c float64: 134 MB at 2048^2 x 4)
+        stats = _PairStats(H, W, mask=hr_valid, pixel_error=False)
         if name == "fusion":
+            # the fusion's prediction is H x W x c float64 (134 MB at 2048^2 x 4): dropped here
             pred, fusion_msi = fusion_msi, None
+            if offset is not None:
+                pred += offset.reshape(1, 1, -1)
+            stats.add(msi, pred)
+            del pred
         else:
-            pred = bicubic_upsample(lr_through_srf, r).reshape(msi.shape)
-        if offset is not None:
-            pred += np.asarray(offset, dtype=np.float64).reshape(1, 1, -1)
-        stats = _PairStats(H, W, mask=hr_valid)
-        stats.add(msi, pred)
-        del pred
+            # bicubic's a band at a time: the whole upsampled prediction and its product's
+            # temporary were 2 x 134 MB at 2048^2 x 4
+            for b in range(msi.shape[2]):
+                band = bicubic_upsample(lr_through_srf[:, :, b], r)
+                if offset is not None:
+                    band += offset[b]
+                stats.add(msi[:, :, b:b + 1], band[:, :, None])
+                del band
         out[name] = {"lr": lr_stats[name].figures(), "msi": stats.figures(with_sam=with_sam)}
     return {"lr_consistency": out["fusion"]["lr"], "msi_consistency": out["fusion"]["msi"],
             "bicubic": out["bicubic"], "_lr_error_map": lr_stats["fusion"].pixel_rms()}

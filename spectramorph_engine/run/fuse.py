@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..core import events as ev
+from ..core.memory import release_free_memory
 from .config import FusionConfig
 from .results import PreparedInputs
 
@@ -33,6 +34,7 @@ class _Stages:
         ev.emit(self.progress, ev.StageStarted(name))
         t0 = time.perf_counter()
         yield
+        release_free_memory()
         dt = time.perf_counter() - t0
         self.timings[name] = self.timings.get(name, 0.0) + dt
         ev.emit(self.progress, ev.StageFinished(name, dt))

@@ -147,10 +147,15 @@ def test_warnings_fire_for_the_preset_on_the_real_camera_not_for_the_estimate():
     assert good["PSNR"] > 35.0 and linear["PSNR"] < good["PSNR"] - 15.0, (good, linear)
 
 
-def test_band_chunked_figures_equal_whole_cube_figures():
-    """consistency_from_latent (used for results too big to hold) = the whole-cube functions."""
+@pytest.mark.parametrize("block_rows", [None, 5])
+def test_band_chunked_figures_equal_whole_cube_figures(block_rows, monkeypatch):
+    """consistency_from_latent (used for results too big to hold) = the whole-cube functions;
+    also when its statistics and SAM go a few rows at a time (5 of 24, the last block short)."""
+    from spectramorph_engine.quality import consistency
     from spectramorph_engine.quality.consistency import (bicubic_consistency, consistency_from_latent,
                                                          lr_consistency, msi_consistency)
+    if block_rows:
+        monkeypatch.setattr(consistency, "STATS_BLOCK_BYTES", 8 * 16 * block_rows)
     from spectramorph_engine.sensors.psf import make_psf
     rng = np.random.default_rng(1)
     alle = rng.random((24, 16, 3), dtype=np.float32)

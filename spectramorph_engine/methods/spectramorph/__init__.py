@@ -165,6 +165,18 @@ def refine_result(config, prep, alle, endmembers, *, device, progress=None, canc
                            terms=terms, tile=tile, halo=halo, **solve)
 
 
+def _with_correction(alle: np.ndarray, ref):
+    """(latents, alle): the maps with the refinement's correction beside them, H x W x (K + P),
+    and alle as a view of their first K channels. One array instead of the maps plus their
+    concatenated copy: 117 MB less held through the scores and the save at 2048^2, K = 7."""
+    K = alle.shape[2]
+    latents = np.empty(alle.shape[:2] + (K + ref.delta.shape[2],), dtype=np.float32)
+    latents[:, :, :K] = alle
+    latents[:, :, K:] = ref.delta
+    ref.delta = None            # the caller's only other reference to the correction
+    return latents, latents[:, :, :K]
+
+
 @dataclass
 class FittedNetwork:
     """What inference needs of a trained run: the network, the endmembers (numpy and on the
@@ -269,7 +281,7 @@ def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stag
     if config.refine:
         with stages("refine"):
             ref = refine_result(config, prep, alle, endmembers, device=device, progress=progress, cancel=cancel)
-            latents = np.concatenate([alle, ref.delta.astype(np.float32)], axis=2)
+            latents, alle = _with_correction(alle, ref)
             basis = np.concatenate([endmembers.astype(np.float32), ref.basis], axis=0)
             hr_hsi = mix_latents(latents, basis, out_hsi=out_hsi, batch_size=config.inference_batch_size,
                                  device=device, progress=progress, cancel=cancel, stage="refine",
