@@ -171,9 +171,9 @@ def _with_correction(alle: np.ndarray, ref):
     concatenated copy: 117 MB less held through the scores and the save at 2048^2, K = 7."""
     K = alle.shape[2]
     latents = np.empty(alle.shape[:2] + (K + ref.delta.shape[2],), dtype=np.float32)
-    latents[:, :, :K] = alle
     latents[:, :, K:] = ref.delta
-    ref.delta = None            # the caller's only other reference to the correction
+    ref.delta = None            # the only other reference: the correction goes before the maps are copied
+    latents[:, :, :K] = alle
     return latents, latents[:, :, :K]
 
 

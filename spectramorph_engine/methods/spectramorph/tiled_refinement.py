@@ -43,6 +43,7 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 
 from ...core import events as ev
+from ...core.memory import release_free_memory
 from ...sensors import spatial
 from .refinement import Refinement, SceneTerms, TV_TOL, CG_TOL, estimate_record, refine
 
@@ -135,6 +136,9 @@ def refine_tiled(alle, endmembers, lr_hsi, hr_msi, psf, ratio: int, srf, offset=
                       terms=terms, tv_tol=tv_tol, cg_tol=cg_tol)
         delta[t0:t1, s0:s1] = part.delta[t0 - a0:t1 - a0, s0 - b0:s1 - b0]
         iters.append(int(part.info["iterations"]))
+        del part, msi
+        # the tile's freed buffers back to the system before the next tile allocates its own
+        release_free_memory()
         ev.emit(progress, ev.StageProgress(stage, (n + 1) / len(boxes)))
     info = {"subspace_dim": P, "noise_variance": terms.noise_variance, "lr_residual_visible": terms.visible,
             "prior_weight": terms.prior_weight, "trust": terms.trust, "msi_weight": terms.msi_weight,
