@@ -10,7 +10,7 @@ it can be judged by running the selection alone and looking up the truth of what
 
 Variants: `today` (the engine's constants), or comma-joined changes of
 `epochs=F` (SELECT_EPOCH_FRACTION), `iterations=N` (the candidates' refinement ADMM
-iterations), `side=S` (MAX_SELECT_SIDE: a centre crop of S x S reduced LR pixels). One torch
+iterations), `side=S` (fuse.MAX_REDUCED_SIDE: a centre crop of S x S reduced LR pixels). One torch
 thread per worker, as the saved bench.
 """
 from __future__ import annotations
@@ -47,23 +47,22 @@ def run_case(task: dict) -> dict:
     config = FusionConfig(**case_config(task["scene"], task["psf"], task["ratio"], task["bands"], task["seed"],
                                         task["workdir"]))
     prep = prepare_inputs(config, FusionInputs(truth=truth, wavelengths=wl))
-    saved = (selection.SELECT_EPOCH_FRACTION, selection.MAX_SELECT_SIDE, fuse.MAX_CHECK_SIDE,
-             fuse.fuse_with_method)
+    saved = (selection.SELECT_EPOCH_FRACTION, fuse.MAX_REDUCED_SIDE, fuse.fuse_with_method)
     out = {k: task[k] for k in ("scene", "psf", "ratio", "bands", "seed")}
     out["variants"] = {}
     for name, changes in task["variants"].items():
         try:
             selection.SELECT_EPOCH_FRACTION = changes.get("epochs", saved[0])
-            selection.MAX_SELECT_SIDE = fuse.MAX_CHECK_SIDE = changes.get("side", saved[1])
+            fuse.MAX_REDUCED_SIDE = changes.get("side", saved[1])
             if "iterations" in changes:
-                fuse.fuse_with_method = (lambda n: lambda cfg, *a, **k: saved[3](cfg.replace(refine_iterations=n), *a, **k))(changes["iterations"])
+                n = changes["iterations"]
+                fuse.fuse_with_method = lambda cfg, *a, n=n, **k: saved[2](cfg.replace(refine_iterations=n), *a, **k)
             t0 = time.perf_counter()
             sel = selection.select_settings(config, prep)
             out["variants"][name] = {"chosen": sel["chosen"], "seconds": time.perf_counter() - t0,
                                      "reduced_psnr": {c["label"]: c["PSNR"] for c in sel["candidates"]}}
         finally:
-            selection.SELECT_EPOCH_FRACTION, selection.MAX_SELECT_SIDE, fuse.MAX_CHECK_SIDE, \
-                fuse.fuse_with_method = saved
+            selection.SELECT_EPOCH_FRACTION, fuse.MAX_REDUCED_SIDE, fuse.fuse_with_method = saved
     return out
 
 

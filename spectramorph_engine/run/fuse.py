@@ -16,10 +16,12 @@ from ..core.memory import release_free_memory
 from .config import FusionConfig
 from .results import PreparedInputs
 
-# The reduced-resolution check of a big scene fuses a centre crop of at most this many reduced LR
-# pixels a side (its cost, a second training, inference, refinement and scoring, stops growing
-# with the scene; run.json's reduced_resolution.crop says so). No quality-bench scene reaches it.
-MAX_CHECK_SIDE = 64
+# The reduced pair of a big scene -- auto-selection's and the reduced-resolution check's, one
+# constant so the check can report the selection's fusion of the same crop -- is a centre crop of
+# at most this many reduced LR pixels a side: their cost stops growing with the scene (run.json's
+# reduced_resolution.crop and the selection's summary say so). No quality-bench scene reaches it;
+# a cap of 16 or 24 lost auto-selection's best picks at 512^2 (bench/README, selection replay).
+MAX_REDUCED_SIDE = 64
 
 
 class _Stages:
@@ -192,7 +194,7 @@ def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, ca
     `config`: the settings the result was made with (epochs cut to those run when training
     was ended early, so the check judges the method as it ran)."""
     whole = prep.lr_hsi.shape[:2]
-    crop = centre_crop(prep, MAX_CHECK_SIDE)
+    crop = centre_crop(prep, MAX_REDUCED_SIDE)
     sub, lr_ref = reduced_pair(crop, cancel)
     k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run

@@ -38,10 +38,9 @@ from ..core import events as ev
 log = logging.getLogger(__name__)
 
 MIN_REDUCED_PIXELS = 256
-# Beyond this many reduced LR pixels a side the candidates are fused on a centre crop of the
-# pair: the selection's cost stops growing with the scene (at 2048^2 it was 118 s of a run, on
-# a 128 x 128 reduced pair; no quality-bench scene reaches the cap)
-MAX_SELECT_SIDE = 64
+# Beyond fuse.MAX_REDUCED_SIDE reduced LR pixels a side the candidates are fused on a centre crop
+# of the pair: the selection's cost stops growing with the scene (at 2048^2 it was 118 s of a
+# run on the whole 128 x 128 reduced pair)
 SELECT_EPOCH_FRACTION = 0.2
 SWITCH_MARGIN_DB = 0.3
 K_STEP = 2
@@ -93,7 +92,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
         return {"config": chosen, "candidates": [], "chosen": "configured", "skipped": reason,
                 "seconds": time.perf_counter() - t0, "reduced_shape": [hr, wr, C],
                 "summary": f"auto-selection skipped: {reason}"}
-    crop = centre_crop(prep, MAX_SELECT_SIDE)
+    crop = centre_crop(prep, fuse_mod.MAX_REDUCED_SIDE)
     sub, lr_ref = reduced_pair(crop, cancel)
     valid = reduced_reference_valid(crop, lr_ref)
     max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
@@ -135,7 +134,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     selected = {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
                 "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "summary": summary,
                 "fused_shape": list(sub.lr_hsi.shape)}
-    if prep.mode == "real" and MAX_SELECT_SIDE == fuse_mod.MAX_CHECK_SIDE:
+    if prep.mode == "real":
         # the reduced-resolution check would fuse this pair again with the chosen settings:
         # its report is the chosen candidate's (fewer epochs; the report says so)
         report = fuse_mod.reduced_check_report(crop, (h, w), sub, lr_ref, fused_of[best["label"]], valid, cancel)

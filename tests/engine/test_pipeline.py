@@ -321,10 +321,10 @@ def test_a_run_from_a_prepared_pair_reads_and_fits_nothing_again_and_writes_noth
 
 
 def test_the_reduced_check_of_a_big_scene_fuses_a_centre_crop(monkeypatch):
-    """Past fuse.MAX_CHECK_SIDE reduced LR pixels a side the reduced-resolution check fuses and
+    """Past fuse.MAX_REDUCED_SIDE reduced LR pixels a side the reduced-resolution check fuses and
     scores a centre crop (its cost stops growing with the scene), and run.json's report says so."""
     from spectramorph_engine.run import fuse
-    monkeypatch.setattr(fuse, "MAX_CHECK_SIDE", 2)          # the 4 x 4 reduced pair is cut to 2 x 2
+    monkeypatch.setattr(fuse, "MAX_REDUCED_SIDE", 2)          # the 4 x 4 reduced pair is cut to 2 x 2
     hr, lr = _real_pair()
     cfg = FusionConfig(synthetic=False, epochs=10, hidden_size=32, num_endmembers=3, auto_select=False,
                        refine_iterations=5, device="cpu")

@@ -153,11 +153,11 @@ def test_the_run_uses_the_winners_settings(bad_k_run):
 
 
 def test_a_big_scene_is_selected_on_a_centre_crop_of_its_reduced_pair(tmp_path, monkeypatch):
-    """Past MAX_SELECT_SIDE reduced LR pixels a side the candidates are fused on a centre crop
+    """Past fuse.MAX_REDUCED_SIDE reduced LR pixels a side the candidates are fused on a centre crop
     (the selection's cost stops growing with the scene): every candidate sees the crop, the
     summary says so, and the run itself is of the whole scene."""
     from spectramorph_engine.run import fuse, selection
-    monkeypatch.setattr(selection, "MAX_SELECT_SIDE", 16)        # the 32 x 32 reduced pair is cut to 16 x 16
+    monkeypatch.setattr(fuse, "MAX_REDUCED_SIDE", 16)        # the 32 x 32 reduced pair is cut to 16 x 16
     seen = []
     real = fuse.fuse_with_method
 
