@@ -38,6 +38,7 @@ from .common import table
 
 ROOT = Path(__file__).resolve().parents[1]
 HYSURE = "spectramorph_engine/methods/hysure.py"
+HYSURE_ADMM = "spectramorph_engine/methods/hysure_admm.py"
 BOUNDARIES = {"free": "symmetric", "zero": "zero"}     # what boundary_for gives a real / synthetic pair
 
 
@@ -70,17 +71,30 @@ def problem(size: int, ratio: int = 4, bands: int = 4, seed: int = 0) -> dict:
                 alle=alle, E=E.astype(np.float32), mu=terms.prior_weight, tv=10.0 * terms.noise_variance)
 
 
-def load_baseline(rev: str):
-    """hysure.py at git revision `rev`, as a sibling module (its relative imports resolve)."""
-    src = subprocess.run(["git", "show", f"{rev}:{HYSURE}"], cwd=ROOT, check=True, capture_output=True,
+def _sibling(rev: str, path: str, name: str, replace=()):
+    """The module at `path` as of git revision `rev`, as a sibling of the current one."""
+    src = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
                          text=True).stdout
+    for old, new in replace:
+        src = src.replace(old, new)
     import spectramorph_engine.methods as pkg
-    name = f"{pkg.__name__}._hysure_baseline"
-    spec = importlib.util.spec_from_loader(name, loader=None)
+    spec = importlib.util.spec_from_loader(f"{pkg.__name__}.{name}", loader=None)
     mod = importlib.util.module_from_spec(spec)
     mod.__package__ = pkg.__name__
-    exec(compile(src, f"{rev}:{HYSURE}", "exec"), mod.__dict__)
+    sys.modules[spec.name] = mod
+    exec(compile(src, f"{rev}:{path}", "exec"), mod.__dict__)
     return mod
+
+
+def load_baseline(rev: str):
+    """hysure.py at git revision `rev`, as a sibling module (its relative imports resolve),
+    with the ADMM iteration (hysure_admm.py) of the same revision where it has one."""
+    replace = ()
+    has_admm = subprocess.run(["git", "cat-file", "-e", f"{rev}:{HYSURE_ADMM}"], cwd=ROOT).returncode == 0
+    if has_admm:
+        _sibling(rev, HYSURE_ADMM, "_hysure_admm_baseline")
+        replace = (("from .hysure_admm import", "from ._hysure_admm_baseline import"),)
+    return _sibling(rev, HYSURE, "_hysure_baseline", replace)
 
 
 def solvers(rev: str) -> dict:

@@ -54,10 +54,11 @@ Design choices (why)
   lambda_m = 1, lambda_phi = 1e-3, 200 iterations) and sit at or near the best of a
   one-at-a-time scan on a noisy library scene (see the method report).
 - torch, float32, on the run's device; the objective is summed in float64. The iteration itself
-  (hysure_admm.py) holds 5 images of P bands on the FFT grid (X, X B, D2, D3, D4; D1 lives on
-  the LR samples only) and sweeps them once per iteration a block of rows at a time, then
-  solves the X-step one band at a time: ~2.5x faster and half the memory of the textbook
-  arrangement, same iterates (bench/admm_step.py). Ignores every SpectraMorph training setting.
+  (hysure_admm.py) holds 5 images of P bands on the FFT grid (X, D2, D3, D4 and X B's half
+  spectrum; D1 lives on the LR samples only) and sweeps them once per iteration a block of rows
+  at a time, then solves the X-step one band at a time: ~2.5x faster and half the memory of the
+  textbook arrangement, same iterates (bench/admm_step.py). Ignores every SpectraMorph training
+  setting.
 """
 from __future__ import annotations
 
@@ -211,7 +212,8 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
         if Wp % 2 == 0:
             col[..., -1] = 1.0
         k_norm = denom * col
-        del col
+    else:
+        col = None
     del denom
     sy, sx = grid.sample_rows, grid.sample_cols                       # LR sample positions
     fy_, fx_ = grid.frame_rows, grid.frame_cols                       # the original frame
@@ -271,11 +273,11 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     if not record_objective:     # freed before the ADMM's planes: the objective makes its rows again
         ym = prior_frame = None
 
-    def objective(XB, X, ym, prior_frame) -> float:
+    def objective(xb_samples, X, ym, prior_frame) -> float:
         # The HR terms go by blocks of rows, so the objective adds no full-size image to the
         # ADMM's own (it was the refinement's peak); `ym` / `prior_frame` None: their rows are
         # made again from the inputs. A cancel is checked between blocks.
-        lr_err = float(torch.sum((XB[:, sy, sx] - y_lr) ** 2, dtype=torch.float64))
+        lr_err = float(torch.sum((xb_samples - y_lr) ** 2, dtype=torch.float64))
         msi_err = prior_err = 0.0
         for a in range(0, H, OBJECTIVE_ROWS):
             ev.check_cancel(cancel)
@@ -291,17 +293,15 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
 
     # On a big scene each of these full-size steps takes a second: a cancel is checked between them
     ev.check_cancel(cancel)
-    XB = grid.blur_hat(torch.fft.rfft2(X))
-    ev.check_cancel(cancel)
-    admm = Admm(X, XB, grid=grid, H=H, W=W, y_lr=y_lr, v2_rhs=v2_rhs, v2_inv=v2_inv, mu=mu, thresh=lam_tv / mu,
+    admm = Admm(X, grid=grid, H=H, W=W, y_lr=y_lr, v2_rhs=v2_rhs, v2_inv=v2_inv, mu=mu, thresh=lam_tv / mu,
                 masks=masks, inv_denom=inv_denom, b_hat_over=b_hat_over, k_norm=k_norm if tol is not None else None,
-                cancel=cancel)
+                parseval=col, cancel=cancel)
     del inv_denom, b_hat_over
     if warm:
         # the duals that make the warm start a fixed point of the quadratic part: D_i = -grad f_i / mu
         # (what the V-steps would give), so ADMM starts at the smooth solution instead of
         # rebuilding its multipliers from zero; the TV's start at zero
-        admm.D1.copy_((y_lr - XB[:, sy, sx]) / mu)
+        admm.D1.copy_((y_lr - admm.xb_samples()) / mu)
         admm.D2[:, fy_, fx_] = (v2_rhs - torch.einsum("pq,qhw->phw", t(Q), X[:, fy_, fx_])) / mu
         if zero_out:            # the zero margin's multiplier balances B^T D1 there (K^T D = 0)
             d1 = torch.zeros_like(X)
@@ -312,7 +312,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
             admm.D2.sub_(bt)
             del bt
     ev.check_cancel(cancel)
-    history = [objective(XB, X, ym, prior_frame)]
+    history = [objective(admm.xb_samples(), X, ym, prior_frame)]
     tick(0.02)
     stop = "iteration limit"
     residuals = None
@@ -333,16 +333,17 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
             residuals = [math.sqrt(stats[0] / max(stats[1], stats[2], 1e-300)),
                          math.sqrt(change / max(size, 1e-300))]
         if record_objective:
-            history.append(objective(XB, X, ym, prior_frame))
+            history.append(objective(admm.xb_samples(), X, ym, prior_frame))
         tick(0.02 + 0.93 * (it + 1) / max(1, iters))
         if residuals is not None and check and max(residuals) <= tol:
             stop = f"converged: relative residuals {residuals[0]:.2g}, {residuals[1]:.2g} <= {tol:g}"
             break
+    xb_samples = admm.xb_samples()
     del admm
     if not record_objective:
-        history.append(objective(XB, X, None, None))
+        history.append(objective(xb_samples, X, None, None))
     coeff = X[:, fy_, fx_].permute(1, 2, 0).contiguous().cpu().numpy()     # H x W x P
-    del X, XB
+    del X
     info = {
         "method": NAME,
         "objective": [float(v) for v in history],
@@ -381,6 +382,7 @@ class FourierGrid:
         from scipy.fft import next_fast_len
         kernel, origin = spatial.decimation_kernel(psf, r)
         ky, kx = kernel.shape[0] - origin[0] - 1, kernel.shape[1] - origin[1] - 1   # the PSF's half sides
+        self.r = int(r)
         self.Hp = next_fast_len(H + 2 * ky + r, real=True)
         self.Wp = next_fast_len(W + 2 * kx + r, real=True)
         self.top, self.left = (self.Hp - H) // 2, (self.Wp - W) // 2

@@ -1,17 +1,21 @@
 """One iteration of HySure's ADMM (hysure.solve), arranged for time and memory (issue 20).
 
 The iterates are those of the textbook form in hysure.py's docstring (same operations in the
-same float32 order, up to the summation order of a few reductions); what changes is where the
-numbers live and how often memory is swept:
+same float32 order, up to the summation order of a few reductions and the rounding of the
+FFTs of X B); what changes is where the numbers live and how often memory is swept:
 
 - V1 (the LR-HSI term) only differs from ``X B - D1`` at the LR sample positions: there the
   dual D1 stays exactly 0 and ``X B`` unchanged, so D1 is held on the h x w samples and the
   step touches 1/r^2 of the grid.
+- So ``X B`` is only ever read and changed at the samples: it is held as its half spectrum,
+  evaluated at the samples and given the V1 step's change there through FFTs on 1/r of the
+  rows (lattice_fft.py) instead of a full-size inverse and forward FFT per band.
 - The (V3, V4) and V2 steps and the X-step's right-hand side ``D_h^T (V3 + D3) + D_v^T (V4 +
   D4) + (V2 + D2)`` are one pass over the grid, a block of rows at a time: the differences
   ``X D_h``, ``X D_v`` are formed per block from X and never stored, and the right-hand side
   is written over X as soon as a block's rows are no longer read. A block stays in cache
-  across its ~20 elementwise operations; the full-size images held are X, X B, D2, D3, D4.
+  across its ~20 elementwise operations; the full-size images held are X, D2, D3, D4 and the
+  spectrum of X B.
 - The X-step's FFT division runs one subspace channel at a time: the half spectra are one
   channel's (a few MiB) instead of P channels', and a single-image FFT is faster here than
   the batched one (measured: bench/admm_step.py, bench/README.md).
@@ -136,15 +140,18 @@ def vtv_sum(X, mask_h=None, mask_v=None, cancel=None) -> float:
 
 
 class Admm:
-    """The ADMM's state (X, X B and the duals) and its iteration, in place.
+    """The ADMM's state (X, the spectrum of X B, the duals) and its iteration, in place.
 
-    X, XB: P x Hp x Wp float32 on the grid (taken over, modified in place). y_lr: P x h x w
+    X: P x Hp x Wp float32 on the grid (taken over, modified in place). y_lr: P x h x w
     (the LR data at the sample positions sy, sx); v2_rhs P x H x W and v2_inv P x P: the V2
-    step's linear part and inverse (hysure.solve). Call `step` once per iteration."""
+    step's linear part and inverse (hysure.solve); `parseval` the half spectrum's column
+    weights (1, 2, ..., 2, 1) when the stopping rule is on. Call `step` once per iteration;
+    `xb_samples()` is X B at the samples."""
 
-    def __init__(self, X, XB, *, grid, H, W, y_lr, v2_rhs, v2_inv, mu, thresh, masks, inv_denom, b_hat_over,
-                 k_norm=None, cancel=None):
-        self.X, self.XB = X, XB
+    def __init__(self, X, *, grid, H, W, y_lr, v2_rhs, v2_inv, mu, thresh, masks, inv_denom, b_hat_over,
+                 k_norm=None, parseval=None, cancel=None):
+        from .lattice_fft import LatticeFFT
+        self.X = X
         P, Hp, Wp = X.shape
         self.P, self.Hp, self.Wp, self.H, self.W = P, Hp, Wp, H, W
         self.top, self.left = grid.top, grid.left
@@ -156,8 +163,14 @@ class Admm:
         self.zero_out = self.mask_h is not None
         self.inv_denom = inv_denom
         self.b_hat_over_c = b_hat_over.conj().resolve_conj()
-        self.k_norm = k_norm
+        self.k_norm, self.parseval = k_norm, parseval
         self.cancel = cancel
+        h, w = y_lr.shape[1:]
+        self.lattice = LatticeFFT(Hp, Wp, grid.r, grid.top, grid.left, h, w, X.device)
+        self.xb_hat = torch.empty((P, Hp, Wp // 2 + 1), dtype=torch.complex64, device=X.device)
+        for p in range(P):
+            torch.mul(torch.fft.rfft2(X[p]), self.b_hat, out=self.xb_hat[p])
+        self.change = None          # the V1 step's change of X B at the samples, for the X-step
         # D1 on the samples only (module docstring); D2-D4 on the grid
         self.D1 = torch.zeros_like(y_lr)
         self.D2, self.D3, self.D4 = (torch.zeros_like(X) for _ in range(3))
@@ -165,18 +178,30 @@ class Admm:
         self.rows = block_rows(P, Wp) if X.device.type == "cpu" else Hp
         self._prev_hat = None
 
+    def xb_samples(self):
+        """X B at the LR sample positions (P x h x w)."""
+        return torch.stack([self.lattice.samples(self.xb_hat[p]) for p in range(self.P)])
+
+    def _xb_sumsq(self) -> float:
+        """||X B||^2 over the grid, from its half spectrum (Parseval), in float64."""
+        total = 0.0
+        for z in self.xb_hat:
+            total += float(torch.sum(self.parseval * (z.real ** 2 + z.imag ** 2), dtype=torch.float64))
+        return total / (self.Hp * self.Wp)
+
     # --- V1: the LR-HSI term at the sample positions
     def _v1(self, stats):
-        xs = self.XB[:, self.sy, self.sx]
+        xs = self.xb_samples()
         t = xs - self.D1                                       # V1 before the prox (= XB - D1)
         vs = (self.y_lr + self.mu * t) / (1.0 + self.mu)
         if stats is not None:      # V1 = XB away from the samples: only they enter the residual
-            full = _sumsq(self.XB)
+            full = self._xb_sumsq()
             stats[0] += _sumsq(vs - xs)
             stats[1] += full
             stats[2] += full - _sumsq(xs) + _sumsq(vs)
         torch.sub(vs, t, out=self.D1)                           # D1 - (XB - V1)
-        torch.add(vs, self.D1, out=xs)                          # XB's buffer: V1 + D1
+        # the X-step takes X B with V1 + D1 at the samples: X B plus this change there
+        self.change = vs.add_(self.D1).sub_(xs)
 
     # --- V3, V4 (vector soft threshold), V2 (MSI and prior), and the X-step's right-hand side
     def _vtv_block(self, i0, i1, nxt, stats):
@@ -275,8 +300,9 @@ class Admm:
 
     # --- X: the exact solve per frequency, one channel at a time
     def _x_step(self, check: bool, keep: bool):
-        """X and XB from the right-hand side in X and V1 + D1 in XB. `check`: returns the change
-        and size of K X (Parseval, against the spectra kept by the last call with `keep`)."""
+        """X and the spectrum of X B from the right-hand side in X and X B with V1 + D1 at the
+        samples. `check`: returns the change and size of K X (Parseval, against the spectra kept
+        by the last call with `keep`)."""
         change = size = 0.0
         prev = self._prev_hat if check else None
         if check and prev is None:
@@ -287,7 +313,7 @@ class Admm:
             ev.check_cancel(self.cancel)
             x_hat = torch.fft.rfft2(self.X[p])
             x_hat *= self.inv_denom
-            x_hat.addcmul_(torch.fft.rfft2(self.XB[p]), self.b_hat_over_c)
+            x_hat.addcmul_(self.lattice.add_sparse(self.xb_hat[p], self.change[p]), self.b_hat_over_c)
             if prev is not None:
                 d = prev[p] - x_hat
                 change += float(torch.sum(self.k_norm * (d.real ** 2 + d.imag ** 2), dtype=torch.float64))
@@ -298,8 +324,7 @@ class Admm:
                     kept = torch.empty((self.P,) + x_hat.shape, dtype=x_hat.dtype, device=x_hat.device)
                 kept[p] = x_hat
             self.X[p] = torch.fft.irfft2(x_hat, s=s)
-            x_hat *= self.b_hat
-            self.XB[p] = torch.fft.irfft2(x_hat, s=s)
+            torch.mul(x_hat, self.b_hat, out=self.xb_hat[p])
         self._prev_hat = kept
         return change, size
 
