@@ -102,6 +102,11 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             ev.say(progress, "info", text, log)
         with stages("metrics"):
             metrics_, bicubic_metrics, consistency = _score(run_config, prep, out, cancel)
+            # the scores were the last to read the refinement's correction beside the maps: from
+            # here on the maps alone are kept (a result the app holds would keep both otherwise)
+            out.latents = out.basis = None
+            if alle is not None and not alle.flags.c_contiguous:
+                alle = out.alle = np.ascontiguousarray(alle)
             if consistency is not None:
                 check_config = run_config if stopped is None else run_config.replace(epochs=max(1, stopped["epoch"]))
                 h, w = prep.lr_hsi.shape[:2]
