@@ -89,7 +89,7 @@ class FusionConfig:
     align: str = "auto"                     # real mode, georeferenced pair: auto (nested grids, footprint, misregistration) | off (strict check)
     # --- round two: methods and quality (issues 8, 9) ---
     method: str = "spectramorph"            # spectramorph | glp | hysure
-    endmember_method: str = "nmf"           # nmf (plain, as the original) | minvol (minimum-volume refinement)
+    endmember_method: str = "minvol"        # minvol (NMF + minimum-volume refinement) | nmf (plain, as the original)
     nmf_max_iter: int = 400
     nmf_tol: float = 1e-2
     hysure_iterations: int = 200            # ADMM iterations

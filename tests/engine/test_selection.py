@@ -31,10 +31,10 @@ def _config(tmp_path, **kw):
 def test_candidates_cover_prior_k_endmembers():
     cfg = FusionConfig(num_endmembers=7)
     labels = [label for label, _ in candidate_changes(cfg, msi_bands=4, max_k=50, ratio=4)]
-    assert labels == ["configured", "prior on", "K 5", "K 9", "endmembers minvol"]
+    assert labels == ["configured", "prior on", "K 5", "K 9", "endmembers nmf"]
     # a forced prior is not second-guessed; K stays within what the pair allows
     labels = [label for label, _ in candidate_changes(cfg.replace(spec_prior=True), 4, 8, 4)]
-    assert labels == ["configured", "K 5", "endmembers minvol"]
+    assert labels == ["configured", "K 5", "endmembers nmf"]
     # auto at 1 band and ratio 4: the prior is on, its flip is the candidate
     first, second = candidate_changes(cfg, 1, 50, 4)[:2]
     assert first[1]["spec_prior"] is True and second[0] == "prior off"
@@ -47,7 +47,7 @@ def test_auto_select_records_candidates_and_choice_in_run_json(tmp_path):
     sel = run["auto_select"]
     assert sel["skipped"] is None and 64 * 64 // 4 >= MIN_REDUCED_PIXELS
     labels = [c["label"] for c in sel["candidates"]]
-    assert {"configured", "refinement off", "prior on", "K 3", "K 7", "endmembers minvol"} == set(labels)
+    assert {"configured", "refinement off", "prior on", "K 3", "K 7", "endmembers nmf"} == set(labels)
     assert all(np.isfinite(c["PSNR"]) and c["PSNR"] > 10 for c in sel["candidates"])
     chosen = next(c for c in sel["candidates"] if c["label"] == sel["chosen"])
     best = max(c["PSNR"] for c in sel["candidates"])
@@ -67,7 +67,7 @@ def test_auto_select_off_runs_exactly_the_configured_settings(tmp_path):
     assert result.selection is None and result.config_used == cfg
     info = dict(result.method_info, training=dict(result.method_info["training"]))
     assert info["training"].pop("loop_seconds") >= 0          # the time is recorded, not judged
-    assert info == {"prior": False, "num_endmembers": 4, "endmember_method": "nmf", "refined": False,
+    assert info == {"prior": False, "num_endmembers": 4, "endmember_method": "minvol", "refined": False,
                     "training": {"epochs": cfg.epochs, "epochs_run": cfg.epochs, "stopped_early": False,
                                  "pixels": min(64 * 64, cfg.max_training_pixels or 64 * 64),
                                  "pixels_available": 64 * 64, "max_training_pixels": cfg.max_training_pixels}}
