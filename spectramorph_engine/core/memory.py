@@ -17,6 +17,7 @@ available memory is offered to them.
 """
 from __future__ import annotations
 
+import functools
 from typing import Dict, Optional
 
 from .errors import InputError
@@ -134,15 +135,23 @@ def release_free_memory() -> None:
     (glibc's malloc_trim; nothing elsewhere). Without it the freed blocks of one stage stay
     resident, and the next stage's peak sits on top of them when its arrays do not fit in
     the same holes."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's malloc_trim, looked up once (finding the C library can start a subprocess);
+    None off Linux or on other C libraries (musl has none)."""
     import ctypes
     import ctypes.util
     import sys
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):        # musl and other C libraries have no malloc_trim
-        return
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    trim(0)
+    return trim

@@ -155,7 +155,6 @@ class Admm:
         P, Hp, Wp = X.shape
         self.P, self.Hp, self.Wp, self.H, self.W = P, Hp, Wp, H, W
         self.top, self.left = grid.top, grid.left
-        self.sy, self.sx = grid.sample_rows, grid.sample_cols
         self.b_hat = grid.b_hat
         self.y_lr, self.v2_rhs, self.v2_inv = y_lr, v2_rhs, v2_inv
         self.mu, self.thresh = float(mu), float(thresh)
