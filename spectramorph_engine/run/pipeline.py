@@ -64,9 +64,8 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
     methods that train no network ignore it."""
     stages = _Stages(progress, cancel)
     if config.method != "glp":
-        # torch's first import and its optimizer's first step (which imports hundreds of
-        # modules) take seconds and cannot be interrupted: done before the stages, so a cancel
-        # request during any stage is not held up by them (a no-op afterwards)
+        # torch's first import takes seconds and cannot be interrupted: done before the
+        # stages, so a cancel request during any stage is not held up by it (a no-op afterwards)
         warm_up()
     log_handler = _start_log(config) if write_outputs else None
     stream = staged = None
@@ -234,15 +233,14 @@ def _to_input_units(hr_hsi, endmembers, units, streamed: bool):
 
 @functools.lru_cache(maxsize=1)
 def warm_up() -> None:
-    """Import torch and take one optimizer step (its first backward imports about 800 modules:
-    1-4 s). An app calls it on a background thread at start-up, so that the interpreter-lock
+    """Import torch (~1,100 modules: 1-2 s) and run one small product (the math library's
+    start). An app calls it on a background thread at start-up, so that the interpreter-lock
     pauses of those imports (up to 0.25-0.6 s measured) fall while its window opens rather than
-    when Run is pressed. A no-op after the first call."""
+    when Run is pressed. A no-op after the first call. (The training's Adam is the engine's
+    own: torch.optim's would import ~830 modules more, see methods.spectramorph.adam.)"""
     import torch
-    p = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.Adam([p])
-    p.sum().backward()
-    opt.step()
+    a = torch.ones(8, 8)
+    torch.mm(a, a)
 
 
 def _fmt(d: dict) -> str:

@@ -168,3 +168,47 @@ def test_training_with_the_block_prior_matches_the_concatenated_input(batch_size
     assert np.allclose(ha.loss, hb.loss, rtol=1e-4)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.allclose(pa, pb, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_our_adam_takes_torch_adams_steps_exactly(foreach):
+    """The training's Adam (no torch._dynamo import: seconds off every process) must be torch's
+    update: same parameters, bit for bit on the CPU, over steps with a changing learning rate."""
+    from spectramorph_engine.methods.spectramorph.adam import Adam
+    ours = LatentEstimationNetwork(5, 16, 4, seed=3)
+    theirs = LatentEstimationNetwork(5, 16, 4, seed=3)
+    torch.manual_seed(3)
+    opt_ours = Adam(ours.parameters(), lr=1e-3)
+    opt_theirs = torch.optim.Adam(theirs.parameters(), lr=1e-3, foreach=foreach)
+    x, t = torch.rand(64, 5), torch.rand(64, 4)
+    for step in range(60):
+        lr = lr_at(step, 60, "one_cycle", 1e-3, 1e-2, 1e-6)
+        opt_ours.lr = lr
+        for group in opt_theirs.param_groups:
+            group["lr"] = lr
+        for model in (ours, theirs):
+            model.zero_grad()
+            (model(x) - t).abs().mean().backward()
+        opt_ours.step()
+        opt_theirs.step()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(a, b)
+    assert not torch.equal(ours.fc1.weight, LatentEstimationNetwork(5, 16, 4, seed=3).fc1.weight)
+
+
+def test_training_does_not_import_torch_dynamo(tmp_path):
+    """torch.optim.Adam's constructor imports torch._dynamo (~830 modules, 1-1.6 s per process);
+    a run's training and the app's warm-up must not."""
+    import subprocess
+    import sys
+    code = ("import sys, torch\n"
+            "from spectramorph_engine import warm_up\n"
+            "from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork\n"
+            "from spectramorph_engine.methods.spectramorph.training import train_len\n"
+            "warm_up()\n"
+            "m = LatentEstimationNetwork(3, 8, 2, seed=0)\n"
+            "h = train_len(m, torch.rand(50, 3), torch.rand(50, 6), torch.rand(2, 6), epochs=3)\n"
+            "print(len(h.loss), 'torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", "False"]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ...core import events as ev
+from .adam import Adam
 
 log = logging.getLogger(__name__)
 
@@ -295,9 +296,7 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
         layout = (layout[0], layout[1], layout[2].to(inputs.device))
         ev.check_cancel(cancel)         # reordering a big scene's pixels takes a moment
     xT, tT = inputs.t().contiguous(), targets.t().contiguous()   # transposed once, see FusedLEN
-    params = list(model.parameters())
-    use_foreach = inputs.device.type != "mps"
-    optimizer = torch.optim.Adam(params, lr=init_lr, foreach=use_foreach)
+    optimizer = Adam(model.parameters(), lr=init_lr)
     history = TrainingHistory(epochs_planned=int(epochs))
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     t0 = time.perf_counter()
@@ -307,8 +306,7 @@ def train_len(model, inputs: torch.Tensor, targets: torch.Tensor, endmembers: to
             history.stopped_early = True
             break
         lr = lr_at(epoch, epochs, scheduler, init_lr, max_lr, final_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        optimizer.lr = lr
         try:
             if batch == n:
                 loss = fused.loss_and_grad_t(xT, tT, prior_index, layout)
