@@ -130,7 +130,8 @@ def consistency_columns(consistency: dict):
     add("MSI", consistency.get("msi_consistency"), bic.get("msi_consistency", bic.get("msi")),
         "MSI consistency: the result seen through the SRF, against the HR-MSI.")
     rr = consistency.get("reduced_resolution") or {}
-    source = (f" The fusion is auto-selection's of the chosen settings ({rr['epochs']} epochs)."
+    pixels = f" on {rr['training_pixels']} LR pixels" if rr.get("training_pixels") else ""
+    source = (f" The fusion is auto-selection's of the chosen settings ({rr['epochs']} epochs{pixels})."
               if rr.get("source") == "auto-selection" else "")
     add("RR", rr.get("fusion"), rr.get("bicubic"),
         "Reduced resolution (Wald's protocol): both inputs degraded by r, fused, and scored against the "

@@ -180,7 +180,10 @@ def _print_consistency(out, c: dict) -> None:
     if rr and "skipped" in rr:
         print(f"reduced-resolution protocol: skipped ({rr['skipped']})", file=out)
     elif rr:
-        source = f"; auto-selection's fusion, {rr['epochs']} epochs" if rr.get("source") == "auto-selection" else ""
+        source = ""
+        if rr.get("source") == "auto-selection":
+            pixels = f" on {rr['training_pixels']} LR pixels" if rr.get("training_pixels") else ""
+            source = f"; auto-selection's fusion, {rr['epochs']} epochs{pixels}"
         print(f"reduced-resolution protocol: PSNR {rr['fusion']['PSNR']:.2f} dB, SAM "
               f"{rr['fusion']['SAM']:.2f} deg (bicubic {rr['bicubic']['PSNR']:.2f} dB, "
               f"{rr['bicubic']['SAM']:.2f} deg{source})", file=out)

@@ -3,9 +3,10 @@
 Wald's protocol gives a truth to score against: degrade both inputs by the ratio r (the
 HR-MSI to the LR grid, the LR-HSI to a grid r times coarser), fuse that reduced pair, and
 compare with the LR-HSI itself. A few candidate settings are fused this way -- the
-configured one, the coarse spectral prior flipped (when `spec_prior` is auto), K - 2 and K + 2 endmembers, the minimum-volume
-endmembers, the refinement off -- with shorter training (SELECT_EPOCH_FRACTION of the
-epochs), and the best PSNR wins; a candidate must beat the configured one by SWITCH_MARGIN_DB
+configured one, the coarse spectral prior flipped (when `spec_prior` is auto), K + 2
+endmembers, minimum-volume endmembers when plain NMF is configured, the refinement off -- with
+shorter training (SELECT_EPOCH_FRACTION of the epochs, on at most SELECT_TRAINING_PIXELS LR
+pixels), and the best PSNR wins; a candidate must beat the configured one by SWITCH_MARGIN_DB
 to replace it, so noise in the check does not flip settings. The refinement-off variant shares
 the configured candidate's trained network, so it costs no training.
 
@@ -14,6 +15,10 @@ higher on the reduced pair in 3 of 6 bench cases (256 px library scenes, r4) whi
 6.9-11.5 dB worse against the truth -- on a grid r times coarser the TV's gain is invisible
 (bench/README.md, selection check). Differences between K, K +- 2 and the endmember methods
 on the reduced pair were 0.0-0.7 dB and tracked the truth poorly, hence the 0.3 dB margin.
+Nor is what never wins (bench/README.md, "A leaner selection"): K - 2 was never the best
+candidate against the truth in the 18 cases of the 256^2 and 512^2 checks, and with minimum
+volume configured, K - 2 and plain NMF scored below it on every reduced pair of the 1024^2
+replay; plain NMF trails minimum volume on the whole quality grid.
 
 The reduced pair has r^2 fewer pixels than the real one, so the whole selection costs a
 fraction of the full run (measured in bench/README.md). Scenes whose reduced LR-HSI has
@@ -42,6 +47,11 @@ MIN_REDUCED_PIXELS = 256
 # of the pair: the selection's cost stops growing with the scene (at 2048^2 it was 118 s of a
 # run on the whole 128 x 128 reduced pair)
 SELECT_EPOCH_FRACTION = 0.2
+# The candidates train on a spread sample of at most this many reduced LR pixels (the run's
+# max_training_pixels caps it too): on the 64 x 64 crop of a 1024^2 scene, 1024 of its 4096 kept
+# every pick of the 1024^2 replay and moved the chosen candidate's reduced-pair PSNR by -0.10 dB
+# (mean; -0.29 to +0.01) at 0.65x the selection's time (bench/README.md, "A leaner selection")
+SELECT_TRAINING_PIXELS = 1024
 SWITCH_MARGIN_DB = 0.3
 K_STEP = 2
 
@@ -55,13 +65,18 @@ def candidate_changes(config, msi_bands: int, max_k: int, ratio: int) -> list:
     out = [("configured", dict(base))]
     if config.prior_choice == "auto":
         out.append(("prior on" if not base_prior else "prior off", {**base, "spec_prior": not base_prior}))
-    k = base["num_endmembers"]
-    for k2 in (k - K_STEP, k + K_STEP):
-        if 1 <= k2 <= max_k:
-            out.append((f"K {k2}", {**base, "num_endmembers": k2}))
-    other = "minvol" if config.endmember_method == "nmf" else "nmf"
-    out.append((f"endmembers {other}", {**base, "endmember_method": other}))
+    k2 = base["num_endmembers"] + K_STEP
+    if k2 <= max_k:
+        out.append((f"K {k2}", {**base, "num_endmembers": k2}))
+    if config.endmember_method == "nmf":
+        out.append(("endmembers minvol", {**base, "endmember_method": "minvol"}))
     return out
+
+
+def training_pixels(config) -> int:
+    """max_training_pixels of the candidates' trainings."""
+    cap = config.max_training_pixels
+    return SELECT_TRAINING_PIXELS if cap is None else min(cap, SELECT_TRAINING_PIXELS)
 
 
 def _psnr_sam(metrics, reference, fused, ratio, valid=None) -> dict:
@@ -97,6 +112,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     valid = reduced_reference_valid(crop, lr_ref)
     max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
     epochs = max(1, int(round(config.epochs * SELECT_EPOCH_FRACTION)))
+    pixels = training_pixels(config)
     cands = candidate_changes(config, c, max_k, r)
     rows = []
     fused_of = {}       # the configured candidate's result and the best one's so far (reduced check)
@@ -105,11 +121,12 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
         t1 = time.perf_counter()
         # the reduced pair has fewer pixels: K is capped there only (the full run keeps it)
         trial = config.replace(**{**changes, "num_endmembers": min(changes["num_endmembers"], max_k)},
-                               epochs=epochs, auto_select=False)
+                               epochs=epochs, max_training_pixels=pixels, auto_select=False)
         out = fuse_with_method(trial, sub, progress=None, cancel=cancel)
         fused = np.asarray(out.hr_hsi)
+        trained = out.info.get("training", {}).get("pixels")
         rows.append({"label": label, "changes": changes, **_psnr_sam(metrics, lr_ref, fused, r, valid),
-                     "seconds": time.perf_counter() - t1})
+                     "training_pixels": trained, "seconds": time.perf_counter() - t1})
         _keep(fused_of, rows, fused)
         if label == "configured" and changes["refine"]:
             # the same network without the refinement: no second training
@@ -117,7 +134,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
             plain = mix_latents(out.alle, out.endmembers, device="cpu", value_range=sub.value_range)
             rows.append({"label": "refinement off", "changes": {**changes, "refine": False},
                          **_psnr_sam(metrics, lr_ref, plain, r, valid),
-                         "seconds": time.perf_counter() - t2})
+                         "training_pixels": trained, "seconds": time.perf_counter() - t2})
             _keep(fused_of, rows, plain)
         ev.emit(progress, ev.StageProgress("select", (i + 1) / len(cands)))
     base = rows[0]
@@ -128,17 +145,20 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     seconds = time.perf_counter() - t0
     where = f"{hr}x{wr} LR pixels" if crop is prep else \
         f"a centre crop of {sub.lr_hsi.shape[0]}x{sub.lr_hsi.shape[1]} of its {hr}x{wr} LR pixels"
-    summary = (f"auto-selection on the reduced-resolution pair ({where}, {epochs} epochs each): "
+    trained = best["training_pixels"]
+    training = f"{epochs} epochs each" + ("" if trained is None else f" on {trained} LR pixels")
+    summary = (f"auto-selection on the reduced-resolution pair ({where}, {training}): "
                + ", ".join(f"{row['label']} {row['PSNR']:.2f} dB" for row in rows)
                + f" -> {best['label']} ({seconds:.1f} s)")
     selected = {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
-                "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "summary": summary,
-                "fused_shape": list(sub.lr_hsi.shape)}
+                "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "training_pixels": trained,
+                "summary": summary, "fused_shape": list(sub.lr_hsi.shape)}
     if prep.mode == "real":
         # the reduced-resolution check would fuse this pair again with the chosen settings:
         # its report is the chosen candidate's (fewer epochs; the report says so)
         report = fuse_mod.reduced_check_report(crop, (h, w), sub, lr_ref, fused_of[best["label"]], valid, cancel)
-        selected["reduced_check"] = {**report, "source": "auto-selection", "epochs": epochs}
+        selected["reduced_check"] = {**report, "source": "auto-selection", "epochs": epochs,
+                                     "training_pixels": trained}
     return selected
 
 

@@ -59,3 +59,21 @@ def test_the_replay_table_looks_up_the_truth_of_each_variants_pick():
     assert cheap_row[1:] == ["6.0", "0/1", "47.000", "1.000", "-1.00", "/", "-1.00"]
     with pytest.raises(SystemExit, match="unknown variant key"):
         selection_replay.parse_variant("crop=16")
+
+
+def test_fresh_replays_compare_each_variant_with_the_first_and_drop_candidates_by_kind():
+    cases = [{"variants": {"today": {"chosen": "K 9", "seconds": 90.0, "reduced_psnr": {"configured": 40.0, "K 9": 40.5}},
+                           "drop=k+": {"chosen": "configured", "seconds": 60.0, "reduced_psnr": {"configured": 40.0}}}}]
+    text = selection_replay.render_fresh(cases, ["today", "drop=k+"])
+    today_row, lean_row = [line.split() for line in text.splitlines()[2:4]]
+    assert today_row[1:5] == ["90.0", "1/1", "+0.00", "+0.00"]
+    assert lean_row[1:5] == ["60.0", "0/1", "-0.50", "-0.50"]
+    assert selection_replay.parse_variant("pixels=1024,drop=k-+endmembers") == {"pixels": 1024,
+                                                                                 "drop": ["k-", "endmembers"]}
+    with pytest.raises(SystemExit, match="unknown candidate kind"):
+        selection_replay.parse_variant("drop=k-+everything")
+    from spectramorph_engine import FusionConfig
+    from spectramorph_engine.run import selection
+    cfg = FusionConfig(num_endmembers=7, endmember_method="nmf")
+    lean = selection_replay._without(selection.candidate_changes, ["k+", "endmembers"])
+    assert [label for label, _ in lean(cfg, 4, 50, 4)] == ["configured", "prior on"]

@@ -29,12 +29,16 @@ def _config(tmp_path, **kw):
 
 
 def test_candidates_cover_prior_k_endmembers():
+    """K - 2 and plain NMF (under minimum volume) never won on the benches: not candidates."""
     cfg = FusionConfig(num_endmembers=7)
     labels = [label for label, _ in candidate_changes(cfg, msi_bands=4, max_k=50, ratio=4)]
-    assert labels == ["configured", "prior on", "K 5", "K 9", "endmembers nmf"]
+    assert cfg.endmember_method == "minvol" and labels == ["configured", "prior on", "K 9"]
+    # plain NMF configured: minimum volume is tried
+    labels = [label for label, _ in candidate_changes(cfg.replace(endmember_method="nmf"), 4, 50, 4)]
+    assert labels == ["configured", "prior on", "K 9", "endmembers minvol"]
     # a forced prior is not second-guessed; K stays within what the pair allows
-    labels = [label for label, _ in candidate_changes(cfg.replace(spec_prior=True), 4, 8, 4)]
-    assert labels == ["configured", "K 5", "endmembers nmf"]
+    assert [label for label, _ in candidate_changes(cfg.replace(spec_prior=True), 4, 9, 4)] == ["configured", "K 9"]
+    assert [label for label, _ in candidate_changes(cfg.replace(spec_prior=True), 4, 8, 4)] == ["configured"]
     # auto at 1 band and ratio 4: the prior is on, its flip is the candidate
     first, second = candidate_changes(cfg, 1, 50, 4)[:2]
     assert first[1]["spec_prior"] is True and second[0] == "prior off"
@@ -47,7 +51,7 @@ def test_auto_select_records_candidates_and_choice_in_run_json(tmp_path):
     sel = run["auto_select"]
     assert sel["skipped"] is None and 64 * 64 // 4 >= MIN_REDUCED_PIXELS
     labels = [c["label"] for c in sel["candidates"]]
-    assert {"configured", "refinement off", "prior on", "K 3", "K 7", "endmembers nmf"} == set(labels)
+    assert {"configured", "refinement off", "prior on", "K 7"} == set(labels)
     assert all(np.isfinite(c["PSNR"]) and c["PSNR"] > 10 for c in sel["candidates"])
     chosen = next(c for c in sel["candidates"] if c["label"] == sel["chosen"])
     best = max(c["PSNR"] for c in sel["candidates"])
@@ -156,7 +160,7 @@ def test_a_big_scene_is_selected_on_a_centre_crop_of_its_reduced_pair(tmp_path, 
     """Past fuse.MAX_REDUCED_SIDE reduced LR pixels a side the candidates are fused on a centre crop
     (the selection's cost stops growing with the scene): every candidate sees the crop, the
     summary says so, and the run itself is of the whole scene."""
-    from spectramorph_engine.run import fuse, selection
+    from spectramorph_engine.run import fuse
     monkeypatch.setattr(fuse, "MAX_REDUCED_SIDE", 16)        # the 32 x 32 reduced pair is cut to 16 x 16
     seen = []
     real = fuse.fuse_with_method
@@ -189,9 +193,11 @@ def _real_pair(seed=0):
 
 def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(monkeypatch):
     """Auto-selection fuses the reduced pair with every candidate, the chosen one included: the
-    reduced-resolution check reports that fusion (at the selection's epochs, and says so)
-    instead of fusing the pair a second time -- and it is what fusing it again gives."""
-    from spectramorph_engine.run import fuse, pipeline
+    reduced-resolution check reports that fusion (at the selection's epochs and training pixels,
+    and says so) instead of fusing the pair a second time -- and it is what fusing it again gives."""
+    from spectramorph_engine.run import fuse, pipeline, selection
+    # the candidates train on a sample of the reduced pair's 32 x 32 LR pixels
+    monkeypatch.setattr(selection, "SELECT_TRAINING_PIXELS", 300)
     fused = []
     real = fuse.fuse_with_method
 
@@ -208,13 +214,16 @@ def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(
     assert sel["skipped"] is None and "reduced_check" not in sel
     chosen = next(c for c in sel["candidates"] if c["label"] == sel["chosen"])
     assert rr["source"] == "auto-selection" and rr["epochs"] == sel["epochs"] == 10
+    assert rr["training_pixels"] == chosen["training_pixels"] == sel["training_pixels"] == 300
+    assert result.method_info["training"]["pixels"] == 64 * 64        # the run itself: its own sample
     assert rr["fusion"]["PSNR"] == pytest.approx(chosen["PSNR"], rel=1e-9)
     assert rr["fusion"]["SAM"] == pytest.approx(chosen["SAM"], rel=1e-9)
     # the reduced pair was fused once per trained candidate ("refinement off" reuses a network), not again
     reduced = [s for s in fused if s == (32, 32)]
     assert len(reduced) == len(sel["candidates"]) - 1 and fused[-1] == (64, 64)
     # the same figures as the check fusing the pair again with the chosen settings at those epochs
-    again = fuse._reduced_resolution(result.config_used.replace(epochs=sel["epochs"]), result.prepared, None, None)
+    again = fuse._reduced_resolution(result.config_used.replace(epochs=sel["epochs"], max_training_pixels=300),
+                                     result.prepared, None, None)
     for key in ("fusion", "bicubic"):
         assert rr[key] == pytest.approx(again[key], rel=1e-4), key
     assert rr["shape"] == again["shape"]
@@ -223,7 +232,7 @@ def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(
     from spectramorph_engine.cli.main import _print_consistency
     printed = io.StringIO()
     _print_consistency(printed, result.consistency)
-    assert "auto-selection's fusion, 10 epochs" in printed.getvalue()
+    assert "auto-selection's fusion, 10 epochs on 300 LR pixels" in printed.getvalue()
 
 
 def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(monkeypatch):

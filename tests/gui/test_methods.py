@@ -333,3 +333,5 @@ def test_the_reduced_check_says_when_it_is_auto_selections_fusion():
     assert not any("auto-selection" in tip for tip in rr_tips(check))
     reused = {**check, "source": "auto-selection", "epochs": 100}
     assert all("auto-selection's of the chosen settings (100 epochs)" in tip for tip in rr_tips(reused))
+    sampled = {**reused, "training_pixels": 1024}
+    assert all("(100 epochs on 1024 LR pixels)" in tip for tip in rr_tips(sampled))
