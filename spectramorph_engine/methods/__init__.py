@@ -13,7 +13,10 @@ gives the c x C matrix and per-band offset that map the LR-HSI's units onto the 
 Every method honours the cancel token (events.check_cancel) at least every ~0.2 s and
 reports StageProgress for its stage. A method that trains and can stop training early with a
 usable result sets HONOURS_FINISH = True and takes `finish` (a threading.Event) too; the
-pipeline passes it only to those.
+pipeline passes it only to those. A method whose result starts from endmembers of the LR-HSI
+sets TAKES_ENDMEMBERS = True and takes `endmembers` (K x C, those its own extraction would give
+for this pair and settings; None: extract them): auto-selection fuses one reduced pair with
+several candidates, and those that differ in neither K nor the extraction share them.
 """
 from __future__ import annotations
 

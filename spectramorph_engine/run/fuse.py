@@ -49,10 +49,11 @@ def _training_input_lr(prep: PreparedInputs) -> np.ndarray:
 
 
 def fuse_with_method(config: FusionConfig, prep: PreparedInputs, progress=None, cancel=None, stages=None,
-                     out_hsi=None, finish=None):
+                     out_hsi=None, finish=None, endmembers=None):
     """The configured method (config.method) on a prepared pair -> methods.MethodOutput.
     `finish`: a threading.Event that ends training early (methods with HONOURS_FINISH only;
-    the others run as usual)."""
+    the others run as usual). `endmembers`: already extracted from this pair with this config's
+    K and extraction (methods with TAKES_ENDMEMBERS only)."""
     from ..core.device import configure_threads, resolve_device
     from ..methods import get_method
     stages = stages or _Stages(progress, cancel)
@@ -62,6 +63,8 @@ def fuse_with_method(config: FusionConfig, prep: PreparedInputs, progress=None, 
     kwargs = dict(device=device, progress=progress, cancel=cancel, out_hsi=out_hsi)
     if finish is not None and getattr(method, "HONOURS_FINISH", False):
         kwargs["finish"] = finish
+    if endmembers is not None and getattr(method, "TAKES_ENDMEMBERS", False):
+        kwargs["endmembers"] = endmembers
     if getattr(method, "REPORTS_STAGES", False):
         return method.fuse(config, prep, stages=stages, **kwargs)
     with stages("fuse"):

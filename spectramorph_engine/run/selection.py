@@ -116,13 +116,19 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     cands = candidate_changes(config, c, max_k, r)
     rows = []
     fused_of = {}       # the configured candidate's result and the best one's so far (reduced check)
+    # candidates differing in neither K nor the extraction (the prior flip) share the endmembers:
+    # the same deterministic extraction of the same reduced LR-HSI
+    endmembers_of = {}
     for i, (label, changes) in enumerate(cands):
         ev.check_cancel(cancel)
         t1 = time.perf_counter()
         # the reduced pair has fewer pixels: K is capped there only (the full run keeps it)
         trial = config.replace(**{**changes, "num_endmembers": min(changes["num_endmembers"], max_k)},
                                epochs=epochs, max_training_pixels=pixels, auto_select=False)
-        out = fuse_with_method(trial, sub, progress=None, cancel=cancel)
+        extraction = (trial.num_endmembers, trial.endmember_method, trial.nmf_max_iter, trial.nmf_tol)
+        out = fuse_with_method(trial, sub, progress=None, cancel=cancel, endmembers=endmembers_of.get(extraction))
+        if out.endmembers is not None:
+            endmembers_of[extraction] = out.endmembers
         fused = np.asarray(out.hr_hsi)
         trained = out.info.get("training", {}).get("pixels")
         rows.append({"label": label, "changes": changes, **_psnr_sam(metrics, lr_ref, fused, r, valid),

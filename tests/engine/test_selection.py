@@ -260,3 +260,30 @@ def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(monkey
                         finish_training=finish)
     assert result.selection["skipped"] is None and result.training_stopped == {"epoch": 3, "epochs": 50}
     assert checked == [3] and "source" not in result.consistency["reduced_resolution"]
+
+
+def test_candidates_with_the_same_extraction_share_it_and_score_as_if_they_had_not(tmp_path, monkeypatch):
+    """The prior flip differs from the configured candidate in neither K nor the extraction:
+    it reuses the configured candidate's endmembers (one NMF + minimum volume less) and scores
+    exactly as with its own."""
+    from spectramorph_engine.methods import spectramorph as sm
+    from spectramorph_engine.methods.spectramorph import unmixing
+    from spectramorph_engine.run.prepare import prepare_inputs
+    from spectramorph_engine.run.selection import select_settings
+    cfg = _config(tmp_path, epochs=20, refine_iterations=10)
+    prep = prepare_inputs(cfg, FusionInputs(truth=_truth()))
+    extracted = []
+    real = unmixing.extract_endmembers
+
+    def spy(lr_hsi, k, *a, **kw):
+        extracted.append(k)
+        return real(lr_hsi, k, *a, **kw)
+    monkeypatch.setattr(unmixing, "extract_endmembers", spy)
+    shared = select_settings(cfg, prep)
+    assert [c["label"] for c in shared["candidates"]] == ["configured", "refinement off", "prior on", "K 7"]
+    assert extracted == [5, 7]
+    monkeypatch.setattr(sm, "TAKES_ENDMEMBERS", False)
+    own = select_settings(cfg, prep)
+    assert extracted == [5, 7, 5, 5, 7]
+    for a, b in zip(shared["candidates"], own["candidates"]):
+        assert (a["label"], a["PSNR"], a["SAM"]) == (b["label"], b["PSNR"], b["SAM"])

@@ -22,6 +22,7 @@ NAME = "spectramorph"
 TITLE = "SpectraMorph"
 REPORTS_STAGES = True
 HONOURS_FINISH = True       # fuse() takes `finish`: training may end early, the rest goes on
+TAKES_ENDMEMBERS = True     # fuse() takes `endmembers` already extracted from this pair
 USES = {
     "psf": "Uses the PSF (given, or the blur fitted on a real pair) in its refinement against the LR-HSI.",
     "srf": "Uses the SRF to make its low-resolution training input (or the HR-MSI itself with training_input "
@@ -190,10 +191,11 @@ class FittedNetwork:
     pixels_available: int = 0   # LR pixels with data
 
 
-def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None, finish=None) -> FittedNetwork:
+def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None, finish=None,
+                endmembers=None) -> FittedNetwork:
     """NMF endmembers and the trained network on a prepared pair (everything before inference;
-    the tiled mode runs this once and the inference chunk by chunk elsewhere). `finish` as in
-    `fuse`."""
+    the tiled mode runs this once and the inference chunk by chunk elsewhere). `finish` and
+    `endmembers` as in `fuse`."""
     import torch
     from .inference import coarse_prior_blocks
     from .model import LatentEstimationNetwork
@@ -210,10 +212,14 @@ def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None
                          f"min(LR pixels{' with data' if valid is not None else ''}, bands) = {limit}")
     use_prior = config.use_prior_for(prep.hr_msi.shape[2], prep.ratio)
     with stages("nmf"):
-        nmf_input = prep.lr_hsi if valid is None else prep.lr_hsi[valid][:, None, :]
-        endmembers = extract_endmembers(nmf_input, config.num_endmembers, device=device,
-                                        progress=progress, cancel=cancel, method=config.endmember_method,
-                                        max_iter=config.nmf_max_iter, tol=config.nmf_tol)
+        if endmembers is None:
+            nmf_input = prep.lr_hsi if valid is None else prep.lr_hsi[valid][:, None, :]
+            endmembers = extract_endmembers(nmf_input, config.num_endmembers, device=device,
+                                            progress=progress, cancel=cancel, method=config.endmember_method,
+                                            max_iter=config.nmf_max_iter, tol=config.nmf_tol)
+        elif endmembers.shape != (config.num_endmembers, num_bands):
+            raise ValueError(f"endmembers given as {endmembers.shape}, the run needs "
+                             f"{(config.num_endmembers, num_bands)}")
     with stages("train"):
         lr_msi = training_input_lr(prep)
         ev.check_cancel(cancel)          # bringing a big HR-MSI to the LR grid takes a while
@@ -255,15 +261,17 @@ def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None
 
 
 def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stages=None,
-         finish=None) -> MethodOutput:
+         finish=None, endmembers=None) -> MethodOutput:
     """NMF + training + inference (+ refinement) on a prepared pair. `finish` (a threading.Event):
     set during training, it ends training early and the rest runs with the model as trained
-    so far (info["training"] records the epochs run)."""
+    so far (info["training"] records the epochs run). `endmembers` (K x C): those
+    extract_endmembers gives for this pair and config (auto-selection's candidates share them);
+    None extracts them."""
     from .inference import infer, mix_latents
 
     stages = stages or _no_stage
     fitted = fit_network(config, prep, device=device, progress=progress, cancel=cancel, stages=stages,
-                         finish=finish)
+                         finish=finish, endmembers=endmembers)
     model, endmembers, e_t, use_prior, history = (fitted.model, fitted.endmembers, fitted.endmembers_t,
                                                   fitted.use_prior, fitted.history)
     with stages("inference"):
