@@ -3,7 +3,8 @@
 Wald's protocol gives a truth to score against: degrade both inputs by the ratio r (the
 HR-MSI to the LR grid, the LR-HSI to a grid r times coarser), fuse that reduced pair, and
 compare with the LR-HSI itself. A few candidate settings are fused this way -- the
-configured one, the coarse spectral prior flipped (when `spec_prior` is auto), K + 2
+configured one, the coarse spectral prior flipped (when `spec_prior` is auto and the MSI has
+at most PRIOR_FLIP_MAX_BANDS bands), K + 2
 endmembers, minimum-volume endmembers when plain NMF is configured, the refinement off -- with
 shorter training (SELECT_EPOCH_FRACTION of the epochs, on at most SELECT_TRAINING_PIXELS LR
 pixels), and the best PSNR wins; a candidate must beat the configured one by SWITCH_MARGIN_DB
@@ -18,7 +19,10 @@ on the reduced pair were 0.0-0.7 dB and tracked the truth poorly, hence the 0.3 
 Nor is what never wins (bench/README.md, "A leaner selection"): K - 2 was never the best
 candidate against the truth in the 18 cases of the 256^2 and 512^2 checks, and with minimum
 volume configured, K - 2 and plain NMF scored below it on every reduced pair of the 1024^2
-replay; plain NMF trails minimum volume on the whole quality grid.
+replay; plain NMF trails minimum volume on the whole quality grid. The prior at 4 MSI bands
+and more: never the best candidate in those 18 cases, 0.8-3.2 dB below on the 1024^2
+reduced pairs, and 0.8-1.5 dB below without it on every scene of the prior bench; it matters
+with 1-2 bands (the prior bench, the real pan pair), and 3 bands were not measured.
 
 The reduced pair has r^2 fewer pixels than the real one, so the whole selection costs a
 fraction of the full run (measured in bench/README.md). Scenes whose reduced LR-HSI has
@@ -54,6 +58,7 @@ SELECT_EPOCH_FRACTION = 0.2
 SELECT_TRAINING_PIXELS = 1024
 SWITCH_MARGIN_DB = 0.3
 K_STEP = 2
+PRIOR_FLIP_MAX_BANDS = 3
 
 
 def candidate_changes(config, msi_bands: int, max_k: int, ratio: int) -> list:
@@ -63,7 +68,7 @@ def candidate_changes(config, msi_bands: int, max_k: int, ratio: int) -> list:
     base = {"spec_prior": base_prior, "num_endmembers": config.num_endmembers,
             "endmember_method": config.endmember_method, "refine": config.refine}
     out = [("configured", dict(base))]
-    if config.prior_choice == "auto":
+    if config.prior_choice == "auto" and msi_bands <= PRIOR_FLIP_MAX_BANDS:
         out.append(("prior on" if not base_prior else "prior off", {**base, "spec_prior": not base_prior}))
     k2 = base["num_endmembers"] + K_STEP
     if k2 <= max_k:

@@ -76,4 +76,4 @@ def test_fresh_replays_compare_each_variant_with_the_first_and_drop_candidates_b
     from spectramorph_engine.run import selection
     cfg = FusionConfig(num_endmembers=7, endmember_method="nmf")
     lean = selection_replay._without(selection.candidate_changes, ["k+", "endmembers"])
-    assert [label for label, _ in lean(cfg, 4, 50, 4)] == ["configured", "prior on"]
+    assert [label for label, _ in lean(cfg, 3, 50, 4)] == ["configured", "prior on"]

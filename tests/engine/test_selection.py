@@ -29,23 +29,25 @@ def _config(tmp_path, **kw):
 
 
 def test_candidates_cover_prior_k_endmembers():
-    """K - 2 and plain NMF (under minimum volume) never won on the benches: not candidates."""
+    """K - 2, plain NMF (under minimum volume) and the prior at 4+ MSI bands never won on the
+    benches: not candidates."""
     cfg = FusionConfig(num_endmembers=7)
-    labels = [label for label, _ in candidate_changes(cfg, msi_bands=4, max_k=50, ratio=4)]
+    labels = [label for label, _ in candidate_changes(cfg, msi_bands=3, max_k=50, ratio=4)]
     assert cfg.endmember_method == "minvol" and labels == ["configured", "prior on", "K 9"]
+    assert [label for label, _ in candidate_changes(cfg, 4, 50, 4)] == ["configured", "K 9"]
     # plain NMF configured: minimum volume is tried
-    labels = [label for label, _ in candidate_changes(cfg.replace(endmember_method="nmf"), 4, 50, 4)]
+    labels = [label for label, _ in candidate_changes(cfg.replace(endmember_method="nmf"), 3, 50, 4)]
     assert labels == ["configured", "prior on", "K 9", "endmembers minvol"]
     # a forced prior is not second-guessed; K stays within what the pair allows
-    assert [label for label, _ in candidate_changes(cfg.replace(spec_prior=True), 4, 9, 4)] == ["configured", "K 9"]
-    assert [label for label, _ in candidate_changes(cfg.replace(spec_prior=True), 4, 8, 4)] == ["configured"]
+    assert [label for label, _ in candidate_changes(cfg.replace(spec_prior=True), 1, 9, 4)] == ["configured", "K 9"]
+    assert [label for label, _ in candidate_changes(cfg.replace(spec_prior=True), 1, 8, 4)] == ["configured"]
     # auto at 1 band and ratio 4: the prior is on, its flip is the candidate
     first, second = candidate_changes(cfg, 1, 50, 4)[:2]
     assert first[1]["spec_prior"] is True and second[0] == "prior off"
 
 
 def test_auto_select_records_candidates_and_choice_in_run_json(tmp_path):
-    cfg = _config(tmp_path)
+    cfg = _config(tmp_path, num_msi_bands=3)
     result = run_fusion(cfg, inputs=FusionInputs(truth=_truth()))
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     sel = run["auto_select"]
@@ -270,7 +272,7 @@ def test_candidates_with_the_same_extraction_share_it_and_score_as_if_they_had_n
     from spectramorph_engine.methods.spectramorph import unmixing
     from spectramorph_engine.run.prepare import prepare_inputs
     from spectramorph_engine.run.selection import select_settings
-    cfg = _config(tmp_path, epochs=20, refine_iterations=10)
+    cfg = _config(tmp_path, num_msi_bands=3, epochs=20, refine_iterations=10)
     prep = prepare_inputs(cfg, FusionInputs(truth=_truth()))
     extracted = []
     real = unmixing.extract_endmembers
