@@ -7,8 +7,9 @@ configured one, the coarse spectral prior flipped (when `spec_prior` is auto and
 at most PRIOR_FLIP_MAX_BANDS bands), K + 2 endmembers, minimum-volume endmembers when plain
 NMF is configured, the refinement off -- with shorter training (SELECT_EPOCH_FRACTION of the
 epochs, on at most SELECT_TRAINING_PIXELS LR pixels), and the best PSNR wins; a candidate must
-beat the configured one by SWITCH_MARGIN_DB to replace it, so noise in the check does not flip settings. The refinement-off variant shares
-the configured candidate's trained network, so it costs no training.
+beat the configured one by SWITCH_MARGIN_DB to replace it, so noise in the check does not flip
+settings. The refinement-off variant shares the configured candidate's trained network, so it
+costs no training.
 
 What the check cannot judge is not a candidate: the refinement without its TV term scored
 higher on the reduced pair in 3 of 6 bench cases (256 px library scenes, r4) while it was
