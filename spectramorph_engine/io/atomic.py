@@ -80,7 +80,23 @@ def _alive(pid: int) -> bool:
         return False
     except OSError:            # exists, owned by someone else
         return True
-    return True
+    return not _exited(pid)
+
+
+def _exited(pid: int) -> bool:
+    """Whether `pid` has exited but its parent has not reaped it yet (a zombie: signal 0 still
+    reaches it). Its files are as orphaned as a dead process's: a killed worker stays one until
+    its parent (a Dask nanny, the app's process pool) collects it. Read from /proc (Linux);
+    elsewhere a zombie counts as alive and its files wait for the next run."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses, the state follows
+    # the last ")"
+    end = stat.rfind(b")")
+    return end >= 0 and stat[end + 2:end + 3] in (b"Z", b"X")
 
 
 def _folder_of(target: Path) -> Path:

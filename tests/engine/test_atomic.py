@@ -166,3 +166,21 @@ def test_config_written_atomically_loads_back(tmp_path):
     c = FusionConfig(epochs=7, hidden_size=32)
     save_config(c, tmp_path / "c.json")
     assert load_config(tmp_path / "c.json") == c
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc (Linux)")
+def test_temporaries_of_a_writer_that_exited_but_is_not_yet_reaped_are_removed(tmp_path):
+    """A killed worker stays a zombie until its parent reaps it, and signal 0 still reaches a
+    zombie: the next run must still clear what it left."""
+    import time
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{child.pid}/stat").read_bytes().rsplit(b")", 1)[1][1:2] != b"Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.05)
+        name = f".spectramorph{atomic.TEMP_MARK}{child.pid}-abc.log"
+        (tmp_path / name).write_bytes(b"partial")
+        assert atomic.remove_temporaries(tmp_path) == [name]
+    finally:
+        child.wait()
