@@ -86,7 +86,7 @@ def _alive(pid: int) -> bool:
 def _exited(pid: int) -> bool:
     """Whether `pid` has exited but its parent has not reaped it yet (a zombie: signal 0 still
     reaches it). Its files are as orphaned as a dead process's: a killed worker stays one until
-    its parent (a Dask nanny, the app's process pool) collects it. Read from /proc (Linux);
+    its parent (a Dask nanny, say) collects it. Read from /proc (Linux);
     elsewhere a zombie counts as alive and its files wait for the next run."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
