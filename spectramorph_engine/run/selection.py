@@ -78,12 +78,6 @@ def candidate_changes(config, msi_bands: int, max_k: int, ratio: int) -> list:
     return out
 
 
-def training_pixels(config) -> int:
-    """max_training_pixels of the candidates' trainings."""
-    cap = config.max_training_pixels
-    return SELECT_TRAINING_PIXELS if cap is None else min(cap, SELECT_TRAINING_PIXELS)
-
-
 def _psnr_sam(metrics, reference, fused, ratio, valid=None) -> dict:
     """PSNR and SAM in one pass over the cubes, over the `valid` pixels (None: all)."""
     return metrics.compute_many(reference, [fused], ratio, names=("PSNR", "SAM"), valid=valid)[0]
@@ -117,7 +111,7 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     valid = reduced_reference_valid(crop, lr_ref)
     max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
     epochs = max(1, int(round(config.epochs * SELECT_EPOCH_FRACTION)))
-    pixels = training_pixels(config)
+    pixels = min(config.max_training_pixels or SELECT_TRAINING_PIXELS, SELECT_TRAINING_PIXELS)
     cands = candidate_changes(config, c, max_k, r)
     rows = []
     fused_of = {}       # the configured candidate's result and the best one's so far (reduced check)
