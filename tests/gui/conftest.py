@@ -15,7 +15,8 @@ def _offscreen_with_a_desktop_screen() -> None:
     platform = os.environ.get("QT_QPA_PLATFORM", "offscreen")
     if platform != "offscreen":
         return
-    path = os.path.join(tempfile.gettempdir(), "spectramorph-offscreen-screen.json")
+    # one file per process: parallel test workers must not rewrite a file another is reading
+    path = os.path.join(tempfile.gettempdir(), f"spectramorph-offscreen-screen-{os.getpid()}.json")
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"screens": [{"name": "screen0", "x": 0, "y": 0, "width": 1920, "height": 1200,
                                 "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}, fh)
