@@ -36,9 +36,12 @@ Choices:
 - Only interior LR pixels are used (their footprint stays inside the HR frame), so the image
   border's rule does not enter; with nodata masks, only pixels whose footprint holds data.
 - A heavy-tailed Moffat profile with an off-centre shift (psf_parametric.py: four numbers) is
-  fitted on the same moments over the widest support and held out the same way: a wide halo
-  is more than the free form's hold-out lets it reach on a pair with few equations (one band
-  at ratio 8), and four numbers fit it. Of the two, the better held-out predictor is kept.
+  fitted on the same moments and held out the same way, over a support reaching MOFFAT_REACH
+  LR pixels (at most MAX_RADIUS; the free form's widest is 2r): a wide halo is more than the
+  free form's hold-out lets it reach on a pair with few equations (one band at ratio 8), and
+  four numbers fit it. Of the two, the better held-out predictor is kept. The wider support:
+  the blind bench's Moffat PSF at ratio 4 reaches 12 HR px; fitted within 8 it came out too
+  heavy-tailed (kernel error 0.18 -> 0.11 within 12, usgs-b seeds 1-3; bench/README.md).
 - A kernel read from the pair (free form or Moffat) is kept only when it predicts the held-out
   pixels FREE_FORM_MIN_GAIN better than the Gaussian it started from (the Gaussian given its
   best gain): a safety net
@@ -68,6 +71,7 @@ from ..core.events import check_cancel
 log = logging.getLogger(__name__)
 
 MAX_RADIUS = 16                   # HR pixels: a 33 x 33 kernel at most (1089 taps)
+MOFFAT_REACH = 3                  # the Moffat's support reaches this many LR pixels (at most MAX_RADIUS)
 SMOOTHNESS_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 HOLDOUT_TOLERANCE = 0.01          # held-out SSE within 1% of the best counts as as good
 MAX_DESIGN_VALUES = 6_000_000     # pixels x taps per band in one design block (48 MB float64)
@@ -300,7 +304,9 @@ def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: f
     b = np.zeros(S.shape[0]) if offset is None else np.asarray(offset, dtype=np.float64)
     shift = max(abs(float(start_centre[0])), abs(float(start_centre[1])))
     reach = max(r, int(math.ceil(3.0 * start_sigma + shift)) + 1)
-    R_max = min(max_radius or MAX_RADIUS, max(2 * r, reach), MAX_RADIUS)
+    cap = min(max_radius or MAX_RADIUS, MAX_RADIUS)
+    R_free = min(max(2 * r, reach), cap)                 # the free form's widest support
+    R_max = min(max(R_free, MOFFAT_REACH * r), cap)      # the moments' support: the Moffat's
     R_max = max(1, min(R_max, (min(h, w) * r) // 4))
     while True:     # a small pair: a smaller support leaves more pixels clear of the border
         m = int(math.ceil(R_max / r))
@@ -312,6 +318,7 @@ def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: f
         if rows.size >= MIN_PIXELS or R_max <= max(1, r // 2):
             break
         R_max = max(1, r // 2, R_max - r)
+    R_free = min(R_free, R_max)
     if rows.size < MIN_PIXELS:
         log.info("PSF estimation: only %d LR pixels clear of the border and of nodata (need %d); the "
                  "Gaussian blur stays", rows.size, MIN_PIXELS)
@@ -340,14 +347,14 @@ def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: f
         return [t for t in cands if score(*t) <= (1.0 + HOLDOUT_TOLERANCE) * best_sse]
 
     if fixed is not None:
-        R, mu = min(int(fixed[0]), R_max), float(fixed[1])
+        R, mu = min(int(fixed[0]), R_free), float(fixed[1])
         score(R, mu)
     else:
         # the smoothness on the widest support (the smoothest the data allow), then the smallest
         # support at that smoothness: two short scans instead of the grid (NNLS of up to 1089
         # unknowns is the cost)
-        mu = max(m for _, m in within([(R_max, m) for m in SMOOTHNESS_GRID]))
-        radii = sorted({R for R in (max(1, r // 2), r, (3 * r + 1) // 2, 2 * r, R_max) if R <= R_max})
+        mu = max(m for _, m in within([(R_free, m) for m in SMOOTHNESS_GRID]))
+        radii = sorted({R for R in (max(1, r // 2), r, (3 * r + 1) // 2, 2 * r, R_free) if R <= R_free})
         R = min(R_ for R_, _ in within([(R_, mu) for R_ in radii]))
     sub, lam_L = _regularised(mom, R_max, R, mu)
     G, g, _ = sub.total()
