@@ -1,6 +1,6 @@
 """Hostile files: every loader, fed truncated, bit-flipped and structurally absurd files,
 ends in a valid array or the one-line InputError, quickly, without allocating what a
-damaged header claims. The cases come from bench/fuzz.py (which runs thousands of them);
+damaged header claims. The cases come from bench/fuzz_cases.py (bench/fuzz.py runs thousands of them);
 here a fixed sample per format and hypothesis-drawn mutations."""
 import os
 import random
