@@ -175,6 +175,37 @@ def test_psf_panel_shows_the_free_form_kernel_estimated_on_a_real_pair(qtbot, wi
     panel.grab().save(str(tmp_path / "psf_panel.png"))
 
 
+def test_psf_panel_shows_a_heavy_tailed_kernel_estimated_on_a_real_pair(qtbot, window, tmp_path, library_truth,
+                                                                        shared_data):
+    """A real pair blurred by a Moffat kernel reaching 3 LR pixels (25 x 25 at ratio 4): the panel
+    draws the whole estimated kernel (its support was cut at 17 x 17 before), names the profile
+    with its numbers and says how much better than the best Gaussian it predicts the pair."""
+    from PySide6.QtGui import QTextDocument
+    from spectramorph_engine.sensors import scenarios as sc
+    from tests.engine.test_psf_estimation import moffat_kernel
+    truth, wl = library_truth(96, 100)
+    srf = sc.ikonos_srf(shared_data / "Ikonos_spec_resp.mat", wl)
+    hr, lr = sc.build_pair(truth, srf, moffat_kernel(1.6, 1.5, 12), 4, None, None)
+    np.save(tmp_path / "hr.npy", hr)
+    np.save(tmp_path / "lr.npy", lr)
+    window.data_panel.real_radio.setChecked(True)
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(tmp_path / "hr.npy"), str(tmp_path / "lr.npy"))
+    assert blocker.args == [True]
+    qtbot.waitUntil(lambda: window.state.workers.pending == 0, timeout=60000)
+    p, panel = window.state.prepared, window.psf_panel
+    assert p.psf_estimate is not None and p.psf_estimate.form == "moffat"
+    assert panel.kernel.shape[0] >= 21 and panel.grid_label.text().startswith(f"{panel.kernel.shape[0]} ")
+    np.testing.assert_allclose(panel.kernel, p.psf)
+    doc = QTextDocument()
+    doc.setHtml(panel.note.text())
+    note = doc.toPlainText()
+    alpha, beta = p.psf_estimate.moffat[:2]
+    assert f"heavy-tailed Moffat profile, alpha {alpha:.2f} px, beta {beta:.2f}" in note
+    assert f"{panel.kernel.shape[0]} × {panel.kernel.shape[1]} px" in note and "better than the best Gaussian" in note
+    panel.grab().save(str(tmp_path / "psf_panel_moffat.png"))
+
+
 # ---------------------------------------------------------------------------- data previews
 
 def _title(view) -> str:
