@@ -142,6 +142,19 @@ def test_psf_panel_shows_the_blur_fitted_on_a_real_pair(qtbot, window, tmp_path)
     assert "Synthetic mode" in panel.note.text()
 
 
+def _open_blind_pair(qtbot, window, tmp_path, hr, lr):
+    """Open hr / lr (written as .npy) in real-world mode, as a user would; the prepared inputs
+    once the sensors are estimated."""
+    np.save(tmp_path / "hr.npy", hr)
+    np.save(tmp_path / "lr.npy", lr)
+    window.data_panel.real_radio.setChecked(True)
+    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
+        window.data_panel.open_pair(str(tmp_path / "hr.npy"), str(tmp_path / "lr.npy"))
+    assert blocker.args == [True]
+    qtbot.waitUntil(lambda: window.state.workers.pending == 0, timeout=60000)
+    return window.state.prepared
+
+
 def test_psf_panel_shows_the_free_form_kernel_estimated_on_a_real_pair(qtbot, window, tmp_path, shared_data):
     """A real pair blurred by a rotated, elongated kernel: the panel draws the kernel the engine
     estimated (the run's), its profile beside the fitted Gaussian's, and its shape in numbers."""
@@ -151,14 +164,7 @@ def test_psf_panel_shows_the_free_form_kernel_estimated_on_a_real_pair(qtbot, wi
     truth = sc.load_truth(shared_data / "subimage_Urban_R162.mat")[:32, :76]
     srf = sc.ikonos_srf(shared_data / "Ikonos_spec_resp.mat", sc.evenly_spaced_wavelengths(truth.shape[2]))
     hr, lr = sc.build_pair(truth, srf, rotated_gaussian(2.6, 1.3, 30.0), 4, None, None)
-    np.save(tmp_path / "hr.npy", hr)
-    np.save(tmp_path / "lr.npy", lr)
-    window.data_panel.real_radio.setChecked(True)
-    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
-        window.data_panel.open_pair(str(tmp_path / "hr.npy"), str(tmp_path / "lr.npy"))
-    assert blocker.args == [True]
-    qtbot.waitUntil(lambda: window.state.workers.pending == 0, timeout=60000)
-    p, panel = window.state.prepared, window.psf_panel
+    p, panel = _open_blind_pair(qtbot, window, tmp_path, hr, lr), window.psf_panel
     assert p.psf_estimate is not None and p.psf_estimate.form == "free-form"
     np.testing.assert_allclose(panel.kernel, p.psf)
     assert panel.kernel_view.plot.titleLabel.text.startswith("Estimated kernel")
@@ -186,14 +192,7 @@ def test_psf_panel_shows_a_heavy_tailed_kernel_estimated_on_a_real_pair(qtbot, w
     truth, wl = library_truth(96, 100)
     srf = sc.ikonos_srf(shared_data / "Ikonos_spec_resp.mat", wl)
     hr, lr = sc.build_pair(truth, srf, moffat_kernel(1.6, 1.5, 12), 4, None, None)
-    np.save(tmp_path / "hr.npy", hr)
-    np.save(tmp_path / "lr.npy", lr)
-    window.data_panel.real_radio.setChecked(True)
-    with qtbot.waitSignal(window.state.loadFinished, timeout=30000) as blocker:
-        window.data_panel.open_pair(str(tmp_path / "hr.npy"), str(tmp_path / "lr.npy"))
-    assert blocker.args == [True]
-    qtbot.waitUntil(lambda: window.state.workers.pending == 0, timeout=60000)
-    p, panel = window.state.prepared, window.psf_panel
+    p, panel = _open_blind_pair(qtbot, window, tmp_path, hr, lr), window.psf_panel
     assert p.psf_estimate is not None and p.psf_estimate.form == "moffat"
     assert panel.kernel.shape[0] >= 21 and panel.grid_label.text().startswith(f"{panel.kernel.shape[0]} ")
     np.testing.assert_allclose(panel.kernel, p.psf)
