@@ -82,6 +82,12 @@ class PsfPanel(QWidget):
         self.profile_legend = self.profile_plot.addLegend(offset=(-5, 5))
         self.half_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#e65100", style=pg.QtCore.Qt.DashLine))
         self.profile_plot.addItem(self.half_line)
+        # a heavy-tailed kernel and a Gaussian look alike on a linear axis: their tails differ by
+        # orders of magnitude where both are near zero
+        self.log_check = QCheckBox("Log scale")
+        self.log_check.setToolTip("Weight on a logarithmic axis (four decades below the peak): shows the "
+                                  "kernel's tail, where a heavy-tailed blur and a Gaussian differ.")
+        self.log_check.toggled.connect(lambda _on: self._scale_profile())
         self.stats = QLabel()
         self.stats.setObjectName("psfStats")
         self.stats.setWordWrap(True)
@@ -92,6 +98,7 @@ class PsfPanel(QWidget):
         layout.addLayout(file_row)
         layout.addWidget(self.stats)
         layout.addWidget(self.kernel_view, 3)
+        layout.addWidget(self.log_check)
         layout.addWidget(self.profile_plot, 2)
 
         self.file_check.toggled.connect(self._file_toggled)
@@ -179,6 +186,20 @@ class PsfPanel(QWidget):
         est = est if est is not None and est.estimated else None
         return (np.asarray(p.psf), float(sigma), est) if sigma is not None else None
 
+    LOG_DECADES = 4
+
+    def _scale_profile(self) -> None:
+        """The profile's weight axis: linear, or logarithmic from LOG_DECADES below the peak."""
+        log_y = self.log_check.isChecked()
+        self.profile_plot.setLogMode(x=False, y=log_y)
+        if not log_y:
+            self.profile_plot.enableAutoRange(axis="y")
+            return
+        _x, y = self.profile_curve.getOriginalDataset()
+        peak = float(np.max(y)) if y is not None and len(y) and np.max(y) > 0 else 1.0
+        # a decade of headroom: the legend (top right) stays above the curves
+        self.profile_plot.setYRange(np.log10(peak) - self.LOG_DECADES, np.log10(peak) + 1.0, padding=0)
+
     def redraw(self, config=None) -> None:
         from spectramorph_engine.sensors import psf
         config = config or self.state.config
@@ -215,6 +236,7 @@ class PsfPanel(QWidget):
         else:
             self.gauss_curve.setData([], [])
         self.half_line.setValue(fwhm / 2.0)
+        self._scale_profile()
         text = (f"<b>Sum</b> {float(kernel.sum()):.6f} &nbsp; <b>FWHM</b> {fwhm:.2f} px "
                 f"&nbsp; <span style='color:#e65100'>(dashed: FWHM/2)</span>")
         if free:

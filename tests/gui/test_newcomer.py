@@ -203,6 +203,16 @@ def test_psf_panel_shows_a_heavy_tailed_kernel_estimated_on_a_real_pair(qtbot, w
     assert f"heavy-tailed Moffat profile, alpha {alpha:.2f} px, beta {beta:.2f}" in note
     assert f"{panel.kernel.shape[0]} × {panel.kernel.shape[1]} px" in note and "better than the best Gaussian" in note
     panel.grab().save(str(tmp_path / "psf_panel_moffat.png"))
+    # on a log axis the tail shows: four decades below the peak, the kernel's outer radii inside them
+    radius, weight = panel.profile_curve.getOriginalDataset()
+    panel.log_check.setChecked(True)
+    low, high = panel.profile_plot.getPlotItem().getViewBox().viewRange()[1]
+    assert panel.profile_plot.getPlotItem().getAxis("left").logMode
+    assert low == pytest.approx(np.log10(weight.max()) - 4) and high > np.log10(weight.max())
+    assert weight[radius >= 8].max() > 10 ** low           # the halo past 2 LR pixels is on the plot
+    panel.grab().save(str(tmp_path / "psf_panel_moffat_log.png"))
+    panel.log_check.setChecked(False)
+    assert not panel.profile_plot.getPlotItem().getAxis("left").logMode
 
 
 # ---------------------------------------------------------------------------- data previews
