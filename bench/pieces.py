@@ -4,6 +4,7 @@
     python -m bench.pieces deflate         # MB/s and ratio of zlib and ISA-L on one shuffled chunk
     python -m bench.pieces scores-memory --pair P [--psf-sigma 1]   # peak memory of the scores
     python -m bench.pieces admm-threads    # an ADMM iteration with its blocked pass on 1 and on 2 threads
+    python -m bench.pieces sensors --pair P   # the misregistration measurement and the whole sensor fit
 
 All on synthetic data of seed 0 (mixtures of 7 smooth spectra, small noise) unless --pair names
 the folder of a `bench default-run` pair; torch threads as given by --threads (default 2).
@@ -128,19 +129,49 @@ def admm_threads(args) -> None:
           + ", ".join(f"blocked pass on {k} {v:.3f}" for k, v in best.items()))
 
 
+def sensors(args) -> None:
+    """Seconds of coregistration.estimate_displacement (the pair, and its LR-HSI shifted by
+    (0.3, -0.45) LR px, cubic) and of psf_estimation.estimate_sensors on a default-run pair,
+    three calls each; run it from each tree to compare two commits."""
+    from scipy import ndimage
+    from spectramorph_engine.io import load_cube
+    from spectramorph_engine.sensors import coregistration, psf_estimation
+    if not args.pair:
+        raise SystemExit("--pair: the pair folder of a `python -m bench default-run` (e.g. <workdir>/1024/pair)")
+    d = args.pair.rstrip("/") + "/"
+    hr, lr = np.asarray(load_cube(d + "hr_msi.h5").data), np.asarray(load_cube(d + "lr_hsi.h5").data)
+    wl = np.load(d + "wavelengths.npy")
+    shifted = ndimage.shift(lr, (0.3, -0.45, 0), order=3, mode="mirror")
+
+    def timed(call):
+        times, out = [], None
+        for _ in range(3):
+            t0 = time.perf_counter()
+            out = call()
+            times.append(time.perf_counter() - t0)
+        return out, " ".join(f"{t:.2f}" for t in times)
+
+    for name, cube in (("aligned", lr), ("shifted (0.3, -0.45) LR px", shifted)):
+        est, times = timed(lambda: coregistration.estimate_displacement(hr, cube, 4))
+        print(f"estimate_displacement, {name}: {np.round(est.displacement, 6)} (cols, rows LR px), "
+              f"fit gain {est.fit_gain:.6f}; s: {times}")
+    _est, times = timed(lambda: psf_estimation.estimate_sensors(hr, lr, 4, wavelengths=wl))
+    print(f"estimate_sensors: s: {times}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.pieces", description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=("h5-write", "deflate", "scores-memory", "admm-threads"))
+    ap.add_argument("mode", choices=("h5-write", "deflate", "scores-memory", "admm-threads", "sensors"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--size", type=int, default=1024, help="admm-threads: the scene's side")
-    ap.add_argument("--pair", default=None, help="scores-memory: a default-run pair folder")
+    ap.add_argument("--pair", default=None, help="scores-memory, sensors: a default-run pair folder")
     ap.add_argument("--psf-sigma", type=float, default=None,
                     help="scores-memory: a Gaussian PSF of this sigma (px) instead of the pair's estimate")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
     {"h5-write": h5_write, "deflate": deflate, "scores-memory": scores_memory,
-     "admm-threads": admm_threads}[args.mode](args)
+     "admm-threads": admm_threads, "sensors": sensors}[args.mode](args)
     return 0
 
 
