@@ -217,7 +217,8 @@ def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(
     chosen = next(c for c in sel["candidates"] if c["label"] == sel["chosen"])
     assert rr["source"] == "auto-selection" and rr["epochs"] == sel["epochs"] == 10
     assert rr["training_pixels"] == chosen["training_pixels"] == sel["training_pixels"] == 300
-    assert result.method_info["training"]["pixels"] == 64 * 64        # the run itself: its own sample
+    # the run itself: its own sample (the configured cap), not the candidates' 300
+    assert result.method_info["training"]["pixels"] == min(64 * 64, cfg.max_training_pixels) != 300
     assert rr["fusion"]["PSNR"] == pytest.approx(chosen["PSNR"], rel=1e-9)
     assert rr["fusion"]["SAM"] == pytest.approx(chosen["SAM"], rel=1e-9)
     # the reduced pair was fused once per trained candidate ("refinement off" reuses a network), not again
