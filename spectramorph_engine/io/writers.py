@@ -110,6 +110,22 @@ def _h5_put(f, name: str, arr) -> None:
     f.create_dataset(name, data=arr, **kw)
 
 
+def _h5_fill(ds, arr) -> None:
+    """ds[...] = arr, its chunks deflated on worker threads (h5_chunks): h5py deflates them one
+    after another on the calling thread (a 400 x 400 x 200 result: 2.0-2.4 s against 0.25-0.27)."""
+    from .h5_chunks import ChunkCompressor
+    if arr.ndim < 2 or not ChunkCompressor.suits(ds):
+        ds[...] = arr
+        return
+    deflate = ChunkCompressor(ds, _H5_COMPRESSION["compression_opts"])
+    try:
+        deflate.write(0, arr)
+    except BaseException:
+        deflate.discard()
+        raise
+    deflate.close()
+
+
 def _h5_write_meta(f, ds, wl, extra) -> None:
     if wl is not None:
         ds.attrs["wavelengths"] = wl
@@ -204,8 +220,9 @@ def save_cube(path: PathLike, data, wavelengths=None, extra: Optional[dict] = No
         import h5py
         with atomic_path(p) as tmp:
             with h5py.File(str(tmp), "w") as f:
-                ds = f.create_dataset(name, data=arr, chunks=_h5_chunks(arr.shape, arr.dtype.itemsize),
-                                      **_H5_COMPRESSION)
+                ds = f.create_dataset(name, shape=arr.shape, dtype=arr.dtype,
+                                      chunks=_h5_chunks(arr.shape, arr.dtype.itemsize), **_H5_COMPRESSION)
+                _h5_fill(ds, arr)
                 _h5_write_meta(f, ds, wl, extra)
     elif s in TIF_SUFFIXES:
         with atomic_path(p) as tmp:

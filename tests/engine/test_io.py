@@ -386,6 +386,37 @@ def test_result_writer_h5_chunks_are_hdf5s_own(tmp_path, wl, monkeypatch, order,
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("deflate", ["zlib", "fastest"])
+def test_save_cube_h5_chunks_are_hdf5s_own(tmp_path, wl, monkeypatch, deflate):
+    """save_cube's .h5 (a whole result in memory, the export) deflates its chunks on worker
+    threads like the streamed result: with zlib the file holds byte for byte the chunks HDF5's
+    shuffle + gzip write (a partial last chunk included); with the fastest deflate (ISA-L's)
+    they inflate to the same bytes, and the cube and its wavelengths read back unchanged."""
+    import zlib
+    from spectramorph_engine.io import h5_chunks, writers
+    if deflate == "zlib":
+        monkeypatch.setattr(h5_chunks, "fastest_compress", lambda: zlib.compress)
+    monkeypatch.setattr(writers, "_h5_chunks", lambda shape, itemsize: (3,) + tuple(shape[1:]))
+    rng = np.random.default_rng(2)
+    cube = np.cumsum(rng.random((17, 6, 7), dtype=np.float32), axis=2)
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f.create_dataset("out", data=cube, chunks=(3, 6, 7), compression="gzip", compression_opts=1, shuffle=True)
+    io.save_cube(tmp_path / "out.h5", cube, wavelengths=wl)
+    c = io.load_cube(tmp_path / "out.h5", key="out")
+    np.testing.assert_array_equal(c.data, cube)
+    np.testing.assert_allclose(c.wavelengths, wl)
+    with h5py.File(tmp_path / "out.h5") as f:
+        ds = f["out"]
+        assert (ds.compression, ds.compression_opts, ds.shuffle, ds.chunks) == ("gzip", 1, True, (3, 6, 7))
+    stored, own = _stored_chunks(tmp_path / "out.h5", "out"), _stored_chunks(plain, "out")
+    if deflate == "zlib":
+        assert stored == own
+    else:
+        assert [zlib.decompress(a) for a in stored] == [zlib.decompress(b) for b in own]
+    assert leftovers(tmp_path) == []
+
+
 def test_result_writer_refuses_missing_rows(tmp_path, cube):
     w = io.ResultWriter(tmp_path / "r.npy", cube.shape)
     w.write_rows(0, cube[:3])
