@@ -30,10 +30,7 @@ def cut_kernel(kernel: np.ndarray, radius: int) -> np.ndarray:
 
 
 def run_case(scene_name: str, setting_name: str, seed: int) -> dict:
-    from spectramorph_engine import FusionConfig
-    from spectramorph_engine.run.pipeline import run_fusion
     from spectramorph_engine.sensors.degradation import normalize_percentile
-    from spectramorph_engine.sensors.psf_estimation import MAX_RADIUS
     from . import blind
     from .scenes import scene
     setting = blind.SETTINGS[setting_name]
@@ -42,7 +39,16 @@ def run_case(scene_name: str, setting_name: str, seed: int) -> dict:
     srf = blind.scene_srf(setting, truth0.shape[2], wl)
     truth, hr, lr = blind.make_pair(truth0, setting, srf, seed)
     whole = blind.true_kernel(setting)
-    d = tempfile.mkdtemp(prefix="kernel-support-")
+    with tempfile.TemporaryDirectory(prefix="kernel-support-") as d:
+        return _fuse_each(d, truth, hr, lr, whole, wl, setting, seed)
+
+
+def _fuse_each(d, truth, hr, lr, whole, wl, setting, seed) -> dict:
+    """PSNR of the default and HySure given the whole / cut true kernel and blind."""
+    from spectramorph_engine import FusionConfig
+    from spectramorph_engine.run.pipeline import run_fusion
+    from spectramorph_engine.sensors.psf_estimation import MAX_RADIUS
+    from . import blind
     paths = {n: os.path.join(d, f"{n}.npy") for n in ("hr", "lr", "whole", "cut")}
     np.save(paths["hr"], hr)
     np.save(paths["lr"], lr)

@@ -1,6 +1,7 @@
 """The pieces of a big default run measured alone (issue 20): `python -m bench.pieces MODE`.
 
     python -m bench.pieces h5-write        # a streamed .h5 result: h5py, zlib on threads, the fastest deflate
+    python -m bench.pieces h5-save         # save_cube's .h5 of a 400 x 400 x 200 cube: h5py against worker threads
     python -m bench.pieces deflate         # MB/s and ratio of zlib and ISA-L on one shuffled chunk
     python -m bench.pieces scores-memory --pair P [--psf-sigma 1]   # peak memory of the scores
     python -m bench.pieces admm-threads    # an ADMM iteration with its blocked pass on 1 and on 2 threads
@@ -57,6 +58,33 @@ def h5_write(args) -> None:
             h5_chunks.ChunkCompressor.suits, h5_chunks.fastest_compress = real_suits, real_fastest
         print(f"{name}: {rows * 1024 * 200 * 4 / 1e6:.0f} MB in {seconds:.2f} s, "
               f"file {(folder / 'r.h5').stat().st_size / 1e6:.0f} MB")
+
+
+def h5_save(args) -> None:
+    """save_cube's .h5 of a 400 x 400 x 200 cube (a result too small to stream), three calls each
+    through h5py alone (every chunk deflated on the calling thread) and with the chunks deflated
+    on worker threads (the engine's way)."""
+    import tempfile
+    from pathlib import Path
+    from spectramorph_engine import io
+    from spectramorph_engine.io import h5_chunks
+    cube = _cube(400, 400, 200)
+    real_suits = h5_chunks.ChunkCompressor.suits
+    with tempfile.TemporaryDirectory(prefix="sm-bench-h5save-") as d:
+        path = Path(d) / "r.h5"
+        for name, suits in (("h5py (one thread)", staticmethod(lambda ds: False)), ("worker threads", None)):
+            times = []
+            try:
+                if suits is not None:
+                    h5_chunks.ChunkCompressor.suits = suits
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    io.save_cube(path, cube)
+                    times.append(time.perf_counter() - t0)
+            finally:
+                h5_chunks.ChunkCompressor.suits = real_suits
+            print(f"{name}: {cube.nbytes / 1e6:.0f} MB in " + " ".join(f"{t:.2f}" for t in times)
+                  + f" s, file {path.stat().st_size / 1e6:.1f} MB")
 
 
 def deflate(args) -> None:
@@ -161,7 +189,7 @@ def sensors(args) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.pieces", description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=("h5-write", "deflate", "scores-memory", "admm-threads", "sensors"))
+    ap.add_argument("mode", choices=("h5-write", "h5-save", "deflate", "scores-memory", "admm-threads", "sensors"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--size", type=int, default=1024, help="admm-threads: the scene's side")
     ap.add_argument("--pair", default=None, help="scores-memory, sensors: a default-run pair folder")
@@ -170,7 +198,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
-    {"h5-write": h5_write, "deflate": deflate, "scores-memory": scores_memory,
+    {"h5-write": h5_write, "h5-save": h5_save, "deflate": deflate, "scores-memory": scores_memory,
      "admm-threads": admm_threads, "sensors": sensors}[args.mode](args)
     return 0
 
