@@ -66,7 +66,7 @@ class FusionConfig:
     epochs: int = 2500
     hidden_size: int = 1024
     training_batch_size: Optional[int] = None    # pixels per batch; null = all
-    max_training_pixels: Optional[int] = 1024    # train on a spread sample of at most this many LR pixels; null = all
+    max_training_pixels: Optional[int] = 2048    # train on a spread sample of at most this many LR pixels; null = all
     inference_batch_size: Optional[int] = None   # pixels per batch; null = automatic
     num_endmembers: int = 7
     spec_prior: Optional[Union[bool, str]] = "auto"   # auto | true | false; null (the original's value) = auto
