@@ -10,6 +10,7 @@ stage times of run.json.
 
     SPECTRAMORPH_THREADS=2 python -m bench default-run --size 400,1024,2048
     python -m bench default-run --size 1024 --threads 1
+    python -m bench default-run --size 400,1024 --no-auto-select    # what the selection itself costs
 """
 from __future__ import annotations
 
@@ -38,10 +39,13 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="SPECTRAMORPH_THREADS of the run (default: the environment's, else the engine's)")
     p.add_argument("--workdir", default=None, help="folder for the pairs and the outputs (default: a temp folder)")
+    p.add_argument("--no-auto-select", action="store_true",
+                   help="auto_select: false (what the run costs without the selection; the reduced-resolution "
+                        "check then fuses the reduced pair itself)")
     p.add_argument("--json", default=None)
 
 
-def run_one(size: int, bands: int, work: Path, env: dict) -> dict:
+def run_one(size: int, bands: int, work: Path, env: dict, auto_select: bool = True) -> dict:
     """One default CLI run on the app bench's pair of this size: wall time, peak memory (the
     whole run and by stage), run.json's stage times."""
     import yaml
@@ -50,6 +54,8 @@ def run_one(size: int, bands: int, work: Path, env: dict) -> dict:
     out = work / "out"
     config = {"synthetic": False, "hr_msi_file": pair["hr"], "lr_hsi_file": pair["lr"], "wavelengths": pair["wl"],
               "output_file_type": "h5", "output_dir": str(out), "log_dir": str(out)}
+    if not auto_select:
+        config["auto_select"] = False
     config_path = work / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     probe = ("import resource, subprocess, sys, json; "
@@ -69,7 +75,8 @@ def run_one(size: int, bands: int, work: Path, env: dict) -> dict:
     stages = run["timings_s"]
     return {"size": size, "bands": bands, "wall_s": wall, "peak_rss_mb": child["peak_rss_mb"], "stages_s": stages,
             "peak_rss_mb_by_stage": _peaks_by_stage(sampler.samples, out / "spectramorph.log", stages),
-            "auto_select": run.get("auto_select", {}).get("summary")}
+            "auto_select": run.get("auto_select", {}).get("summary"),
+            "select_check_s": run.get("auto_select", {}).get("check_seconds")}
 
 
 def main(args) -> int:
@@ -78,9 +85,10 @@ def main(args) -> int:
     if args.threads is not None:
         env["SPECTRAMORPH_THREADS"] = str(args.threads)
     threads = env.get("SPECTRAMORPH_THREADS", "engine default")
-    runs = [run_one(size, args.bands, root / str(size), env) for size in args.size]
+    runs = [run_one(size, args.bands, root / str(size), env, not args.no_auto_select) for size in args.size]
     stage_names = list(dict.fromkeys(k for r in runs for k in r["stages_s"]))
-    print(f"{args.bands} bands, ratio 4, every setting at its default, .h5 in and out; SPECTRAMORPH_THREADS={threads}")
+    print(f"{args.bands} bands, ratio 4, every setting at its default"
+          f"{' but auto_select: false' if args.no_auto_select else ''}, .h5 in and out; SPECTRAMORPH_THREADS={threads}")
     rows = []
     for r in runs:
         seconds, mib = TARGETS.get(r["size"], (None, None))
@@ -89,9 +97,16 @@ def main(args) -> int:
             verdict.append(f"<= {seconds:.0f} s {'MET' if r['wall_s'] <= seconds else 'NOT MET'}")
         if mib is not None:
             verdict.append(f"<= {mib:.0f} MiB {'MET' if r['peak_rss_mb'] <= mib else 'NOT MET'}")
+        check = r.get("select_check_s")
+        select = r["stages_s"].get("select")
+        # auto-selection's own share: its stage less the reduced-resolution check it also makes
+        # (which the run pays without a selection too)
+        own = "-" if check is None or select is None else f"{select - check:.1f} ({100 * (select - check) / r['wall_s']:.0f}%)"
         rows.append([f"{r['size']}^2", f"{r['wall_s']:.0f}", f"{r['peak_rss_mb']:.0f}"]
-                    + [f"{r['stages_s'].get(k, 0.0):.1f}" for k in stage_names] + ["; ".join(verdict) or "-"])
-    print(table(["size", "wall s", "peak MiB"] + stage_names + ["issue 20's targets"], rows))
+                    + [f"{r['stages_s'].get(k, 0.0):.1f}" for k in stage_names]
+                    + ["-" if check is None else f"{check:.1f}", own, "; ".join(verdict) or "-"])
+    print(table(["size", "wall s", "peak MiB"] + stage_names
+                + ["check in select", "selection's own s", "issue 20's targets"], rows))
     for r in runs:
         if r["peak_rss_mb_by_stage"]:
             print(f"{r['size']}^2 peak resident memory by stage, MiB (sampled every 0.2 s; stage bounds from the "

@@ -131,8 +131,11 @@ def consistency_columns(consistency: dict):
         "MSI consistency: the result seen through the SRF, against the HR-MSI.")
     rr = consistency.get("reduced_resolution") or {}
     pixels = f" on {rr['training_pixels']} LR pixels" if rr.get("training_pixels") else ""
-    source = (f" The fusion is auto-selection's of the chosen settings ({rr['epochs']} epochs{pixels})."
-              if rr.get("source") == "auto-selection" else "")
+    source = ""
+    if rr.get("epochs"):
+        source = (f" The fusion is auto-selection's of the chosen settings ({rr['epochs']} epochs{pixels})."
+                  if rr.get("source") == "auto-selection" else
+                  f" Its fusion trains {rr['epochs']} epochs{pixels} (auto-selection's training).")
     add("RR", rr.get("fusion"), rr.get("bicubic"),
         "Reduced resolution (Wald's protocol): both inputs degraded by r, fused, and scored against the "
         "original LR-HSI." + source)

@@ -181,9 +181,10 @@ def _print_consistency(out, c: dict) -> None:
         print(f"reduced-resolution protocol: skipped ({rr['skipped']})", file=out)
     elif rr:
         source = ""
-        if rr.get("source") == "auto-selection":
+        if rr.get("epochs"):
             pixels = f" on {rr['training_pixels']} LR pixels" if rr.get("training_pixels") else ""
-            source = f"; auto-selection's fusion, {rr['epochs']} epochs{pixels}"
+            whose = "auto-selection's fusion, " if rr.get("source") == "auto-selection" else "fused with "
+            source = f"; {whose}{rr['epochs']} epochs{pixels}"
         print(f"reduced-resolution protocol: PSNR {rr['fusion']['PSNR']:.2f} dB, SAM "
               f"{rr['fusion']['SAM']:.2f} deg (bicubic {rr['bicubic']['PSNR']:.2f} dB, "
               f"{rr['bicubic']['SAM']:.2f} deg{source})", file=out)

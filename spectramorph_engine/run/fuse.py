@@ -22,6 +22,22 @@ from .results import PreparedInputs
 # reduced_resolution.crop and the selection's summary say so). No quality-bench scene reaches it;
 # a cap of 16 or 24 lost auto-selection's best picks at 512^2 (bench/README, selection replay).
 MAX_REDUCED_SIDE = 64
+# The check (and auto-selection's candidates, one setting so the check reports the selection's
+# fusion) trains a fifth of the run's epochs on at most 1,024 reduced LR pixels: at 1024^2 the
+# check at the run's training cost 13 s, 4.2 s at this (bench/README, "The reduced check at the
+# selection's training"); the figure reads 0.0-0.2 dB lower than at full training.
+CHECK_EPOCH_FRACTION = 0.2
+CHECK_TRAINING_PIXELS = 1024
+
+
+def check_training(config: FusionConfig, epochs_run=None, pixels: int = CHECK_TRAINING_PIXELS) -> tuple:
+    """(epochs, training pixels) of a fusion of the reduced pair for `config`: a fraction of its
+    epochs -- never more than `epochs_run`, the epochs the result's network had when training
+    was ended early -- on at most `pixels` LR pixels (the run's own cap too)."""
+    epochs = max(1, int(round(config.epochs * CHECK_EPOCH_FRACTION)))
+    if epochs_run is not None:
+        epochs = max(1, min(epochs, int(epochs_run)))
+    return epochs, min(config.max_training_pixels or pixels, pixels)
 
 
 class _Stages:
@@ -194,12 +210,16 @@ def reduced_check_report(crop: PreparedInputs, whole_shape, sub: PreparedInputs,
 
 def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, cancel) -> dict:
     """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI.
-    `config`: the settings the result was made with (epochs cut to those run when training
-    was ended early, so the check judges the method as it ran)."""
+    `config`: the settings of the check's fusion (`check_training`'s epochs and pixels; the
+    report says them)."""
     whole = prep.lr_hsi.shape[:2]
     crop = centre_crop(prep, MAX_REDUCED_SIDE)
     sub, lr_ref = reduced_pair(crop, cancel)
     k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
     quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
     out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
-    return reduced_check_report(crop, whole, sub, lr_ref, out.hr_hsi, reduced_reference_valid(crop, lr_ref), cancel)
+    report = reduced_check_report(crop, whole, sub, lr_ref, out.hr_hsi, reduced_reference_valid(crop, lr_ref), cancel)
+    trained = out.info.get("training", {}) if isinstance(out.info, dict) else {}
+    if "pixels" in trained:
+        report.update(epochs=int(config.epochs), training_pixels=trained["pixels"])
+    return report

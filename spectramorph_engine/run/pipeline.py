@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core import events as ev
 from .config import FusionConfig
-from .fuse import _reduced_resolution, _score, _Stages, fuse_with_method
+from .fuse import _reduced_resolution, _score, _Stages, check_training, fuse_with_method
 from .method_report import facts_text, result_figures, short_name
 from .prepare import prepare_inputs
 from .results import FusionInputs, FusionResult, PreparedInputs
@@ -107,9 +107,12 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             if alle is not None and not alle.flags.c_contiguous:
                 alle = out.alle = np.ascontiguousarray(alle)
             if consistency is not None:
-                check_config = run_config if stopped is None else run_config.replace(epochs=max(1, stopped["epoch"]))
+                # the check trains a fifth of the run's epochs (at most those run when training was
+                # ended early), as auto-selection's candidates did
+                epochs, pixels = check_training(run_config, None if stopped is None else stopped["epoch"])
+                check_config = run_config.replace(epochs=epochs, max_training_pixels=pixels)
                 h, w = prep.lr_hsi.shape[:2]
-                if selection_check is not None and stopped is None:
+                if selection_check is not None and selection_check["epochs"] == epochs:
                     # auto-selection fused this reduced pair with the chosen settings already
                     consistency["reduced_resolution"] = selection_check
                 elif min(h, w) >= prep.ratio:

@@ -5,7 +5,7 @@ HR-MSI to the LR grid, the LR-HSI to a grid r times coarser), fuse that reduced 
 compare with the LR-HSI itself. A few candidate settings are fused this way -- the
 configured one, the coarse spectral prior flipped (when `spec_prior` is auto and the MSI has
 at most PRIOR_FLIP_MAX_BANDS bands), K + 2 endmembers, minimum-volume endmembers when plain
-NMF is configured, the refinement off -- with shorter training (SELECT_EPOCH_FRACTION of the
+NMF is configured, the refinement off -- with shorter training (fuse.CHECK_EPOCH_FRACTION of the
 epochs, on at most SELECT_TRAINING_PIXELS LR pixels), and the best PSNR wins; a candidate must
 beat the configured one by SWITCH_MARGIN_DB to replace it, so noise in the check does not flip
 settings. The refinement-off variant shares the configured candidate's trained network, so it
@@ -43,6 +43,7 @@ import time
 import numpy as np
 
 from ..core import events as ev
+from . import fuse
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,13 @@ MIN_REDUCED_PIXELS = 256
 # Beyond fuse.MAX_REDUCED_SIDE reduced LR pixels a side the candidates are fused on a centre crop
 # of the pair: the selection's cost stops growing with the scene (at 2048^2 it was 118 s of a
 # run on the whole 128 x 128 reduced pair)
-SELECT_EPOCH_FRACTION = 0.2
 # The candidates train on a spread sample of at most this many reduced LR pixels (the run's
 # max_training_pixels caps it too): on the 64 x 64 crop of a 1024^2 scene, 1024 of its 4096 kept
 # every pick of the 1024^2 replay and moved the chosen candidate's reduced-pair PSNR by -0.10 dB
-# (mean; -0.29 to +0.01) at 0.65x the selection's time (bench/README.md, "A leaner selection")
-SELECT_TRAINING_PIXELS = 1024
+# (mean; -0.29 to +0.01) at 0.65x the selection's time (bench/README.md, "A leaner selection").
+# The reduced-resolution check trains the same way (fuse.check_training), so its figure is the
+# same with auto-selection on or off.
+SELECT_TRAINING_PIXELS = fuse.CHECK_TRAINING_PIXELS
 SWITCH_MARGIN_DB = 0.3
 K_STEP = 2
 PRIOR_FLIP_MAX_BANDS = 3
@@ -87,10 +89,12 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     """Fuse each candidate on the reduced pair and pick the best. Returns a dict with
     "config" (the FusionConfig to run: the winner, auto_select off so it reproduces exactly),
     "candidates" (label, changes, PSNR, SAM, seconds), "chosen", "skipped" (a reason or None),
-    "seconds" and "summary" (one sentence for the log and the app)."""
+    "seconds" (all of it), "check_seconds" (real pairs: the part that makes the run's
+    reduced-resolution check, which would cost as much without a selection -- the reduced pair,
+    the chosen candidate's fusion, its report; else None) and "summary" (one sentence for the
+    log and the app)."""
     from ..quality import metrics
     from ..methods.spectramorph.inference import mix_latents
-    from . import fuse as fuse_mod
     from .fuse import centre_crop, fuse_with_method, reduced_pair, reduced_reference_valid
     t0 = time.perf_counter()
     c = prep.hr_msi.shape[2]
@@ -106,12 +110,13 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
         return {"config": chosen, "candidates": [], "chosen": "configured", "skipped": reason,
                 "seconds": time.perf_counter() - t0, "reduced_shape": [hr, wr, C],
                 "summary": f"auto-selection skipped: {reason}"}
-    crop = centre_crop(prep, fuse_mod.MAX_REDUCED_SIDE)
+    t_pair = time.perf_counter()
+    crop = centre_crop(prep, fuse.MAX_REDUCED_SIDE)
     sub, lr_ref = reduced_pair(crop, cancel)
     valid = reduced_reference_valid(crop, lr_ref)
+    pair_seconds = time.perf_counter() - t_pair
     max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
-    epochs = max(1, int(round(config.epochs * SELECT_EPOCH_FRACTION)))
-    pixels = min(config.max_training_pixels or SELECT_TRAINING_PIXELS, SELECT_TRAINING_PIXELS)
+    epochs, pixels = fuse.check_training(config, pixels=SELECT_TRAINING_PIXELS)
     cands = candidate_changes(config, c, max_k, r)
     rows = []
     fused_of = {}       # the configured candidate's result and the best one's so far (reduced check)
@@ -147,21 +152,31 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     if best is not base and best["PSNR"] < base["PSNR"] + SWITCH_MARGIN_DB:
         best = base
     chosen = config.replace(**best["changes"], auto_select=False)
+    check_seconds = None
+    report = None
+    if prep.mode == "real":
+        # the reduced-resolution check would fuse this pair again with the chosen settings:
+        # its report is the chosen candidate's (the same training as the check's own)
+        t3 = time.perf_counter()
+        report = fuse.reduced_check_report(crop, (h, w), sub, lr_ref, fused_of[best["label"]], valid, cancel)
+        # what the check costs without a selection: the pair, the chosen fusion, its scores
+        # ("refinement off" reuses the configured candidate's network)
+        fusion = rows[0] if best["label"] == "refinement off" else best
+        check_seconds = pair_seconds + fusion["seconds"] + time.perf_counter() - t3
     seconds = time.perf_counter() - t0
     where = f"{hr}x{wr} LR pixels" if crop is prep else \
         f"a centre crop of {sub.lr_hsi.shape[0]}x{sub.lr_hsi.shape[1]} of its {hr}x{wr} LR pixels"
     trained = best["training_pixels"]
     training = f"{epochs} epochs each" + ("" if trained is None else f" on {trained} LR pixels")
+    cost = f"{seconds:.1f} s" + ("" if check_seconds is None else
+                                 f", of which the reduced-resolution check {check_seconds:.1f} s")
     summary = (f"auto-selection on the reduced-resolution pair ({where}, {training}): "
                + ", ".join(f"{row['label']} {row['PSNR']:.2f} dB" for row in rows)
-               + f" -> {best['label']} ({seconds:.1f} s)")
+               + f" -> {best['label']} ({cost})")
     selected = {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
-                "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs, "training_pixels": trained,
-                "summary": summary, "fused_shape": list(sub.lr_hsi.shape)}
-    if prep.mode == "real":
-        # the reduced-resolution check would fuse this pair again with the chosen settings:
-        # its report is the chosen candidate's (fewer epochs; the report says so)
-        report = fuse_mod.reduced_check_report(crop, (h, w), sub, lr_ref, fused_of[best["label"]], valid, cancel)
+                "seconds": seconds, "check_seconds": check_seconds, "reduced_shape": [hr, wr, C], "epochs": epochs,
+                "training_pixels": trained, "summary": summary, "fused_shape": list(sub.lr_hsi.shape)}
+    if report is not None:
         selected["reduced_check"] = {**report, "source": "auto-selection", "epochs": epochs,
                                      "training_pixels": trained}
     return selected

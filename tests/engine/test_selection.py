@@ -238,6 +238,35 @@ def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(
     assert "auto-selection's fusion, 10 epochs on 300 LR pixels" in printed.getvalue()
 
 
+def test_the_reduced_check_reads_the_same_with_auto_selection_off():
+    """With auto-selection off the reduced-resolution check trains as the selection's candidates
+    do (a fifth of the epochs, on at most 1,024 LR pixels), so the figure a user reads for the
+    configured settings is the same whether the selection ran or not -- and the check costs a
+    fifth of a full training. The report and the CLI line say how it was trained."""
+    import io
+    from spectramorph_engine.cli.main import _print_consistency
+    from spectramorph_engine.run import fuse
+    hr, lr = _real_pair()
+    cfg = FusionConfig(synthetic=False, epochs=50, hidden_size=32, num_endmembers=5, device="cpu",
+                       refine_iterations=20, num_bands_msi_non_synthetic=4)
+    inputs = FusionInputs(hr_msi=hr, lr_hsi=lr)
+    off = run_fusion(cfg.replace(auto_select=False), inputs=inputs, write_outputs=False)
+    rr = off.consistency["reduced_resolution"]
+    assert "source" not in rr and rr["epochs"] == 10 == round(50 * fuse.CHECK_EPOCH_FRACTION)
+    assert rr["training_pixels"] == 32 * 32 == fuse.CHECK_TRAINING_PIXELS
+    on = run_fusion(cfg, inputs=inputs, write_outputs=False)
+    configured = on.selection["candidates"][0]
+    assert configured["label"] == "configured" and on.selection["epochs"] == rr["epochs"]
+    assert rr["fusion"]["PSNR"] == pytest.approx(configured["PSNR"], rel=1e-6)
+    assert rr["fusion"]["SAM"] == pytest.approx(configured["SAM"], rel=1e-6)
+    # the selection says how much of it is the check it also makes
+    assert 0 < on.selection["check_seconds"] < on.selection["seconds"]
+    assert "of which the reduced-resolution check" in on.selection["summary"]
+    printed = io.StringIO()
+    _print_consistency(printed, off.consistency)
+    assert "fused with 10 epochs on 1024 LR pixels" in printed.getvalue()
+
+
 def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(monkeypatch):
     """Training ended early: the result's network is not the selection's, so the check fuses the
     reduced pair again with the epochs the result had."""

@@ -335,3 +335,7 @@ def test_the_reduced_check_says_when_it_is_auto_selections_fusion():
     assert all("auto-selection's of the chosen settings (100 epochs)" in tip for tip in rr_tips(reused))
     sampled = {**reused, "training_pixels": 1024}
     assert all("(100 epochs on 1024 LR pixels)" in tip for tip in rr_tips(sampled))
+    # with auto-selection off the check trains as the candidates would have, and says so
+    own = {**check, "epochs": 100, "training_pixels": 1024}
+    assert all("trains 100 epochs on 1024 LR pixels" in tip and "chosen settings" not in tip
+               for tip in rr_tips(own))

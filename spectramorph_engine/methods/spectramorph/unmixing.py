@@ -163,18 +163,23 @@ def _hals(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, max_sweeps: int,
     an = a / d[:, None]
     bn = b / d[:, None] - torch.eye(k, dtype=b.dtype, device=b.device)
     tmp = torch.empty(min(block, m), dtype=v.dtype, device=v.device)
+    bn_rows = bn.unbind(0)
     most = 0
     for s in range(0, m, block):
         events.check_cancel(cancel)
         vs, a_s = v[:, s:s + block], an[:, s:s + block]
         t = tmp[:vs.shape[1]]
+        # the row views made once, not per update: the sweeps are a few microseconds of
+        # arithmetic per row on the candidates' pixels, as much again in making views
+        rows = list(zip(a_s.unbind(0), bn_rows, vs.unbind(0)))
+        vs_t = vs.T
         first = None
         sweeps = 0
         for sweeps in range(1, max_sweeps + 1):
             old = vs.clone() if max_sweeps > 1 and delta > 0 else None
-            for j in range(k):
-                torch.addmv(a_s[j], vs.T, bn[j], alpha=-1.0, out=t)
-                torch.clamp(t, min=0.0, out=vs[j])
+            for a_j, b_j, v_j in rows:
+                torch.addmv(a_j, vs_t, b_j, alpha=-1.0, out=t)
+                torch.clamp(t, min=0.0, out=v_j)
             if old is None:
                 continue
             change = float(torch.linalg.vector_norm(old.sub_(vs)))
