@@ -75,8 +75,8 @@ def run_one(size: int, bands: int, work: Path, env: dict, auto_select: bool = Tr
     stages = run["timings_s"]
     return {"size": size, "bands": bands, "wall_s": wall, "peak_rss_mb": child["peak_rss_mb"], "stages_s": stages,
             "peak_rss_mb_by_stage": _peaks_by_stage(sampler.samples, out / "spectramorph.log", stages),
-            "auto_select": run.get("auto_select", {}).get("summary"),
-            "select_check_s": run.get("auto_select", {}).get("check_seconds")}
+            "auto_select": (run.get("auto_select") or {}).get("summary"),
+            "select_check_s": (run.get("auto_select") or {}).get("check_seconds")}
 
 
 def main(args) -> int:

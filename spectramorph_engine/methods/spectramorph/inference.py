@@ -84,16 +84,16 @@ def infer(model, msi, endmembers, lr_hsi: Optional[np.ndarray] = None, ratio: in
         x = torch.from_numpy(np.ascontiguousarray(block)).to(device)
         if lr_hsi is not None:
             # the prior (LR-HSI nearest-upsampled) repeats each LR pixel over r x r HR pixels:
-            # its share of the first layer is computed per LR pixel (model.forward_with_prior)
+            # its share of the first layer is computed per LR pixel (model.latents)
             l0, l1 = r0 // ratio, (r1 - 1) // ratio + 1
             w_lr = lr_hsi.shape[1]
             rows_lr = torch.from_numpy(np.ascontiguousarray(
                 np.asarray(lr_hsi[l0:l1], dtype=np.float32).reshape(-1, lr_hsi.shape[2]))).to(device)
             index = ((np.arange(r0, r1) // ratio - l0)[:, None] * w_lr
                      + (np.arange(W) // ratio)[None, :]).reshape(-1)
-            latent = model.forward_with_prior(x, rows_lr, torch.from_numpy(index).to(device))
+            latent = model.latents(x, rows_lr, torch.from_numpy(index).to(device))
         else:
-            latent = model(x)
+            latent = model.latents(x)
         alle[r0:r1] = latent.cpu().numpy().reshape(r1 - r0, W, K)
         if not mix:
             ev.emit(progress, ev.StageProgress(stage, r1 / H))

@@ -48,3 +48,34 @@ class LatentEstimationNetwork(nn.Module):
         hidden = torch.addmm(self.fc1.bias, x_msi, w[:, :c].t())
         hidden += (prior_rows @ w[:, c:].t())[index]
         return self.fc2(torch.relu_(hidden))
+
+    # pixels per step of `latents` on the CPU: their hidden activations (2048 x 1024 float32,
+    # 8 MB) stay in cache between the two layers; whole blocks of 16k pixels (64 MB) went to
+    # memory and back three times (bench/README, "Inference in cache-sized steps": 5x)
+    CPU_STEP = 2048
+
+    @torch.no_grad()
+    def latents(self, x: torch.Tensor, prior_rows: torch.Tensor = None, index: torch.Tensor = None,
+                step: int = None) -> torch.Tensor:
+        """forward(x) (or forward_with_prior(x, prior_rows, index)), the same values bit for
+        bit, `step` pixels at a time through buffers made once (default: CPU_STEP on the CPU,
+        all pixels at once elsewhere)."""
+        n, c = x.shape
+        if step is None:
+            step = self.CPU_STEP if x.device.type == "cpu" else n
+        step = max(1, min(int(step), n))
+        w1, b1 = self.fc1.weight, self.fc1.bias
+        w1_msi_t, w2_t = w1[:, :c].t(), self.fc2.weight.t()
+        share = None if prior_rows is None else prior_rows @ w1[:, c:].t()    # once per prior row
+        out = torch.empty((n, self.num_endmembers), dtype=x.dtype, device=x.device)
+        hidden_buf = torch.empty((step, w1.shape[0]), dtype=x.dtype, device=x.device)
+        gathered = None if share is None else torch.empty_like(hidden_buf)
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            hidden = hidden_buf[:e - s]
+            torch.addmm(b1, x[s:e], w1_msi_t, out=hidden)
+            if share is not None:
+                hidden += torch.index_select(share, 0, index[s:e], out=gathered[:e - s])
+            hidden.relu_()
+            torch.addmm(self.fc2.bias, hidden, w2_t, out=out[s:e])
+        return out
