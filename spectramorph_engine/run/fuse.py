@@ -24,8 +24,8 @@ from .results import PreparedInputs
 MAX_REDUCED_SIDE = 64
 # The check (and auto-selection's candidates, one setting so the check reports the selection's
 # fusion) trains a fifth of the run's epochs on at most 1,024 reduced LR pixels: at 1024^2 the
-# check at the run's training cost 13 s, 4.2 s at this (bench/README, "The reduced check at the
-# selection's training"); the figure reads 0.0-0.2 dB lower than at full training.
+# check at the run's training took 13 s, ~6 at this (bench/README, "The reduced check at the
+# selection's training ..."); on that pair the figure read 0.16 dB lower than at full training.
 CHECK_EPOCH_FRACTION = 0.2
 CHECK_TRAINING_PIXELS = 1024
 

@@ -51,7 +51,8 @@ class LatentEstimationNetwork(nn.Module):
 
     # pixels per step of `latents` on the CPU: their hidden activations (2048 x 1024 float32,
     # 8 MB) stay in cache between the two layers; whole blocks of 16k pixels (64 MB) went to
-    # memory and back three times (bench/README, "Inference in cache-sized steps": 5x)
+    # memory and back three times (bench/README, 11th session: "... inference in cache-sized
+    # steps", 5x at 1M pixels)
     CPU_STEP = 2048
 
     @torch.no_grad()
