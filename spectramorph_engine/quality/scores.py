@@ -32,7 +32,11 @@ NAMES = ("RMSE", "PSNR", "SSIM", "UIQI", "ERGAS", "SAM")
 PSNR_CAP_DB = 100.0
 _FLAT_TOL = 1e-12          # UIQI: below this a block's variance sum / mx^2 + my^2 counts as zero
 _DOUBT = 1e-6             # UIQI: float32 variances this close to their rounding noise are redone in float64
-_CHUNK_BYTES = 16 << 20    # one float32 band chunk; the temporaries are a dozen of these
+# one float32 band chunk; the temporaries are a dozen of these, several in float64 (twice its
+# size). At 16 MB those came fresh from the system for every chunk (past glibc's 32 MB mmap
+# threshold: page faults each time): 256 x 256 x 200 against two estimates took 1.1-1.4 s, at
+# 8 MB 0.82-0.86 s; 100^2 and 512^2 the same either way (bench/README, 11th session)
+_CHUNK_BYTES = 8 << 20
 _SSIM_RADIUS, _SSIM_SIGMA = 5, 1.5
 _C1, _C2 = 0.01 ** 2, 0.03 ** 2
 
