@@ -1,6 +1,6 @@
 """Fusion proper: the method chosen by name (`fuse_with_method`), the scores of its result
 (against the truth, or consistency without one) and the reduced-resolution check (Wald's
-protocol: `reduced_pair`, `_reduced_resolution`).
+protocol: `reduced_pair`, `fuse_reduced`).
 """
 from __future__ import annotations
 
@@ -30,14 +30,68 @@ CHECK_EPOCH_FRACTION = 0.2
 CHECK_TRAINING_PIXELS = 1024
 
 
-def check_training(config: FusionConfig, epochs_run=None, pixels: int = CHECK_TRAINING_PIXELS) -> tuple:
+def check_training(config: FusionConfig, epochs_run=None, pixels=None) -> tuple:
     """(epochs, training pixels) of a fusion of the reduced pair for `config`: a fraction of its
     epochs -- never more than `epochs_run`, the epochs the result's network had when training
-    was ended early -- on at most `pixels` LR pixels (the run's own cap too)."""
+    was ended early -- on at most `pixels` LR pixels (default CHECK_TRAINING_PIXELS; the run's
+    own cap too)."""
+    pixels = CHECK_TRAINING_PIXELS if pixels is None else pixels
     epochs = max(1, int(round(config.epochs * CHECK_EPOCH_FRACTION)))
     if epochs_run is not None:
         epochs = max(1, min(epochs, int(epochs_run)))
     return epochs, min(config.max_training_pixels or pixels, pixels)
+
+
+def reduced_trial(config: FusionConfig, msi_bands: int, ratio: int, max_k: int, epochs: int,
+                  pixels: int) -> FusionConfig:
+    """The settings a fusion of the reduced pair runs with: `config` with the prior's 'auto'
+    resolved for the whole pair, K capped at `max_k` (the reduced pair's pixels and bands; the
+    run keeps its K), `epochs` on at most `pixels` LR pixels, auto-selection off. The check and
+    auto-selection's candidates both go through here, so the check's fusion is the configured
+    candidate's."""
+    return config.replace(spec_prior=config.use_prior_for(msi_bands, ratio),
+                          num_endmembers=min(config.num_endmembers, max_k), epochs=epochs,
+                          max_training_pixels=pixels, auto_select=False)
+
+
+@dataclasses.dataclass
+class ReducedFusion:
+    """One fusion of the reduced pair (Wald's protocol) and what scoring it needs."""
+    config: FusionConfig            # the settings it was fused with (reduced_trial)
+    crop: PreparedInputs            # the whole pair, or its centre crop (MAX_REDUCED_SIDE)
+    whole: tuple                    # the whole LR-HSI's rows, cols
+    sub: PreparedInputs             # the reduced pair
+    lr_ref: np.ndarray              # what it is scored against
+    valid: object                   # reduced_reference_valid
+    max_k: int                      # the most endmembers the reduced pair allows
+    out: object                     # methods.MethodOutput (None once the caller is done with it)
+    report: dict = None             # run.json's reduced_resolution for it
+
+    def fused_as(self, config: FusionConfig, epochs: int, pixels: int) -> bool:
+        """Whether this fusion is the one `config` would make with that training."""
+        msi_bands = self.crop.hr_msi.shape[2]
+        return self.config == reduced_trial(config, msi_bands, self.crop.ratio, self.max_k, epochs, pixels)
+
+
+def fuse_reduced(config: FusionConfig, prep: PreparedInputs, cancel=None, epochs_run=None) -> ReducedFusion:
+    """The reduced-resolution check's fusion: the reduced pair of `prep` fused with `config`'s
+    settings as `reduced_trial` makes them, then scored (`.report`)."""
+    whole = prep.lr_hsi.shape[:2]
+    crop = centre_crop(prep, MAX_REDUCED_SIDE)
+    sub, lr_ref = reduced_pair(crop, cancel)
+    valid = reduced_reference_valid(crop, lr_ref)
+    h, w, bands = sub.lr_hsi.shape
+    max_k = min(bands, h * w)
+    epochs, pixels = check_training(config, epochs_run)
+    trial = reduced_trial(config, prep.hr_msi.shape[2], prep.ratio, max_k, epochs, pixels)
+    quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
+    out = fuse_with_method(trial, sub, progress=quiet, cancel=cancel)
+    run = ReducedFusion(trial, crop, whole, sub, lr_ref, valid, max_k, out)
+    run.report = reduced_check_report(crop, whole, sub, lr_ref, out.hr_hsi, valid, cancel)
+    trained = out.info.get("training", {}) if isinstance(out.info, dict) else {}
+    if "pixels" in trained:
+        run.report.update(epochs=int(trial.epochs), training_pixels=trained["pixels"])
+    return run
 
 
 class _Stages:
@@ -205,21 +259,4 @@ def reduced_check_report(crop: PreparedInputs, whole_shape, sub: PreparedInputs,
                           f"{whole_shape[0]}x{whole_shape[1]} LR pixels")
     if valid is not None:
         report["pixels_scored"] = int(valid.sum())
-    return report
-
-
-def _reduced_resolution(config: FusionConfig, prep: PreparedInputs, progress, cancel) -> dict:
-    """Wald's protocol: degrade both inputs by r, fuse, score against the original LR-HSI.
-    `config`: the settings of the check's fusion (`check_training`'s epochs and pixels; the
-    report says them)."""
-    whole = prep.lr_hsi.shape[:2]
-    crop = centre_crop(prep, MAX_REDUCED_SIDE)
-    sub, lr_ref = reduced_pair(crop, cancel)
-    k = min(config.num_endmembers, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1], sub.lr_hsi.shape[2])
-    quiet = None  # the sub-run's epochs would confuse a progress bar of the main run
-    out = fuse_with_method(config.replace(num_endmembers=k), sub, progress=quiet, cancel=cancel)
-    report = reduced_check_report(crop, whole, sub, lr_ref, out.hr_hsi, reduced_reference_valid(crop, lr_ref), cancel)
-    trained = out.info.get("training", {}) if isinstance(out.info, dict) else {}
-    if "pixels" in trained:
-        report.update(epochs=int(config.epochs), training_pixels=trained["pixels"])
     return report

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core import events as ev
 from .config import FusionConfig
-from .fuse import _reduced_resolution, _score, _Stages, check_training, fuse_with_method
+from .fuse import _score, _Stages, check_training, fuse_reduced, fuse_with_method
 from .method_report import facts_text, result_figures, short_name
 from .prepare import prepare_inputs
 from .results import FusionInputs, FusionResult, PreparedInputs
@@ -77,15 +77,22 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             prep = prepare_inputs(config, inputs, progress, cancel)
         log.info("HR-MSI %s, LR-HSI %s, ratio %d; %s", prep.hr_msi.shape, prep.lr_hsi.shape,
                  prep.ratio, prep.srf_note)
-        selection = selection_check = None
+        selection = selection_check = check = None
         run_config = config
+        if prep.mode == "real" and min(prep.lr_hsi.shape[:2]) >= prep.ratio:
+            # Wald's protocol on the configured settings, before the run: auto-selection builds
+            # on this fusion (its configured candidate), and without a selection it is the check
+            with stages("check"):
+                check = fuse_reduced(config, prep, cancel)
         if config.auto_select and config.method == "spectramorph":
             from .selection import select_settings
             with stages("select"):
-                selection = select_settings(config, prep, progress=progress, cancel=cancel)
+                selection = select_settings(config, prep, progress=progress, cancel=cancel, check=check)
             run_config = selection["config"]
             selection_check = selection.pop("reduced_check", None)
             ev.say(progress, "info", selection["summary"], log)
+        if check is not None:
+            check.out = None            # the report is kept; the fused cube and maps go
         stream = _open_result_stream(config, prep, staged)
         units = _output_units(config, prep)
         no_data = None if prep.masks is None else prep.masks.hr_out
@@ -109,14 +116,16 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             if consistency is not None:
                 # the check trains a fifth of the run's epochs (at most those run when training was
                 # ended early), as auto-selection's candidates did
-                epochs, pixels = check_training(run_config, None if stopped is None else stopped["epoch"])
-                check_config = run_config.replace(epochs=epochs, max_training_pixels=pixels)
+                epochs_run = None if stopped is None else stopped["epoch"]
+                epochs, pixels = check_training(run_config, epochs_run)
                 h, w = prep.lr_hsi.shape[:2]
                 if selection_check is not None and selection_check["epochs"] == epochs:
                     # auto-selection fused this reduced pair with the chosen settings already
                     consistency["reduced_resolution"] = selection_check
-                elif min(h, w) >= prep.ratio:
-                    consistency["reduced_resolution"] = _reduced_resolution(check_config, prep, progress, cancel)
+                elif check is not None and check.fused_as(run_config, epochs, pixels):
+                    consistency["reduced_resolution"] = check.report      # the check before the run
+                elif min(h, w) >= prep.ratio:     # training ended before the check's epochs: again
+                    consistency["reduced_resolution"] = fuse_reduced(run_config, prep, cancel, epochs_run).report
                 else:       # a pair this small has no reduced pair: the result stands, the check is skipped
                     consistency["reduced_resolution"] = {
                         "skipped": f"the LR-HSI ({h} x {w} pixels) is smaller than the ratio {prep.ratio} a side: "

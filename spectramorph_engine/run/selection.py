@@ -6,10 +6,12 @@ compare with the LR-HSI itself. A few candidate settings are fused this way -- t
 configured one, the coarse spectral prior flipped (when `spec_prior` is auto and the MSI has
 at most PRIOR_FLIP_MAX_BANDS bands), K + 2 endmembers, minimum-volume endmembers when plain
 NMF is configured, the refinement off -- with shorter training (fuse.CHECK_EPOCH_FRACTION of the
-epochs, on at most SELECT_TRAINING_PIXELS LR pixels), and the best PSNR wins; a candidate must
+epochs, on at most fuse.CHECK_TRAINING_PIXELS LR pixels), and the best PSNR wins; a candidate must
 beat the configured one by SWITCH_MARGIN_DB to replace it, so noise in the check does not flip
 settings. The refinement-off variant shares the configured candidate's trained network, so it
-costs no training.
+costs no training. On a real pair the configured candidate is the reduced-resolution check's
+fusion, made before the selection (the run's `check` stage), so the selection's own cost is the
+other candidates.
 
 What the check cannot judge is not a candidate: the refinement without its TV term scored
 higher on the reduced pair in 3 of 6 bench cases (256 px library scenes, r4) while it was
@@ -51,13 +53,12 @@ MIN_REDUCED_PIXELS = 256
 # Beyond fuse.MAX_REDUCED_SIDE reduced LR pixels a side the candidates are fused on a centre crop
 # of the pair: the selection's cost stops growing with the scene (at 2048^2 it was 118 s of a
 # run on the whole 128 x 128 reduced pair)
-# The candidates train on a spread sample of at most this many reduced LR pixels (the run's
-# max_training_pixels caps it too): on the 64 x 64 crop of a 1024^2 scene, 1024 of its 4096 kept
-# every pick of the 1024^2 replay and moved the chosen candidate's reduced-pair PSNR by -0.10 dB
-# (mean; -0.29 to +0.01) at 0.65x the selection's time (bench/README.md, "A leaner selection").
-# The reduced-resolution check trains the same way (fuse.check_training), so its figure is the
-# same with auto-selection on or off.
-SELECT_TRAINING_PIXELS = fuse.CHECK_TRAINING_PIXELS
+# The candidates train as the reduced-resolution check does (fuse.check_training: a fifth of the
+# epochs on a spread sample of at most fuse.CHECK_TRAINING_PIXELS reduced LR pixels), so the
+# check's fusion is the configured candidate's. 1024 of the 4096 LR pixels of a 1024^2 scene's
+# 64 x 64 crop kept every pick of the 1024^2 replay and moved the chosen candidate's
+# reduced-pair PSNR by -0.10 dB (mean; -0.29 to +0.01) at 0.65x the selection's time
+# (bench/README.md, "A leaner selection").
 SWITCH_MARGIN_DB = 0.3
 K_STEP = 2
 PRIOR_FLIP_MAX_BANDS = 3
@@ -85,14 +86,15 @@ def _psnr_sam(metrics, reference, fused, ratio, valid=None) -> dict:
     return metrics.compute_many(reference, [fused], ratio, names=("PSNR", "SAM"), valid=valid)[0]
 
 
-def select_settings(config, prep, progress=None, cancel=None) -> dict:
+def select_settings(config, prep, progress=None, cancel=None, check=None) -> dict:
     """Fuse each candidate on the reduced pair and pick the best. Returns a dict with
     "config" (the FusionConfig to run: the winner, auto_select off so it reproduces exactly),
     "candidates" (label, changes, PSNR, SAM, seconds), "chosen", "skipped" (a reason or None),
-    "seconds" (all of it), "check_seconds" (real pairs: the part that makes the run's
-    reduced-resolution check, which would cost as much without a selection -- the reduced pair,
-    the chosen candidate's fusion, its report; else None) and "summary" (one sentence for the
-    log and the app)."""
+    "seconds", "summary" (one sentence for the log and the app) and, for a real pair,
+    "reduced_check" (run.json's reduced_resolution: the chosen candidate's fusion scored).
+    `check` (fuse.ReducedFusion): the reduced-resolution check's fusion of this pair, made
+    before the selection with the configured settings: its pair and its fusion (as the
+    configured candidate) are used, not made again."""
     from ..quality import metrics
     from ..methods.spectramorph.inference import mix_latents
     from .fuse import centre_crop, fuse_with_method, reduced_pair, reduced_reference_valid
@@ -110,33 +112,39 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
         return {"config": chosen, "candidates": [], "chosen": "configured", "skipped": reason,
                 "seconds": time.perf_counter() - t0, "reduced_shape": [hr, wr, C],
                 "summary": f"auto-selection skipped: {reason}"}
-    t_pair = time.perf_counter()
-    crop = centre_crop(prep, fuse.MAX_REDUCED_SIDE)
-    sub, lr_ref = reduced_pair(crop, cancel)
-    valid = reduced_reference_valid(crop, lr_ref)
-    pair_seconds = time.perf_counter() - t_pair
+    if check is not None:
+        crop, sub, lr_ref, valid = check.crop, check.sub, check.lr_ref, check.valid
+    else:
+        crop = centre_crop(prep, fuse.MAX_REDUCED_SIDE)
+        sub, lr_ref = reduced_pair(crop, cancel)
+        valid = reduced_reference_valid(crop, lr_ref)
     max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
-    epochs, pixels = fuse.check_training(config, pixels=SELECT_TRAINING_PIXELS)
+    epochs, pixels = fuse.check_training(config)
     cands = candidate_changes(config, c, max_k, r)
     rows = []
     fused_of = {}       # the configured candidate's result and the best one's so far (reduced check)
     # candidates differing in neither K nor the extraction (the prior flip) share the endmembers:
     # the same deterministic extraction of the same reduced LR-HSI
     endmembers_of = {}
+    from_check = None   # the label whose fusion is the check's
     for i, (label, changes) in enumerate(cands):
         ev.check_cancel(cancel)
         t1 = time.perf_counter()
         # the reduced pair has fewer pixels: K is capped there only (the full run keeps it)
-        trial = config.replace(**{**changes, "num_endmembers": min(changes["num_endmembers"], max_k)},
-                               epochs=epochs, max_training_pixels=pixels, auto_select=False)
+        trial = fuse.reduced_trial(config.replace(**changes), c, r, max_k, epochs, pixels)
         extraction = (trial.num_endmembers, trial.endmember_method, trial.nmf_max_iter, trial.nmf_tol)
-        out = fuse_with_method(trial, sub, progress=None, cancel=cancel, endmembers=endmembers_of.get(extraction))
+        if check is not None and check.out is not None and check.config == trial:
+            out, from_check = check.out, label          # fused in the check stage
+        else:
+            out = fuse_with_method(trial, sub, progress=None, cancel=cancel,
+                                   endmembers=endmembers_of.get(extraction))
         if out.endmembers is not None:
             endmembers_of[extraction] = out.endmembers
         fused = np.asarray(out.hr_hsi)
         trained = out.info.get("training", {}).get("pixels")
         rows.append({"label": label, "changes": changes, **_psnr_sam(metrics, lr_ref, fused, r, valid),
-                     "training_pixels": trained, "seconds": time.perf_counter() - t1})
+                     "training_pixels": trained, "seconds": time.perf_counter() - t1,
+                     "fused_by_the_check": from_check == label})
         _keep(fused_of, rows, fused)
         if label == "configured" and changes["refine"]:
             # the same network without the refinement: no second training
@@ -152,29 +160,25 @@ def select_settings(config, prep, progress=None, cancel=None) -> dict:
     if best is not base and best["PSNR"] < base["PSNR"] + SWITCH_MARGIN_DB:
         best = base
     chosen = config.replace(**best["changes"], auto_select=False)
-    check_seconds = None
     report = None
     if prep.mode == "real":
-        # the reduced-resolution check would fuse this pair again with the chosen settings:
-        # its report is the chosen candidate's (the same training as the check's own)
-        t3 = time.perf_counter()
-        report = fuse.reduced_check_report(crop, (h, w), sub, lr_ref, fused_of[best["label"]], valid, cancel)
-        # what the check costs without a selection: the pair, the chosen fusion, its scores
-        # ("refinement off" reuses the configured candidate's network)
-        fusion = rows[0] if best["label"] == "refinement off" else best
-        check_seconds = pair_seconds + fusion["seconds"] + time.perf_counter() - t3
+        if best["label"] == from_check:
+            report = check.report           # the check scored this fusion already
+        else:
+            # the run's reduced-resolution check is the chosen candidate's fusion (trained as
+            # the check's own)
+            report = fuse.reduced_check_report(crop, (h, w), sub, lr_ref, fused_of[best["label"]], valid, cancel)
     seconds = time.perf_counter() - t0
     where = f"{hr}x{wr} LR pixels" if crop is prep else \
         f"a centre crop of {sub.lr_hsi.shape[0]}x{sub.lr_hsi.shape[1]} of its {hr}x{wr} LR pixels"
     trained = best["training_pixels"]
     training = f"{epochs} epochs each" + ("" if trained is None else f" on {trained} LR pixels")
-    cost = f"{seconds:.1f} s" + ("" if check_seconds is None else
-                                 f", of which the reduced-resolution check {check_seconds:.1f} s")
     summary = (f"auto-selection on the reduced-resolution pair ({where}, {training}): "
                + ", ".join(f"{row['label']} {row['PSNR']:.2f} dB" for row in rows)
-               + f" -> {best['label']} ({cost})")
+               + f" -> {best['label']} ({seconds:.1f} s"
+               + ("; the configured candidate is the reduced-resolution check's fusion)" if from_check else ")"))
     selected = {"config": chosen, "candidates": rows, "chosen": best["label"], "skipped": None,
-                "seconds": seconds, "check_seconds": check_seconds, "reduced_shape": [hr, wr, C], "epochs": epochs,
+                "seconds": seconds, "reduced_shape": [hr, wr, C], "epochs": epochs,
                 "training_pixels": trained, "summary": summary, "fused_shape": list(sub.lr_hsi.shape)}
     if report is not None:
         selected["reduced_check"] = {**report, "source": "auto-selection", "epochs": epochs,

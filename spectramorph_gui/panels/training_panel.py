@@ -18,6 +18,7 @@ from .method_text import METHOD_NAMES, short_name, title, uses_lines
 from .style import RUN_STYLE, STOP_STYLE
 
 STAGE_TEXT = {"starting": "Starting…", "load": "Preparing the inputs…", "degrade": "Degrading…",
+              "check": "Checking the settings on the reduced-resolution pair…",
               "select": "Choosing settings on the reduced-resolution pair…",
               "nmf": "Extracting endmembers (NMF)…", "train": "Training", "inference": "Inference…",
               "refine": "Refining against both images…", "fuse": "Fusing…",

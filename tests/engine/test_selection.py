@@ -197,9 +197,9 @@ def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(
     """Auto-selection fuses the reduced pair with every candidate, the chosen one included: the
     reduced-resolution check reports that fusion (at the selection's epochs and training pixels,
     and says so) instead of fusing the pair a second time -- and it is what fusing it again gives."""
-    from spectramorph_engine.run import fuse, pipeline, selection
-    # the candidates train on a sample of the reduced pair's 32 x 32 LR pixels
-    monkeypatch.setattr(selection, "SELECT_TRAINING_PIXELS", 300)
+    from spectramorph_engine.run import fuse, pipeline
+    # the candidates (and the check) train on a sample of the reduced pair's 32 x 32 LR pixels
+    monkeypatch.setattr(fuse, "CHECK_TRAINING_PIXELS", 300)
     fused = []
     real = fuse.fuse_with_method
 
@@ -221,12 +221,13 @@ def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(
     assert result.method_info["training"]["pixels"] == min(64 * 64, cfg.max_training_pixels) != 300
     assert rr["fusion"]["PSNR"] == pytest.approx(chosen["PSNR"], rel=1e-9)
     assert rr["fusion"]["SAM"] == pytest.approx(chosen["SAM"], rel=1e-9)
-    # the reduced pair was fused once per trained candidate ("refinement off" reuses a network), not again
+    # the reduced pair was fused once per trained candidate ("refinement off" reuses a network, the
+    # configured candidate is the check's fusion, made first), not again
     reduced = [s for s in fused if s == (32, 32)]
     assert len(reduced) == len(sel["candidates"]) - 1 and fused[-1] == (64, 64)
-    # the same figures as the check fusing the pair again with the chosen settings at those epochs
-    again = fuse._reduced_resolution(result.config_used.replace(epochs=sel["epochs"], max_training_pixels=300),
-                                     result.prepared, None, None)
+    assert list(result.timings)[:3] == ["load", "check", "select"]
+    # the same figures as the check fusing the pair again with the chosen settings
+    again = fuse.fuse_reduced(result.config_used, result.prepared).report
     for key in ("fusion", "bicubic"):
         assert rr[key] == pytest.approx(again[key], rel=1e-4), key
     assert rr["shape"] == again["shape"]
@@ -259,9 +260,9 @@ def test_the_reduced_check_reads_the_same_with_auto_selection_off():
     assert configured["label"] == "configured" and on.selection["epochs"] == rr["epochs"]
     assert rr["fusion"]["PSNR"] == pytest.approx(configured["PSNR"], rel=1e-6)
     assert rr["fusion"]["SAM"] == pytest.approx(configured["SAM"], rel=1e-6)
-    # the selection says how much of it is the check it also makes
-    assert 0 < on.selection["check_seconds"] < on.selection["seconds"]
-    assert "of which the reduced-resolution check" in on.selection["summary"]
+    # its configured candidate was the check's fusion, made in the check stage before it
+    assert configured["fused_by_the_check"] and "the reduced-resolution check's fusion" in on.selection["summary"]
+    assert list(on.timings)[:3] == ["load", "check", "select"] and "check" in off.timings
     printed = io.StringIO()
     _print_consistency(printed, off.consistency)
     assert "fused with 10 epochs on 1024 LR pixels" in printed.getvalue()
@@ -274,12 +275,13 @@ def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(monkey
     from spectramorph_engine import events
     from spectramorph_engine.run import pipeline
     checked = []
-    real_check = pipeline._reduced_resolution
+    real_check = pipeline.fuse_reduced
 
-    def spy(config, *a, **k):
-        checked.append(config.epochs)
-        return real_check(config, *a, **k)
-    monkeypatch.setattr(pipeline, "_reduced_resolution", spy)
+    def spy(config, prep, cancel=None, epochs_run=None):
+        out = real_check(config, prep, cancel, epochs_run)
+        checked.append(out.config.epochs)
+        return out
+    monkeypatch.setattr(pipeline, "fuse_reduced", spy)
     finish = threading.Event()
 
     def progress(event):
@@ -291,7 +293,9 @@ def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(monkey
     result = run_fusion(cfg, progress=progress, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False,
                         finish_training=finish)
     assert result.selection["skipped"] is None and result.training_stopped == {"epoch": 3, "epochs": 50}
-    assert checked == [3] and "source" not in result.consistency["reduced_resolution"]
+    # the check before the run (10 epochs, the configured candidate's), then again with the 3 run
+    rr = result.consistency["reduced_resolution"]
+    assert checked == [10, 3] and rr["epochs"] == 3 and "source" not in rr
 
 
 def test_candidates_with_the_same_extraction_share_it_and_score_as_if_they_had_not(tmp_path, monkeypatch):
