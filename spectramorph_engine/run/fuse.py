@@ -64,13 +64,20 @@ class ReducedFusion:
     lr_ref: np.ndarray              # what it is scored against
     valid: object                   # reduced_reference_valid
     max_k: int                      # the most endmembers the reduced pair allows
-    out: object                     # methods.MethodOutput (None once the caller is done with it)
+    out: object                     # methods.MethodOutput
     report: dict = None             # run.json's reduced_resolution for it
 
     def fused_as(self, config: FusionConfig, epochs: int, pixels: int) -> bool:
         """Whether this fusion is the one `config` would make with that training."""
-        msi_bands = self.crop.hr_msi.shape[2]
-        return self.config == reduced_trial(config, msi_bands, self.crop.ratio, self.max_k, epochs, pixels)
+        return self.config == reduced_trial(config, self.msi_bands, self.ratio, self.max_k, epochs, pixels)
+
+    def __post_init__(self):
+        self.msi_bands, self.ratio = self.crop.hr_msi.shape[2], self.crop.ratio
+
+    def release(self) -> None:
+        """Keep the report and what `fused_as` needs; drop the arrays (the crop, the reduced
+        pair, the fused cube: ~120 MB at 2048^2, through the rest of the run otherwise)."""
+        self.crop = self.sub = self.lr_ref = self.valid = self.out = None
 
 
 def fuse_reduced(config: FusionConfig, prep: PreparedInputs, cancel=None, epochs_run=None) -> ReducedFusion:

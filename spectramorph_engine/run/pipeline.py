@@ -92,7 +92,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             selection_check = selection.pop("reduced_check", None)
             ev.say(progress, "info", selection["summary"], log)
         if check is not None:
-            check.out = None            # the report is kept; the fused cube and maps go
+            check.release()             # the report is kept; the pair and the fused cube go
         stream = _open_result_stream(config, prep, staged)
         units = _output_units(config, prep)
         no_data = None if prep.masks is None else prep.masks.hr_out
