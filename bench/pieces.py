@@ -6,6 +6,9 @@
     python -m bench.pieces scores-memory --pair P [--psf-sigma 1]   # peak memory of the scores
     python -m bench.pieces admm-threads    # an ADMM iteration with its blocked pass on 1 and on 2 threads
     python -m bench.pieces sensors --pair P   # the misregistration measurement and the whole sensor fit
+    python -m bench.pieces inference       # the network on 1M pixels: 16k-pixel blocks against cache-sized steps
+    python -m bench.pieces minvol          # minimum-volume endmembers of a 64 x 64 x 200 mixture, K 7 and 9
+    python -m bench.pieces score-chunks    # score_cubes at the engine's band chunks and others
 
 All on synthetic data of seed 0 (mixtures of 7 smooth spectra, small noise) unless --pair names
 the folder of a `bench default-run` pair; torch threads as given by --threads (default 2).
@@ -187,9 +190,71 @@ def sensors(args) -> None:
     print(f"estimate_sensors: s: {times}")
 
 
+def inference(args) -> None:
+    """The network on 1M pixels (4 inputs, 1024 hidden, 7 out): whole blocks of 16,384 pixels
+    through forward() (before the 11th session) against the engine's cache-sized steps."""
+    import torch
+    from spectramorph_engine.methods.spectramorph.model import LatentEstimationNetwork
+    model = LatentEstimationNetwork(4, 1024, 7, seed=1)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model.fc1.bias.uniform_(-0.1, 0.1, generator=gen)
+        model.fc2.bias.uniform_(-0.1, 0.1, generator=gen)
+    x = torch.rand(1 << 20, 4, generator=gen)
+
+    def blocks():
+        with torch.no_grad():
+            return torch.cat([model(x[s:s + 16384]) for s in range(0, x.shape[0], 16384)])
+
+    def steps():
+        return torch.cat([model.latents(x[s:s + 16384]) for s in range(0, x.shape[0], 16384)])
+    for rep in range(2):
+        t0 = time.perf_counter()
+        a = blocks()
+        t1 = time.perf_counter()
+        b = steps()
+        t2 = time.perf_counter()
+        print(f"1M pixels: forward on 16k blocks {t1 - t0:.2f} s, latents in steps of "
+              f"{LatentEstimationNetwork.CPU_STEP} {t2 - t1:.2f} s; equal: {torch.equal(a, b)}")
+
+
+def minvol(args) -> None:
+    """Minimum-volume endmembers of a 64 x 64 x 200 mixture (the size of a big scene's reduced
+    pair in auto-selection and the check), K 7 and 9, three calls each."""
+    from spectramorph_engine.methods.spectramorph.unmixing import extract_endmembers
+    cube = np.clip(_cube(64, 64, 200), 0, None)
+    for k in (7, 9):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            extract_endmembers(cube, k, method="minvol")
+            times.append(round(time.perf_counter() - t0, 2))
+        print(f"K {k}: s per call {times}")
+
+
+def score_chunks(args) -> None:
+    """score_cubes of two estimates against a truth at the engine's band chunks and others."""
+    from spectramorph_engine.quality import scores
+    rng = np.random.default_rng(0)
+    for side, bands in ((256, 200), (400, 104), (1024, 40)):
+        x = rng.random((side, side, bands), dtype=np.float32)
+        ests = [x + s * rng.standard_normal(x.shape, dtype=np.float32) for s in (0.01, 0.02)]
+        engine = scores.chunk_bands(side * side)
+        for chunk in dict.fromkeys((engine, scores.chunk_bands(side * side, 2 * scores._CHUNK_BYTES) // 2 * 2,
+                                    max(1, engine // 2), 2 * engine)):
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                scores.score_cubes(x, ests, 4, chunk=chunk)
+                times.append(round(time.perf_counter() - t0, 2))
+            tag = " (the engine's)" if chunk == engine else ""
+            print(f"{side} x {side} x {bands}: {chunk} bands a chunk{tag}: s {times}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.pieces", description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=("h5-write", "h5-save", "deflate", "scores-memory", "admm-threads", "sensors"))
+    ap.add_argument("mode", choices=("h5-write", "h5-save", "deflate", "scores-memory", "admm-threads", "sensors",
+                                     "inference", "minvol", "score-chunks"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--size", type=int, default=1024, help="admm-threads: the scene's side")
     ap.add_argument("--pair", default=None, help="scores-memory, sensors: a default-run pair folder")
@@ -199,7 +264,8 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(args.threads)
     {"h5-write": h5_write, "h5-save": h5_save, "deflate": deflate, "scores-memory": scores_memory,
-     "admm-threads": admm_threads, "sensors": sensors}[args.mode](args)
+     "admm-threads": admm_threads, "sensors": sensors, "inference": inference, "minvol": minvol,
+     "score-chunks": score_chunks}[args.mode](args)
     return 0
 
 
