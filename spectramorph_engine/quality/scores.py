@@ -33,12 +33,11 @@ PSNR_CAP_DB = 100.0
 _FLAT_TOL = 1e-12          # UIQI: below this a block's variance sum / mx^2 + my^2 counts as zero
 _DOUBT = 1e-6             # UIQI: float32 variances this close to their rounding noise are redone in float64
 _CHUNK_BYTES = 16 << 20    # one float32 band chunk; the temporaries are a dozen of these
-# Chunks of many bands are halved while they keep at least this many: at 256 x 256 a 16 MB chunk
-# (64 bands) has float64 temporaries of 32 MB, past glibc's mmap threshold, so they came fresh
-# from the system (page faults) for every chunk: against two estimates 1.1-1.4 s, with 32-band
-# chunks 0.82-0.86 s (400 x 400: 1.37 -> 1.28 s; 512 x 512: the same). Fewer bands per chunk
-# cost more than that (1024 x 1024 x 40: 2 bands a chunk 7.3-7.6 s, 4 bands 5.8, 8 bands
-# 4.8-5.2), so images of 4 bands a chunk and fewer keep them whole.
+# Chunks of this many bands or more are halved: at 256 x 256 a 16 MB chunk (64 bands) has float64
+# temporaries of 32 MB, past glibc's mmap threshold, so they came fresh from the system (page
+# faults) for every chunk; 32-band chunks were ~10-25% faster there and at 400 x 400. Fewer bands
+# per chunk cost more at 1024 x 1024 (2 bands a chunk 1.4x the time of 4), so images of 4 bands a
+# chunk and fewer keep them whole (`python -m bench.pieces score-chunks`, bench/README).
 _HALVE_FROM_BANDS = 16
 _SSIM_RADIUS, _SSIM_SIGMA = 5, 1.5
 _C1, _C2 = 0.01 ** 2, 0.03 ** 2
