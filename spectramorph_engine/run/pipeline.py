@@ -1,5 +1,6 @@
-"""The fusion pipeline, orchestration only: `run_fusion` = prepare (`prepare`), choose settings
-(`selection`), fuse and score (`fuse`), write (`write`), with stage timing, the result's units
+"""The fusion pipeline, orchestration only: `run_fusion` = prepare (`prepare`), check a real pair
+at reduced resolution (`fuse.fuse_reduced`), choose settings (`selection`), fuse and score
+(`fuse`), write (`write`), with stage timing, the result's units
 and the streamed result file decided here. See docs/pipeline_api.md.
 
 `prepare_inputs` does everything before training (loading, normalising, making the synthetic
