@@ -18,7 +18,7 @@ import logging
 import sys
 import threading
 
-from ..run.config import FusionConfig, apply_overrides, load_config
+from ..run.config import apply_overrides, load_config
 from ..core.errors import Cancelled, InputError
 from ..core import events as ev
 
