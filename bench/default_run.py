@@ -11,6 +11,7 @@ stage times of run.json.
     SPECTRAMORPH_THREADS=2 python -m bench default-run --size 400,1024,2048
     python -m bench default-run --size 1024 --threads 1
     python -m bench default-run --size 400,1024 --no-auto-select    # what the selection itself costs
+    python -m bench default-run --size 400,1024 --synthetic         # synthetic mode (a truth cube; no check)
 """
 from __future__ import annotations
 
@@ -42,18 +43,38 @@ def add_arguments(p) -> None:
     p.add_argument("--no-auto-select", action="store_true",
                    help="auto_select: false (what the run costs without the selection; the reduced-resolution "
                         "check then fuses the reduced pair itself)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="synthetic mode instead: the same library scene saved as the truth cube (.npy), the pair "
+                        "made by the engine (ratio 4, 4-band preset SRF, Gaussian PSF sigma 1 px, kernel_size 3)")
     p.add_argument("--json", default=None)
 
 
-def run_one(size: int, bands: int, work: Path, env: dict, auto_select: bool = True) -> dict:
-    """One default CLI run on the app bench's pair of this size: wall time, peak memory (the
-    whole run and by stage), run.json's stage times."""
+def _truth_cube(size: int, bands: int, folder: Path) -> dict:
+    """The app bench's scene (seed 0) as a truth cube for synthetic mode."""
+    import numpy as np
+    from .scenes import LibraryScene
+    scene = LibraryScene(size, size, bands, k=6, seed=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "truth.npy", scene.cube().astype(np.float32))
+    np.save(folder / "wavelengths.npy", scene.wavelengths)
+    return {"truth": str(folder / "truth.npy"), "wl": str(folder / "wavelengths.npy")}
+
+
+def run_one(size: int, bands: int, work: Path, env: dict, auto_select: bool = True, synthetic: bool = False) -> dict:
+    """One default CLI run on the app bench's pair (or, `synthetic`, its truth cube) of this
+    size: wall time, peak memory (the whole run and by stage), run.json's stage times."""
     import yaml
     from .cancel_latency import _make_pair
-    pair = _make_pair(size, bands, 4, work / "pair")
     out = work / "out"
-    config = {"synthetic": False, "hr_msi_file": pair["hr"], "lr_hsi_file": pair["lr"], "wavelengths": pair["wl"],
-              "output_file_type": "h5", "output_dir": str(out), "log_dir": str(out)}
+    if synthetic:
+        cube = _truth_cube(size, bands, work / "truth")
+        config = {"synthetic": True, "mat_file": cube["truth"], "wavelengths": cube["wl"], "downsample_ratio": 4,
+                  "num_msi_bands": 4, "sigma": 1.0, "kernel_size": 3,
+                  "output_file_type": "h5", "output_dir": str(out), "log_dir": str(out)}
+    else:
+        pair = _make_pair(size, bands, 4, work / "pair")
+        config = {"synthetic": False, "hr_msi_file": pair["hr"], "lr_hsi_file": pair["lr"],
+                  "wavelengths": pair["wl"], "output_file_type": "h5", "output_dir": str(out), "log_dir": str(out)}
     if not auto_select:
         config["auto_select"] = False
     config_path = work / "config.yaml"
@@ -84,9 +105,10 @@ def main(args) -> int:
     if args.threads is not None:
         env["SPECTRAMORPH_THREADS"] = str(args.threads)
     threads = env.get("SPECTRAMORPH_THREADS", "engine default")
-    runs = [run_one(size, args.bands, root / str(size), env, not args.no_auto_select) for size in args.size]
+    runs = [run_one(size, args.bands, root / str(size), env, not args.no_auto_select, args.synthetic)
+            for size in args.size]
     stage_names = list(dict.fromkeys(k for r in runs for k in r["stages_s"]))
-    print(f"{args.bands} bands, ratio 4, every setting at its default"
+    print(f"{args.bands} bands, ratio 4, {'synthetic mode, ' if args.synthetic else ''}every setting at its default"
           f"{' but auto_select: false' if args.no_auto_select else ''}, .h5 in and out; SPECTRAMORPH_THREADS={threads}")
     rows = []
     for r in runs:

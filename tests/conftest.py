@@ -52,3 +52,19 @@ def library_truth(shared_data):
         scene = LibraryScene(size, size, bands, k=k, seed=seed, library_path=path)
         return normalize_percentile(scene.cube()), scene.wavelengths
     return make
+
+
+@pytest.fixture
+def check_epochs(monkeypatch) -> list:
+    """The epochs of every reduced-resolution check fusion the pipeline makes (pipeline.fuse_reduced
+    spied on), in order."""
+    from spectramorph_engine.run import pipeline
+    seen = []
+    real = pipeline.fuse_reduced
+
+    def spy(config, prep, cancel=None, epochs_run=None):
+        out = real(config, prep, cancel, epochs_run)
+        seen.append(out.config.epochs)
+        return out
+    monkeypatch.setattr(pipeline, "fuse_reduced", spy)
+    return seen

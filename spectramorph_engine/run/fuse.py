@@ -30,12 +30,11 @@ CHECK_EPOCH_FRACTION = 0.2
 CHECK_TRAINING_PIXELS = 1024
 
 
-def check_training(config: FusionConfig, epochs_run=None, pixels=None) -> tuple:
+def check_training(config: FusionConfig, epochs_run=None) -> tuple:
     """(epochs, training pixels) of a fusion of the reduced pair for `config`: a fraction of its
     epochs -- never more than `epochs_run`, the epochs the result's network had when training
-    was ended early -- on at most `pixels` LR pixels (default CHECK_TRAINING_PIXELS; the run's
-    own cap too)."""
-    pixels = CHECK_TRAINING_PIXELS if pixels is None else pixels
+    was ended early -- on at most CHECK_TRAINING_PIXELS LR pixels (the run's own cap too)."""
+    pixels = CHECK_TRAINING_PIXELS
     epochs = max(1, int(round(config.epochs * CHECK_EPOCH_FRACTION)))
     if epochs_run is not None:
         epochs = max(1, min(epochs, int(epochs_run)))
@@ -66,13 +65,16 @@ class ReducedFusion:
     max_k: int                      # the most endmembers the reduced pair allows
     out: object                     # methods.MethodOutput
     report: dict = None             # run.json's reduced_resolution for it
+    # the pair's, kept for fused_as once release() has dropped the crop
+    msi_bands: int = dataclasses.field(init=False)
+    ratio: int = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        self.msi_bands, self.ratio = self.crop.hr_msi.shape[2], self.crop.ratio
 
     def fused_as(self, config: FusionConfig, epochs: int, pixels: int) -> bool:
         """Whether this fusion is the one `config` would make with that training."""
         return self.config == reduced_trial(config, self.msi_bands, self.ratio, self.max_k, epochs, pixels)
-
-    def __post_init__(self):
-        self.msi_bands, self.ratio = self.crop.hr_msi.shape[2], self.crop.ratio
 
     def release(self) -> None:
         """Keep the report and what `fused_as` needs; drop the arrays (the crop, the reduced
@@ -80,13 +82,19 @@ class ReducedFusion:
         self.crop = self.sub = self.lr_ref = self.valid = self.out = None
 
 
+def reduced_inputs(prep: PreparedInputs, cancel=None) -> tuple:
+    """(crop, sub, lr_ref, valid): `prep` cut to MAX_REDUCED_SIDE (`centre_crop`), its reduced
+    pair, the LR-HSI that pair is scored against and its pixels with data."""
+    crop = centre_crop(prep, MAX_REDUCED_SIDE)
+    sub, lr_ref = reduced_pair(crop, cancel)
+    return crop, sub, lr_ref, reduced_reference_valid(crop, lr_ref)
+
+
 def fuse_reduced(config: FusionConfig, prep: PreparedInputs, cancel=None, epochs_run=None) -> ReducedFusion:
     """The reduced-resolution check's fusion: the reduced pair of `prep` fused with `config`'s
     settings as `reduced_trial` makes them, then scored (`.report`)."""
     whole = prep.lr_hsi.shape[:2]
-    crop = centre_crop(prep, MAX_REDUCED_SIDE)
-    sub, lr_ref = reduced_pair(crop, cancel)
-    valid = reduced_reference_valid(crop, lr_ref)
+    crop, sub, lr_ref, valid = reduced_inputs(prep, cancel)
     h, w, bands = sub.lr_hsi.shape
     max_k = min(bands, h * w)
     epochs, pixels = check_training(config, epochs_run)

@@ -97,7 +97,6 @@ def select_settings(config, prep, progress=None, cancel=None, check=None) -> dic
     configured candidate) are used, not made again."""
     from ..quality import metrics
     from ..methods.spectramorph.inference import mix_latents
-    from .fuse import centre_crop, fuse_with_method, reduced_pair, reduced_reference_valid
     t0 = time.perf_counter()
     c = prep.hr_msi.shape[2]
     h, w, C = prep.lr_hsi.shape
@@ -115,9 +114,7 @@ def select_settings(config, prep, progress=None, cancel=None, check=None) -> dic
     if check is not None:
         crop, sub, lr_ref, valid = check.crop, check.sub, check.lr_ref, check.valid
     else:
-        crop = centre_crop(prep, fuse.MAX_REDUCED_SIDE)
-        sub, lr_ref = reduced_pair(crop, cancel)
-        valid = reduced_reference_valid(crop, lr_ref)
+        crop, sub, lr_ref, valid = fuse.reduced_inputs(prep, cancel)
     max_k = min(C, sub.lr_hsi.shape[0] * sub.lr_hsi.shape[1])
     epochs, pixels = fuse.check_training(config)
     cands = candidate_changes(config, c, max_k, r)
@@ -136,8 +133,8 @@ def select_settings(config, prep, progress=None, cancel=None, check=None) -> dic
         if check is not None and check.out is not None and check.config == trial:
             out, from_check = check.out, label          # fused in the check stage
         else:
-            out = fuse_with_method(trial, sub, progress=None, cancel=cancel,
-                                   endmembers=endmembers_of.get(extraction))
+            out = fuse.fuse_with_method(trial, sub, progress=None, cancel=cancel,
+                                        endmembers=endmembers_of.get(extraction))
         if out.endmembers is not None:
             endmembers_of[extraction] = out.endmembers
         fused = np.asarray(out.hr_hsi)

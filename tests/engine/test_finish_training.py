@@ -106,25 +106,16 @@ def test_a_run_without_the_request_records_no_early_stop(tmp_path):
     assert json.loads((tmp_path / "out" / "run.json").read_text())["training_stopped_early"] is None
 
 
-def test_real_pair_reduced_resolution_check_uses_the_epochs_run(monkeypatch):
+def test_real_pair_reduced_resolution_check_uses_the_epochs_run(check_epochs):
     """In real-world mode the reduced-resolution check trains a second network, a fifth as long
     as the run's: with training ended before that it is made again with as many epochs as the
     result's network had, not the configured ones."""
-    import spectramorph_engine.run.pipeline as pipeline
     from spectramorph_engine.run.demo import demo_scene
     from spectramorph_engine.sensors.degradation import make_synthetic_pair
     from spectramorph_engine.sensors.psf import make_psf
     from spectramorph_engine.sensors.srf import preset_srf
     truth, _ = demo_scene(size=64, num_bands=30, seed=3)
     _, hr, lr = make_synthetic_pair(truth, make_psf("gaussian", 1.0, 2), preset_srf(3, 30), 4, 40, 35, 3)
-    checked = []
-    real_check = pipeline.fuse_reduced
-
-    def spy(config, prep, cancel=None, epochs_run=None):
-        out = real_check(config, prep, cancel, epochs_run)
-        checked.append(out.config.epochs)
-        return out
-    monkeypatch.setattr(pipeline, "fuse_reduced", spy)
     cfg = FusionConfig(synthetic=False, epochs=5000, hidden_size=16, num_endmembers=3, device="cpu",
                        auto_select=False)
     finish = threading.Event()
@@ -133,5 +124,5 @@ def test_real_pair_reduced_resolution_check_uses_the_epochs_run(monkeypatch):
                         finish_training=finish)
     assert result.training_stopped == {"epoch": 3, "epochs": 5000}
     # the check before the run trained a fifth of the 5000 epochs; the result's network had 3
-    assert checked == [1000, 3] and result.consistency["reduced_resolution"]["epochs"] == 3
+    assert check_epochs == [1000, 3] and result.consistency["reduced_resolution"]["epochs"] == 3
     assert result.consistency["reduced_resolution"]["fusion"]["PSNR"] > 0

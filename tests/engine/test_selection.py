@@ -268,20 +268,11 @@ def test_the_reduced_check_reads_the_same_with_auto_selection_off():
     assert "fused with 10 epochs on 1024 LR pixels" in printed.getvalue()
 
 
-def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(monkeypatch):
+def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(check_epochs):
     """Training ended early: the result's network is not the selection's, so the check fuses the
     reduced pair again with the epochs the result had."""
     import threading
     from spectramorph_engine import events
-    from spectramorph_engine.run import pipeline
-    checked = []
-    real_check = pipeline.fuse_reduced
-
-    def spy(config, prep, cancel=None, epochs_run=None):
-        out = real_check(config, prep, cancel, epochs_run)
-        checked.append(out.config.epochs)
-        return out
-    monkeypatch.setattr(pipeline, "fuse_reduced", spy)
     finish = threading.Event()
 
     def progress(event):
@@ -295,7 +286,7 @@ def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(monkey
     assert result.selection["skipped"] is None and result.training_stopped == {"epoch": 3, "epochs": 50}
     # the check before the run (10 epochs, the configured candidate's), then again with the 3 run
     rr = result.consistency["reduced_resolution"]
-    assert checked == [10, 3] and rr["epochs"] == 3 and "source" not in rr
+    assert check_epochs == [10, 3] and rr["epochs"] == 3 and "source" not in rr
 
 
 def test_candidates_with_the_same_extraction_share_it_and_score_as_if_they_had_not(tmp_path, monkeypatch):
