@@ -62,8 +62,8 @@ def check_epochs(monkeypatch) -> list:
     seen = []
     real = pipeline.fuse_reduced
 
-    def spy(config, prep, cancel=None, epochs_run=None):
-        out = real(config, prep, cancel, epochs_run)
+    def spy(config, prep, cancel=None, epochs_run=None, **kwargs):
+        out = real(config, prep, cancel, epochs_run, **kwargs)
         seen.append(out.config.epochs)
         return out
     monkeypatch.setattr(pipeline, "fuse_reduced", spy)

@@ -98,7 +98,8 @@ class _LevelPrefix(logging.Formatter):
 
 
 class _ConsoleProgress:
-    """tqdm bars for NMF, training and inference when stderr is a terminal."""
+    """tqdm bars for the reduced-resolution check, auto-selection, NMF, training and inference
+    when stderr is a terminal."""
 
     def __init__(self, enabled: bool, echo_messages: bool = True):
         self.enabled = enabled
@@ -117,7 +118,7 @@ class _ConsoleProgress:
         if not self.enabled:
             return
         from tqdm import tqdm
-        if isinstance(event, ev.StageStarted) and event.stage in ("nmf", "train", "inference"):
+        if isinstance(event, ev.StageStarted) and event.stage in ("check", "select", "nmf", "train", "inference"):
             self._close()
             self.stage = event.stage
             total = None if event.stage == "train" else 100

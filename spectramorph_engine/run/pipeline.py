@@ -84,7 +84,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             # Wald's protocol on the configured settings, before the run: auto-selection builds
             # on this fusion (its configured candidate), and without a selection it is the check
             with stages("check"):
-                check = fuse_reduced(config, prep, cancel)
+                check = fuse_reduced(config, prep, cancel, progress=progress)
         if config.auto_select and config.method == "spectramorph":
             from .selection import select_settings
             with stages("select"):

@@ -133,8 +133,9 @@ def select_settings(config, prep, progress=None, cancel=None, check=None) -> dic
         if check is not None and check.out is not None and check.config == trial:
             out, from_check = check.out, label          # fused in the check stage
         else:
-            out = fuse.fuse_with_method(trial, sub, progress=None, cancel=cancel,
-                                        endmembers=endmembers_of.get(extraction))
+            out = fuse.fuse_with_method(trial, sub, cancel=cancel, endmembers=endmembers_of.get(extraction),
+                                        progress=ev.nested_progress(progress, "select", i / len(cands),
+                                                                    (i + 1) / len(cands)))
         if out.endmembers is not None:
             endmembers_of[extraction] = out.endmembers
         fused = np.asarray(out.hr_hsi)

@@ -25,6 +25,9 @@ STAGE_TEXT = {"starting": "Starting…", "load": "Preparing the inputs…", "deg
               "metrics": "Scoring…", "save": "Saving…", "done": "Finished", "stopped": "Stopped",
               "failed": "Failed"}
 ENDED_STAGES = ("done", "stopped", "failed")
+# the progress bar's own words where the stage's text is too long for the bar in its dock (the
+# status line under it keeps the whole text)
+BAR_TEXT = {"check": "Reduced-resolution check…", "select": "Choosing settings…"}
 
 
 def stage_text(stage: str, method: str = "spectramorph") -> str:
@@ -422,13 +425,14 @@ class TrainingPanel(QWidget):
                                       f"<b>{format_clock(p.eta)}</b> left &nbsp; ({format_clock(p.elapsed)} elapsed)")
             return
         text = stage_text(p.stage, p.method)
+        short = BAR_TEXT.get(p.stage, text)
         if p.fraction is not None:
             self.progress_bar.setRange(0, 1000)
             self.progress_bar.setValue(int(1000 * p.fraction))
-            self.progress_bar.setFormat(f"{text} {100 * p.fraction:.0f}%")
+            self.progress_bar.setFormat(f"{short} {100 * p.fraction:.0f}%")
         else:
             self.progress_bar.setRange(0, 0)   # busy indicator: no fraction known
-            self.progress_bar.setFormat(text)
+            self.progress_bar.setFormat(short)
         self.status_label.setText(f"{escape(text)} &nbsp; ({format_clock(p.elapsed)} elapsed)")
 
     def _on_cancelled(self, _text) -> None:

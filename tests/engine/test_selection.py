@@ -268,6 +268,45 @@ def test_the_reduced_check_reads_the_same_with_auto_selection_off():
     assert "fused with 10 epochs on 1024 LR pixels" in printed.getvalue()
 
 
+def test_the_check_and_the_selection_report_how_far_they_are():
+    """The check and auto-selection train networks of their own (a fifth of the epochs each): a
+    user who set many epochs waits through them. Both stages now say their fraction done as it
+    rises (the app's bar reads "Checking ... 40%"), while the sub-runs' own stages and epochs stay
+    out of the main run's events; the result is the same as without a listener."""
+    from spectramorph_engine import events
+    hr, lr = _real_pair()
+    cfg = FusionConfig(synthetic=False, epochs=50, hidden_size=32, num_endmembers=5, device="cpu",
+                       refine_iterations=20, num_bands_msi_non_synthetic=4)
+    inputs = FusionInputs(hr_msi=hr, lr_hsi=lr)
+    seen = []
+    stage = [None]
+
+    def progress(event):
+        if isinstance(event, events.StageStarted):
+            stage[0] = event.stage
+        seen.append((stage[0], event))
+        if isinstance(event, events.StageFinished):
+            stage[0] = None
+    heard = run_fusion(cfg, progress=progress, inputs=inputs, write_outputs=False)
+    assert heard.selection["skipped"] is None
+    for name in ("check", "select"):
+        inside = [e for s, e in seen if s == name]
+        assert isinstance(inside[0], events.StageStarted) and isinstance(inside[-1], events.StageFinished)
+        # nothing but the stage's own fraction between its start and end: no sub-run stage or epoch
+        between = inside[1:-1]
+        assert between and all(isinstance(e, events.StageProgress) and e.stage == name for e in between), name
+        fractions = [e.fraction for e in between]
+        assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0), name
+        # reported while its networks train, not only when they are done
+        assert sum(0.0 < f < 0.9 for f in fractions) >= 5, (name, fractions)
+    # the main run's epochs are the run's: 50 of them, in the train stage
+    epochs = [(s, e) for s, e in seen if isinstance(e, events.EpochEnd)]
+    assert {s for s, _ in epochs} == {"train"} and {e.epochs for _, e in epochs} == {50}
+    silent = run_fusion(cfg, inputs=inputs, write_outputs=False)
+    np.testing.assert_array_equal(np.asarray(heard.hr_hsi), np.asarray(silent.hr_hsi))
+    assert heard.consistency["reduced_resolution"] == silent.consistency["reduced_resolution"]
+
+
 def test_with_training_ended_early_the_reduced_check_fuses_the_pair_again(check_epochs):
     """Training ended early: the result's network is not the selection's, so the check fuses the
     reduced pair again with the epochs the result had."""

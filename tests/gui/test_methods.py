@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 
 from spectramorph_engine import FusionConfig, load_config
 from spectramorph_engine.methods import get_method
+from spectramorph_gui.panels.training_panel import BAR_TEXT
 
 from .conftest import DEMO_SIZE, run_to_end
 
@@ -302,7 +303,7 @@ def test_auto_selection_candidates_and_choice_are_shown(qtbot, window, monkeypat
     result = run_to_end(qtbot, window, epochs=10, timeout=120000)
     sel = result.selection
     assert sel["skipped"] is None and len(sel["candidates"]) >= 3
-    assert any(f.startswith("Choosing settings on the reduced-resolution pair…") for f, _v, _m in shown)
+    assert any(f.startswith(BAR_TEXT["select"]) for f, _v, _m in shown)
     rp = window.results_panel
     text = _plain(rp.run_summary.text())
     assert "Auto-selection" in text

@@ -216,3 +216,27 @@ def test_asked_before_training_the_question_offers_finish_once_training_waits(qt
     assert "paused" in seen["text"], seen["text"]
     epoch = int(re.search(r"paused at epoch (\d+) of", seen["text"]).group(1))
     assert window.state.result.training_stopped["epoch"] == epoch
+
+
+def test_the_check_shows_how_far_it_is_and_stop_discards_it(qtbot, window, tmp_path, answers):
+    """On a real pair the reduced-resolution check trains a fifth of the epochs before the run's
+    own training: with many epochs set that is a long wait, so the bar says the check's fraction
+    done (it was a busy bar with no number), and Stop then ends the run with no result."""
+    from .test_panels import open_real_pair
+    asked = answers(tp.DISCARD)
+    open_real_pair(qtbot, window, tmp_path)
+    set_training(window, epochs=1_000_000)
+    qtbot.mouseClick(window.training_panel.run_button, Qt.LeftButton)
+    bar = window.training_panel.progress_bar
+    checking = tp.BAR_TEXT["check"]
+    qtbot.waitUntil(lambda: bar.format().startswith(checking) and bar.format().endswith("%")
+                    and bar.maximum() > 0 and bar.value() > 0, timeout=60000)
+    percent = int(bar.format()[len(checking):].strip().rstrip("%"))
+    assert 0 <= percent < 100 and bar.value() == pytest.approx(10 * percent, abs=6)
+    assert window.state.progress.stage == "check" and not window.state.history.loss   # no run epochs yet
+    # the status line under the bar keeps the stage's whole text
+    assert tp.STAGE_TEXT["check"] in window.training_panel.status_label.text()
+    with qtbot.waitSignal(window.state.runCancelled, timeout=30000):
+        qtbot.mouseClick(window.training_panel.stop_button, Qt.LeftButton)
+    assert asked.asked == ["check"]
+    assert window.state.result is None and bar.format() == "stopped"
