@@ -201,8 +201,12 @@ class ResultsOverview:
         else:
             loaded = "nothing yet"
         if running and has_training(s.progress.method):
-            status = ("<p style='color:#e65100'><b>Training…</b> The loss and learning-rate curves grow in "
-                      "<i>Live curves</i> (right); <b>Stop</b> ends the run within a second.</p>")
+            first = ("" if s.config.synthetic else
+                     "Your pair's settings are checked on a reduced-resolution copy first (short trainings; "
+                     "the bar below says how far). ")
+            status = (f"<p style='color:#e65100'><b>Running…</b> {first}While the network trains, the loss "
+                      "and learning-rate curves grow in <i>Live curves</i> (right); <b>Stop</b> ends the run "
+                      "within a second.</p>")
         elif running:
             status = (f"<p style='color:#e65100'><b>Fusing with {escape(short_name(s.progress.method))}…</b> "
                       f"<b>Stop</b> ends the run within a second.</p>")

@@ -234,8 +234,10 @@ def test_the_check_shows_how_far_it_is_and_stop_discards_it(qtbot, window, tmp_p
     percent = int(bar.format()[len(checking):].strip().rstrip("%"))
     assert 0 <= percent < 100 and bar.value() == pytest.approx(10 * percent, abs=6)
     assert window.state.progress.stage == "check" and not window.state.history.loss   # no run epochs yet
-    # the status line under the bar keeps the stage's whole text
+    # the status line under the bar keeps the stage's whole text; the welcome page says why no
+    # curve grows yet
     assert tp.STAGE_TEXT["check"] in window.training_panel.status_label.text()
+    assert "checked on a reduced-resolution copy first" in window.results_panel.welcome_text.text()
     with qtbot.waitSignal(window.state.runCancelled, timeout=30000):
         qtbot.mouseClick(window.training_panel.stop_button, Qt.LeftButton)
     assert asked.asked == ["check"]
