@@ -90,11 +90,11 @@ def reduced_inputs(prep: PreparedInputs, cancel=None) -> tuple:
     return crop, sub, lr_ref, reduced_reference_valid(crop, lr_ref)
 
 
-def fuse_reduced(config: FusionConfig, prep: PreparedInputs, cancel=None, epochs_run=None, progress=None,
-                 stage: str = "check") -> ReducedFusion:
+def fuse_reduced(config: FusionConfig, prep: PreparedInputs, cancel=None, epochs_run=None,
+                 progress=None) -> ReducedFusion:
     """The reduced-resolution check's fusion: the reduced pair of `prep` fused with `config`'s
     settings as `reduced_trial` makes them, then scored (`.report`). `progress` hears it as
-    the fraction done of `stage` (events.NestedProgress)."""
+    the fraction done of the `check` stage (events.NestedProgress)."""
     whole = prep.lr_hsi.shape[:2]
     crop, sub, lr_ref, valid = reduced_inputs(prep, cancel)
     h, w, bands = sub.lr_hsi.shape
@@ -102,7 +102,7 @@ def fuse_reduced(config: FusionConfig, prep: PreparedInputs, cancel=None, epochs
     epochs, pixels = check_training(config, epochs_run)
     trial = reduced_trial(config, prep.hr_msi.shape[2], prep.ratio, max_k, epochs, pixels)
     # the sub-run's own stages and epochs would read as the main run's: a fraction of the stage
-    out = fuse_with_method(trial, sub, progress=ev.nested_progress(progress, stage), cancel=cancel)
+    out = fuse_with_method(trial, sub, progress=ev.nested_progress(progress, "check"), cancel=cancel)
     run = ReducedFusion(trial, crop, whole, sub, lr_ref, valid, max_k, out)
     run.report = reduced_check_report(crop, whole, sub, lr_ref, out.hr_hsi, valid, cancel)
     trained = out.info.get("training", {}) if isinstance(out.info, dict) else {}
