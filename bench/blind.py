@@ -48,7 +48,7 @@ from typing import Optional
 
 import numpy as np
 
-from .common import RESULTS_DIR, default_json, machine_info, run_cases, table, write_json
+from .common import RESULTS_DIR, default_json, machine_info, method_overrides, run_cases, table, write_json
 
 METHODS = ("default", "glp", "hysure", "true-psf")
 SNR_DB = 30.0
@@ -249,8 +249,7 @@ def run_case(task: dict) -> dict:
                                  "time_s": 0.0}
     for method in task["methods"]:
         changes = dict(base)
-        if method in ("default", "true-psf"):
-            changes.update(task.get("overrides") or {})      # --set: a candidate default
+        changes.update(method_overrides(method, task.get("overrides")))   # --set: a candidate default, or the bar's own keys
         if method in ("glp", "hysure"):
             changes["method"] = method
         elif method == "true-psf":

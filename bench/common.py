@@ -236,3 +236,15 @@ def run_cases(tasks: list, run_case, jobs: int, done) -> list:
             cases.append(run_case(t))
             done(i, len(tasks), cases[-1])
     return cases
+
+
+def method_overrides(method: str, overrides) -> dict:
+    """The `--set KEY=VALUE` pairs a bench method takes: all of them for the default (and the
+    blind bench's true-psf run: a candidate default), and for a comparison method only its own
+    keys (`hysure_iterations` for hysure, `glp_...` for glp), so that a candidate default never
+    changes the bar it is measured against while that bar can still be checked (e.g. HySure run
+    to more iterations)."""
+    pairs = dict(overrides or {})
+    if method in ("default", "true-psf"):
+        return pairs
+    return {k: v for k, v in pairs.items() if k.startswith(method + "_")}

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from .common import RESULTS_DIR, default_json, machine_info, run_cases, table, write_json
+from .common import RESULTS_DIR, default_json, machine_info, method_overrides, run_cases, table, write_json
 from .scenes import SCENES, fits, scene  # noqa: F401  (the benches' scenes, by name)
 
 METHODS = ("default", "original", "glp", "hysure")
@@ -89,8 +89,7 @@ def run_case(task: dict) -> dict:
     out["methods"] = {}
     for method in task["methods"]:
         changes = dict(base)
-        if method == "default":
-            changes.update(task.get("overrides") or {})      # --set: a candidate default
+        changes.update(method_overrides(method, task.get("overrides")))   # --set: a candidate default, or the bar's own keys
         if method == "original":
             changes.update(ORIGINAL)
         elif method in ("glp", "hysure"):
@@ -341,7 +340,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                    "default, glp, hysure, true-psf); default all")
     p.add_argument("--epochs", type=int, default=None, help="override the epochs (default: the engine's)")
     p.add_argument("--set", dest="overrides", action="append", type=_setting, default=[], metavar="KEY=VALUE",
-                   help="a config key for the 'default' method only (a candidate default; repeatable, YAML value)")
+                   help="a config key for the 'default' method (a candidate default; repeatable, YAML value); "
+                        "glp_* / hysure_* keys reach those methods too (the bar's own settings)")
     p.add_argument("--size", type=int, default=128, help="side of the library scenes in pixels (default 128)")
     p.add_argument("--selection-check", action="store_true",
                    help="also run every auto-selection candidate at full resolution (hit rate; slow)")

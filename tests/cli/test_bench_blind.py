@@ -107,3 +107,13 @@ def test_blind_bench_runs_a_tiny_case_to_its_table_and_json(tmp_path, shared_dat
     # given the true kernel, the run uses it
     assert case["methods"]["true-psf"]["psf_error"] < 1e-9
     assert case["methods"]["true-psf"]["transfer_error"] < 1e-9
+
+
+def test_a_candidate_default_never_reaches_the_bar_but_the_bars_own_keys_do():
+    from bench.common import method_overrides
+    sets = {"refine_tv_weight": 5, "psf_estimation": "gaussian", "hysure_iterations": 1000, "glp_ratio_taps": 3}
+    assert method_overrides("default", sets) == sets
+    assert method_overrides("true-psf", sets) == sets
+    assert method_overrides("hysure", sets) == {"hysure_iterations": 1000}
+    assert method_overrides("glp", sets) == {"glp_ratio_taps": 3}
+    assert method_overrides("original", sets) == {}
