@@ -106,7 +106,8 @@ class RunRecord:
                       f"prior {'on' if info.get('prior') else 'off'}" if "prior" in info else "",
                       "refined" if info.get("refinement") else ""]
         elif c.method == "hysure":
-            parts += [f"{c.hysure_iterations} it"]
+            ran = (self.result.method_info or {}).get("iterations", c.hysure_iterations)
+            parts += [f"{ran} it"]
         return ", ".join(p for p in parts if p)
 
     def score_text(self) -> str:

@@ -92,7 +92,7 @@ class FusionConfig:
     endmember_method: str = "minvol"        # minvol (NMF + minimum-volume refinement) | nmf (plain, as the original)
     nmf_max_iter: int = 400
     nmf_tol: float = 1e-2
-    hysure_iterations: int = 200            # ADMM iterations
+    hysure_iterations: int = 1000           # ADMM iterations at most (it stops once converged: hysure.TOL)
     hysure_tv_weight: float = 1e-3          # weight of the vector total variation prior
     hysure_msi_weight: float = 1.0          # weight of the HR-MSI data term against the LR-HSI's
     hysure_subspace: int = 10               # subspace dimension (from the LR-HSI)

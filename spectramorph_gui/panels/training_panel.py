@@ -164,7 +164,7 @@ METHOD_FIELDS = [
           choice_labels=[short_name(n) for n in METHOD_NAMES]),
 ]
 HYSURE_FIELDS = [
-    _hs("hysure_iterations", "Iterations", "ADMM iterations of HySure.", minimum=1, maximum=100_000, step=50),
+    _hs("hysure_iterations", "Iterations", "Most ADMM iterations of HySure; it stops sooner once converged.", minimum=1, maximum=100_000, step=50),
     _hs("hysure_tv_weight", "TV weight", "Weight of the vector total variation prior: larger is smoother.",
         kind="sci", minimum=0.0, maximum=1e3),
     _hs("hysure_msi_weight", "MSI weight", "Weight of the HR-MSI data term against the LR-HSI's.",

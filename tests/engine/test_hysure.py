@@ -77,7 +77,7 @@ def test_recovers_noise_free_library_scene(pair4, fused):
 def test_objective_decreases(fused):
     obj = np.asarray(fused.loss_history)
     assert fused.info["objective"] == fused.loss_history
-    assert len(obj) == DEFAULTS.hysure_iterations + 1          # the start, then every iteration
+    assert len(obj) == fused.info["iterations"] + 1            # the start, then every iteration
     assert np.all(np.isfinite(obj))
     assert obj[-1] < 0.05 * obj[0]
     assert obj[-1] <= obj.min() * 1.001
@@ -85,6 +85,17 @@ def test_objective_decreases(fused):
     # first quarter of the iterations) it must not rise by more than 0.1 % a step
     tail = obj[len(obj) // 4:]
     assert np.all(np.diff(tail) <= 1e-3 * tail[1:]), np.max(np.diff(tail) / tail[1:])
+
+
+def test_stops_once_converged_where_running_on_changes_nothing_a_user_would_see(pair4, fused, monkeypatch):
+    info = fused.info
+    assert info["stop"].startswith("converged"), info["stop"]
+    assert info["iterations"] < DEFAULTS.hysure_iterations
+    # the same problem run for twice as many iterations with no stopping rule
+    monkeypatch.setattr(hysure, "TOL", None)
+    longer = hysure.fuse(DEFAULTS.replace(hysure_iterations=2 * info["iterations"]), pair4, device="cpu")
+    assert longer.info["iterations"] == 2 * info["iterations"]
+    assert abs(metrics.psnr(pair4.truth, longer.hr_hsi) - metrics.psnr(pair4.truth, fused.hr_hsi)) < 0.1
 
 
 def test_single_band_pan(library_truth):
