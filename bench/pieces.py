@@ -6,6 +6,7 @@
     python -m bench.pieces scores-memory --pair P [--psf-sigma 1]   # peak memory of the scores
     python -m bench.pieces admm-threads    # an ADMM iteration with its blocked pass on 1 and on 2 threads
     python -m bench.pieces sensors --pair P   # the misregistration measurement and the whole sensor fit
+    python -m bench.pieces hysure --pair P    # method: hysure on a default-run pair, run to convergence and 200 iterations
     python -m bench.pieces inference       # the network on 1M pixels: 16k-pixel blocks against cache-sized steps
     python -m bench.pieces minvol          # minimum-volume endmembers of a 64 x 64 x 200 mixture, K 7 and 9
     python -m bench.pieces score-chunks    # score_cubes at the engine's band chunks and others
@@ -251,20 +252,41 @@ def score_chunks(args) -> None:
             print(f"{side} x {side} x {bands}: {chunk} bands a chunk{tag}: s {times}")
 
 
+def hysure(args) -> None:
+    """`method: hysure` on a default-run pair as the CLI runs it (real-world mode, sensors
+    estimated, no files written): at the default (until converged, at most hysure_iterations)
+    and at 200 iterations (the paper's count). Iterations run, why it stopped, the fusion's
+    seconds, and the LR consistency PSNR (the pair has no truth)."""
+    from spectramorph_engine import FusionConfig
+    from spectramorph_engine.run.pipeline import run_fusion
+    if not args.pair:
+        raise SystemExit("--pair: the pair folder of a `python -m bench default-run` (e.g. <workdir>/1024/pair)")
+    d = args.pair.rstrip("/") + "/"
+    base = FusionConfig(synthetic=False, method="hysure", hr_msi_file=d + "hr_msi.h5", lr_hsi_file=d + "lr_hsi.h5",
+                        wavelengths=d + "wavelengths.npy", verbose=0)
+    for label, cfg in (("default", base), ("200 iterations", base.replace(hysure_iterations=200))):
+        res = run_fusion(cfg, write_outputs=False)
+        info = res.method_info
+        lr_psnr = ((res.consistency or {}).get("lr_consistency") or {}).get("PSNR")
+        print(f"{label}: {info['iterations']} of {info['iterations_max']} iterations ({info['stop']}), "
+              f"fuse {res.timings.get('fuse', float('nan')):.1f} s, LR consistency PSNR "
+              f"{'-' if lr_psnr is None else f'{lr_psnr:.2f}'} dB", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.pieces", description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=("h5-write", "h5-save", "deflate", "scores-memory", "admm-threads", "sensors",
-                                     "inference", "minvol", "score-chunks"))
+                                     "hysure", "inference", "minvol", "score-chunks"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--size", type=int, default=1024, help="admm-threads: the scene's side")
-    ap.add_argument("--pair", default=None, help="scores-memory, sensors: a default-run pair folder")
+    ap.add_argument("--pair", default=None, help="scores-memory, sensors, hysure: a default-run pair folder")
     ap.add_argument("--psf-sigma", type=float, default=None,
                     help="scores-memory: a Gaussian PSF of this sigma (px) instead of the pair's estimate")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
     {"h5-write": h5_write, "h5-save": h5_save, "deflate": deflate, "scores-memory": scores_memory,
-     "admm-threads": admm_threads, "sensors": sensors, "inference": inference, "minvol": minvol,
+     "admm-threads": admm_threads, "sensors": sensors, "hysure": hysure, "inference": inference, "minvol": minvol,
      "score-chunks": score_chunks}[args.mode](args)
     return 0
 
