@@ -98,6 +98,18 @@ def test_stops_once_converged_where_running_on_changes_nothing_a_user_would_see(
     assert abs(metrics.psnr(pair4.truth, longer.hr_hsi) - metrics.psnr(pair4.truth, fused.hr_hsi)) < 0.1
 
 
+def test_progress_follows_the_convergence_not_the_ceiling(pair4):
+    """A run that stops at ~220 of 1000 iterations: the bar rises with the residuals toward the
+    tolerance, instead of creeping to 22 % and jumping to the end."""
+    fractions = []
+    out = hysure.fuse(DEFAULTS, pair4, device="cpu",
+                      progress=lambda e: fractions.append(e.fraction) if isinstance(e, ev.StageProgress) else None)
+    assert out.info["iterations"] < 0.5 * DEFAULTS.hysure_iterations
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    before_end = [f for f in fractions if f < 1.0]
+    assert max(before_end) > 0.6, before_end
+
+
 def test_single_band_pan(library_truth):
     truth, wl = library_truth(64, 60)
     prep = _pair(truth, wl, num_msi=1, psf=make_psf("gaussian", 2.0, 4))
