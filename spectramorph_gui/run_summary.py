@@ -91,7 +91,10 @@ def run_summary(r) -> tuple:
         return "", ""
     if r.method == "hysure":
         objective = info.get("objective") or r.loss_history
-        parts = [f"{info.get('iterations', len(objective))} ADMM iterations"]
+        stop = str(info.get("stop") or "")
+        parts = [f"{info.get('iterations', len(objective))} ADMM iterations"
+                 + (" (converged)" if stop.startswith("converged") else
+                    " (the limit, not converged: more Iterations would change the result)" if stop else "")]
         if "subspace" in info:
             energy = info.get("subspace_energy")
             parts.append(f"subspace {info['subspace']}" +

@@ -24,7 +24,8 @@ def short_name(method: str) -> str:
 
 def method_figures(info: Optional[dict], loss_history=()) -> dict:
     """{"kind": "training", "epochs", "epochs_run", "stopped_early", "final_loss"} for a trained
-    network, {"kind": "iterations", "iterations", "final_objective"} for an iterative solver,
+    network, {"kind": "iterations", "iterations", "final_objective", "converged"} for an iterative
+    solver (converged None where the solver does not say why it stopped),
     {"kind": "direct"} for a method that has neither."""
     info = info or {}
     training = info.get("training")
@@ -35,21 +36,27 @@ def method_figures(info: Optional[dict], loss_history=()) -> dict:
                 "final_loss": _last(loss_history)}
     objective = info.get("objective")
     if objective is not None:
+        stop = info.get("stop")
         return {"kind": KIND_ITERATIONS, "iterations": info.get("iterations", max(0, len(objective) - 1)),
-                "final_objective": _last(objective)}
+                "final_objective": _last(objective),
+                "converged": None if not stop else str(stop).startswith("converged")}
     return {"kind": KIND_DIRECT}
 
 
 def facts_text(figures: dict) -> str:
     """The figures as a short phrase: 'trained 150 epochs, final loss 0.0123',
-    '200 iterations, final objective 11.12', 'computed directly (no training, no iterations)'."""
+    'converged after 850 iterations, final objective 11.12', 'computed directly (no training, no
+    iterations)'."""
     kind = figures.get("kind")
     if kind == KIND_TRAINING:
         done = (f"training stopped at epoch {figures['epochs_run']} of {figures['epochs']}"
                 if figures.get("stopped_early") else f"trained {figures['epochs_run']} epochs")
         return done + _figure(", final loss", figures.get("final_loss"))
     if kind == KIND_ITERATIONS:
-        return f"{figures['iterations']} iterations" + _figure(", final objective", figures.get("final_objective"))
+        n = figures["iterations"]
+        done = {True: f"converged after {n} iterations",
+                False: f"{n} iterations (the limit: not converged)"}.get(figures.get("converged"), f"{n} iterations")
+        return done + _figure(", final objective", figures.get("final_objective"))
     return "computed directly (no training, no iterations)"
 
 
@@ -59,7 +66,7 @@ def result_figures(result) -> dict:
 
 
 def result_facts(result) -> str:
-    """'<method>: <facts_text>' of a FusionResult, e.g. 'HySure: 200 iterations, final objective 11.12'."""
+    """'<method>: <facts_text>' of a FusionResult, e.g. 'HySure: converged after 850 iterations, ...'."""
     return f"{short_name(result.method)}: {facts_text(result_figures(result))}"
 
 

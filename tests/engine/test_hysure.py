@@ -98,6 +98,15 @@ def test_stops_once_converged_where_running_on_changes_nothing_a_user_would_see(
     assert abs(metrics.psnr(pair4.truth, longer.hr_hsi) - metrics.psnr(pair4.truth, fused.hr_hsi)) < 0.1
 
 
+def test_the_run_says_whether_it_converged(pair4, fused):
+    from spectramorph_engine.run.method_report import facts_text, method_figures
+    n = fused.info["iterations"]
+    assert facts_text(method_figures(fused.info, fused.loss_history)).startswith(f"converged after {n} iterations")
+    short = hysure.fuse(DEFAULTS.replace(hysure_iterations=20), pair4, device="cpu")
+    assert facts_text(method_figures(short.info, short.loss_history)).startswith(
+        "20 iterations (the limit: not converged)")
+
+
 def test_progress_follows_the_convergence_not_the_ceiling(pair4):
     """A run that stops at ~220 of 1000 iterations: the bar rises with the residuals toward the
     tolerance, instead of creeping to 22 % and jumping to the end."""
