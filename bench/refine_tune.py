@@ -5,6 +5,7 @@ every refinement variant on that same network's result, scored against the truth
     python -m bench.refine_tune --auto --scenes usgs-a --seeds 1,2     # the estimated subspace
     python -m bench.refine_tune --tv --scenes usgs-a,usgs-b,holdout --settings aniso-r8c3,moffat-r8c1,misreg-r8c3
     python -m bench.refine_tune --converge --scenes usgs-a,usgs-b,holdout --settings aniso-r8c3,moffat-r8c1,misreg-r8c3
+    python -m bench.refine_tune --holdout --scenes usgs-a,usgs-b,holdout --settings aniso-r8c3,moffat-r8c1,misreg-r8c3
 
 A variant is (name, start, trust, tv weight, iteration ceiling[, subspace[, signal-over-noise
 threshold]]): start "cold" is today's ADMM from the network's coefficients; "warm" starts from
@@ -72,6 +73,18 @@ CONVERGE_VARIANTS = [
     ("tv7-it1000", "cold", 8.0, 7.0, 1000, None),
     ("no-prior-it1000", "cold", 1e9, 10.0, 1000, None),
 ]
+# --holdout: can the pair itself choose the refinement's weights? Each variant is run twice:
+# on the whole pair (its PSNR against the truth) and with a quarter of the LR pixels left out of
+# the LR-HSI term (random, fixed per case): how well its result, degraded, predicts those pixels.
+HOLDOUT_VARIANTS = [
+    ("default", "cold", 8.0, 10.0, 200, None),
+    ("t4", "cold", 4.0, 10.0, 200, None),
+    ("t16", "cold", 16.0, 10.0, 200, None),
+    ("tv5-it400", "cold", 8.0, 5.0, 400, None),
+    ("no-prior-it1000", "cold", 1e9, 10.0, 1000, None),
+    ("no-prior-tv4-it1000", "cold", 1e9, 4.0, 1000, None),
+]
+HOLDOUT_SHARE = 0.25
 # --auto: P estimated from the LR-HSI (refine_subspace null, today's default; sensors/subspace.py)
 # with the threshold on signal over noise power (HySime's 1, and 2), against P 10 (the default
 # before it, named "default" here as the baseline) and the scenes' best fixed P
@@ -84,7 +97,47 @@ AUTO_VARIANTS = [
 ]
 
 
-def run_case(scene_name, setting_name, seed, variants, epochs=None):
+def left_out_pixels(prep, seed) -> np.ndarray:
+    """HOLDOUT_SHARE of the LR pixels, at random (fixed per seed)."""
+    h, w = prep.lr_hsi.shape[:2]
+    return np.random.default_rng(1000 + seed).random((h, w)) < HOLDOUT_SHARE
+
+
+def holdout_network(cfg, prep, left_out):
+    """(prep without the left-out LR pixels, maps, endmembers): NMF and training without them
+    (the pair's `lr_valid`, as for LR pixels without data). The sensors stay those fitted on the
+    whole pair."""
+    import dataclasses
+    from spectramorph_engine.methods import spectramorph as sm
+    from spectramorph_engine.run.prepare import NodataMasks
+    H, W = prep.hr_msi.shape[:2]
+    none_hr = np.zeros((H, W), dtype=bool)
+    cut = dataclasses.replace(prep, masks=NodataMasks(hr_bad=none_hr, lr_bad=np.zeros_like(left_out),
+                                                      lr_out=left_out.copy(), hr_out=none_hr))
+    out = sm.fuse(cfg.replace(refine=False), cut, device="cpu")
+    return cut, out.alle, out.endmembers
+
+
+def holdout_error(v, prep, alle, E, left_out) -> float:
+    """Mean squared error (per value, the LR-HSI's units of the engine) with which the variant's
+    result, made without the `left_out` LR pixels (a network trained without them, a refinement
+    whose LR-HSI term leaves them out), predicts them through the sensor model."""
+    from spectramorph_engine.methods.spectramorph import msi_model_mse, refinement_settings, subspace_choice
+    from spectramorph_engine.methods.spectramorph.refinement import refine
+    from spectramorph_engine.sensors.degradation import degrade_spatial
+    srf, offset = prep.msi_model()
+    P, record = subspace_choice(v, prep)
+    ref = refine(alle, E, prep.lr_hsi, prep.hr_msi, prep.psf, prep.ratio, srf, offset,
+                 msi_model_mse=msi_model_mse(prep), subspace_dim=P, trust=v.refine_trust,
+                 msi_weight=v.refine_msi_weight, subspace_estimate=record,
+                 lr_weight=(~left_out).astype(np.float32), **refinement_settings(v, prep, "cpu"))
+    cube = alle @ E + ref.delta @ ref.basis
+    predicted = degrade_spatial(cube.astype(np.float32), prep.psf, prep.ratio)
+    diff = (predicted - prep.lr_hsi)[left_out]
+    return float(np.mean(diff.astype(np.float64) ** 2))
+
+
+def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=False):
     from spectramorph_engine import FusionConfig
     from spectramorph_engine.core.device import configure_threads
     from spectramorph_engine.methods import spectramorph as sm
@@ -120,6 +173,9 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None):
         return _score(truth, c * span + offset, setting.ratio)
 
     rows = {"network": {**score(alle @ E), "iterations": 0, "seconds": 0.0}}
+    if holdout:
+        left_out = left_out_pixels(prep, seed)
+        cut, alle_cv, E_cv = holdout_network(cfg, prep, left_out)
     for name, start, trust, tv, iters, *rest in variants:
         refinement.TV_WARM_START = start == "warm"
         threshold = subspace.SIGNAL_OVER_NOISE
@@ -135,8 +191,28 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None):
         cube = alle @ E + ref.delta @ ref.basis
         rows[name] = {**score(cube), "iterations": ref.info.get("iterations"), "seconds": sec,
                       "P": int(ref.basis.shape[0]), "signal_dim": estimate.get("signal_dim")}
+        if holdout:
+            rows[name]["holdout_mse"] = holdout_error(v, cut, alle_cv, E_cv, left_out)
     refinement.TV_WARM_START = False
     return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
+
+
+def holdout_table(results, names) -> str:
+    """Per case: the variant that predicts the left-out LR pixels best, its PSNR against today's
+    and against the best variant's (the regret of choosing by the left-out pixels)."""
+    lines = ["\n| scene | setting | seed | picked by left-out LR pixels | picked - default dB | best - picked dB |",
+             "| --- | --- | ---: | --- | ---: | ---: |"]
+    gains, regrets = [], []
+    for r in results:
+        rows = {n: r["rows"][n] for n in names}
+        pick = min(rows, key=lambda n: rows[n]["holdout_mse"])
+        best = max(v["PSNR"] for v in rows.values())
+        gains.append(rows[pick]["PSNR"] - rows["default"]["PSNR"])
+        regrets.append(best - rows[pick]["PSNR"])
+        lines.append(f"| {r['scene']} | {r['setting']} | {r['seed']} | {pick} | {gains[-1]:+.2f} | {regrets[-1]:.2f} |")
+    lines.append(f"\nmean picked - default {np.mean(gains):+.3f} dB (worst {min(gains):+.2f}); "
+                 f"mean regret {np.mean(regrets):.3f} dB")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -149,23 +225,27 @@ def main(argv=None):
     p.add_argument("--subspace", action="store_true", help="compare subspace sizes instead (SUBSPACE_VARIANTS)")
     p.add_argument("--auto", action="store_true", help="the estimated subspace instead (AUTO_VARIANTS)")
     p.add_argument("--tv", action="store_true", help="VTV weights and iteration ceilings instead (TV_VARIANTS)")
+    p.add_argument("--holdout", action="store_true",
+                   help="also each variant's prediction of a quarter of the LR pixels left out (HOLDOUT_VARIANTS)")
     p.add_argument("--converge", action="store_true",
                    help="today's weights to 1000 iterations instead (CONVERGE_VARIANTS)")
     a = p.parse_args(argv)
-    variants = (CONVERGE_VARIANTS if a.converge else TV_VARIANTS if a.tv else AUTO_VARIANTS if a.auto else SUBSPACE_VARIANTS if a.subspace
+    variants = (HOLDOUT_VARIANTS if a.holdout else CONVERGE_VARIANTS if a.converge else TV_VARIANTS if a.tv else AUTO_VARIANTS if a.auto else SUBSPACE_VARIANTS if a.subspace
                 else VARIANTS)
     results = []
     for sc in a.scenes.split(","):
         for st in a.settings.split(","):
             for seed in (int(s) for s in a.seeds.split(",")):
-                r = run_case(sc, st, seed, variants, a.epochs)
+                r = run_case(sc, st, seed, variants, a.epochs, holdout=a.holdout)
                 results.append(r)
                 base = r["rows"]["default"]["PSNR"]
                 cells = []
                 for k, v in r["rows"].items():
                     diff = "" if k in ("default", "network") else " (%+.2f)" % (v["PSNR"] - base)
                     chosen = " P%d" % v["P"] if "P" in v else ""
-                    cells.append("%s %.2f%s%s %sit %.1fs" % (k, v["PSNR"], diff, chosen, v["iterations"], v["seconds"]))
+                    held = " ho %.4g" % (v["holdout_mse"] * 1e4) if "holdout_mse" in v else ""
+                    cells.append("%s %.2f%s%s %sit %.1fs%s" % (k, v["PSNR"], diff, chosen, v["iterations"], v["seconds"],
+                                                              held))
                 print("%-8s %-13s s%d train %.0fs | " % (sc, st, seed, r["train_s"]) + " | ".join(cells), flush=True)
                 if a.json:
                     with open(a.json, "w") as fh:
@@ -178,6 +258,8 @@ def main(argv=None):
         it = [r["rows"][n]["iterations"] or 0 for r in results]
         print(f"{n:16s} {np.mean(d):+8.3f}            {min(d):+6.2f}  {np.mean(s):7.2f}  {np.mean(it):6.0f}")
     print(paired_table(results, names))
+    if a.holdout:
+        print(holdout_table(results, names))
     return 0
 
 

@@ -134,7 +134,7 @@ def fuse(config, prep, *, device=None, progress=None, cancel=None, out_hsi=None)
 def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_weight=1.0, tv_weight=1e-3,
           iterations=200, device=None, cancel=None, tick=None, basis=None, prior_latents=None,
           prior_mixing=None, prior_weight=0.0, warm_start=False, tol=None, check_every=10,
-          record_objective=True, mu=None):
+          record_objective=True, mu=None, lr_weight=None):
     """The HySure ADMM on arrays: returns (X H x W x P float32, E C x P float64, objective history, info).
 
     msi H x W x c, lr h x w x C, srf c x C with `offset` (c,) subtracted from the MSI first.
@@ -149,7 +149,9 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     variables are both <= tol, checked every `check_every` iterations (None: run all
     `iterations`). `record_objective`: the objective after every iteration (else the first and
     the last only: it costs a few full-size passes each). `mu`: the ADMM penalty (default MU).
-    info["iterations"] is the number run, info["stop"] why it stopped.
+    info["iterations"] is the number run, info["stop"] why it stopped. `lr_weight` (h x w, 0..1):
+    the weight of each LR pixel in the LR-HSI term (None: all 1); a 0 leaves it out, as if it
+    had not been observed (bench.refine_tune --holdout).
     """
     import torch
     from ..core.device import configure_threads
@@ -236,6 +238,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
 
     # --- data in the subspace, and the V2 (HR-MSI and prior) step's matrices
     y_lr = t(yp.T.reshape(P, h, w))
+    w_lr = None if lr_weight is None else t(np.asarray(lr_weight, dtype=np.float32).reshape(1, h, w))
     RE = np.asarray(srf, dtype=np.float64) @ E                        # c x P
     re_t = t(RE)
 
@@ -277,7 +280,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     elif use_prior:
         X = prior_frame.clone()
     else:
-        X = t(CubicUpsampler(h, w, r).full(yp.reshape(h, w, P).astype(np.float32)).transpose(2, 0, 1))
+        X = t(CubicUpsampler(h, w, r).full(_start_coefficients(yp.reshape(h, w, P), lr_weight)).transpose(2, 0, 1))
     X = torch.nn.functional.pad(X[None], (left, Wp - W - left, top, Hp - H - top),
                                 mode="constant" if zero_out else "replicate")[0]
     if not record_objective:     # freed before the ADMM's planes: the objective makes its rows again
@@ -287,7 +290,8 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
         # The HR terms go by blocks of rows, so the objective adds no full-size image to the
         # ADMM's own (it was the refinement's peak); `ym` / `prior_frame` None: their rows are
         # made again from the inputs. A cancel is checked between blocks.
-        lr_err = float(torch.sum((xb_samples - y_lr) ** 2, dtype=torch.float64))
+        lr_res = (xb_samples - y_lr) ** 2
+        lr_err = float(torch.sum(lr_res if w_lr is None else lr_res * w_lr, dtype=torch.float64))
         msi_err = prior_err = 0.0
         for a in range(0, H, OBJECTIVE_ROWS):
             ev.check_cancel(cancel)
@@ -305,7 +309,7 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
     ev.check_cancel(cancel)
     admm = Admm(X, grid=grid, H=H, W=W, y_lr=y_lr, v2_rhs=v2_rhs, v2_inv=v2_inv, mu=mu, thresh=lam_tv / mu,
                 masks=masks, inv_denom=inv_denom, b_hat_over=b_hat_over, k_norm=k_norm if tol is not None else None,
-                parseval=col, cancel=cancel)
+                parseval=col, cancel=cancel, lr_weight=w_lr)
     del inv_denom, b_hat_over
     if warm:
         # the duals that make the warm start a fixed point of the quadratic part: D_i = -grad f_i / mu
@@ -390,6 +394,22 @@ def solve(msi, lr, r, psf, srf, offset, *, boundary="zero", subspace=10, msi_wei
              H, W, C, P, kept, it_run, iters, stop, history[0], history[-1],
              f", prior weight {prior_weight:.3g}" if use_prior else "")
     return coeff, E, history, info
+
+
+def _start_coefficients(coeff, lr_weight=None) -> np.ndarray:
+    """The LR coefficients (h x w x P) the start interpolates: with `lr_weight`, each pixel's own
+    in proportion to its weight and the rest from the weighted mean of its 3 x 3 neighbours, so
+    that a left-out pixel (weight 0) reaches neither the data term nor the start."""
+    coeff = np.asarray(coeff, dtype=np.float64)
+    if lr_weight is None:
+        return coeff.astype(np.float32)
+    from scipy.ndimage import uniform_filter
+    wt = np.clip(np.asarray(lr_weight, dtype=np.float64).reshape(coeff.shape[:2]), 0.0, 1.0)
+    den = uniform_filter(wt, 3, mode="nearest")
+    num = uniform_filter(coeff * wt[..., None], (3, 3, 1), mode="nearest")
+    fallback = (coeff * wt[..., None]).sum(axis=(0, 1)) / max(wt.sum(), 1e-12)
+    near = np.where(den[..., None] > 1e-9, num / np.maximum(den, 1e-12)[..., None], fallback)
+    return (wt[..., None] * coeff + (1.0 - wt[..., None]) * near).astype(np.float32)
 
 
 class FourierGrid:

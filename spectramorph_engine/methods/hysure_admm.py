@@ -149,7 +149,7 @@ class Admm:
     `xb_samples()` is X B at the samples."""
 
     def __init__(self, X, *, grid, H, W, y_lr, v2_rhs, v2_inv, mu, thresh, masks, inv_denom, b_hat_over,
-                 k_norm=None, parseval=None, cancel=None):
+                 k_norm=None, parseval=None, cancel=None, lr_weight=None):
         from .lattice_fft import LatticeFFT
         self.X = X
         P, Hp, Wp = X.shape
@@ -157,6 +157,9 @@ class Admm:
         self.top, self.left = grid.top, grid.left
         self.b_hat = grid.b_hat
         self.y_lr, self.v2_rhs, self.v2_inv = y_lr, v2_rhs, v2_inv
+        # 1 x h x w weights of the LR samples (None: all 1); 0 leaves a sample out of the data
+        # term, as if it were not observed (bench.refine_tune --holdout predicts it)
+        self.lr_weight = lr_weight
         self.mu, self.thresh = float(mu), float(thresh)
         self.mask_h, self.mask_v = masks
         self.zero_out = self.mask_h is not None
@@ -192,7 +195,10 @@ class Admm:
     def _v1(self, stats):
         xs = self.xb_samples()
         t = xs - self.D1                                       # V1 before the prox (= XB - D1)
-        vs = (self.y_lr + self.mu * t) / (1.0 + self.mu)
+        if self.lr_weight is None:
+            vs = (self.y_lr + self.mu * t) / (1.0 + self.mu)
+        else:
+            vs = (self.lr_weight * self.y_lr + self.mu * t) / (self.lr_weight + self.mu)
         if stats is not None:      # V1 = XB away from the samples: only they enter the residual
             full = self._xb_sumsq()
             stats[0] += _sumsq(vs - xs)

@@ -119,6 +119,31 @@ def test_progress_follows_the_convergence_not_the_ceiling(pair4):
     assert max(before_end) > 0.6, before_end
 
 
+def test_a_left_out_lr_pixel_does_not_reach_the_result(small):
+    """lr_weight 0 leaves an LR pixel out of the data term (bench.refine_tune --holdout predicts
+    it): whatever the LR-HSI holds there, the result is the same."""
+    lr = small.lr_hsi
+    h, w, C = lr.shape
+    left_out = np.zeros((h, w), dtype=bool)
+    left_out[1::3, 2::3] = True
+    spoiled = lr.copy()
+    spoiled[left_out] += 0.5
+    srf = small.srf
+    basis = np.linalg.svd(lr.reshape(-1, C).astype(np.float64), full_matrices=False)[2][:6]
+    run = dict(boundary="zero", iterations=40, basis=basis, record_objective=False)
+    weight = (~left_out).astype(np.float32)
+    X_a = hysure.solve(small.hr_msi, lr, RATIO, small.psf, srf, np.zeros(srf.shape[0]), lr_weight=weight, **run)[0]
+    X_b = hysure.solve(small.hr_msi, spoiled, RATIO, small.psf, srf, np.zeros(srf.shape[0]), lr_weight=weight,
+                       **run)[0]
+    np.testing.assert_allclose(X_a, X_b, atol=1e-5)
+    # weighted in, the spoiled pixels do change it; all weights 1 is the unweighted problem
+    X_c = hysure.solve(small.hr_msi, spoiled, RATIO, small.psf, srf, np.zeros(srf.shape[0]), **run)[0]
+    assert np.abs(X_c - X_a).max() > 1e-2
+    X_d = hysure.solve(small.hr_msi, spoiled, RATIO, small.psf, srf, np.zeros(srf.shape[0]),
+                       lr_weight=np.ones((h, w), np.float32), **run)[0]
+    np.testing.assert_allclose(X_d, X_c, atol=1e-6)
+
+
 def test_single_band_pan(library_truth):
     truth, wl = library_truth(64, 60)
     prep = _pair(truth, wl, num_msi=1, psf=make_psf("gaussian", 2.0, 4))

@@ -240,7 +240,7 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
            boundary: str = "zero", device="cpu", progress=None, cancel=None,
            stage: str = "refine", msi_model_mse=None, terms: Optional[SceneTerms] = None,
            tv_tol: Optional[float] = TV_TOL, cg_tol: float = CG_TOL,
-           subspace_estimate: Optional[dict] = None) -> Refinement:
+           subspace_estimate: Optional[dict] = None, lr_weight=None) -> Refinement:
     """The correction Delta of the module docstring for the result alle @ endmembers.
 
     alle H x W x K, endmembers K x C, lr_hsi h x w x C, hr_msi H x W x c, srf c x C, offset (c,).
@@ -257,7 +257,8 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
     Measured on the blind bench's gamma-1/2.2 pairs: a lower MSI weight gains 1-1.6 dB there.
     `terms`: the global quantities (`scene_terms`) when these arrays are a window of a bigger
     scene (tiled_refinement.py); then subspace_dim, trust, msi_weight, msi_model_mse and
-    subspace_estimate (scene_terms') are not used.
+    subspace_estimate (scene_terms') are not used. `lr_weight` (h x w; TV only): the LR-HSI
+    term's weight per LR pixel, 0 leaving a pixel out (hysure.solve; bench.refine_tune --holdout).
     """
     t0 = time.perf_counter()
     dev = torch.device(device)
@@ -283,7 +284,7 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
         # noisy ones: measured 30 dB vs 35 dB scenes, issue 8 notes)
         ref = _refine_tv(alle, endmembers, lr_hsi, hr_msi, psf, ratio, R, off, V64, mu, sigma2, visible,
                          trust=trust, msi_weight=msi_weight, tv_weight=tv_weight * sigma2,
-                         iterations=tv_iterations, tol=tv_tol,
+                         iterations=tv_iterations, tol=tv_tol, lr_weight=lr_weight,
                          boundary=boundary, device=dev, progress=progress, cancel=cancel, stage=stage, t0=t0)
         ref.info.update(msi_model_error=model_error, **estimate_record(terms))
         return ref
@@ -346,7 +347,8 @@ def refine(alle: np.ndarray, endmembers: np.ndarray, lr_hsi: np.ndarray, hr_msi:
 
 
 def _refine_tv(alle, endmembers, lr_hsi, hr_msi, psf, ratio, R, offset, V64, mu, sigma2, visible, *, trust,
-               msi_weight, tv_weight, iterations, tol, boundary, device, progress, cancel, stage, t0) -> Refinement:
+               msi_weight, tv_weight, iterations, tol, boundary, device, progress, cancel, stage, t0,
+               lr_weight=None) -> Refinement:
     """The refinement with HySure's vector TV: methods.hysure.solve with the network's result
     as the prior (weight mu), in the same subspace; Delta = X - X0."""
     from ..hysure import solve
@@ -361,7 +363,7 @@ def _refine_tv(alle, endmembers, lr_hsi, hr_msi, psf, ratio, R, offset, V64, mu,
                                      iterations=iterations, device=device, cancel=cancel, tick=tick,
                                      basis=V64, prior_latents=alle, prior_mixing=endmembers, prior_weight=mu,
                                      warm_start=TV_WARM_START, tol=tol, check_every=TV_CHECK_EVERY,
-                                     record_objective=False)
+                                     record_objective=False, lr_weight=lr_weight)
     x0 = np.asarray(alle, dtype=np.float32) @ (np.asarray(endmembers, dtype=np.float64) @ E).astype(np.float32)
     delta = coeff - x0
     info = {"subspace_dim": V64.shape[0], "noise_variance": sigma2, "lr_residual_visible": visible,
