@@ -25,8 +25,8 @@ def result_facts(r) -> str:
         loss = "" if r.final_loss is None else f", final loss {r.final_loss:.4g}"
         return f"K = {r.endmembers.shape[0]} endmembers{loss}, "
     if r.loss_history:
-        its = info.get("iterations", len(r.loss_history))
-        return f"{its} iterations, final objective {r.final_loss:.4g}, "
+        from spectramorph_engine.run.method_report import facts_text, method_figures
+        return facts_text(method_figures(info, r.loss_history)) + ", "
     return ""
 
 

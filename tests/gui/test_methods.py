@@ -289,6 +289,7 @@ def test_hysure_run_shows_its_objective_and_progress(qtbot, window):
     rp = window.results_panel
     assert "HySure has no endmembers" in rp.endmember_note.text()
     assert "30 ADMM iterations (the limit, not converged" in rp.run_summary.text()
+    assert "30 iterations (the limit: not converged), final objective" in rp.banner.text()
     assert rp.metrics_table.verticalHeaderItem(0).text() == "HySure"
 
 
