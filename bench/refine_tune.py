@@ -230,8 +230,9 @@ def main(argv=None):
     p.add_argument("--converge", action="store_true",
                    help="today's weights to 1000 iterations instead (CONVERGE_VARIANTS)")
     a = p.parse_args(argv)
-    variants = (HOLDOUT_VARIANTS if a.holdout else CONVERGE_VARIANTS if a.converge else TV_VARIANTS if a.tv else AUTO_VARIANTS if a.auto else SUBSPACE_VARIANTS if a.subspace
-                else VARIANTS)
+    chosen = [v for flag, v in ((a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS), (a.tv, TV_VARIANTS),
+                                (a.auto, AUTO_VARIANTS), (a.subspace, SUBSPACE_VARIANTS)) if flag]
+    variants = chosen[0] if chosen else VARIANTS
     results = []
     for sc in a.scenes.split(","):
         for st in a.settings.split(","):
