@@ -285,9 +285,11 @@ def run_case(task: dict) -> dict:
 def fits(name: str, ratio: int, size: int = 128) -> bool:
     """Whether real-world mode can run the scene at the ratio: the quality bench's rule, and at
     least r x r LR pixels (the engine's reduced-resolution check refuses fewer: Urban at r8)."""
-    from .scenes import fits as synthetic_fits, scene
+    from .scenes import URBAN_MIRRORED, fits as synthetic_fits, scene
     truth, _ = scene(name, size)
-    return synthetic_fits(name, ratio, size=size) and min(truth.shape[0], truth.shape[1]) // ratio >= ratio
+    ok = synthetic_fits(name, ratio, size=size) and min(truth.shape[0], truth.shape[1]) // ratio >= ratio
+    # the mirrored Urban only where Urban itself is too small: elsewhere it would repeat its rows
+    return ok and not (name == URBAN_MIRRORED and fits("urban", ratio, size))
 
 
 def _tasks(args, workdir: str) -> list:
@@ -512,17 +514,18 @@ def add_arguments(p) -> None:
 
 
 def resolve(args) -> None:
-    from .scenes import SCENES
+    from .scenes import EXTRA_SCENES, SCENES
     if getattr(args, "psfs", None) or getattr(args, "grid", None) or getattr(args, "selection_check", False):
         raise SystemExit("error: --psfs, --grid and --selection-check are the synthetic bench's; the blind bench "
                          "takes --settings")
     q = QUICK if args.quick else {}
-    args.scenes = [s.strip() for s in args.scenes.split(",")] if args.scenes else list(q.get("scenes", SCENES))
+    args.scenes = ([s.strip() for s in args.scenes.split(",")] if args.scenes else
+                   list(q.get("scenes", SCENES + EXTRA_SCENES)))
     args.settings = [s.strip() for s in args.settings.split(",")] if args.settings else list(q.get("settings",
                                                                                                      SETTINGS))
     args.seeds = args.seeds or list(q.get("seeds", (1, 2, 3)))
     args.methods = [m.strip() for m in (args.methods or ",".join(METHODS)).split(",") if m.strip()]
-    for what, got, allowed in (("method", args.methods, METHODS), ("scene", args.scenes, SCENES),
+    for what, got, allowed in (("method", args.methods, METHODS), ("scene", args.scenes, SCENES + EXTRA_SCENES),
                                ("setting", args.settings, tuple(SETTINGS))):
         bad = [v for v in got if v not in allowed]
         if bad:

@@ -34,7 +34,7 @@ import tempfile
 import time
 
 from .common import RESULTS_DIR, default_json, machine_info, method_overrides, run_cases, table, write_json
-from .scenes import SCENES, fits, scene  # noqa: F401  (the benches' scenes, by name)
+from .scenes import EXTRA_SCENES, SCENES, fits, scene  # noqa: F401  (the benches' scenes, by name)
 
 METHODS = ("default", "original", "glp", "hysure")
 ORIGINAL = {"endmember_method": "nmf", "nmf_max_iter": 5000, "nmf_tol": 1e-4, "spec_prior": False,
@@ -331,7 +331,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="subset that runs in minutes: scenes urban, usgs-a, holdout; gaussian PSF; (r4, 4 bands) "
                         "and (r8, 1 band); seed 1 (--blind: usgs-a, holdout; aniso-r4c4, misreg-r4c4; seed 1)")
-    p.add_argument("--scenes", default=None, help=f"comma list from {', '.join(SCENES)}")
+    p.add_argument("--scenes", default=None, help=f"comma list from {', '.join(SCENES + EXTRA_SCENES)}")
     p.add_argument("--psfs", default=None, help=f"comma list from {', '.join(PSFS)}")
     p.add_argument("--grid", type=_pairs, default=None,
                    help="(ratio x bands) list, e.g. 4x4,8x1 (default: 4x4,8x4,16x4,8x1,8x3,8x8,8x16)")
@@ -365,9 +365,9 @@ def _resolve(args) -> None:
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         raise SystemExit(f"error: unknown method(s) {bad}; allowed: {', '.join(METHODS)}")
-    bad = [s for s in args.scenes if s not in SCENES]
+    bad = [s for s in args.scenes if s not in SCENES + EXTRA_SCENES]
     if bad:
-        raise SystemExit(f"error: unknown scene(s) {bad}; allowed: {', '.join(SCENES)}")
+        raise SystemExit(f"error: unknown scene(s) {bad}; allowed: {', '.join(SCENES + EXTRA_SCENES)}")
 
 
 def main(args) -> int:

@@ -117,3 +117,21 @@ def test_a_candidate_default_never_reaches_the_bar_but_the_bars_own_keys_do():
     assert method_overrides("hysure", sets) == {"hysure_iterations": 1000}
     assert method_overrides("glp", sets) == {"glp_ratio_taps": 3}
     assert method_overrides("original", sets) == {}
+
+
+def test_the_mirrored_urban_is_the_real_cube_reflected_and_runs_only_where_urban_cannot(shared_data,
+                                                                                        monkeypatch):
+    from bench import scenes
+    monkeypatch.setenv("SPECTRAMORPH_DATA", str(shared_data))
+    urban, _ = scenes.scene("urban")
+    big, wavelengths = scenes.scene(scenes.URBAN_MIRRORED)
+    h, w = urban.shape[:2]
+    assert wavelengths is None and big.shape == (4 * h, 2 * w, urban.shape[2])       # 136 x 156: >= 128 a side
+    assert np.array_equal(big[:h, :w], urban)
+    # each copy is its neighbour's mirror image: the seams repeat an edge row, never jump
+    assert np.array_equal(big[h:2 * h, :w], urban[::-1])
+    assert np.array_equal(big[:h, w:], urban[:, ::-1])
+    assert np.array_equal(big[h], big[h - 1])
+    # the blind bench runs it at ratio 8 only: at ratio 4 it would repeat Urban's own rows
+    assert blind.fits("urban", 4) and not blind.fits(scenes.URBAN_MIRRORED, 4)
+    assert not blind.fits("urban", 8) and blind.fits(scenes.URBAN_MIRRORED, 8)
