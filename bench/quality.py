@@ -156,7 +156,9 @@ def run(args) -> dict:
                        "seeds": list(args.seeds), "methods": list(args.methods)},
               "epochs": args.epochs or "default", "jobs": args.jobs, "threads_per_job": 1, "quick": args.quick,
               "default_overrides": args.overrides,
-              "command": "python -m bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["quality"] else sys.argv[1:]),
+              # the subcommand stays in: `python -m bench --jobs 2` is no command (it printed so until 2026-12-07)
+              "command": ("python -m bench " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["quality"]
+                          else "python -m bench quality (API)"),
               "cases": []}
     if not args.quiet:
         print(f"[bench] {len(tasks)} cases on {args.jobs} worker(s), one torch thread each", file=sys.stderr)
