@@ -61,6 +61,9 @@ TV_VARIANTS = [
     ("t4", "cold", 4.0, 10.0, 200, None),
     ("t32", "cold", 32.0, 10.0, 200, None),
     ("no-prior", "cold", 1e9, 10.0, 200, None),      # prior weight ~0: HySure's problem at the default's VTV
+    # (14th session) weaker still, for the real cube's texture (urban at ratio 4, urban-m at 8)
+    ("tv1-it400", "cold", 8.0, 1.0, 400, None),
+    ("no-tv", "cold", 8.0, 0.0, 200, None),          # the quadratic refinement (conjugate gradients)
 ]
 # --converge: today's weights run further (HySure's own ADMM gains 0.2-0.3 dB at ratio 8 from
 # 200 to 1000 iterations on the blind bench: does the refinement's?); the stopping rule still
