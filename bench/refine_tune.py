@@ -6,6 +6,7 @@ every refinement variant on that same network's result, scored against the truth
     python -m bench.refine_tune --tv --scenes usgs-a,usgs-b,holdout --settings aniso-r8c3,moffat-r8c1,misreg-r8c3
     python -m bench.refine_tune --converge --scenes usgs-a,usgs-b,holdout --settings aniso-r8c3,moffat-r8c1,misreg-r8c3
     python -m bench.refine_tune --holdout --scenes usgs-a,usgs-b,holdout --settings aniso-r8c3,moffat-r8c1,misreg-r8c3
+    python -m bench.refine_tune --r2r --scenes urban,usgs-a,usgs-b,holdout --settings aniso-r4c4,moffat-r4c4 --seeds 1,2
 
 A variant is (name, start, trust, tv weight, iteration ceiling[, subspace[, signal-over-noise
 threshold]]): start "cold" is today's ADMM from the network's coefficients; "warm" starts from
@@ -88,6 +89,21 @@ HOLDOUT_VARIANTS = [
     ("no-prior-tv4-it1000", "cold", 1e9, 4.0, 1000, None),
 ]
 HOLDOUT_SHARE = 0.25
+# --r2r (14th session): can the HR-MSI choose the VTV weight? Recorrupted-to-recorrupted
+# (Pang et al. 2021): the refinement run on y1 = MSI + a z and its result, seen through the SRF,
+# scored against y2 = MSI - z / a (z drawn at the MSI's noise level) estimates, up to a constant,
+# its HR error in the MSI's spectral directions -- on the pixels it was given, unlike a left-out
+# pixel. The bench gives the MSI's true noise level (30 dB of each band's power); an engine
+# version would have to estimate it. The LR-pixel hold-out is scored beside it.
+R2R_VARIANTS = [
+    ("default", "cold", 8.0, 10.0, 200, None),
+    ("tv1-it400", "cold", 8.0, 1.0, 400, None),
+    ("tv2.5-it400", "cold", 8.0, 2.5, 400, None),
+    ("tv5-it400", "cold", 8.0, 5.0, 400, None),
+    ("tv20-it400", "cold", 8.0, 20.0, 400, None),
+]
+R2R_ALPHA = 0.5
+R2R_DRAWS = 2
 # --auto: P estimated from the LR-HSI (refine_subspace null, today's default; sensors/subspace.py)
 # with the threshold on signal over noise power (HySime's 1, and 2), against P 10 (the default
 # before it, named "default" here as the baseline) and the scenes' best fixed P
@@ -140,7 +156,31 @@ def holdout_error(v, prep, alle, E, left_out) -> float:
     return float(np.mean(diff.astype(np.float64) ** 2))
 
 
-def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=False):
+def r2r_error(v, prep, alle, E, seed, snr_db) -> float:
+    """Mean over R2R_DRAWS of ||SRF(refined on MSI + a z) - (MSI - z / a)||^2 per value (the
+    engine's MSI units); z per band at the level `snr_db` gives that band's mean square."""
+    import dataclasses
+    from spectramorph_engine.methods import spectramorph as sm
+    R, off = prep.msi_model()
+    msi = np.asarray(prep.hr_msi, dtype=np.float64)
+    H, W = msi.shape[:2]
+    msi = msi.reshape(H, W, -1)
+    sigma = np.sqrt(np.mean(msi ** 2, axis=(0, 1)) / 10.0 ** (snr_db / 10.0))
+    rng = np.random.default_rng(500 + seed)
+    total = 0.0
+    for _ in range(R2R_DRAWS):
+        z = rng.standard_normal(msi.shape) * sigma
+        y1 = (msi + R2R_ALPHA * z).astype(np.float32).reshape(prep.hr_msi.shape)
+        ref = sm.refine_result(v, dataclasses.replace(prep, hr_msi=y1), alle, E, device="cpu")
+        cube = alle @ E + ref.delta @ ref.basis
+        seen = cube.reshape(-1, cube.shape[2]) @ np.asarray(R, dtype=np.float64).T
+        if off is not None:
+            seen = seen + np.asarray(off, dtype=np.float64).reshape(1, -1)
+        total += float(np.mean((seen - (msi - z / R2R_ALPHA).reshape(seen.shape)) ** 2))
+    return total / R2R_DRAWS
+
+
+def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=False, r2r=False):
     from spectramorph_engine import FusionConfig
     from spectramorph_engine.core.device import configure_threads
     from spectramorph_engine.methods import spectramorph as sm
@@ -196,19 +236,22 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=Fals
                       "P": int(ref.basis.shape[0]), "signal_dim": estimate.get("signal_dim")}
         if holdout:
             rows[name]["holdout_mse"] = holdout_error(v, cut, alle_cv, E_cv, left_out)
+        if r2r:
+            from .blind import SNR_DB
+            rows[name]["r2r_mse"] = r2r_error(v, prep, alle, E, seed, SNR_DB)
     refinement.TV_WARM_START = False
     return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
 
 
-def holdout_table(results, names) -> str:
-    """Per case: the variant that predicts the left-out LR pixels best, its PSNR against today's
-    and against the best variant's (the regret of choosing by the left-out pixels)."""
-    lines = ["\n| scene | setting | seed | picked by left-out LR pixels | picked - default dB | best - picked dB |",
+def holdout_table(results, names, key="holdout_mse", what="left-out LR pixels") -> str:
+    """Per case: the variant that scores best by `key` (the left-out LR pixels, or R2R on the
+    MSI), its PSNR against today's and against the best variant's (the regret of choosing so)."""
+    lines = [f"\n| scene | setting | seed | picked by {what} | picked - default dB | best - picked dB |",
              "| --- | --- | ---: | --- | ---: | ---: |"]
     gains, regrets = [], []
     for r in results:
         rows = {n: r["rows"][n] for n in names}
-        pick = min(rows, key=lambda n: rows[n]["holdout_mse"])
+        pick = min(rows, key=lambda n: rows[n][key])
         best = max(v["PSNR"] for v in rows.values())
         gains.append(rows[pick]["PSNR"] - rows["default"]["PSNR"])
         regrets.append(best - rows[pick]["PSNR"])
@@ -232,15 +275,19 @@ def main(argv=None):
                    help="also each variant's prediction of a quarter of the LR pixels left out (HOLDOUT_VARIANTS)")
     p.add_argument("--converge", action="store_true",
                    help="today's weights to 1000 iterations instead (CONVERGE_VARIANTS)")
+    p.add_argument("--r2r", action="store_true",
+                   help="VTV weights chosen by R2R on the HR-MSI and by left-out LR pixels (R2R_VARIANTS)")
     a = p.parse_args(argv)
-    chosen = [v for flag, v in ((a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS), (a.tv, TV_VARIANTS),
+    a.holdout = a.holdout or a.r2r
+    chosen = [v for flag, v in ((a.r2r, R2R_VARIANTS), (a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS),
+                                (a.tv, TV_VARIANTS),
                                 (a.auto, AUTO_VARIANTS), (a.subspace, SUBSPACE_VARIANTS)) if flag]
     variants = chosen[0] if chosen else VARIANTS
     results = []
     for sc in a.scenes.split(","):
         for st in a.settings.split(","):
             for seed in (int(s) for s in a.seeds.split(",")):
-                r = run_case(sc, st, seed, variants, a.epochs, holdout=a.holdout)
+                r = run_case(sc, st, seed, variants, a.epochs, holdout=a.holdout, r2r=a.r2r)
                 results.append(r)
                 base = r["rows"]["default"]["PSNR"]
                 cells = []
@@ -248,6 +295,7 @@ def main(argv=None):
                     diff = "" if k in ("default", "network") else " (%+.2f)" % (v["PSNR"] - base)
                     chosen = " P%d" % v["P"] if "P" in v else ""
                     held = " ho %.4g" % (v["holdout_mse"] * 1e4) if "holdout_mse" in v else ""
+                    held += " r2r %.4g" % (v["r2r_mse"] * 1e4) if "r2r_mse" in v else ""
                     cells.append("%s %.2f%s%s %sit %.1fs%s" % (k, v["PSNR"], diff, chosen, v["iterations"], v["seconds"],
                                                               held))
                 print("%-8s %-13s s%d train %.0fs | " % (sc, st, seed, r["train_s"]) + " | ".join(cells), flush=True)
@@ -264,6 +312,8 @@ def main(argv=None):
     print(paired_table(results, names))
     if a.holdout:
         print(holdout_table(results, names))
+    if a.r2r:
+        print(holdout_table(results, names, "r2r_mse", "R2R on the HR-MSI"))
     return 0
 
 
