@@ -227,8 +227,8 @@ REFINEMENT_FIELDS = [
     _sm("refine_msi_weight", "MSI weight", "Weight of the HR-MSI against the LR-HSI in the refinement.",
         minimum=0.0, maximum=1e6, step=0.1, decimals=3),
     _sm("refine_tv_weight", "TV weight", "Vector total variation of the refined cube, in units of the "
-        "LR-HSI's noise variance; 0: none. 10 suits flat regions with sharp edges; textured real "
-        "scenes did better with 1-2.5 on the bench.", minimum=0.0, maximum=1e6, step=1.0),
+        "LR-HSI's noise variance; 0: none. 10 suits flat regions with sharp edges; real-world pairs "
+        "of a textured scene did better with 1-2.5 on the bench.", minimum=0.0, maximum=1e6, step=1.0),
     _sm("refine_iterations", "Iterations", "ADMM iterations with TV (without TV, conjugate gradients stop "
         "earlier by tolerance).", minimum=1, maximum=100_000, step=50),
     _sm("refine_subspace", "Subspace", "Dimension of the refinement's spectral subspace; 'auto': the "
