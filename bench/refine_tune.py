@@ -275,10 +275,15 @@ def main(argv=None):
                    help="also each variant's prediction of a quarter of the LR pixels left out (HOLDOUT_VARIANTS)")
     p.add_argument("--converge", action="store_true",
                    help="today's weights to 1000 iterations instead (CONVERGE_VARIANTS)")
+    p.add_argument("--snr", type=float, default=None,
+                   help="noise on both images of the blind pair, dB (default the blind bench's 30)")
     p.add_argument("--r2r", action="store_true",
                    help="VTV weights chosen by R2R on the HR-MSI and by left-out LR pixels (R2R_VARIANTS)")
     a = p.parse_args(argv)
     a.holdout = a.holdout or a.r2r
+    if a.snr is not None:
+        from . import blind
+        blind.SNR_DB = float(a.snr)      # make_pair and r2r_error read it at call time
     chosen = [v for flag, v in ((a.r2r, R2R_VARIANTS), (a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS),
                                 (a.tv, TV_VARIANTS),
                                 (a.auto, AUTO_VARIANTS), (a.subspace, SUBSPACE_VARIANTS)) if flag]
