@@ -180,7 +180,7 @@ def r2r_error(v, prep, alle, E, seed, snr_db) -> float:
     return total / R2R_DRAWS
 
 
-def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=False, r2r=False):
+def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=False, r2r=False, snr_db=None):
     from spectramorph_engine import FusionConfig
     from spectramorph_engine.core.device import configure_threads
     from spectramorph_engine.methods import spectramorph as sm
@@ -189,14 +189,16 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=Fals
     from spectramorph_engine.run.results import FusionInputs
     from spectramorph_engine.sensors import subspace
     from spectramorph_engine.sensors.degradation import normalize_percentile
+    from . import blind
     from .blind import SETTINGS, make_pair, scene_srf, _score
     from .scenes import scene
     configure_threads()
+    snr_db = blind.SNR_DB if snr_db is None else float(snr_db)
     setting = SETTINGS[setting_name]
     raw, wl = scene(scene_name, 128)
     truth0 = normalize_percentile(raw)
     srf = scene_srf(setting, truth0.shape[2], wl)
-    truth, hr_msi, lr_hsi = make_pair(truth0, setting, srf, seed)
+    truth, hr_msi, lr_hsi = make_pair(truth0, setting, srf, seed, snr_db)
     base = dict(synthetic=False, seed=seed, device="cpu", verbose=0, auto_select=False)
     if wl is not None:
         base["wavelengths"] = [float(v) for v in wl]
@@ -237,8 +239,7 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=Fals
         if holdout:
             rows[name]["holdout_mse"] = holdout_error(v, cut, alle_cv, E_cv, left_out)
         if r2r:
-            from .blind import SNR_DB
-            rows[name]["r2r_mse"] = r2r_error(v, prep, alle, E, seed, SNR_DB)
+            rows[name]["r2r_mse"] = r2r_error(v, prep, alle, E, seed, snr_db)
     refinement.TV_WARM_START = False
     return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
 
@@ -281,9 +282,6 @@ def main(argv=None):
                    help="VTV weights chosen by R2R on the HR-MSI and by left-out LR pixels (R2R_VARIANTS)")
     a = p.parse_args(argv)
     a.holdout = a.holdout or a.r2r
-    if a.snr is not None:
-        from . import blind
-        blind.SNR_DB = float(a.snr)      # make_pair and r2r_error read it at call time
     chosen = [v for flag, v in ((a.r2r, R2R_VARIANTS), (a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS),
                                 (a.tv, TV_VARIANTS),
                                 (a.auto, AUTO_VARIANTS), (a.subspace, SUBSPACE_VARIANTS)) if flag]
@@ -292,7 +290,7 @@ def main(argv=None):
     for sc in a.scenes.split(","):
         for st in a.settings.split(","):
             for seed in (int(s) for s in a.seeds.split(",")):
-                r = run_case(sc, st, seed, variants, a.epochs, holdout=a.holdout, r2r=a.r2r)
+                r = run_case(sc, st, seed, variants, a.epochs, holdout=a.holdout, r2r=a.r2r, snr_db=a.snr)
                 results.append(r)
                 base = r["rows"]["default"]["PSNR"]
                 cells = []
