@@ -182,9 +182,11 @@ def scene_srf(setting: Setting, num_bands: int, wavelengths) -> np.ndarray:
 
 def make_pair(truth: np.ndarray, setting: Setting, srf: np.ndarray, seed: int, snr_db=_BENCH_SNR):
     """(truth cropped to multiples of r, hr_msi, lr_hsi) float32, as the module doc says; `snr_db`
-    the noise on both images in dB (default SNR_DB, read at the call; None: no noise)."""
+    the noise on both images in dB (default SNR_DB, read at the call; None: no noise), or a pair
+    (HR-MSI dB, LR-HSI dB)."""
     if snr_db is _BENCH_SNR:
         snr_db = SNR_DB
+    msi_db, lr_db = snr_db if isinstance(snr_db, (tuple, list)) else (snr_db, snr_db)
     from scipy import ndimage
     from spectramorph_engine.sensors import spatial
     from spectramorph_engine.sensors.degradation import add_awgn, apply_srf
@@ -195,7 +197,7 @@ def make_pair(truth: np.ndarray, setting: Setting, srf: np.ndarray, seed: int, s
     msi = np.asarray(apply_srf(t, srf), dtype=np.float64)
     if setting.gamma:
         msi = np.clip(msi, 0.0, None) ** GAMMA
-    hr_msi = add_awgn(msi.astype(np.float32), snr_db, rng)
+    hr_msi = add_awgn(msi.astype(np.float32), msi_db, rng)
     shift = misregistration(setting)
     src = t
     kernel = true_kernel(setting)
@@ -203,7 +205,7 @@ def make_pair(truth: np.ndarray, setting: Setting, srf: np.ndarray, seed: int, s
         src = ndimage.shift(t, (shift[0], shift[1], 0.0), order=3, mode="mirror").astype(np.float32)
         kernel = sampled_gaussian(1.6 * r / 4.0, 1.6 * r / 4.0)
     lr = spatial.area_downsample(spatial.blur(src, kernel, "symmetric"), r)
-    lr_hsi = add_awgn(np.asarray(lr, dtype=np.float32), snr_db, rng)
+    lr_hsi = add_awgn(np.asarray(lr, dtype=np.float32), lr_db, rng)
     return t, np.asarray(hr_msi, dtype=np.float32), lr_hsi.astype(np.float32)
 
 

@@ -9,9 +9,10 @@ every refinement variant on that same network's result, scored against the truth
     python -m bench.refine_tune --r2r --scenes urban,usgs-a,usgs-b,holdout --settings aniso-r4c4,moffat-r4c4 --seeds 1,2
     python -m bench.refine_tune --start --scenes urban-m,holdout --settings moffat-r8c1,aniso-r8c3 --seeds 1,2
     python -m bench.refine_tune --oracle-tv --scenes urban-m,usgs-a --settings aniso-r8c3,moffat-r8c1 --seeds 1,2
+    python -m bench.refine_tune --msi-weight --snr 40,30 --scenes urban-m,holdout --settings aniso-r8c3 --seeds 1
 
 A variant is (name, start, trust, tv weight, iteration ceiling[, subspace[, signal-over-noise
-threshold[, prior mean]]]) -- the tv weight a number, or "oracle:k" / "ml:k:n" (ORACLE_VARIANTS),
+threshold[, prior mean[, MSI weight]]]]) -- the tv weight a number, or "oracle:k" / "ml:k:n" (ORACLE_VARIANTS),
 the prior mean "network", "glp" or "bicubic" (START_VARIANTS). Start "cold" is today's ADMM
 from the network's coefficients; "warm" starts from the exact solution without the VTV
 (refinement.TV_WARM_START); subspace None is the estimate
@@ -137,6 +138,16 @@ ORACLE_VARIANTS = [
     ("ml0.25x2", "cold", 8.0, "ml:0.25:2", 200, None),
     ("ml0.5x2", "cold", 8.0, "ml:0.5:2", 200, None),
     ("ml0.5x4", "cold", 8.0, "ml:0.5:4", 200, None),
+]
+# --msi-weight (15th session; issue 19 item 2, "the refinement's weights from the noise of both
+# images"): the refinement weighs the HR-MSI as if its noise per value were the LR-HSI's
+# (refine_msi_weight 1). Where the MSI is cleaner (--snr 40,30: ten times less noise variance
+# per value) the MAP weight is about 10. The variant's trailing field is refine_msi_weight.
+MSI_WEIGHT_VARIANTS = [
+    ("default", "cold", 8.0, 10.0, 200, None, None, "network", 1.0),
+    ("wm3", "cold", 8.0, 10.0, 200, None, None, "network", 3.0),
+    ("wm10", "cold", 8.0, 10.0, 200, None, None, "network", 10.0),
+    ("wm0.3", "cold", 8.0, 10.0, 200, None, None, "network", 0.3),
 ]
 R2R_ALPHA = 0.5
 R2R_DRAWS = 2
@@ -272,7 +283,7 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=Fals
     from .blind import SETTINGS, make_pair, scene_srf, _score
     from .scenes import scene
     configure_threads()
-    snr_db = blind.SNR_DB if snr_db is None else float(snr_db)
+    snr_db = blind.SNR_DB if snr_db is None else snr_db
     setting = SETTINGS[setting_name]
     raw, wl = scene(scene_name, 128)
     truth0 = normalize_percentile(raw)
@@ -319,7 +330,8 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=Fals
             tv = float(tv.split(":")[1]) * oracle_tv_weight(cfg.replace(refine_subspace=rest[0] if rest else None),
                                                              prep, (truth - offset) / span)
         v = cfg.replace(refine_trust=trust, refine_tv_weight=tv, refine_iterations=iters,
-                        refine_subspace=rest[0] if rest else None)
+                        refine_subspace=rest[0] if rest else None,
+                        refine_msi_weight=rest[3] if len(rest) > 3 else cfg.refine_msi_weight)
         t1 = time.perf_counter()
         ref = sm.refine_result(v, prep, z0, basis, device="cpu")
         sec = time.perf_counter() - t1
@@ -333,7 +345,8 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=Fals
         if holdout:
             rows[name]["holdout_mse"] = holdout_error(v, cut, alle_cv, E_cv, left_out)
         if r2r:
-            rows[name]["r2r_mse"] = r2r_error(v, prep, alle, E, seed, snr_db)
+            rows[name]["r2r_mse"] = r2r_error(v, prep, alle, E, seed,
+                                              snr_db[0] if isinstance(snr_db, tuple) else snr_db)
     refinement.TV_WARM_START = False
     return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
 
@@ -370,8 +383,11 @@ def main(argv=None):
                    help="also each variant's prediction of a quarter of the LR pixels left out (HOLDOUT_VARIANTS)")
     p.add_argument("--converge", action="store_true",
                    help="today's weights to 1000 iterations instead (CONVERGE_VARIANTS)")
-    p.add_argument("--snr", type=float, default=None,
-                   help="noise on both images of the blind pair, dB (default the blind bench's 30)")
+    p.add_argument("--snr", default=None,
+                   help="noise on both images of the blind pair, dB (default the blind bench's 30), or "
+                        "MSI,HSI (e.g. 40,30)")
+    p.add_argument("--msi-weight", action="store_true",
+                   help="the refinement's MSI weight instead (MSI_WEIGHT_VARIANTS)")
     p.add_argument("--oracle-tv", action="store_true",
                    help="VTV weights scaled to the true cube's gradients (ORACLE_VARIANTS)")
     p.add_argument("--start", action="store_true",
@@ -379,8 +395,10 @@ def main(argv=None):
     p.add_argument("--r2r", action="store_true",
                    help="VTV weights chosen by R2R on the HR-MSI and by left-out LR pixels (R2R_VARIANTS)")
     a = p.parse_args(argv)
+    if a.snr is not None:
+        a.snr = tuple(float(x) for x in a.snr.split(",")) if "," in a.snr else float(a.snr)
     a.holdout = a.holdout or a.r2r
-    chosen = [v for flag, v in ((a.oracle_tv, ORACLE_VARIANTS), (a.start, START_VARIANTS), (a.r2r, R2R_VARIANTS), (a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS),
+    chosen = [v for flag, v in ((a.msi_weight, MSI_WEIGHT_VARIANTS), (a.oracle_tv, ORACLE_VARIANTS), (a.start, START_VARIANTS), (a.r2r, R2R_VARIANTS), (a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS),
                                 (a.tv, TV_VARIANTS),
                                 (a.auto, AUTO_VARIANTS), (a.subspace, SUBSPACE_VARIANTS)) if flag]
     variants = chosen[0] if chosen else VARIANTS

@@ -79,6 +79,23 @@ def test_the_misregistered_pair_is_the_truth_blurred_by_its_true_kernel(monkeypa
         assert np.abs(lr - centred)[inner].max() > 1e-3, name
 
 
+def test_a_pair_of_noise_levels_puts_each_on_its_own_image():
+    """make_pair((msi dB, hsi dB)): the HR-MSI and the LR-HSI get their own noise (what
+    bench.refine_tune --snr 40,30 relies on); one number still sets both."""
+    truth = np.full((32, 32, 6), 0.5, dtype=np.float32)
+    s = blind.SETTINGS["aniso-r4c4"]
+    srf = np.full((2, 6), 1.0 / 6.0)
+
+    def noise_db(snr):
+        _, msi, lr = blind.make_pair(truth, s, srf, seed=3, snr_db=snr)
+        # the clean images are 0.5 everywhere: the variance is the noise's
+        return [10 * np.log10(0.25 / np.var(x)) for x in (msi, lr)]
+
+    msi_db, lr_db = noise_db((40.0, 25.0))
+    assert msi_db == pytest.approx(40.0, abs=0.5) and lr_db == pytest.approx(25.0, abs=1.0)
+    assert noise_db(30.0) == pytest.approx([30.0, 30.0], abs=1.0)
+
+
 def test_blind_bench_runs_a_tiny_case_to_its_table_and_json(tmp_path, shared_data):
     report = tmp_path / "blind.json"
     env = dict(os.environ, SPECTRAMORPH_THREADS="1")
