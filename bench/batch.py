@@ -70,7 +70,7 @@ def _pair(folder: Path, size: int, bands: int, seed: int) -> tuple:
 
 def _warm() -> int:
     """Run on each worker: the imports and torch's first optimizer step a first scene would pay."""
-    from spectramorph_engine.quality import figures
+    from spectramorph_engine.quality import figures  # noqa: F401 (imported to warm it)
     from spectramorph_engine.run import pipeline  # noqa: F401
     pipeline.warm_up()
     return os.getpid()

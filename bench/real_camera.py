@@ -35,7 +35,7 @@ VARIANTS = [
 
 
 def run_case(workdir: Path, hr_msi, lr_hsi, changes: dict, epochs=None, srf_file=None):
-    from spectramorph_engine import load_config, run_fusion
+    from spectramorph_engine import run_fusion
     from spectramorph_engine.run.config import FusionConfig
     np.save(workdir / "hr_msi.npy", hr_msi)
     np.save(workdir / "lr_hsi.npy", lr_hsi)

@@ -336,7 +336,7 @@ def nmf_compare(x: np.ndarray, k: int, device: str, match_tol: float = 0.02,
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")       # a ConvergenceWarning is a result here, not a failure
-        w2 = model.fit_transform(x)
+        model.fit_transform(x)
     out["sklearn_s"] = time.perf_counter() - t
     out["sklearn_iter"] = int(model.n_iter_)
     out["sklearn_max_iter"] = int(model.max_iter)
