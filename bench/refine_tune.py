@@ -149,6 +149,12 @@ MSI_WEIGHT_VARIANTS = [
     ("wm10", "cold", 8.0, 10.0, 200, None, None, "network", 10.0),
     ("wm0.3", "cold", 8.0, 10.0, 200, None, None, "network", 0.3),
 ]
+# --band-holdout (15th session): can a left-out MSI band choose the VTV weight? For each MSI
+# band in turn: a network trained and a refinement run without it (the pair's other bands, their
+# SRF rows), the result seen through that band's SRF row and scored against the band itself on
+# the HR grid -- the HR detail in a direction the run was not given, which is what the VTV
+# decides on real texture. The band's own noise adds the same to every variant. Needs 2+ bands.
+BAND_HOLDOUT_VARIANTS = R2R_VARIANTS      # VTV 1, 2.5, 5, 10 (today), 20
 R2R_ALPHA = 0.5
 R2R_DRAWS = 2
 # --auto: P estimated from the LR-HSI (refine_subspace null, today's default; sensors/subspace.py)
@@ -256,6 +262,45 @@ def ml_tv_weight(cfg, prep, z0, basis, k: float, passes: int, start: float = 10.
     return w
 
 
+def without_band(prep, j: int):
+    """The prepared pair without HR-MSI band j (its SRF row, offset and fit figures too)."""
+    import dataclasses
+    keep = [i for i in range(prep.hr_msi.shape[2]) if i != j]
+    changes = dict(hr_msi=np.ascontiguousarray(prep.hr_msi[..., keep]), srf=np.asarray(prep.srf)[keep])
+    if prep.srf_estimate is not None:
+        e = prep.srf_estimate
+        changes["srf_estimate"] = dataclasses.replace(e, srf=np.asarray(e.srf)[keep], offset=np.asarray(e.offset)[keep],
+                                                      psnr_db=np.asarray(e.psnr_db)[keep], r2=np.asarray(e.r2)[keep],
+                                                      smoothness=np.asarray(e.smoothness)[keep])
+    if prep.srf_gain_offset is not None:
+        gain, off = prep.srf_gain_offset
+        changes["srf_gain_offset"] = (np.asarray(gain)[keep], np.asarray(off)[keep])
+    if prep.srf_fit and prep.srf_fit.get("psnr_per_band"):
+        fit = dict(prep.srf_fit)
+        fit["psnr_per_band"] = [fit["psnr_per_band"][i] for i in keep]
+        changes["srf_fit"] = fit
+    return dataclasses.replace(prep, **changes)
+
+
+def band_holdout_errors(cfg, prep, variants_cfg) -> dict:
+    """{variant name: mean over the MSI bands of the HR mean squared error with which the
+    variant's result, made without that band, predicts it through its SRF row}."""
+    from spectramorph_engine.methods import spectramorph as sm
+    R, off = prep.msi_model()
+    msi = np.asarray(prep.hr_msi, dtype=np.float64)
+    c = msi.shape[2]
+    errors = {name: 0.0 for name, _ in variants_cfg}
+    for j in range(c):
+        cut = without_band(prep, j)
+        net = sm.fuse(cfg.replace(refine=False), cut, device="cpu")
+        for name, v in variants_cfg:
+            ref = sm.refine_result(v, cut, net.alle, net.endmembers, device="cpu")
+            cube = net.alle @ net.endmembers + ref.delta @ ref.basis
+            seen = cube.reshape(-1, cube.shape[2]).astype(np.float64) @ R[j] + off[j]
+            errors[name] += float(np.mean((seen - msi[..., j].reshape(-1)) ** 2)) / c
+    return errors
+
+
 def classical_means(cfg, prep) -> dict:
     """{"glp": (cube, I), "bicubic": (cube, I)}: GLP-HS's result (the blur fitted on the pair) and
     the cubic-upsampled LR-HSI on the HR grid, in the engine's units, as (latents, basis) pairs
@@ -270,7 +315,8 @@ def classical_means(cfg, prep) -> dict:
     return {"glp": (g, eye), "bicubic": (np.ascontiguousarray(b[:, :W]), eye)}
 
 
-def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=False, r2r=False, snr_db=None):
+def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=False, r2r=False, snr_db=None,
+             band_holdout=False):
     from spectramorph_engine import FusionConfig
     from spectramorph_engine.core.device import configure_threads
     from spectramorph_engine.methods import spectramorph as sm
@@ -348,6 +394,11 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=Fals
             rows[name]["r2r_mse"] = r2r_error(v, prep, alle, E, seed,
                                               snr_db[0] if isinstance(snr_db, tuple) else snr_db)
     refinement.TV_WARM_START = False
+    if band_holdout and prep.hr_msi.shape[2] > 1:
+        made = [(name, cfg.replace(refine_trust=trust, refine_tv_weight=tv, refine_iterations=iters))
+                for name, start, trust, tv, iters, *rest in variants]
+        for name, err in band_holdout_errors(cfg, prep, made).items():
+            rows[name]["band_mse"] = err
     return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
 
 
@@ -386,6 +437,8 @@ def main(argv=None):
     p.add_argument("--snr", default=None,
                    help="noise on both images of the blind pair, dB (default the blind bench's 30), or "
                         "MSI,HSI (e.g. 40,30)")
+    p.add_argument("--band-holdout", action="store_true",
+                   help="VTV weights chosen by a left-out MSI band (BAND_HOLDOUT_VARIANTS; 2+ MSI bands)")
     p.add_argument("--msi-weight", action="store_true",
                    help="the refinement's MSI weight instead (MSI_WEIGHT_VARIANTS)")
     p.add_argument("--oracle-tv", action="store_true",
@@ -398,7 +451,9 @@ def main(argv=None):
     if a.snr is not None:
         a.snr = tuple(float(x) for x in a.snr.split(",")) if "," in a.snr else float(a.snr)
     a.holdout = a.holdout or a.r2r
-    chosen = [v for flag, v in ((a.msi_weight, MSI_WEIGHT_VARIANTS), (a.oracle_tv, ORACLE_VARIANTS), (a.start, START_VARIANTS), (a.r2r, R2R_VARIANTS), (a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS),
+    chosen = [v for flag, v in ((a.band_holdout, BAND_HOLDOUT_VARIANTS), (a.msi_weight, MSI_WEIGHT_VARIANTS),
+                                (a.oracle_tv, ORACLE_VARIANTS), (a.start, START_VARIANTS), (a.r2r, R2R_VARIANTS),
+                                (a.holdout, HOLDOUT_VARIANTS), (a.converge, CONVERGE_VARIANTS),
                                 (a.tv, TV_VARIANTS),
                                 (a.auto, AUTO_VARIANTS), (a.subspace, SUBSPACE_VARIANTS)) if flag]
     variants = chosen[0] if chosen else VARIANTS
@@ -406,7 +461,8 @@ def main(argv=None):
     for sc in a.scenes.split(","):
         for st in a.settings.split(","):
             for seed in (int(s) for s in a.seeds.split(",")):
-                r = run_case(sc, st, seed, variants, a.epochs, holdout=a.holdout, r2r=a.r2r, snr_db=a.snr)
+                r = run_case(sc, st, seed, variants, a.epochs, holdout=a.holdout, r2r=a.r2r, snr_db=a.snr,
+                             band_holdout=a.band_holdout)
                 results.append(r)
                 base = r["rows"]["default"]["PSNR"]
                 cells = []
@@ -415,6 +471,7 @@ def main(argv=None):
                     chosen = " P%d" % v["P"] if "P" in v else ""
                     held = " ho %.4g" % (v["holdout_mse"] * 1e4) if "holdout_mse" in v else ""
                     held += " r2r %.4g" % (v["r2r_mse"] * 1e4) if "r2r_mse" in v else ""
+                    held += " band %.4g" % (v["band_mse"] * 1e4) if "band_mse" in v else ""
                     held += " tv %.3g" % v["tv"] if isinstance(tv_of(k, variants), str) else ""
                     cells.append("%s %.2f%s%s %sit %.1fs%s" % (k, v["PSNR"], diff, chosen, v["iterations"], v["seconds"],
                                                               held))
@@ -434,6 +491,9 @@ def main(argv=None):
         print(holdout_table(results, names))
     if a.r2r:
         print(holdout_table(results, names, "r2r_mse", "R2R on the HR-MSI"))
+    if a.band_holdout:
+        print(holdout_table([r for r in results if "band_mse" in r["rows"]["default"]], names, "band_mse",
+                            "a left-out MSI band"))
     return 0
 
 
