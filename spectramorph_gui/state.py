@@ -34,7 +34,7 @@ TRAINING_KEYS = frozenset({
     "figure_format",
     "output_file_type", "output_dir", "log_dir", "scheduler", "device",
     "method", "endmember_method", "nmf_max_iter", "nmf_tol", "auto_select",
-    "refine", "refine_trust", "refine_msi_weight", "refine_tv_weight", "refine_iterations", "refine_subspace",
+    "refine", "refine_trust", "refine_msi_weight", "refine_tv_weight", "refine_tv_select", "refine_iterations", "refine_subspace",
     "hysure_iterations", "hysure_tv_weight", "hysure_msi_weight", "hysure_subspace"})
 PREPARE_DELAY_MS = 200   # coalesce a burst of edits (a spin box held down) into one preparation
 

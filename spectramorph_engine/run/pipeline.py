@@ -92,6 +92,17 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             run_config = selection["config"]
             selection_check = selection.pop("reduced_check", None)
             ev.say(progress, "info", selection["summary"], log)
+        tv_choice = None
+        if run_config.refine_tv_select and run_config.refine and run_config.method == "spectramorph":
+            from ..core.device import configure_threads, resolve_device
+            from .tv_selection import choose_tv_weight, summary as tv_summary
+            configure_threads()
+            with stages("select"):
+                tv_choice = choose_tv_weight(run_config, prep, device=resolve_device(run_config.device),
+                                             progress=progress, cancel=cancel)
+            # the weight chosen, the choice off: config_used reproduces the run exactly
+            run_config = run_config.replace(refine_tv_weight=tv_choice["chosen"], refine_tv_select=False)
+            ev.say(progress, "info", tv_summary(tv_choice), log)
         if check is not None:
             check.release()             # the report is kept; the pair and the fused cube go
         stream = _open_result_stream(config, prep, staged)
@@ -102,6 +113,8 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             stream.set_value_map(span_, offset_, nan_mask=no_data)    # NaN where there is no data
         out = fuse_with_method(run_config, prep, progress, cancel, stages, out_hsi=stream, finish=finish_training)
         hr_hsi, endmembers, alle = out.hr_hsi, out.endmembers, out.alle
+        if tv_choice is not None:
+            out.info["tv_selection"] = tv_choice
         stopped = _training_stopped(out)
         if stopped is not None:
             text = (f"training stopped early at epoch {stopped['epoch']} of {stopped['epochs']}: the result is "

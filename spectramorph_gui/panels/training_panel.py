@@ -229,6 +229,11 @@ REFINEMENT_FIELDS = [
     _sm("refine_tv_weight", "TV weight", "Vector total variation of the refined cube, in units of the "
         "LR-HSI's noise variance; 0: none. 10 suits flat regions with sharp edges; real-world pairs "
         "of a textured scene did better with 1-2.5 on the bench.", minimum=0.0, maximum=1e6, step=1.0),
+    _sm("refine_tv_select", "Choose TV weight", "Choose the TV weight for this pair (1, 2.5, 5, 10 or 20, "
+        "and the weight above): each MSI band in turn is left out, a short fusion is made without it, and the "
+        "weight whose result predicts the left-out bands best is used if it beats the weight above by 2%. "
+        "Needs 2 or more MSI bands; costs a few short trainings on a crop of the pair.",
+        null_text="from left-out MSI bands"),
     _sm("refine_iterations", "Iterations", "ADMM iterations with TV (without TV, conjugate gradients stop "
         "earlier by tolerance).", minimum=1, maximum=100_000, step=50),
     _sm("refine_subspace", "Subspace", "Dimension of the refinement's spectral subspace; 'auto': the "

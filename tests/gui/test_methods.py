@@ -14,7 +14,8 @@ from spectramorph_gui.panels.training_panel import BAR_TEXT
 from .conftest import DEMO_SIZE, run_to_end
 
 NEW_KEYS = ("method", "endmember_method", "nmf_max_iter", "nmf_tol", "spec_prior", "refine", "refine_trust",
-            "refine_msi_weight", "refine_tv_weight", "refine_iterations", "refine_subspace", "auto_select",
+            "refine_msi_weight", "refine_tv_weight", "refine_tv_select", "refine_iterations", "refine_subspace",
+            "auto_select",
             "hysure_iterations", "hysure_tv_weight", "hysure_msi_weight", "hysure_subspace")
 HYSURE_KEYS = ("hysure_iterations", "hysure_tv_weight", "hysure_msi_weight", "hysure_subspace")
 
@@ -157,6 +158,7 @@ def test_method_and_new_keys_round_trip_through_yaml(qtbot, window, tmp_path):
     form.widget("refine_trust").setValue(4.0)
     form.widget("refine_msi_weight").setValue(0.5)
     form.widget("refine_tv_weight").setValue(3.0)
+    form.widget("refine_tv_select").setChecked(True)
     form.widget("refine_iterations").setValue(40)
     form.bound["refine_subspace"].widget.check.setChecked(False)
     form.bound["refine_subspace"].widget.spin.setValue(12)
@@ -165,7 +167,8 @@ def test_method_and_new_keys_round_trip_through_yaml(qtbot, window, tmp_path):
     expected = dict(method="hysure", hysure_iterations=55, hysure_tv_weight=pytest.approx(0.02),
                     hysure_msi_weight=2.5, hysure_subspace=6, endmember_method="minvol", nmf_max_iter=123,
                     nmf_tol=pytest.approx(1e-3), spec_prior=True, refine_trust=4.0, refine_msi_weight=0.5,
-                    refine_tv_weight=3.0, refine_iterations=40, refine_subspace=12, auto_select=False)
+                    refine_tv_weight=3.0, refine_tv_select=True, refine_iterations=40, refine_subspace=12,
+                    auto_select=False)
     for key, value in expected.items():
         assert getattr(saved, key) == value, key
 
