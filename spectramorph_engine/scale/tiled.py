@@ -60,6 +60,7 @@ DEFAULT_CHUNK = 512
 RESULT_NAME = "hr_hsi.zarr"
 NOT_DONE = [
     "auto-selection (auto_select) turned off: it compares whole-scene refinements on the reduced pair",
+    "the TV weight's choice (refine_tv_select) turned off: it fuses a crop of the whole pair",
     "the refinement turned off on a scene with nodata pixels",
     "no consistency figures, misfit map, abundance maps or log file",
 ]
@@ -118,13 +119,16 @@ def check_config(config: FusionConfig, where: Optional[str] = None) -> FusionCon
     if config.method != "spectramorph":
         raise InputError(f"{where}tiled mode runs method spectramorph only; method '{config.method}' solves for "
                          f"the whole cube at once (run it without --tiles)")
-    return config.replace(auto_select=False)
+    return config.replace(auto_select=False, refine_tv_select=False)
 
 
 def tiled_notes(config: FusionConfig) -> List[str]:
     notes = []
     if config.auto_select:
         notes.append("tiled mode turns auto-selection off (auto_select: false): the configured settings run")
+    if config.refine_tv_select:
+        notes.append("tiled mode turns the TV weight's choice off (refine_tv_select: false): the configured "
+                     "refine_tv_weight runs")
     return notes
 
 

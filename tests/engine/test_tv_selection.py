@@ -111,3 +111,14 @@ def test_one_msi_band_keeps_the_configured_weight_and_says_why():
     record = tv_selection.choose_tv_weight(config, prepare_inputs(config, FusionInputs(hr_msi=hr, lr_hsi=lr)))
     assert record["chosen"] == 7.0 and "one MSI band" in record["skipped"]
     assert "as configured" in tv_selection.summary(record)
+
+
+def test_tiled_mode_turns_the_choice_off_and_says_so():
+    """Tiled runs fuse chunk by chunk with the scene's settings fixed first: the choice (a fusion
+    of a crop of the whole pair) is not made there, and the run's notes say the configured
+    weight runs."""
+    from spectramorph_engine.scale.tiled import NOT_DONE, check_config, tiled_notes
+    config = _config(hr_msi_file="a.npy", lr_hsi_file="b.npy", refine_tv_select=True)
+    assert check_config(config).refine_tv_select is False
+    assert any("refine_tv_select: false" in note for note in tiled_notes(config))
+    assert any("refine_tv_select" in item for item in NOT_DONE)
