@@ -282,6 +282,9 @@ def run_case(task: dict) -> dict:
             row["reduced_psnr"] = float(rr["PSNR"])
         if method == "default" and res.selection:
             row["selection"] = {"chosen": res.selection.get("chosen"), "skipped": res.selection.get("skipped")}
+        tv = (res.method_info or {}).get("tv_selection")
+        if tv:      # refine_tv_select: the weight chosen from left-out MSI bands, and the errors behind it
+            row["tv_selection"] = {k: tv.get(k) for k in ("chosen", "configured", "errors", "skipped", "seconds")}
         out["methods"][method] = row
     return out
 

@@ -108,6 +108,9 @@ def run_case(task: dict) -> dict:
         if method == "default":
             row["info"] = {k: v for k, v in res.method_info.items() if k in ("prior", "num_endmembers",
                                                                               "endmember_method", "refined")}
+            if res.method_info.get("tv_selection"):
+                row["tv_selection"] = {k: res.method_info["tv_selection"].get(k)
+                                       for k in ("chosen", "configured", "errors", "skipped", "seconds")}
             if res.selection:
                 row["selection"] = {"chosen": res.selection.get("chosen"), "skipped": res.selection.get("skipped"),
                                     "seconds": res.selection.get("seconds"),
