@@ -402,15 +402,19 @@ def run_case(scene_name, setting_name, seed, variants, epochs=None, holdout=Fals
     return {"scene": scene_name, "setting": setting_name, "seed": seed, "train_s": train_s, "rows": rows}
 
 
-def holdout_table(results, names, key="holdout_mse", what="left-out LR pixels") -> str:
+def holdout_table(results, names, key="holdout_mse", what="left-out LR pixels", margin=0.0) -> str:
     """Per case: the variant that scores best by `key` (the left-out LR pixels, or R2R on the
-    MSI), its PSNR against today's and against the best variant's (the regret of choosing so)."""
+    MSI), its PSNR against today's and against the best variant's (the regret of choosing so).
+    `margin`: the best must score that fraction below "default" to replace it (the engine's
+    rule for the left-out MSI bands, tv_selection.MARGIN)."""
     lines = [f"\n| scene | setting | seed | picked by {what} | picked - default dB | best - picked dB |",
              "| --- | --- | ---: | --- | ---: | ---: |"]
     gains, regrets = [], []
     for r in results:
         rows = {n: r["rows"][n] for n in names}
         pick = min(rows, key=lambda n: rows[n][key])
+        if rows[pick][key] >= (1.0 - margin) * rows["default"][key]:
+            pick = "default"
         best = max(v["PSNR"] for v in rows.values())
         gains.append(rows[pick]["PSNR"] - rows["default"]["PSNR"])
         regrets.append(best - rows[pick]["PSNR"])
@@ -492,8 +496,9 @@ def main(argv=None):
     if a.r2r:
         print(holdout_table(results, names, "r2r_mse", "R2R on the HR-MSI"))
     if a.band_holdout:
+        from spectramorph_engine.run.tv_selection import MARGIN
         print(holdout_table([r for r in results if "band_mse" in r["rows"]["default"]], names, "band_mse",
-                            "a left-out MSI band"))
+                            "a left-out MSI band", margin=MARGIN))
     return 0
 
 

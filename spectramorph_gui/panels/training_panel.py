@@ -228,7 +228,8 @@ REFINEMENT_FIELDS = [
         minimum=0.0, maximum=1e6, step=0.1, decimals=3),
     _sm("refine_tv_weight", "TV weight", "Vector total variation of the refined cube, in units of the "
         "LR-HSI's noise variance; 0: none. 10 suits flat regions with sharp edges; real-world pairs "
-        "of a textured scene did better with 1-2.5 on the bench.", minimum=0.0, maximum=1e6, step=1.0),
+        "of a textured scene did better with 1-2.5 on the bench (with 2+ MSI bands, Choose TV weight finds "
+        "it from the pair).", minimum=0.0, maximum=1e6, step=1.0),
     _sm("refine_tv_select", "Choose TV weight", "Choose the TV weight for this pair (1, 2.5, 5, 10 or 20, "
         "and the weight above): each MSI band in turn is left out, a short fusion is made without it, and the "
         "weight whose result predicts the left-out bands best is used if it beats the weight above by 2%. "
