@@ -34,6 +34,28 @@ def _on_off(flag) -> str:
     return "on" if flag else "off"
 
 
+def _tv_choice_words(tv) -> str:
+    """What refine_tv_select did, after the TV weight (empty when it was off)."""
+    if not isinstance(tv, dict):
+        return ""
+    if tv.get("skipped"):
+        return f" (not chosen: {escape(str(tv['skipped']))})"
+    if tv.get("chosen") != tv.get("configured"):
+        return f" (chosen from left-out MSI bands; {tv.get('configured', 0):g} configured)"
+    return " (kept: no other weight predicted the left-out MSI bands better)"
+
+
+def _tv_choice_table(tv) -> str:
+    """The left-out bands' error per TV weight, for the details tooltip."""
+    if not isinstance(tv, dict) or not tv.get("errors"):
+        return ""
+    chosen = f"{tv.get('chosen', 0):g}"
+    rows = "".join(f"<tr><td>{'▶ ' if w == chosen else ''}{escape(w)}</td><td align='right'>{e:.3g}</td></tr>"
+                   for w, e in tv["errors"].items())
+    return ("<p>TV weight chosen from left-out MSI bands (mean squared error of the bands' prediction):</p>"
+            f"<table><tr><th align='left'>TV weight</th><th>error</th></tr>{rows}</table>")
+
+
 def run_summary(r) -> tuple:
     """(one rich-text paragraph, a details tooltip) on how a result was made: the settings the
     method actually used and, for SpectraMorph, what auto-selection tried and chose."""
@@ -49,7 +71,9 @@ def run_summary(r) -> tuple:
             if isinstance(ref.get("subspace_estimate"), dict):
                 how += " (estimated from the LR-HSI)"
             if ref.get("tv_weight"):
-                how += ", with TV"
+                weight = getattr(r.config_used, "refine_tv_weight", None)
+                how += ", with TV" if weight is None else f", TV weight <b>{weight:g}</b>"
+            how += _tv_choice_words(info.get("tv_selection"))
             used.append(f"refinement <b>on</b> ({how})")
         else:
             used.append(f"refinement <b>{_on_off(info.get('refined'))}</b>")
@@ -82,6 +106,7 @@ def run_summary(r) -> tuple:
                                  f"{c.get('seconds', 0):.1f}</td></tr>" for c in rows) + "</table>")
         if sel is not None and sel.get("summary"):
             details = (details + "<p>" if details else "<p>") + escape(str(sel["summary"])) + "</p>"
+        details += _tv_choice_table(info.get("tv_selection"))
         return text, details
     if r.method == "glp":
         if "gain_median" in info:

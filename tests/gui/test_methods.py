@@ -344,3 +344,23 @@ def test_the_reduced_check_says_when_it_is_auto_selections_fusion():
     own = {**check, "epochs": 100, "training_pixels": 1024}
     assert all("trains 100 epochs on 1024 LR pixels" in tip and "chosen settings" not in tip
                for tip in rr_tips(own))
+
+
+def test_choosing_the_tv_weight_shows_the_weight_and_why(qtbot, window):
+    """'Choose TV weight' checked: the run's summary names the TV weight it used and whether it
+    was chosen from the left-out MSI bands; the tooltip lists each weight's error."""
+    form = window.training_panel.form
+    form.widget("refine_iterations").setValue(10)
+    form.widget("refine_tv_select").setChecked(True)
+    said = []
+    window.state.workers.message.connect(lambda level, text: said.append(text))
+    result = run_to_end(qtbot, window, epochs=10, timeout=120000)
+    tv = result.method_info["tv_selection"]
+    assert tv["skipped"] is None and result.config_used.refine_tv_weight == tv["chosen"]
+    rp = window.results_panel
+    text = _plain(rp.run_summary.text())
+    assert f"TV weight {tv['chosen']:g}" in text
+    assert ("chosen from left-out MSI bands" in text) if tv["chosen"] != tv["configured"] else ("kept:" in text)
+    tip = _plain(rp.run_summary.toolTip())
+    assert "TV weight chosen from left-out MSI bands" in tip and f"▶ {tv['chosen']:g}" in tip
+    assert any(t.startswith("VTV weight") for t in said)
