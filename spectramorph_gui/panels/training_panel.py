@@ -233,8 +233,9 @@ REFINEMENT_FIELDS = [
     _sm("refine_tv_select", "Choose TV weight", "Choose the TV weight for this pair (1, 2.5, 5, 10 or 20, "
         "and the weight above): each MSI band in turn is left out, a short fusion is made without it, and the "
         "weight whose result predicts the left-out bands best is used if it beats the weight above by 2%. "
-        "Needs 2 or more MSI bands; costs a few short trainings on a crop of the pair. Experimental: it gained "
-        "on real texture in our benches and lost on some synthetic scenes, so compare with a run without it.",
+        "Needs 2 or more MSI bands and an SRF estimated from the pair (with a given SRF it misled); costs a few "
+        "short trainings on a crop of the pair. Experimental: it gained on real texture in our benches, so "
+        "compare with a run without it.",
         null_text="from left-out MSI bands"),
     _sm("refine_iterations", "Iterations", "ADMM iterations with TV (without TV, conjugate gradients stop "
         "earlier by tolerance).", minimum=1, maximum=100_000, step=50),

@@ -113,6 +113,19 @@ def test_one_msi_band_keeps_the_configured_weight_and_says_why():
     assert "as configured" in tv_selection.summary(record)
 
 
+def test_a_given_srf_keeps_the_configured_weight_and_says_why(tmp_path):
+    """With the exact SRF (here a file) the left-out bands misled the choice on the bench: it is
+    not made, and the record says why."""
+    truth, _, _ = blocky_scene()
+    hr, lr = _pair(_textured())
+    path = tmp_path / "srf.npy"
+    np.save(path, _srf(4, truth.shape[2]))
+    config = _config(provide_srf=True, srf_file=str(path))
+    prep = prepare_inputs(config, FusionInputs(hr_msi=hr, lr_hsi=lr))
+    record = tv_selection.choose_tv_weight(config, prep)
+    assert record["chosen"] == 10.0 and "SRF is given" in record["skipped"]
+
+
 def test_tiled_mode_turns_the_choice_off_and_says_so():
     """Tiled runs fuse chunk by chunk with the scene's settings fixed first: the choice (a fusion
     of a crop of the whole pair) is not made there, and the run's notes say the configured

@@ -346,9 +346,9 @@ def test_the_reduced_check_says_when_it_is_auto_selections_fusion():
                for tip in rr_tips(own))
 
 
-def test_choosing_the_tv_weight_shows_the_weight_and_why(qtbot, window):
-    """'Choose TV weight' checked: the run's summary names the TV weight it used and whether it
-    was chosen from the left-out MSI bands; the tooltip lists each weight's error."""
+def test_choosing_the_tv_weight_on_the_demo_says_why_it_was_not_made(qtbot, window):
+    """'Choose TV weight' checked on the demo (synthetic mode: its SRF is given, where the choice
+    misled on the bench): the run says so, and its summary names the TV weight it used."""
     form = window.training_panel.form
     form.widget("refine_iterations").setValue(10)
     form.widget("refine_tv_select").setChecked(True)
@@ -356,11 +356,22 @@ def test_choosing_the_tv_weight_shows_the_weight_and_why(qtbot, window):
     window.state.workers.message.connect(lambda level, text: said.append(text))
     result = run_to_end(qtbot, window, epochs=10, timeout=120000)
     tv = result.method_info["tv_selection"]
-    assert tv["skipped"] is None and result.config_used.refine_tv_weight == tv["chosen"]
-    rp = window.results_panel
-    text = _plain(rp.run_summary.text())
-    assert f"TV weight {tv['chosen']:g}" in text
-    assert ("chosen from left-out MSI bands" in text) if tv["chosen"] != tv["configured"] else ("kept:" in text)
-    tip = _plain(rp.run_summary.toolTip())
-    assert "TV weight chosen from left-out MSI bands" in tip and f"▶ {tv['chosen']:g}" in tip
-    assert any(t.startswith("VTV weight") for t in said)
+    assert "SRF is given" in tv["skipped"] and result.config_used.refine_tv_weight == 10.0
+    text = _plain(window.results_panel.run_summary.text())
+    assert "TV weight 10 (not chosen: the SRF is given" in text
+    assert any(t.startswith("VTV weight 10 as configured") for t in said)
+
+
+def test_the_summary_of_a_chosen_tv_weight_names_it_and_lists_the_errors():
+    """Qt-free: a run whose TV weight was chosen says so beside the weight, and the details list
+    each candidate's error with the chosen one marked."""
+    from types import SimpleNamespace
+    from spectramorph_gui.run_summary import run_summary
+    tv = {"configured": 10.0, "chosen": 2.5, "skipped": None, "errors": {"1": 3e-4, "2.5": 2e-4, "10": 4e-4}}
+    r = SimpleNamespace(method="spectramorph", selection=None, config_used=FusionConfig(refine_tv_weight=2.5),
+                        method_info={"prior": False, "num_endmembers": 7, "endmember_method": "minvol",
+                                     "refined": True, "tv_selection": tv,
+                                     "refinement": {"iterations": 200, "subspace_dim": 7, "tv_weight": 0.01}})
+    text, details = run_summary(r)
+    assert "TV weight <b>2.5</b> (chosen from left-out MSI bands; 10 configured)" in text
+    assert "▶ 2.5" in _plain(details) and "TV weight chosen from left-out MSI bands" in _plain(details)
