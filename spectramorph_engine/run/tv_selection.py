@@ -103,6 +103,7 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
                                     max_iter=config.nmf_max_iter, tol=config.nmf_tol)
     R, offset = part.msi_model()
     msi = np.asarray(part.hr_msi, dtype=np.float64)
+    scored = None if part.masks is None else ~part.masks.hr_out.reshape(-1)   # HR pixels with data
     weights = candidate_weights(configured)
     errors = dict.fromkeys(weights, 0.0)
     c = msi.shape[2]
@@ -116,9 +117,11 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
             ev.check_cancel(cancel)
             ref = sm.refine_result(trial.replace(refine=True, refine_tv_weight=w), cut, net.alle, net.endmembers,
                                    device=device, cancel=cancel)
-            cube = net.alle @ net.endmembers + ref.delta @ ref.basis
-            seen = cube.reshape(-1, cube.shape[2]).astype(np.float64) @ R[j] + offset[j]
-            errors[w] += float(np.mean((seen - msi[..., j].reshape(-1)) ** 2)) / c
+            # the result through band j's SRF row, from its latents (the cube itself is not made)
+            seen = (net.alle.reshape(-1, net.alle.shape[2]) @ (net.endmembers.astype(np.float64) @ R[j])
+                    + ref.delta.reshape(-1, ref.delta.shape[2]) @ (ref.basis.astype(np.float64) @ R[j]) + offset[j])
+            miss = (seen - msi[..., j].reshape(-1)) ** 2
+            errors[w] += float(np.mean(miss if scored is None else miss[scored])) / c
             done += 1
             ev.emit(progress, ev.StageProgress("select", done / steps))
     best = min(weights, key=lambda w: errors[w])
