@@ -126,6 +126,24 @@ def test_a_given_srf_keeps_the_configured_weight_and_says_why(tmp_path):
     assert record["chosen"] == 10.0 and "SRF is given" in record["skipped"]
 
 
+def test_a_camera_the_srf_cannot_explain_keeps_the_configured_weight_and_says_why(library_truth):
+    """A camera with gamma 1/2.2 on a USGS-library mixture: the linear SRF leaves a misfit far
+    above the noise, which the left-out bands' prediction (through the SRF) would score instead
+    of the VTV: no choice."""
+    truth, _ = library_truth(64, 100)
+    truth = truth.astype(np.float32)
+    hr, lr = _pair(truth)
+    hr = np.clip(hr, 0.0, None) ** (1.0 / 2.2)
+    config = _config()
+    prep = prepare_inputs(config, FusionInputs(hr_msi=hr.astype(np.float32), lr_hsi=lr))
+    assert tv_selection.srf_misfit(prep) > tv_selection.MAX_SRF_MISFIT
+    record = tv_selection.choose_tv_weight(config, prep)
+    assert record["chosen"] == 10.0 and "explains the pair poorly" in record["skipped"]
+    # the linear camera of the same scene is explained to its noise
+    plain = prepare_inputs(config, FusionInputs(hr_msi=_pair(truth)[0], lr_hsi=lr))
+    assert tv_selection.srf_misfit(plain) < tv_selection.MAX_SRF_MISFIT
+
+
 def test_tiled_mode_turns_the_choice_off_and_says_so():
     """Tiled runs fuse chunk by chunk with the scene's settings fixed first: the choice (a fusion
     of a crop of the whole pair) is not made there, and the run's notes say the configured

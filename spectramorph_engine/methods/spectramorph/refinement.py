@@ -201,6 +201,16 @@ def with_lr_residual(terms: "SceneTerms", lr_residual: float, lr_values: int) ->
     return dataclasses.replace(terms, visible=visible, prior_weight=sigma2 / (terms.trust * spread))
 
 
+def msi_model_error(sigma2: float, srf, ratio: int, msi_model_mse) -> float:
+    """What the SRF fit's residual per band (`msi_model_mse`) exceeds the noise by, averaged over
+    the bands: the fit residual an exact linear model would leave is the LR-HSI's noise through
+    each SRF row plus the MSI's (the same per value, by the weight-1 convention) averaged over
+    r x r."""
+    R = np.asarray(srf, dtype=np.float64)
+    expected = sigma2 * (np.sum(R * R, axis=1) + 1.0 / (ratio * ratio))
+    return float(np.mean(np.maximum(0.0, np.asarray(msi_model_mse, dtype=np.float64).reshape(-1) - expected)))
+
+
 def scene_terms(alle, endmembers, lr_hsi, psf, ratio: int, srf, *, subspace_dim: int = 7, trust: float = 8.0,
                 msi_weight: float = 1.0, msi_model_mse=None, device="cpu", cancel=None,
                 lr_residual: Optional[float] = None, subspace_estimate: Optional[dict] = None) -> SceneTerms:
@@ -218,11 +228,7 @@ def scene_terms(alle, endmembers, lr_hsi, psf, ratio: int, srf, *, subspace_dim:
     ev.check_cancel(cancel)
     model_error = 0.0
     if msi_model_mse is not None:
-        # the fit residual an exact linear model would leave: the LR-HSI's noise through each SRF
-        # row, and the MSI's (the same per value, by the weight-1 convention) averaged over r x r
-        expected = sigma2 * (np.sum(R * R, axis=1) + 1.0 / (ratio * ratio))
-        model_error = float(np.mean(np.maximum(0.0, np.asarray(msi_model_mse, dtype=np.float64).reshape(-1)
-                                                 - expected)))
+        model_error = msi_model_error(sigma2, R, ratio, msi_model_mse)
         msi_weight = msi_weight * sigma2 / (sigma2 + model_error)
     terms = SceneTerms(basis=V64, noise_variance=sigma2, visible=float("nan"), prior_weight=float("nan"),
                        msi_weight=msi_weight, model_error=model_error, trust=trust,
