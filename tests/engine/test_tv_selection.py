@@ -144,6 +144,13 @@ def test_a_camera_the_srf_cannot_explain_keeps_the_configured_weight_and_says_wh
     assert tv_selection.srf_misfit(plain) < tv_selection.MAX_SRF_MISFIT
 
 
+def test_at_most_four_bands_are_left_out_first_and_last_among_them():
+    assert tv_selection.bands_left_out(3) == [0, 1, 2]
+    assert tv_selection.bands_left_out(4) == [0, 1, 2, 3]
+    assert tv_selection.bands_left_out(8) == [0, 2, 5, 7]
+    assert tv_selection.bands_left_out(13) == [0, 4, 8, 12]
+
+
 def test_tiled_mode_turns_the_choice_off_and_says_so():
     """Tiled runs fuse chunk by chunk with the scene's settings fixed first: the choice (a fusion
     of a crop of the whole pair) is not made there, and the run's notes say the configured
