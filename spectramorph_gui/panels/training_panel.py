@@ -231,8 +231,9 @@ REFINEMENT_FIELDS = [
         "of a textured scene did better with 1-2.5 on the bench (with 2+ MSI bands, Choose TV weight finds "
         "it from the pair).", minimum=0.0, maximum=1e6, step=1.0),
     _sm("refine_tv_select", "Choose TV weight", "Choose the TV weight for this pair (1, 2.5, 5, 10 or 20, "
-        "and the weight above): each MSI band in turn is left out, a short fusion is made without it, and the "
-        "weight whose result predicts the left-out bands best is used if it beats the weight above by 2%. "
+        "and the weight above): each MSI band in turn (at most four) is left out, a short fusion is made "
+        "without it, and the weight whose result predicts the left-out bands best is used if it beats the "
+        "weight above by 2%. "
         "Needs 2 or more MSI bands and an SRF estimated from the pair that explains it (with a given SRF, or "
         "under a camera the SRF cannot explain, it misled: the run then keeps the weight above); costs a few "
         "short trainings on a crop of the pair. Experimental: it gained on real texture in our benches, so "
