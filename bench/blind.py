@@ -48,7 +48,7 @@ from typing import Optional
 
 import numpy as np
 
-from .common import default_json, machine_info, method_overrides, run_cases, table, write_json
+from .common import default_json, machine_info, method_overrides, run_cases, table, tv_choice, write_json
 
 METHODS = ("default", "glp", "hysure", "true-psf")
 SNR_DB = 30.0
@@ -282,9 +282,8 @@ def run_case(task: dict) -> dict:
             row["reduced_psnr"] = float(rr["PSNR"])
         if method == "default" and res.selection:
             row["selection"] = {"chosen": res.selection.get("chosen"), "skipped": res.selection.get("skipped")}
-        tv = (res.method_info or {}).get("tv_selection")
-        if tv:      # refine_tv_select: the weight chosen from left-out MSI bands, and the errors behind it
-            row["tv_selection"] = {k: tv.get(k) for k in ("chosen", "configured", "errors", "skipped", "seconds")}
+        if tv_choice(res.method_info):      # refine_tv_select: the weight chosen, and the errors behind it
+            row["tv_selection"] = tv_choice(res.method_info)
         out["methods"][method] = row
     return out
 

@@ -248,3 +248,10 @@ def method_overrides(method: str, overrides) -> dict:
     if method in ("default", "true-psf"):
         return pairs
     return {k: v for k, v in pairs.items() if k.startswith(method + "_")}
+
+
+def tv_choice(method_info) -> dict | None:
+    """What refine_tv_select did in a run (method_info.tv_selection), the part a bench case
+    keeps; None when the choice was off."""
+    tv = (method_info or {}).get("tv_selection")
+    return None if not tv else {k: tv.get(k) for k in ("chosen", "configured", "errors", "skipped", "seconds")}

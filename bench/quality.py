@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from .common import RESULTS_DIR, default_json, machine_info, method_overrides, run_cases, table, write_json
+from .common import RESULTS_DIR, default_json, machine_info, method_overrides, run_cases, table, tv_choice, write_json
 from .scenes import EXTRA_SCENES, SCENES, fits, scene  # noqa: F401  (the benches' scenes, by name)
 
 METHODS = ("default", "original", "glp", "hysure")
@@ -108,9 +108,8 @@ def run_case(task: dict) -> dict:
         if method == "default":
             row["info"] = {k: v for k, v in res.method_info.items() if k in ("prior", "num_endmembers",
                                                                               "endmember_method", "refined")}
-            if res.method_info.get("tv_selection"):
-                row["tv_selection"] = {k: res.method_info["tv_selection"].get(k)
-                                       for k in ("chosen", "configured", "errors", "skipped", "seconds")}
+            if tv_choice(res.method_info):
+                row["tv_selection"] = tv_choice(res.method_info)
             if res.selection:
                 row["selection"] = {"chosen": res.selection.get("chosen"), "skipped": res.selection.get("skipped"),
                                     "seconds": res.selection.get("seconds"),

@@ -262,30 +262,11 @@ def ml_tv_weight(cfg, prep, z0, basis, k: float, passes: int, start: float = 10.
     return w
 
 
-def without_band(prep, j: int):
-    """The prepared pair without HR-MSI band j (its SRF row, offset and fit figures too)."""
-    import dataclasses
-    keep = [i for i in range(prep.hr_msi.shape[2]) if i != j]
-    changes = dict(hr_msi=np.ascontiguousarray(prep.hr_msi[..., keep]), srf=np.asarray(prep.srf)[keep])
-    if prep.srf_estimate is not None:
-        e = prep.srf_estimate
-        changes["srf_estimate"] = dataclasses.replace(e, srf=np.asarray(e.srf)[keep], offset=np.asarray(e.offset)[keep],
-                                                      psnr_db=np.asarray(e.psnr_db)[keep], r2=np.asarray(e.r2)[keep],
-                                                      smoothness=np.asarray(e.smoothness)[keep])
-    if prep.srf_gain_offset is not None:
-        gain, off = prep.srf_gain_offset
-        changes["srf_gain_offset"] = (np.asarray(gain)[keep], np.asarray(off)[keep])
-    if prep.srf_fit and prep.srf_fit.get("psnr_per_band"):
-        fit = dict(prep.srf_fit)
-        fit["psnr_per_band"] = [fit["psnr_per_band"][i] for i in keep]
-        changes["srf_fit"] = fit
-    return dataclasses.replace(prep, **changes)
-
-
 def band_holdout_errors(cfg, prep, variants_cfg) -> dict:
     """{variant name: mean over the MSI bands of the HR mean squared error with which the
     variant's result, made without that band, predicts it through its SRF row}."""
     from spectramorph_engine.methods import spectramorph as sm
+    from spectramorph_engine.run.tv_selection import without_band
     R, off = prep.msi_model()
     msi = np.asarray(prep.hr_msi, dtype=np.float64)
     c = msi.shape[2]
