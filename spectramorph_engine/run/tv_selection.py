@@ -6,10 +6,12 @@ variances, the real Urban cube 1-2.5 (bench/README.md, "The real cube at ratio 8
 LR scale cannot tell them apart: what the VTV decides is the HR detail in the spectral
 directions the MSI does not show. A left-out MSI band shows exactly that. For each MSI band in
 turn the pair loses that band (its SRF row too), a network is trained on the rest, the
-refinement runs at each candidate weight, and the result -- seen through the left-out band's
+refinement runs at a candidate weight, and the result -- seen through the left-out band's
 SRF row -- is scored against that band on the HR grid. The band's own noise adds the same to
-every candidate. The weight with the least error over the bands wins if it beats the configured
-weight's error by MARGIN; otherwise the configured weight stays.
+every candidate. The candidates are walked downhill from the configured weight (`downhill`):
+the error has been unimodal in the weight, so the walk stops where it rises. The weight with
+the least error over the bands wins if it beats the configured weight's error by MARGIN;
+otherwise the configured weight stays.
 
 Cost is bounded as the reduced-resolution check's is: a centre crop of at most SIDE x SIDE LR
 pixels, the check's short training (fuse.check_training), one NMF for all bands (it reads
@@ -93,6 +95,27 @@ def candidate_weights(configured: float) -> list:
     return sorted(set(CANDIDATES) | {float(configured)})
 
 
+def downhill(weights: list, start: int, error_of) -> dict:
+    """{weight: error} for the weights a walk from weights[start] evaluates: towards weaker weights
+    while the error falls, else towards stronger ones while it falls. Where the error is unimodal
+    in the weight (every case of the blind bench's seeds 1 and 2 recorded all five) this finds the
+    least error with about half the refinements of trying every weight."""
+    errors = {}
+
+    def error(k):
+        if weights[k] not in errors:
+            errors[weights[k]] = error_of(weights[k])
+        return errors[weights[k]]
+    error(start)
+    for step in (-1, 1):
+        best, k = start, start + step
+        while 0 <= k < len(weights) and error(k) < error(best):
+            best, k = k, k + step
+        if best != start:
+            break
+    return errors
+
+
 def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu", progress=None,
                      cancel=None) -> dict:
     """The record of the choice: "chosen" (the weight to run), "configured", "errors" (weight ->
@@ -139,17 +162,20 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
     msi = np.asarray(part.hr_msi, dtype=np.float64)
     scored = None if part.masks is None else ~part.masks.hr_out.reshape(-1)   # HR pixels with data
     weights = candidate_weights(configured)
-    errors = dict.fromkeys(weights, 0.0)
     left_out = bands_left_out(msi.shape[2])
-    c = len(left_out)
     record["left_out"] = left_out
-    steps, done = c * (1 + len(weights)), 0
+    steps, done = len(left_out) * (1 + len(weights)), 0
+    trained = []
     for j in left_out:
         cut = without_band(part, j)
-        net = sm.fuse(trial, cut, device=device, cancel=cancel, endmembers=endmembers)
+        trained.append((j, cut, sm.fuse(trial, cut, device=device, cancel=cancel, endmembers=endmembers)))
         done += 1
         ev.emit(progress, ev.StageProgress("select", done / steps))
-        for w in weights:
+
+    def error_of(w):
+        nonlocal done
+        total = 0.0
+        for j, cut, net in trained:
             ev.check_cancel(cancel)
             ref = sm.refine_result(trial.replace(refine=True, refine_tv_weight=w), cut, net.alle, net.endmembers,
                                    device=device, cancel=cancel)
@@ -157,13 +183,17 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
             seen = (net.alle.reshape(-1, net.alle.shape[2]) @ (net.endmembers.astype(np.float64) @ R[j])
                     + ref.delta.reshape(-1, ref.delta.shape[2]) @ (ref.basis.astype(np.float64) @ R[j]) + offset[j])
             miss = (seen - msi[..., j].reshape(-1)) ** 2
-            errors[w] += float(np.mean(miss if scored is None else miss[scored])) / c
+            total += float(np.mean(miss if scored is None else miss[scored])) / len(trained)
             done += 1
             ev.emit(progress, ev.StageProgress("select", done / steps))
-    best = min(weights, key=lambda w: errors[w])
+        return total
+
+    errors = downhill(weights, weights.index(configured), error_of)
+    best = min(errors, key=errors.get)
     if errors[best] < (1.0 - MARGIN) * errors[configured]:
         record["chosen"] = best
-    record["errors"] = {f"{w:g}": errors[w] for w in weights}
+    ev.emit(progress, ev.StageProgress("select", 1.0))
+    record["errors"] = {f"{w:g}": errors[w] for w in sorted(errors)}
     record["seconds"] = round(time.perf_counter() - t0, 3)
     return record
 

@@ -77,7 +77,12 @@ def test_the_chosen_weight_suits_the_scene_better_than_the_default(scene):
     prep = prepare_inputs(config, FusionInputs(hr_msi=hr, lr_hsi=lr))
     record = tv_selection.choose_tv_weight(config, prep)
     assert record["skipped"] is None and record["bands"] == 4
-    assert set(record["errors"]) == {"1", "2.5", "5", "10", "20"}
+    # the walk from 10 tried a run of neighbouring candidates and chose the least error of them
+    tried = sorted(float(w) for w in record["errors"])
+    candidates = tv_selection.candidate_weights(10.0)
+    first = candidates.index(tried[0])
+    assert 10.0 in tried and tried == candidates[first:first + len(tried)]
+    assert record["chosen"] in (10.0, min(tried, key=lambda w: record["errors"][f"{w:g}"]))
     if scene == "flat":
         assert record["chosen"] >= 10, record
         return
@@ -102,6 +107,23 @@ def test_a_run_uses_and_records_the_chosen_weight():
     # the refinement ran at the chosen weight (its info holds it times the noise variance)
     assert refinement["tv_weight"] == pytest.approx(chosen * refinement["noise_variance"], rel=1e-6)
     assert any(isinstance(e, ev.Message) and e.text.startswith("VTV weight") for e in said)
+
+
+@pytest.mark.parametrize("best", [0, 1, 2, 3, 4])
+def test_the_walk_finds_the_least_error_of_a_unimodal_curve_trying_fewer_weights(best):
+    """From the configured weight (10, index 3 of 1, 2.5, 5, 10, 20) towards the falling error,
+    stopping where it rises or the candidates end: each candidate the best once, never more
+    than four of the five tried."""
+    weights = [1.0, 2.5, 5.0, 10.0, 20.0]
+    asked = []
+
+    def error_of(w):
+        asked.append(w)
+        return (weights.index(w) - best) ** 2 + 1.0
+    errors = tv_selection.downhill(weights, 3, error_of)
+    assert min(errors, key=errors.get) == weights[best]
+    assert len(asked) == len(set(asked)) == len(errors)     # no weight refined twice
+    assert len(asked) == {0: 4, 1: 4, 2: 3, 3: 3, 4: 3}[best]
 
 
 def test_one_msi_band_keeps_the_configured_weight_and_says_why():
