@@ -77,3 +77,29 @@ def test_fresh_replays_compare_each_variant_with_the_first_and_drop_candidates_b
     cfg = FusionConfig(num_endmembers=7, endmember_method="nmf")
     lean = selection_replay._without(selection.candidate_changes, ["k+", "endmembers"])
     assert [label for label, _ in lean(cfg, 3, 50, 4)] == ["configured", "prior on"]
+
+
+def _tv_case(scene, errors, chosen, skipped=None):
+    record = {"configured": 10.0, "chosen": chosen, "errors": errors, "skipped": skipped}
+    return {"scene": scene, "setting": "aniso-r4c4", "seed": 1,
+            "methods": {"default": {"PSNR": 30.0, "SAM": 2.0, "tv_selection": record}}}
+
+
+def test_the_walk_replayed_on_recorded_errors_chooses_as_trying_every_weight_did(tmp_path):
+    """bench.tv_walk: on a unimodal record the walk chooses the same weight with fewer refinements;
+    on a record with two dips it can stop at the nearer one, and the table says so; skipped
+    records and records of fewer weights are left out."""
+    from bench import tv_walk
+    unimodal = {"1": 5.0, "2.5": 4.0, "5": 4.5, "10": 4.8, "20": 5.5}
+    two_dips = {"1": 1.0, "2.5": 4.0, "5": 3.0, "10": 3.5, "20": 3.6}     # the walk stops at 5
+    report = {"cases": [_tv_case("urban", unimodal, 2.5), _tv_case("usgs-a", two_dips, 1.0),
+                        _tv_case("usgs-b", {}, 10.0, skipped="one MSI band"),
+                        _tv_case("holdout", {"5": 1.0, "10": 2.0, "20": 3.0}, 5.0)]}
+    rows = tv_walk.rows(report)
+    assert [r[:6] for r in rows] == [["urban", "aniso-r4c4", 1, "2.5", "2.5", "4 of 5"],
+                                     ["usgs-a", "aniso-r4c4", 1, "1", "5", "3 of 5"]]
+    path = tmp_path / "choice.json"
+    path.write_text(json.dumps(report))
+    out = subprocess.run([sys.executable, "-m", "bench.tv_walk", str(path)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "2 cases: the walk chooses the same weight in 1" in out.stdout
