@@ -249,6 +249,10 @@ def run_case(task: dict) -> dict:
         base["wavelengths"] = [float(v) for v in wl]
     if task.get("epochs"):
         base["epochs"] = task["epochs"]
+    if task.get("given_srf"):     # the engine told the true SRF (a measured response file), the blur still blind
+        srf_path = os.path.join(d, "true_srf.npy")
+        np.save(srf_path, np.asarray(srf, dtype=np.float32))
+        base.update(srf_source="file", srf_file=srf_path)
     out = {"scene": task["scene"], "setting": setting.name, "seed": task["seed"], "ratio": setting.ratio,
            "bands": setting.bands, "shape": list(truth.shape), "true_psf_shape": list(k_true.shape), "methods": {}}
     out["methods"]["bicubic"] = {**_score(truth, bicubic_upsample(lr_hsi, setting.ratio), setting.ratio),
@@ -309,7 +313,8 @@ def _tasks(args, workdir: str) -> list:
             for seed in args.seeds:
                 tasks.append({"scene": name, "setting": sname, "seed": seed, "size": args.size,
                               "methods": args.methods, "workdir": workdir, "epochs": args.epochs,
-                              "overrides": dict(getattr(args, "overrides", []) or [])})
+                              "overrides": dict(getattr(args, "overrides", []) or []),
+                              "given_srf": bool(getattr(args, "given_srf", False))})
     return tasks
 
 
@@ -321,7 +326,7 @@ def run(args) -> dict:
     report = {"kind": "quality-blind", "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
               "grid": {"scenes": list(args.scenes), "settings": [asdict(SETTINGS[s]) for s in args.settings],
                        "library_size": args.size, "seeds": list(args.seeds), "methods": list(args.methods),
-                       "snr_db": SNR_DB},
+                       "snr_db": SNR_DB, "given_srf": bool(getattr(args, "given_srf", False))},
               "epochs": args.epochs or "default", "jobs": args.jobs, "threads_per_job": 1, "quick": args.quick,
               "default_overrides": dict(getattr(args, "overrides", []) or []),
               "command": "python -m bench " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["quality"]
@@ -519,6 +524,8 @@ def add_arguments(p) -> None:
     --seeds, --methods, --epochs, --size, --jobs, --json, --quiet)."""
     p.add_argument("--settings", default=None,
                    help=f"blind bench (--blind): comma list from {', '.join(SETTINGS)} (default: all)")
+    p.add_argument("--given-srf", action="store_true",
+                   help="blind bench (--blind): tell every method the true SRF as a file (the blur stays blind)")
 
 
 def resolve(args) -> None:
