@@ -331,6 +331,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     warnings: list = list(pending_warnings)
     estimate = None
     has_file = bool(config.srf_file) and (config.provide_srf or config.srf_source == "file")
+    file_centre = None      # where a given SRF's Gaussian sits when the pair is misregistered
     source = config.srf_source
     if source == "auto":
         source = "file" if has_file else ("camera" if config.msi_camera else "estimate")
@@ -352,6 +353,11 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         note += camera_note
         gain, offset, file_sigma = fit_mod.fit_gain_offset(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
         note += " (gain and offset per band fitted on the pair)"
+        if blur_model == "free" and not config.provide_psf:
+            moved = psf_est.misregistered_gain_start(hr_msi, lr_hsi, ratio, srf, file_sigma, valid=lr_valid,
+                                                     cancel=cancel)
+            if moved is not None:
+                gain, offset, file_sigma, file_centre = moved
     elif source == "preset":
         srf, note = _preset_or_file_srf(config.replace(srf_source="preset", provide_srf=False), c,
                                         num_bands, wl)
@@ -367,8 +373,11 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
         note = (f"SRF estimated from the image pair (fit {estimate.psnr:.1f} dB PSNR, "
                 f"blur {estimate.blur_label()})")
     if source in ("file", "camera"):
+        # the fit through the Gaussian the gain and offset were fitted through (off-centre or not)
         srf_fit = fit_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
-                                     offset=offset, cancel=cancel, valid=lr_valid)
+                                     offset=offset, cancel=cancel, valid=lr_valid,
+                                     kernel=None if file_centre is None else psf_est.shifted_gaussian(file_sigma,
+                                                                                                     file_centre))
     elif estimate is None:
         srf_fit = fit_mod.preset_fit(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
     else:
@@ -401,9 +410,14 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
             blur_from = None
             psf, fitted_sigma = est_mod.gaussian_kernel(file_sigma), float(file_sigma)
             psf_note = f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px)"
+            if file_centre is not None:
+                psf = psf_est.shifted_gaussian(file_sigma, file_centre)
+                psf_note = (f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px, centred at "
+                            f"({file_centre[0]:+.2f}, {file_centre[1]:+.2f}) px where the LR-HSI is displaced)")
             if blur_model == "free":
                 psf_estimate = psf_est.estimate_psf(hr_msi, lr_hsi, ratio, gain[:, None] * srf, offset,
-                                                    start_sigma=file_sigma, valid=lr_valid, cancel=cancel)
+                                                    start_sigma=file_sigma, valid=lr_valid, cancel=cancel,
+                                                    start_centre=file_centre or (0.0, 0.0))
                 if psf_estimate.estimated:
                     psf = psf_estimate.kernel
                     psf_note = (f"{psf_estimate.form} blur kernel {psf.shape[0]} x {psf.shape[1]} estimated on the "

@@ -14,14 +14,15 @@ from ..core.errors import InputError
 from ..core.events import check_cancel
 from .srf_estimation import (BLUR_IDENTIFIED_MARGIN, BLUR_TRUSTED_MIN_R2, DEFAULT_PSF_SIGMAS,
                              MAX_ESTIMATION_LR_SIDE, SrfEstimate, _check_pair, _fit_stats, _interior,
-                             _margin, _restrict, _usable, central_crop, msi_to_lr_grid)
+                             _margin, _restrict, _to_lr_grid, _usable, central_crop, msi_to_lr_grid)
 
 
-def _srf_fit_pixels(hr_msi, lr_hsi, ratio: int, srf, psf_sigma, psf_sigmas, valid=None):
+def _srf_fit_pixels(hr_msi, lr_hsi, ratio: int, srf, psf_sigma, psf_sigmas, valid=None, kernel=None):
     """Shared set-up of fits of a given SRF to a pair: SRF(LR-HSI) on the interior LR pixels
     (n x c, float64), and, lazily per candidate blur width (just `psf_sigma` when given),
-    (sigma, the HR-MSI brought to the LR grid on the same pixels). `valid`: h x w bool of the
-    LR pixels with data (nodata masks)."""
+    (sigma, the HR-MSI brought to the LR grid on the same pixels). `kernel`: a blur kernel
+    (HR pixels) instead of the Gaussians -- the one candidate, its sigma None. `valid`: h x w
+    bool of the LR pixels with data (nodata masks)."""
     hr, lr, ratio = _check_pair(hr_msi, lr_hsi, ratio)
     if valid is None:
         hr, lr = central_crop(hr, lr, ratio, MAX_ESTIMATION_LR_SIDE)   # bounded memory, ample pixels
@@ -33,26 +34,34 @@ def _srf_fit_pixels(hr_msi, lr_hsi, ratio: int, srf, psf_sigma, psf_sigmas, vali
     if srf.shape != (c, C):
         raise InputError(f"the SRF is {srf.shape} but the pair needs {c} x {C}")
     sigmas = [float(psf_sigma)] if psf_sigma is not None else sorted({float(s) for s in psf_sigmas})
+    if kernel is not None:
+        kernel = np.asarray(kernel, dtype=np.float32)
+        # the margins below are 3 sigma: a kernel's reach is its half size
+        sigmas = [max(kernel.shape) // 2 / 3.0]
     m = _margin(max(sigmas), ratio, h, w)
     usable = _usable(valid, max(sigmas), ratio)
     sel = slice(None) if usable is None else _restrict(
         np.pad(np.ones((h - 2 * m, w - 2 * m), dtype=bool), m), usable)[m:h - m, m:w - m].reshape(-1)
     pred = _interior(lr.astype(np.float64) @ srf.T, m).reshape(-1, c)[sel]
+    if kernel is not None:
+        return pred, iter([(None, _interior(_to_lr_grid(hr, ratio, 0.0, kernel), m).reshape(-1, c)[sel])])
     candidates = ((sg, _interior(msi_to_lr_grid(hr, ratio, sg).astype(np.float64), m).reshape(-1, c)[sel])
                   for sg in sigmas)
     return pred, candidates
 
 
 def preset_fit(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] = None,
-               psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, offset=None, cancel=None, valid=None) -> dict:
+               psf_sigmas: Sequence[float] = DEFAULT_PSF_SIGMAS, offset=None, cancel=None, valid=None,
+               kernel=None) -> dict:
     """How well a given SRF (e.g. the preset) explains the pair, used as is (no gain or
     offset: exactly what the network would be trained on; pass `offset` for an estimate).
 
     Compares SRF(LR-HSI) with the HR-MSI brought to the LR grid (blur `psf_sigma`, or the
-    candidate in `psf_sigmas` that fits best) on the interior LR pixels.
-    Returns dict(psnr (mean over bands, dB), psnr_per_band, r2_per_band, psf_sigma).
+    candidate in `psf_sigmas` that fits best, or the blur `kernel` when given) on the interior
+    LR pixels. Returns dict(psnr (mean over bands, dB), psnr_per_band, r2_per_band, psf_sigma
+    (None with a kernel)).
     """
-    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas, valid)
+    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas, valid, kernel)
     c = pred.shape[1]
     if offset is not None:
         pred = pred + np.asarray(offset, dtype=np.float64).reshape(1, -1)
@@ -184,17 +193,33 @@ def fit_gain_offset(hr_msi, lr_hsi, ratio: int, srf, psf_sigma: Optional[float] 
     touching the SRF's shape. Returns (gain (c,), offset (c,), psf_sigma).
     """
     pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, psf_sigma, psf_sigmas, valid)
-    c = pred.shape[1]
     best = None
     for sg, Y in candidates:
         check_cancel(cancel)
-        gain, offset, sse = np.ones(c), np.zeros(c), 0.0
-        for k in range(c):
-            A = np.stack([pred[:, k], np.ones(len(pred))], axis=1)
-            (g, o), *_ = np.linalg.lstsq(A, Y[:, k], rcond=None)
-            gain[k], offset[k] = (g, o) if g > 0 else (1.0, float(np.mean(Y[:, k] - pred[:, k])))
-            sse += float(np.sum((A @ [gain[k], offset[k]] - Y[:, k]) ** 2))
+        gain, offset, sse = _gain_offset(pred, Y)
         if best is None or sse < best[0]:
             best = (sse, gain, offset, sg)
     _, gain, offset, sg = best
     return gain, offset, sg
+
+
+def gain_offset_through(hr_msi, lr_hsi, ratio: int, srf, kernel, valid=None) -> tuple:
+    """fit_gain_offset through one blur `kernel` (HR pixels; off-centre for a misregistered
+    pair): (gain (c,), offset (c,), mean squared misfit per value on the interior LR pixels)."""
+    pred, candidates = _srf_fit_pixels(hr_msi, lr_hsi, ratio, srf, None, (), valid, kernel)
+    _, Y = next(candidates)
+    gain, offset, sse = _gain_offset(pred, Y)
+    return gain, offset, sse / max(Y.size, 1)
+
+
+def _gain_offset(pred, Y) -> tuple:
+    """Per band, the gain and offset mapping pred onto Y by least squares (a negative gain is
+    not a camera: then gain 1 and the mean difference): (gain, offset, summed squared misfit)."""
+    c = pred.shape[1]
+    gain, offset, sse = np.ones(c), np.zeros(c), 0.0
+    for k in range(c):
+        A = np.stack([pred[:, k], np.ones(len(pred))], axis=1)
+        (g, o), *_ = np.linalg.lstsq(A, Y[:, k], rcond=None)
+        gain[k], offset[k] = (g, o) if g > 0 else (1.0, float(np.mean(Y[:, k] - pred[:, k])))
+        sse += float(np.sum((A @ [gain[k], offset[k]] - Y[:, k]) ** 2))
+    return gain, offset, sse
