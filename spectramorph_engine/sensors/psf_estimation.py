@@ -436,20 +436,9 @@ def misregistered_start(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, 
     there), the held-out SRF misfit falls 4-8x and two rounds give 0.03-0.06 (usgs-a, usgs-b,
     held-out scene: 0.14 -> 0.01)."""
     from dataclasses import replace
-    from .coregistration import estimate_displacement
     from .srf_estimation import estimate_srf
-    r = int(ratio)
-    hr = np.asarray(hr_msi)
-    hr = hr[:, :, None] if hr.ndim == 2 else hr
-    lr = np.asarray(lr_hsi)
-    if hr.shape[:2] != (r * lr.shape[0], r * lr.shape[1]):
-        return first, (0.0, 0.0)
-    shift = estimate_displacement(hr, lr, r, valid=None if valid is None else np.asarray(valid, dtype=bool))
-    if shift is None:
-        return first, (0.0, 0.0)
-    dx, dy = shift.displacement             # LR pixels, LR(x) ~ MSI(x - d): a kernel centred at +d
-    centre = (float(dy) * r, float(dx) * r)
-    if max(abs(centre[0]), abs(centre[1])) < MIN_START_SHIFT:
+    centre = measured_centre(hr_msi, lr_hsi, ratio, MIN_START_SHIFT, valid=valid)
+    if centre is None:
         return first, (0.0, 0.0)
     scores, fits = {}, {}
 
@@ -475,8 +464,27 @@ def misregistered_start(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, 
 
 # A given SRF's blur starts off the pixel only past this shift (HR pixels): the free form started
 # centred reaches a smaller one (the blind bench's off-centre pairs, 0.4 px, did better so),
-# not a quarter LR pixel (its misregistered pairs read 0.8-2 px)
+# not a quarter LR pixel (its misregistered pairs: 1-2 HR px at ratios 4-8)
 MIN_GIVEN_SRF_SHIFT = 0.5
+
+
+def measured_centre(hr_msi, lr_hsi, ratio: int, minimum: float, valid=None):
+    """(dy, dx) HR pixels where a kernel centred would explain the LR-HSI's measured displacement
+    against the HR-MSI (coregistration), or None: not measured, under `minimum` HR pixels in
+    both directions, or a pair whose grids do not nest."""
+    from .coregistration import estimate_displacement
+    r = int(ratio)
+    hr = np.asarray(hr_msi)
+    hr = hr[:, :, None] if hr.ndim == 2 else hr
+    lr = np.asarray(lr_hsi)
+    if hr.shape[:2] != (r * lr.shape[0], r * lr.shape[1]):
+        return None
+    shift = estimate_displacement(hr, lr, r, valid=None if valid is None else np.asarray(valid, dtype=bool))
+    if shift is None:
+        return None
+    dx, dy = shift.displacement             # LR pixels, LR(x) ~ MSI(x - d): a kernel centred at +d
+    centre = (float(dy) * r, float(dx) * r)
+    return None if max(abs(centre[0]), abs(centre[1])) < minimum else centre
 
 
 def misregistered_gain_start(hr_msi, lr_hsi, ratio: int, srf, sigma: float, *, valid=None, cancel=None):
@@ -489,21 +497,12 @@ def misregistered_gain_start(hr_msi, lr_hsi, ratio: int, srf, sigma: float, *, v
     it; on a misregistered pair the centred one is the wrong start (the blind bench's Urban
     misreg-r4c4 pair given its true SRF lost 4.6 dB to the same pair whose SRF was estimated,
     which starts from the measured shift)."""
-    from .coregistration import estimate_displacement
     from .srf_fit import gain_offset_through
+    centre = measured_centre(hr_msi, lr_hsi, ratio, MIN_GIVEN_SRF_SHIFT, valid=valid)
+    if centre is None:
+        return None
     r = int(ratio)
-    hr = np.asarray(hr_msi)
-    hr = hr[:, :, None] if hr.ndim == 2 else hr
-    lr = np.asarray(lr_hsi)
-    if hr.shape[:2] != (r * lr.shape[0], r * lr.shape[1]):
-        return None
-    shift = estimate_displacement(hr, lr, r, valid=None if valid is None else np.asarray(valid, dtype=bool))
-    if shift is None:
-        return None
-    dx, dy = shift.displacement             # LR pixels, LR(x) ~ MSI(x - d): a kernel centred at +d
-    centre = (float(dy) * r, float(dx) * r)
-    if max(abs(centre[0]), abs(centre[1])) < MIN_GIVEN_SRF_SHIFT:
-        return None
+    hr, lr = np.asarray(hr_msi), np.asarray(lr_hsi)
     fits = {}
 
     def score(s):
