@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import RssSampler, default_json, machine_info, table, write_json
+from .common import RssSampler, default_json, machine_info, table, tv_choice, write_json
 
 # issue 20: seconds, MiB. 400: the original template's 400 x 400 x 198 scene took 626 s in the
 # original implementation; the issue asks for >= 12x (not this scene: the app bench's at 400^2)
@@ -46,6 +46,8 @@ def add_arguments(p) -> None:
     p.add_argument("--synthetic", action="store_true",
                    help="synthetic mode instead: the same library scene saved as the truth cube (.npy), the pair "
                         "made by the engine (ratio 4, 4-band preset SRF, Gaussian PSF sigma 1 px, kernel_size 3)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config key for the run, as the CLI's --set (repeatable): what a candidate default costs")
     p.add_argument("--json", default=None)
 
 
@@ -60,7 +62,8 @@ def _truth_cube(size: int, bands: int, folder: Path) -> dict:
     return {"truth": str(folder / "truth.npy"), "wl": str(folder / "wavelengths.npy")}
 
 
-def run_one(size: int, bands: int, work: Path, env: dict, auto_select: bool = True, synthetic: bool = False) -> dict:
+def run_one(size: int, bands: int, work: Path, env: dict, auto_select: bool = True, synthetic: bool = False,
+            overrides=()) -> dict:
     """One default CLI run on the app bench's pair (or, `synthetic`, its truth cube) of this
     size: wall time, peak memory (the whole run and by stage), run.json's stage times."""
     import yaml
@@ -80,11 +83,13 @@ def run_one(size: int, bands: int, work: Path, env: dict, auto_select: bool = Tr
     config_path = work / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     probe = ("import resource, subprocess, sys, json; "
-             "r = subprocess.run([sys.executable, '-m', 'spectramorph_engine', 'run', '--config', sys.argv[1], '--quiet']); "
+             "r = subprocess.run([sys.executable, '-m', 'spectramorph_engine', 'run', '--config', sys.argv[1], '--quiet'] "
+             "+ sys.argv[2:]); "
              "print(json.dumps({'rc': r.returncode, "
              "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", probe, str(config_path)], env=env,
+    extra = [a for kv in overrides for a in ("--set", kv)]
+    proc = subprocess.Popen([sys.executable, "-c", probe, str(config_path)] + extra, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with RssSampler(proc.pid) as sampler:
         stdout, stderr = proc.communicate()
@@ -96,7 +101,8 @@ def run_one(size: int, bands: int, work: Path, env: dict, auto_select: bool = Tr
     stages = run["timings_s"]
     return {"size": size, "bands": bands, "wall_s": wall, "peak_rss_mb": child["peak_rss_mb"], "stages_s": stages,
             "peak_rss_mb_by_stage": _peaks_by_stage(sampler.samples, out / "spectramorph.log", stages),
-            "auto_select": (run.get("auto_select") or {}).get("summary")}
+            "auto_select": (run.get("auto_select") or {}).get("summary"),
+            "tv_selection": tv_choice(run.get("method_info"))}
 
 
 def main(args) -> int:
@@ -105,11 +111,12 @@ def main(args) -> int:
     if args.threads is not None:
         env["SPECTRAMORPH_THREADS"] = str(args.threads)
     threads = env.get("SPECTRAMORPH_THREADS", "engine default")
-    runs = [run_one(size, args.bands, root / str(size), env, not args.no_auto_select, args.synthetic)
+    runs = [run_one(size, args.bands, root / str(size), env, not args.no_auto_select, args.synthetic, args.overrides)
             for size in args.size]
     stage_names = list(dict.fromkeys(k for r in runs for k in r["stages_s"]))
     print(f"{args.bands} bands, ratio 4, {'synthetic mode, ' if args.synthetic else ''}every setting at its default"
-          f"{' but auto_select: false' if args.no_auto_select else ''}, .h5 in and out; SPECTRAMORPH_THREADS={threads}")
+          f"{' but auto_select: false' if args.no_auto_select else ''}"
+          f"{''.join(' --set ' + kv for kv in args.overrides)}, .h5 in and out; SPECTRAMORPH_THREADS={threads}")
     rows = []
     for r in runs:
         seconds, mib = TARGETS.get(r["size"], (None, None))
@@ -127,6 +134,10 @@ def main(args) -> int:
                     + [share, "; ".join(verdict) or "-"])
     print(table(["size", "wall s", "peak MiB"] + stage_names + ["select share", "issue 20's targets"], rows))
     for r in runs:
+        tv = r.get("tv_selection")
+        if tv:      # refine_tv_select (--set refine_tv_select=true): what it chose, and its seconds
+            print(f"{r['size']}^2 VTV weight {tv['chosen']:g} (configured {tv['configured']:g}"
+                  f"{'; ' + tv['skipped'] if tv.get('skipped') else ''}), choice {tv.get('seconds') or 0:.1f} s")
         if r["peak_rss_mb_by_stage"]:
             print(f"{r['size']}^2 peak resident memory by stage, MiB (sampled every 0.2 s; stage bounds from the "
                   f"log and run.json): " + ", ".join(f"{k} {v:.0f}" if v == v else f"{k} -" for k, v in r["peak_rss_mb_by_stage"].items()))
