@@ -415,9 +415,11 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                 psf_note = (f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px, centred at "
                             f"({file_centre[0]:+.2f}, {file_centre[1]:+.2f}) px where the LR-HSI is displaced)")
             if blur_model == "free":
-                psf_estimate = psf_est.estimate_psf(hr_msi, lr_hsi, ratio, gain[:, None] * srf, offset,
-                                                    start_sigma=file_sigma, valid=lr_valid, cancel=cancel,
-                                                    start_centre=file_centre or (0.0, 0.0))
+                # the kernel and the SRF's gain and offset in turn (the SRF's fit above, which the
+                # refinement's MSI weight reads, stays the Gaussian's: bench/README "A given SRF")
+                psf_estimate, gain, offset = psf_est.refine_blur_given(
+                    hr_msi, lr_hsi, ratio, srf, gain, offset, start_sigma=file_sigma,
+                    start_centre=file_centre or (0.0, 0.0), valid=lr_valid, cancel=cancel)
                 if psf_estimate.estimated:
                     psf = psf_estimate.kernel
                     psf_note = (f"{psf_estimate.form} blur kernel {psf.shape[0]} x {psf.shape[1]} estimated on the "

@@ -462,6 +462,33 @@ def misregistered_start(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, 
     return replace(fits[sigma], psf_sigma=sigma, sigma_scores=scores), centre
 
 
+def refine_blur_given(hr_msi, lr_hsi, ratio: int, srf, gain, offset, *, start_sigma: float,
+                      start_centre=(0.0, 0.0), valid=None, cancel=None, rounds: int = JOINT_ROUNDS):
+    """refine_blur for a given SRF (a file, a named camera): the free-form kernel given the SRF with
+    its gain and offset, then the gain and offset refitted through that kernel, in turn.
+    Returns (the last PsfEstimate, gain, offset): the first round's estimate and the gain and
+    offset passed in when the free form does not beat the Gaussian it starts from.
+
+    Why: the gain and offset were fitted through the best Gaussian; on a pair whose PSF is not
+    one they carry the Gaussian's error, and the kernel estimated once from them kept it (the
+    estimated SRF's alternation does not)."""
+    from .srf_fit import gain_offset_through
+    S = np.asarray(srf, dtype=np.float64)
+    grams: dict = {}
+    best = None
+    for _ in range(max(1, int(rounds))):
+        check_cancel(cancel)
+        fixed = None if best is None else (best.radius, best.smoothness)
+        pe = estimate_psf(hr_msi, lr_hsi, ratio, np.asarray(gain)[:, None] * S, offset, start_sigma=start_sigma,
+                          valid=valid, cancel=cancel, fixed=fixed, gram_cache=grams,
+                          moffat_start=None if best is None else best.moffat, start_centre=start_centre)
+        if not pe.estimated:
+            return (pe if best is None else best), gain, offset
+        best = pe
+        gain, offset, _ = gain_offset_through(hr_msi, lr_hsi, ratio, S, pe.kernel, valid=valid)
+    return best, gain, offset
+
+
 # A given SRF's blur starts off the pixel only past this shift (HR pixels): the free form started
 # centred reaches a smaller one (the blind bench's off-centre pairs, 0.4 px, did better so),
 # not a quarter LR pixel (its misregistered pairs: 1-2 HR px at ratios 4-8)
