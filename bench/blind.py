@@ -249,6 +249,9 @@ def run_case(task: dict) -> dict:
         base["wavelengths"] = [float(v) for v in wl]
     if task.get("epochs"):
         base["epochs"] = task["epochs"]
+    if task.get("joint_rounds"):  # rounds of the SRF/kernel alternation (the engine's constant, in this worker)
+        from spectramorph_engine.sensors import psf_estimation
+        psf_estimation.JOINT_ROUNDS = int(task["joint_rounds"])
     if task.get("given_srf"):     # the engine told the true SRF (a measured response file), the blur still blind
         srf_path = os.path.join(d, "true_srf.npy")
         np.save(srf_path, np.asarray(srf, dtype=np.float32))
@@ -314,7 +317,8 @@ def _tasks(args, workdir: str) -> list:
                 tasks.append({"scene": name, "setting": sname, "seed": seed, "size": args.size,
                               "methods": args.methods, "workdir": workdir, "epochs": args.epochs,
                               "overrides": dict(getattr(args, "overrides", []) or []),
-                              "given_srf": bool(getattr(args, "given_srf", False))})
+                              "given_srf": bool(getattr(args, "given_srf", False)),
+                              "joint_rounds": getattr(args, "joint_rounds", None)})
     return tasks
 
 
@@ -326,7 +330,8 @@ def run(args) -> dict:
     report = {"kind": "quality-blind", "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
               "grid": {"scenes": list(args.scenes), "settings": [asdict(SETTINGS[s]) for s in args.settings],
                        "library_size": args.size, "seeds": list(args.seeds), "methods": list(args.methods),
-                       "snr_db": SNR_DB, "given_srf": bool(getattr(args, "given_srf", False))},
+                       "snr_db": SNR_DB, "given_srf": bool(getattr(args, "given_srf", False)),
+                       "joint_rounds": getattr(args, "joint_rounds", None)},
               "epochs": args.epochs or "default", "jobs": args.jobs, "threads_per_job": 1, "quick": args.quick,
               "default_overrides": dict(getattr(args, "overrides", []) or []),
               "command": "python -m bench " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["quality"]
@@ -526,6 +531,9 @@ def add_arguments(p) -> None:
                    help=f"blind bench (--blind): comma list from {', '.join(SETTINGS)} (default: all)")
     p.add_argument("--given-srf", action="store_true",
                    help="blind bench (--blind): tell every method the true SRF as a file (the blur stays blind)")
+    p.add_argument("--joint-rounds", type=int, default=None,
+                   help="blind bench (--blind): rounds of the SRF / blur-kernel alternation instead of the engine's "
+                        "(psf_estimation.JOINT_ROUNDS): a candidate default")
 
 
 def resolve(args) -> None:

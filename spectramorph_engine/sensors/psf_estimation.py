@@ -397,11 +397,13 @@ def estimate_psf(hr_msi, lr_hsi, ratio: int, srf, offset=None, *, start_sigma: f
 # the SRF and the kernel together
 
 PSF_MODELS = ("free", "gaussian")
-JOINT_ROUNDS = 2      # kernel given the SRF, SRF given the kernel: two rounds settle (measured)
+# kernel given the SRF, SRF given the kernel: two rounds settle (measured); read at each call
+# (rounds None), so `bench quality --blind --joint-rounds N` can try another count
+JOINT_ROUNDS = 2
 
 
 def estimate_sensors(hr_msi, lr_hsi, ratio: int, *, wavelengths=None, valid=None, cancel=None,
-                     psf_model: str = "free", rounds: int = JOINT_ROUNDS):
+                     psf_model: str = "free", rounds: Optional[int] = None):
     """The SRF and the blur of a pair, fitted together: the SRF with the best Gaussian blur
     (srf_estimation.estimate_srf), then alternately the free-form kernel given the SRF and the
     SRF given the kernel. Returns an SrfEstimate whose `kernel` / `psf_estimate` hold the free
@@ -463,7 +465,7 @@ def misregistered_start(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, 
 
 
 def refine_blur_given(hr_msi, lr_hsi, ratio: int, srf, gain, offset, *, start_sigma: float,
-                      start_centre=(0.0, 0.0), valid=None, cancel=None, rounds: int = JOINT_ROUNDS):
+                      start_centre=(0.0, 0.0), valid=None, cancel=None, rounds: Optional[int] = None):
     """refine_blur for a given SRF (a file, a named camera): the free-form kernel given the SRF with
     its gain and offset, then the gain and offset refitted through that kernel, in turn.
     Returns (the last PsfEstimate, gain, offset): the first round's estimate and the gain and
@@ -476,7 +478,7 @@ def refine_blur_given(hr_msi, lr_hsi, ratio: int, srf, gain, offset, *, start_si
     S = np.asarray(srf, dtype=np.float64)
     grams: dict = {}
     best = None
-    for _ in range(max(1, int(rounds))):
+    for _ in range(max(1, int(JOINT_ROUNDS if rounds is None else rounds))):
         check_cancel(cancel)
         fixed = None if best is None else (best.radius, best.smoothness)
         pe = estimate_psf(hr_msi, lr_hsi, ratio, np.asarray(gain)[:, None] * S, offset, start_sigma=start_sigma,
@@ -563,7 +565,7 @@ def walk_down(grid, start: float, score) -> float:
 
 
 def refine_blur(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, valid=None, cancel=None,
-                rounds: int = JOINT_ROUNDS, start_centre=(0.0, 0.0)):
+                rounds: Optional[int] = None, start_centre=(0.0, 0.0)):
     """`first` (an SrfEstimate with a Gaussian blur, centred at `start_centre`) with the free-form
     kernel fitted in turn with the SRF; `first` itself when the free kernel does not predict the
     pair better."""
@@ -571,7 +573,7 @@ def refine_blur(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, valid=No
     from .srf_estimation import estimate_srf
     best = first
     grams: dict = {}
-    for _ in range(max(1, int(rounds))):
+    for _ in range(max(1, int(JOINT_ROUNDS if rounds is None else rounds))):
         check_cancel(cancel)
         last = best.psf_estimate
         fixed = None if last is None else (last.radius, last.smoothness)
