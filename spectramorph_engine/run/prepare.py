@@ -331,7 +331,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     warnings: list = list(pending_warnings)
     estimate = None
     has_file = bool(config.srf_file) and (config.provide_srf or config.srf_source == "file")
-    file_centre = None      # where a given SRF's Gaussian sits when the pair is misregistered
+    file_centre = start_kernel = None   # a given SRF's Gaussian off the pixel, for a misregistered pair
     source = config.srf_source
     if source == "auto":
         source = "file" if has_file else ("camera" if config.msi_camera else "estimate")
@@ -358,6 +358,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
                                                      cancel=cancel)
             if moved is not None:
                 gain, offset, file_sigma, file_centre = moved
+                start_kernel = psf_est.shifted_gaussian(file_sigma, file_centre)
     elif source == "preset":
         srf, note = _preset_or_file_srf(config.replace(srf_source="preset", provide_srf=False), c,
                                         num_bands, wl)
@@ -375,9 +376,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
     if source in ("file", "camera"):
         # the fit through the Gaussian the gain and offset were fitted through (off-centre or not)
         srf_fit = fit_mod.preset_fit(hr_msi, lr_hsi, ratio, gain[:, None] * srf, psf_sigma=file_sigma,
-                                     offset=offset, cancel=cancel, valid=lr_valid,
-                                     kernel=None if file_centre is None else psf_est.shifted_gaussian(file_sigma,
-                                                                                                     file_centre))
+                                     offset=offset, cancel=cancel, valid=lr_valid, kernel=start_kernel)
     elif estimate is None:
         srf_fit = fit_mod.preset_fit(hr_msi, lr_hsi, ratio, srf, cancel=cancel, valid=lr_valid)
     else:
@@ -411,7 +410,7 @@ def _prepare_real(config: FusionConfig, inputs: FusionInputs, progress, cancel) 
             psf, fitted_sigma = est_mod.gaussian_kernel(file_sigma), float(file_sigma)
             psf_note = f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px)"
             if file_centre is not None:
-                psf = psf_est.shifted_gaussian(file_sigma, file_centre)
+                psf = start_kernel
                 psf_note = (f"Gaussian blur fitted on the pair (sigma {file_sigma:g} px, centred at "
                             f"({file_centre[0]:+.2f}, {file_centre[1]:+.2f}) px where the LR-HSI is displaced)")
             if blur_model == "free":
