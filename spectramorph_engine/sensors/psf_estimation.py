@@ -404,6 +404,11 @@ PSF_MODELS = ("free", "gaussian")
 JOINT_ROUNDS = 3
 
 
+def round_count(rounds: Optional[int]) -> int:
+    """The alternation's rounds: `rounds`, or JOINT_ROUNDS read now (None); at least one."""
+    return max(1, int(JOINT_ROUNDS if rounds is None else rounds))
+
+
 def estimate_sensors(hr_msi, lr_hsi, ratio: int, *, wavelengths=None, valid=None, cancel=None,
                      psf_model: str = "free", rounds: Optional[int] = None):
     """The SRF and the blur of a pair, fitted together: the SRF with the best Gaussian blur
@@ -480,7 +485,7 @@ def refine_blur_given(hr_msi, lr_hsi, ratio: int, srf, gain, offset, *, start_si
     S = np.asarray(srf, dtype=np.float64)
     grams: dict = {}
     best = None
-    for _ in range(max(1, int(JOINT_ROUNDS if rounds is None else rounds))):
+    for _ in range(round_count(rounds)):
         check_cancel(cancel)
         fixed = None if best is None else (best.radius, best.smoothness)
         pe = estimate_psf(hr_msi, lr_hsi, ratio, np.asarray(gain)[:, None] * S, offset, start_sigma=start_sigma,
@@ -575,7 +580,7 @@ def refine_blur(first, hr_msi, lr_hsi, ratio: int, *, wavelengths=None, valid=No
     from .srf_estimation import estimate_srf
     best = first
     grams: dict = {}
-    for _ in range(max(1, int(JOINT_ROUNDS if rounds is None else rounds))):
+    for _ in range(round_count(rounds)):
         check_cancel(cancel)
         last = best.psf_estimate
         fixed = None if last is None else (last.radius, last.smoothness)
