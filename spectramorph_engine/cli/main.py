@@ -118,7 +118,7 @@ class _ConsoleProgress:
         if not self.enabled:
             return
         from tqdm import tqdm
-        if isinstance(event, ev.StageStarted) and event.stage in ("check", "select", "nmf", "train", "inference"):
+        if isinstance(event, ev.StageStarted) and event.stage in ("check", "select", "tv", "nmf", "train", "inference"):
             self._close()
             self.stage = event.stage
             total = None if event.stage == "train" else 100

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAGES = ("load", "check", "select", "degrade", "nmf", "train", "inference", "refine", "fuse", "metrics",
+STAGES = ("load", "check", "select", "tv", "degrade", "nmf", "train", "inference", "refine", "fuse", "metrics",
           "save")
 
 

@@ -100,7 +100,8 @@ class FusionConfig:
     refine_trust: float = 8.0               # expected correction / what the LR-HSI shows of the error
     refine_msi_weight: float = 1.0          # weight of the HR-MSI against the LR-HSI in the refinement
     refine_tv_weight: float = 10.0          # vector TV of the refined cube, in units of the LR-HSI's noise variance (0: none)
-    refine_tv_select: bool = False          # choose refine_tv_weight per pair from left-out MSI bands (run/tv_selection.py)
+    refine_tv_select: bool = True           # choose refine_tv_weight per pair from left-out MSI bands (run/tv_selection.py;
+                                            # blind pairs with 2+ MSI bands only: elsewhere the run says why it kept the weight)
     refine_iterations: int = 200            # ADMM iterations (with TV); conjugate gradients stop by tolerance
     refine_subspace: Optional[int] = None   # subspace dimension; null (or auto) = estimated from the LR-HSI
     auto_select: bool = True                # choose prior / K / refinement on the reduced-resolution pair

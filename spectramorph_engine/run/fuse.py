@@ -111,6 +111,31 @@ def fuse_reduced(config: FusionConfig, prep: PreparedInputs, cancel=None, epochs
     return run
 
 
+def check_at_chosen_weight(check: ReducedFusion, selection_check, before: FusionConfig, after: FusionConfig,
+                           cancel=None) -> tuple:
+    """(check, selection_check) for a run whose TV weight was chosen after the check
+    (run/tv_selection.py): `after` is `before` with another refine_tv_weight. Where the check's
+    fusion is `before`'s (auto-selection off, or it kept the configured candidate), its refinement
+    is redone at the chosen weight -- the same network, one refinement of the reduced pair instead
+    of a second fusion -- and the selection's report of it follows. Otherwise the selection's
+    report is dropped: the run fuses the reduced pair with `after` when it scores its result."""
+    from ..core.device import resolve_device
+    from ..methods.spectramorph import refine_again
+    epochs, pixels = check_training(before)
+    if check is None or check.out is None or not check.fused_as(before, epochs, pixels):
+        return check, None
+    trial = check.config.replace(refine_tv_weight=after.refine_tv_weight)
+    out = refine_again(trial, check.sub, check.out, device=resolve_device(trial.device), cancel=cancel)
+    again = ReducedFusion(trial, check.crop, check.whole, check.sub, check.lr_ref, check.valid, check.max_k, out)
+    again.report = {**reduced_check_report(check.crop, check.whole, check.sub, check.lr_ref, out.hr_hsi,
+                                           check.valid, cancel),
+                    **{k: check.report[k] for k in ("epochs", "training_pixels") if k in check.report}}
+    if selection_check is not None:
+        selection_check = {**again.report, **{k: selection_check[k] for k in ("source", "epochs", "training_pixels")
+                                              if k in selection_check}}
+    return again, selection_check
+
+
 class _Stages:
     """Times stages and reports StageStarted/StageFinished."""
 

@@ -10,6 +10,7 @@ NMF, training, inference, scoring and writing the outputs. Progress goes out as 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import Callable, Optional
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..core import events as ev
 from .config import FusionConfig
-from .fuse import _score, _Stages, check_training, fuse_reduced, fuse_with_method
+from .fuse import _score, _Stages, check_at_chosen_weight, check_training, fuse_reduced, fuse_with_method
 from .method_report import facts_text, result_figures, short_name
 from .prepare import prepare_inputs
 from .results import FusionInputs, FusionResult, PreparedInputs
@@ -95,13 +96,19 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
         tv_choice = None
         if run_config.refine_tv_select and run_config.refine and run_config.method == "spectramorph":
             from ..core.device import configure_threads, resolve_device
-            from .tv_selection import choose_tv_weight, summary as tv_summary
+            from .tv_selection import choose_tv_weight, skip_reason, summary as tv_summary
             configure_threads()
-            with stages("select"):
+            # a pair the choice is not made for (a given SRF, one band) gets no stage of its own
+            with stages("tv") if skip_reason(prep) is None else contextlib.nullcontext():
                 tv_choice = choose_tv_weight(run_config, prep, device=resolve_device(run_config.device),
                                              progress=progress, cancel=cancel)
-            # the weight chosen, the choice off: config_used reproduces the run exactly
-            run_config = run_config.replace(refine_tv_weight=tv_choice["chosen"], refine_tv_select=False)
+                # the weight chosen, the choice off: config_used reproduces the run exactly
+                before, run_config = run_config, run_config.replace(refine_tv_weight=tv_choice["chosen"],
+                                                                    refine_tv_select=False)
+                if run_config.refine_tv_weight != before.refine_tv_weight:
+                    # the check reports the settings the run uses
+                    check, selection_check = check_at_chosen_weight(check, selection_check, before, run_config,
+                                                                    cancel)
             ev.say(progress, "info", tv_summary(tv_choice), log)
         if check is not None:
             check.release()             # the report is kept; the pair and the fused cube go

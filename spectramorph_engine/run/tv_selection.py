@@ -118,6 +118,25 @@ def downhill(weights: list, start: int, error_of) -> dict:
     return errors
 
 
+def skip_reason(prep: PreparedInputs):
+    """Why no choice is made for this pair (the configured weight runs), or None."""
+    if prep.hr_msi.shape[2] < 2:
+        return "one MSI band: no band to leave out"
+    if prep.srf_estimate is None:
+        # measured only with an SRF estimated from the pair; given the exact SRF (a file, a
+        # preset, synthetic mode) the left-out bands chose weights far worse than the default
+        # (bench/README.md, "A left-out MSI band chooses the VTV weight")
+        return "the SRF is given, not estimated from the pair: the choice misled with exact SRFs"
+    misfit = srf_misfit(prep)
+    if misfit > MAX_SRF_MISFIT:
+        # the left-out band's prediction goes through its SRF row: where the SRF leaves a misfit
+        # of several noise variances (a camera with gamma), that misfit, not the VTV, is what it
+        # scores (the one loss on the blind bench, 5 chosen where 10 was right, was such a pair)
+        return (f"the SRF explains the pair poorly (its misfit is {misfit:.1f} times the LR-HSI's "
+                f"noise variance): the left-out bands would score the misfit")
+    return None
+
+
 def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu", progress=None,
                      cancel=None) -> dict:
     """The record of the choice: "chosen" (the weight to run), "configured", "errors" (weight ->
@@ -131,22 +150,8 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
     configured = float(config.refine_tv_weight)
     record = {"configured": configured, "chosen": configured, "errors": {}, "bands": int(prep.hr_msi.shape[2]),
               "skipped": None}
-    if prep.hr_msi.shape[2] < 2:
-        record["skipped"] = "one MSI band: no band to leave out"
-        return record
-    if prep.srf_estimate is None:
-        # measured only with an SRF estimated from the pair; given the exact SRF (a file, a
-        # preset, synthetic mode) the left-out bands chose weights far worse than the default
-        # (bench/README.md, "A left-out MSI band chooses the VTV weight")
-        record["skipped"] = "the SRF is given, not estimated from the pair: the choice misled with exact SRFs"
-        return record
-    misfit = srf_misfit(prep)
-    if misfit > MAX_SRF_MISFIT:
-        # the left-out band's prediction goes through its SRF row: where the SRF leaves a misfit
-        # of several noise variances (a camera with gamma), that misfit, not the VTV, is what it
-        # scores (the one loss on the blind bench, 5 chosen where 10 was right, was such a pair)
-        record["skipped"] = (f"the SRF explains the pair poorly (its misfit is {misfit:.1f} times the LR-HSI's "
-                             f"noise variance): the left-out bands would score the misfit")
+    record["skipped"] = skip_reason(prep)
+    if record["skipped"]:
         return record
     part = crop(prep)
     epochs, pixels = check_training(config)
@@ -172,7 +177,7 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
         cut = without_band(part, j)
         trained.append((j, cut, sm.fuse(trial, cut, device=device, cancel=cancel, endmembers=endmembers)))
         done += 1
-        ev.emit(progress, ev.StageProgress("select", done / steps))
+        ev.emit(progress, ev.StageProgress("tv", done / steps))
 
     def error_of(w):
         nonlocal done
@@ -187,14 +192,14 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
             miss = (seen - msi[..., j].reshape(-1)) ** 2
             total += float(np.mean(miss if scored is None else miss[scored])) / len(trained)
             done += 1
-            ev.emit(progress, ev.StageProgress("select", done / steps))
+            ev.emit(progress, ev.StageProgress("tv", done / steps))
         return total
 
     errors = downhill(weights, weights.index(configured), error_of)
     best = min(errors, key=errors.get)
     if errors[best] < (1.0 - MARGIN) * errors[configured]:
         record["chosen"] = best
-    ev.emit(progress, ev.StageProgress("select", 1.0))
+    ev.emit(progress, ev.StageProgress("tv", 1.0))
     record["errors"] = {f"{w:g}": errors[w] for w in sorted(errors)}
     record["seconds"] = round(time.perf_counter() - t0, 3)
     return record

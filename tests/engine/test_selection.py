@@ -209,8 +209,9 @@ def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(
     monkeypatch.setattr(fuse, "fuse_with_method", spy)
     monkeypatch.setattr(pipeline, "fuse_with_method", spy)
     hr, lr = _real_pair()
+    # the TV weight's choice would refine the check's fusion again (test_tv_selection.py)
     cfg = FusionConfig(synthetic=False, epochs=50, hidden_size=32, num_endmembers=5, device="cpu",
-                       refine_iterations=20, num_bands_msi_non_synthetic=4)
+                       refine_iterations=20, num_bands_msi_non_synthetic=4, refine_tv_select=False)
     result = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False)
     sel, rr = result.selection, result.consistency["reduced_resolution"]
     assert sel["skipped"] is None and "reduced_check" not in sel
@@ -239,6 +240,37 @@ def test_after_auto_selection_the_reduced_check_is_the_chosen_candidates_fusion(
     assert "auto-selection's fusion, 10 epochs on 300 LR pixels" in printed.getvalue()
 
 
+def test_after_the_tv_weights_choice_the_check_reads_the_weight_run_without_a_second_fusion(monkeypatch):
+    """The TV weight is chosen after the check and the selection (run/tv_selection.py): when it
+    changes, the check's fusion -- auto-selection's configured candidate -- is refined again at
+    the chosen weight, so the report reads what fusing the reduced pair with the settings used
+    gives, and the reduced pair is still fused once per trained candidate, not again."""
+    from spectramorph_engine.run import fuse, pipeline
+    fused = []
+    real = fuse.fuse_with_method
+
+    def spy(config, prep, *a, **k):
+        fused.append(prep.lr_hsi.shape[:2])
+        return real(config, prep, *a, **k)
+    monkeypatch.setattr(fuse, "fuse_with_method", spy)
+    monkeypatch.setattr(pipeline, "fuse_with_method", spy)
+    hr, lr = _real_pair()
+    cfg = FusionConfig(synthetic=False, epochs=50, hidden_size=32, num_endmembers=5, device="cpu",
+                       refine_iterations=20, num_bands_msi_non_synthetic=4)
+    result = run_fusion(cfg, inputs=FusionInputs(hr_msi=hr, lr_hsi=lr), write_outputs=False)
+    sel, rr, tv = result.selection, result.consistency["reduced_resolution"], result.method_info["tv_selection"]
+    assert sel["chosen"] == "configured" and tv["chosen"] != tv["configured"] == 10.0
+    assert list(result.timings)[:4] == ["load", "check", "select", "tv"]
+    assert rr["source"] == "auto-selection" and rr["epochs"] == sel["epochs"]
+    reduced = [s for s in fused if s == (32, 32)]
+    assert len(reduced) == len(sel["candidates"]) - 1 and fused[-1] == (64, 64)
+    again = fuse.fuse_reduced(result.config_used, result.prepared).report
+    for key in ("fusion", "bicubic"):
+        assert rr[key] == pytest.approx(again[key], rel=1e-4), key
+    configured = sel["candidates"][0]
+    assert rr["fusion"]["PSNR"] != pytest.approx(configured["PSNR"], abs=1e-3)   # not the weight-10 figure
+
+
 def test_the_reduced_check_reads_the_same_with_auto_selection_off():
     """With auto-selection off the reduced-resolution check trains as the selection's candidates
     do (a fifth of the epochs, on at most 1,024 LR pixels), so the figure a user reads for the
@@ -248,8 +280,9 @@ def test_the_reduced_check_reads_the_same_with_auto_selection_off():
     from spectramorph_engine.cli.main import _print_consistency
     from spectramorph_engine.run import fuse
     hr, lr = _real_pair()
+    # the TV weight's choice, made after both, would refine the check again (test_tv_selection.py)
     cfg = FusionConfig(synthetic=False, epochs=50, hidden_size=32, num_endmembers=5, device="cpu",
-                       refine_iterations=20, num_bands_msi_non_synthetic=4)
+                       refine_iterations=20, num_bands_msi_non_synthetic=4, refine_tv_select=False)
     inputs = FusionInputs(hr_msi=hr, lr_hsi=lr)
     off = run_fusion(cfg.replace(auto_select=False), inputs=inputs, write_outputs=False)
     rr = off.consistency["reduced_resolution"]
@@ -288,8 +321,8 @@ def test_the_check_and_the_selection_report_how_far_they_are():
         if isinstance(event, events.StageFinished):
             stage[0] = None
     heard = run_fusion(cfg, progress=progress, inputs=inputs, write_outputs=False)
-    assert heard.selection["skipped"] is None
-    for name in ("check", "select"):
+    assert heard.selection["skipped"] is None and heard.method_info["tv_selection"]["skipped"] is None
+    for name in ("check", "select", "tv"):
         inside = [e for s, e in seen if s == name]
         assert isinstance(inside[0], events.StageStarted) and isinstance(inside[-1], events.StageFinished)
         # nothing but the stage's own fraction between its start and end: no sub-run stage or epoch

@@ -89,20 +89,28 @@ def test_the_chosen_weight_suits_the_scene_better_than_the_default(scene):
     assert record["chosen"] < 10, record
 
     def psnr(weight):
-        res = run_fusion(config.replace(refine_tv_weight=weight), inputs=FusionInputs(hr_msi=hr, lr_hsi=lr),
+        res = run_fusion(config.replace(refine_tv_weight=weight, refine_tv_select=False),
+                         inputs=FusionInputs(hr_msi=hr, lr_hsi=lr),
                          write_outputs=False)
         return float(metrics.psnr(np.clip(truth, 0, 1), np.clip(np.asarray(res.hr_hsi), 0, 1)))
     assert psnr(record["chosen"]) > psnr(10.0) + 1.0
 
 
-def test_a_run_uses_and_records_the_chosen_weight():
+def test_a_blind_run_chooses_by_default_uses_and_records_the_chosen_weight():
+    """On by default: a pair whose SRF the engine estimates runs at the weight chosen, records
+    it, and its reduced-resolution check (made before the choice) reads that weight's result."""
+    from spectramorph_engine.run import fuse
+    assert FusionConfig().refine_tv_select is True
     hr, lr = _pair(_textured())
     said = []
-    result = run_fusion(_config(refine_tv_select=True), inputs=FusionInputs(hr_msi=hr, lr_hsi=lr),
+    result = run_fusion(_config(), inputs=FusionInputs(hr_msi=hr, lr_hsi=lr),
                         write_outputs=False, progress=lambda e: said.append(e))
     record = result.method_info["tv_selection"]
     chosen = record["chosen"]
+    assert chosen != 10.0 and "tv" in result.timings
     assert result.config_used.refine_tv_weight == chosen and not result.config_used.refine_tv_select
+    again = fuse.fuse_reduced(result.config_used, result.prepared).report
+    assert result.consistency["reduced_resolution"]["fusion"] == pytest.approx(again["fusion"], rel=1e-4)
     refinement = result.method_info["refinement"]
     # the refinement ran at the chosen weight (its info holds it times the noise variance)
     assert refinement["tv_weight"] == pytest.approx(chosen * refinement["noise_variance"], rel=1e-6)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -258,6 +258,20 @@ def fit_network(config, prep, *, device, progress=None, cancel=None, stages=None
         del inputs_t, targets_t, x, prior
     return FittedNetwork(model=model, endmembers=endmembers, endmembers_t=e_t, use_prior=use_prior,
                          history=history, pixels=trained, pixels_available=int(positions.size))
+
+
+def refine_again(config, prep, out: MethodOutput, *, device, cancel=None) -> MethodOutput:
+    """`out`, a fusion of `prep`, with only its refinement redone at `config`'s settings: the same
+    network's maps and endmembers, so what `fuse` with `config` gives where the two configs
+    differ in the refinement alone (the TV weight chosen after the reduced-resolution check)."""
+    from .inference import mix_latents
+    ref = refine_result(config, prep, out.alle, out.endmembers, device=device, cancel=cancel)
+    info = dict(out.info, refinement=ref.info)
+    latents, alle = _with_correction(out.alle, ref)
+    basis = np.concatenate([out.endmembers.astype(np.float32), ref.basis], axis=0)
+    hr_hsi = mix_latents(latents, basis, batch_size=config.inference_batch_size, device=device, cancel=cancel,
+                         value_range=prep.value_range)
+    return replace(out, hr_hsi=hr_hsi, alle=alle, info=info, latents=latents, basis=basis)
 
 
 def fuse(config, prep, *, device, progress=None, cancel=None, out_hsi=None, stages=None,
