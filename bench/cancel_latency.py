@@ -28,7 +28,7 @@ import numpy as np
 
 from .common import default_json, machine_info, table, write_json
 
-STAGES = ("load", "select", "nmf", "train", "inference", "refine", "metrics", "save")
+STAGES = ("load", "select", "tv", "nmf", "train", "inference", "refine", "metrics", "save")
 
 
 def _make_pair(size: int, bands: int, ratio: int, folder: Path) -> dict:

@@ -126,7 +126,8 @@ def skip_reason(prep: PreparedInputs):
         # measured only with an SRF estimated from the pair; given the exact SRF (a file, a
         # preset, synthetic mode) the left-out bands chose weights far worse than the default
         # (bench/README.md, "A left-out MSI band chooses the VTV weight")
-        return "the SRF is given, not estimated from the pair: the choice misled with exact SRFs"
+        return ("the SRF is given, not estimated from the pair: the choice is made only where it is estimated "
+                "(with exact SRFs it misled on the bench)")
     misfit = srf_misfit(prep)
     if misfit > MAX_SRF_MISFIT:
         # the left-out band's prediction goes through its SRF row: where the SRF leaves a misfit

@@ -190,3 +190,24 @@ def test_tiled_mode_turns_the_choice_off_and_says_so():
     assert check_config(config).refine_tv_select is False
     assert any("refine_tv_select: false" in note for note in tiled_notes(config))
     assert any("refine_tv_select" in item for item in NOT_DONE)
+
+
+def test_stop_during_the_choice_ends_the_run_at_once_and_writes_nothing(tmp_path):
+    """The choice trains and refines several times: Stop pressed while it runs ends the run
+    within a second, and no output appears."""
+    import threading
+    import time
+    from spectramorph_engine import Cancelled
+    hr, lr = _pair(_textured())
+    cancel, asked = threading.Event(), []
+
+    def progress(event):
+        if isinstance(event, ev.StageProgress) and event.stage == "tv" and not asked:
+            asked.append(time.perf_counter())       # a network of the choice is trained: stop now
+            cancel.set()
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled):
+        run_fusion(_config(output_dir=str(out), log_dir=str(tmp_path / "logs")), progress=progress, cancel=cancel,
+                   inputs=FusionInputs(hr_msi=hr, lr_hsi=lr))
+    assert asked and time.perf_counter() - asked[0] < 1.0
+    assert not out.exists() or not any(out.iterdir())

@@ -347,11 +347,11 @@ def test_the_reduced_check_says_when_it_is_auto_selections_fusion():
 
 
 def test_choosing_the_tv_weight_on_the_demo_says_why_it_was_not_made(qtbot, window):
-    """'Choose TV weight' checked on the demo (synthetic mode: its SRF is given, where the choice
-    misled on the bench): the run says so, and its summary names the TV weight it used."""
+    """'Choose TV weight' (on by default) on the demo (synthetic mode: its SRF is given, where the
+    choice misled on the bench): the run says so, and its summary names the TV weight it used."""
     form = window.training_panel.form
     form.widget("refine_iterations").setValue(10)
-    form.widget("refine_tv_select").setChecked(True)
+    assert form.widget("refine_tv_select").isChecked()
     said = []
     window.state.workers.message.connect(lambda level, text: said.append(text))
     result = run_to_end(qtbot, window, epochs=10, timeout=120000)
@@ -360,6 +360,24 @@ def test_choosing_the_tv_weight_on_the_demo_says_why_it_was_not_made(qtbot, wind
     text = _plain(window.results_panel.run_summary.text())
     assert "TV weight 10 (not chosen: the SRF is given" in text
     assert any(t.startswith("VTV weight 10 as configured") for t in said)
+
+
+def test_a_blind_pair_gets_its_tv_weight_chosen_in_its_own_stage(qtbot, window, tmp_path):
+    """The demo's pair opened as a real one (the SRF estimated from it): the run chooses the TV
+    weight by default, the bar says so while it does, and the summary names what it did."""
+    from spectramorph_gui.panels.training_panel import BAR_TEXT
+    from .test_panels import open_real_pair
+    open_real_pair(qtbot, window, tmp_path)
+    window.training_panel.form.widget("refine_iterations").setValue(10)
+    shown = _record_progress(window)
+    result = run_to_end(qtbot, window, epochs=10, timeout=120000)
+    tv = result.method_info["tv_selection"]
+    assert tv["skipped"] is None and "tv" in result.timings
+    assert any(f.startswith(BAR_TEXT["tv"]) for f, _v, _m in shown)
+    assert result.config_used.refine_tv_weight == tv["chosen"]
+    words = ("(chosen from left-out MSI bands; 10 configured)" if tv["chosen"] != 10.0 else
+             "(kept: no other weight predicted the left-out MSI bands better)")
+    assert f"TV weight {tv['chosen']:g} {words}" in _plain(window.results_panel.run_summary.text())
 
 
 def test_the_summary_of_a_chosen_tv_weight_names_it_and_lists_the_errors():
