@@ -21,15 +21,14 @@ from .common import table
 def replay(record: dict) -> tuple | None:
     """(chosen then, chosen by the walk, weights the walk refines, weights tried then) for a
     tv_selection record that tried every candidate; None for any other."""
-    from spectramorph_engine.run.tv_selection import MARGIN, candidate_weights, downhill
+    from spectramorph_engine.run.tv_selection import candidate_weights, downhill, nearest_tie
     configured = float(record["configured"])
     weights = candidate_weights(configured)
     errors = {float(w): e for w, e in (record.get("errors") or {}).items()}
     if record.get("skipped") or sorted(errors) != weights:
         return None
     walked = downhill(weights, weights.index(configured), errors.__getitem__)
-    best = min(walked, key=walked.get)
-    chosen = best if walked[best] < (1.0 - MARGIN) * walked[configured] else configured
+    chosen = nearest_tie(walked, configured)
     return float(record["chosen"]), chosen, len(walked), len(weights)
 
 

@@ -99,7 +99,7 @@ def run_fusion(config: FusionConfig, progress: Optional[Callable] = None, cancel
             from .tv_selection import choose_tv_weight, skip_reason, summary as tv_summary
             configure_threads()
             # a pair the choice is not made for (a given SRF, one band) gets no stage of its own
-            with stages("tv") if skip_reason(prep) is None else contextlib.nullcontext():
+            with stages("tv") if skip_reason(run_config, prep) is None else contextlib.nullcontext():
                 tv_choice = choose_tv_weight(run_config, prep, device=resolve_device(run_config.device),
                                              progress=progress, cancel=cancel)
                 # the weight chosen, the choice off: config_used reproduces the run exactly
