@@ -2,7 +2,10 @@
 bench's own command and this one, not by hand:
 
     python -m bench quality --blind --seeds 1,2,3 --jobs 2 --json blind.json
-    python -m bench.blind_markdown blind.json
+    python -m bench.blind_markdown blind.json [--rerun part.json ...]
+
+`--rerun`: reports of a part of the grid run again (a later commit that changes those cases
+only); their methods replace the same (scene, setting, seed)'s in the first report.
 
 One row per (scene, setting): mean PSNR / SAM over the seeds of the default, blind GLP-HS and
 HySure, bicubic; the default given the true PSF; the paired mean of default minus the better
@@ -58,12 +61,26 @@ def rows(report: dict) -> tuple:
     return lines, met, total
 
 
+def merged(report: dict, reruns: list) -> dict:
+    """`report` with each rerun case's methods in place of the same (scene, setting, seed)'s."""
+    again = {(c["scene"], c["setting"], c["seed"]): c["methods"] for r in reruns for c in r["cases"]}
+    cases = [{**c, "methods": {**c["methods"], **again.get((c["scene"], c["setting"], c["seed"]), {})}}
+             for c in report["cases"]]
+    return {**report, "cases": cases}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.blind_markdown", description=__doc__.splitlines()[0])
     p.add_argument("report", help="JSON written by python -m bench quality --blind --json ...")
+    p.add_argument("--rerun", nargs="*", default=[], help="reports of cases run again: they replace the report's")
     args = p.parse_args(argv)
     with open(args.report) as f:
         report = json.load(f)
+    reruns = []
+    for path in args.rerun:
+        with open(path) as f:
+            reruns.append(json.load(f))
+    report = merged(report, reruns)
     lines, met, total = rows(report)
     print("\n".join(lines))
     print(f"\nThe default is at least both blind classical methods in {met} of {total} settings (paired means over "

@@ -35,3 +35,13 @@ def test_rows_bold_the_best_fusion_pair_the_seeds_and_count_the_check(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "at least both blind classical methods in 1 of 2 settings" in out.stdout
+
+
+def test_a_rerun_replaces_its_cases_methods_and_leaves_the_rest():
+    report = {"grid": {"seeds": [1, 2]}, "cases": [_case("usgs-a", "aniso-r4c4", 1, 37.0, 27.0, 36.0),
+                                                   _case("usgs-a", "aniso-r4c4", 2, 38.0, 27.0, 36.5)]}
+    again = {"cases": [{"scene": "usgs-a", "setting": "aniso-r4c4", "seed": 2,
+                        "methods": {"default": {"PSNR": 39.0, "SAM": 2.0}}}]}
+    cases = blind_markdown.merged(report, [again])["cases"]
+    assert [c["methods"]["default"]["PSNR"] for c in cases] == [37.0, 39.0]
+    assert cases[1]["methods"]["glp"]["PSNR"] == 27.0          # the methods not rerun stay
