@@ -252,6 +252,9 @@ def run_case(task: dict) -> dict:
     if task.get("joint_rounds"):  # rounds of the SRF/kernel alternation (the engine's constant, in this worker)
         from spectramorph_engine.sensors import psf_estimation
         psf_estimation.JOINT_ROUNDS = int(task["joint_rounds"])
+    if task.get("tv_choice_iterations"):  # the VTV weight's choice's ADMM iterations (engine constant, this worker)
+        from spectramorph_engine.run import tv_selection
+        tv_selection.ITERATIONS = int(task["tv_choice_iterations"])
     if task.get("given_srf"):     # the engine told the true SRF (a measured response file), the blur still blind
         srf_path = os.path.join(d, "true_srf.npy")
         np.save(srf_path, np.asarray(srf, dtype=np.float32))
@@ -318,7 +321,8 @@ def _tasks(args, workdir: str) -> list:
                               "methods": args.methods, "workdir": workdir, "epochs": args.epochs,
                               "overrides": dict(getattr(args, "overrides", []) or []),
                               "given_srf": bool(getattr(args, "given_srf", False)),
-                              "joint_rounds": getattr(args, "joint_rounds", None)})
+                              "joint_rounds": getattr(args, "joint_rounds", None),
+                              "tv_choice_iterations": getattr(args, "tv_choice_iterations", None)})
     return tasks
 
 
@@ -331,7 +335,8 @@ def run(args) -> dict:
               "grid": {"scenes": list(args.scenes), "settings": [asdict(SETTINGS[s]) for s in args.settings],
                        "library_size": args.size, "seeds": list(args.seeds), "methods": list(args.methods),
                        "snr_db": SNR_DB, "given_srf": bool(getattr(args, "given_srf", False)),
-                       "joint_rounds": getattr(args, "joint_rounds", None)},
+                       "joint_rounds": getattr(args, "joint_rounds", None),
+                       "tv_choice_iterations": getattr(args, "tv_choice_iterations", None)},
               "epochs": args.epochs or "default", "jobs": args.jobs, "threads_per_job": 1, "quick": args.quick,
               "default_overrides": dict(getattr(args, "overrides", []) or []),
               "command": "python -m bench " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["quality"]
@@ -531,6 +536,9 @@ def add_arguments(p) -> None:
                    help=f"blind bench (--blind): comma list from {', '.join(SETTINGS)} (default: all)")
     p.add_argument("--given-srf", action="store_true",
                    help="blind bench (--blind): tell every method the true SRF as a file (the blur stays blind)")
+    p.add_argument("--tv-choice-iterations", type=int, default=None,
+                   help="blind bench (--blind): ADMM iterations of the VTV weight's choice instead of the run's "
+                        "(tv_selection.ITERATIONS): a candidate for its cost")
     p.add_argument("--joint-rounds", type=int, default=None,
                    help="blind bench (--blind): rounds of the SRF / blur-kernel alternation instead of the engine's "
                         "(psf_estimation.JOINT_ROUNDS): a candidate default")

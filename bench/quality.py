@@ -391,8 +391,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _resolve(args) -> None:
-    if getattr(args, "settings", None) or getattr(args, "given_srf", False) or getattr(args, "joint_rounds", None):
-        raise SystemExit("error: --settings, --given-srf and --joint-rounds are the blind bench's (--blind); "
+    if (getattr(args, "settings", None) or getattr(args, "given_srf", False) or getattr(args, "joint_rounds", None)
+            or getattr(args, "tv_choice_iterations", None)):
+        raise SystemExit("error: --settings, --given-srf, --joint-rounds and --tv-choice-iterations are the blind "
+                         "bench's (--blind); "
                          "synthetic mode is told the true sensors already")
     q = QUICK if args.quick else {}
     args.scenes = [s.strip() for s in args.scenes.split(",")] if args.scenes else list(q.get("scenes", SCENES))

@@ -50,6 +50,9 @@ MAX_BANDS_LEFT_OUT = 4
 # No choice where the SRF's misfit exceeds this many LR-HSI noise variances: the blind bench's
 # gamma-camera pairs of library scenes read several, its other settings (seed 1) well under one
 MAX_SRF_MISFIT = 1.0
+# The choice's refinements run this many ADMM iterations; None: the run's refine_iterations. Read
+# at each call, so `bench quality --blind --tv-choice-iterations N` can try another (its cost)
+ITERATIONS = None
 
 
 def without_band(prep: PreparedInputs, j: int) -> PreparedInputs:
@@ -174,7 +177,8 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
     # the run's prior choice for the whole pair: with a band left out, 'auto' could differ
     trial = config.replace(epochs=epochs, max_training_pixels=pixels, auto_select=False, refine=False,
                            spec_prior=config.use_prior_for(prep.hr_msi.shape[2], prep.ratio))
-    record.update(crop=list(part.lr_hsi.shape[:2]), epochs=epochs, training_pixels=pixels)
+    iterations = int(ITERATIONS or config.refine_iterations)
+    record.update(crop=list(part.lr_hsi.shape[:2]), epochs=epochs, training_pixels=pixels, iterations=iterations)
     valid = part.lr_valid
     nmf_input = part.lr_hsi if valid is None else part.lr_hsi[valid][:, None, :]
     K = min(config.num_endmembers, int(np.prod(nmf_input.shape[:-1])), part.lr_hsi.shape[2])
@@ -200,8 +204,8 @@ def choose_tv_weight(config: FusionConfig, prep: PreparedInputs, *, device="cpu"
         total = 0.0
         for j, cut, net in trained:
             ev.check_cancel(cancel)
-            ref = sm.refine_result(trial.replace(refine=True, refine_tv_weight=w), cut, net.alle, net.endmembers,
-                                   device=device, cancel=cancel)
+            ref = sm.refine_result(trial.replace(refine=True, refine_tv_weight=w, refine_iterations=iterations), cut,
+                                   net.alle, net.endmembers, device=device, cancel=cancel)
             # the result through band j's SRF row, from its latents (the cube itself is not made)
             seen = (net.alle.reshape(-1, net.alle.shape[2]) @ (net.endmembers.astype(np.float64) @ R[j])
                     + ref.delta.reshape(-1, ref.delta.shape[2]) @ (ref.basis.astype(np.float64) @ R[j]) + offset[j])
